@@ -1,0 +1,108 @@
+"""Typed dataclass configs loaded from YAML (or dicts), in the style of TRL's `SFTConfig`.
+
+An unknown field is an error that names it; a value of the wrong type is an error that names
+the field and the expected type. Nested dataclasses load from nested mappings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from harness.errors import UserError
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every failure into a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"malformed YAML in {path}{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a mapping of field names to values, not {type(data).__name__}")
+    return data
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Build dataclass `cls` from `data`, checking field names and simple types."""
+    data = data or {}
+    label = where or cls.__name__
+    if not isinstance(data, dict):
+        raise UserError(f"{label} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"unknown field {unknown[0]!r} in {label}; known fields: {', '.join(sorted(fields))}")
+    kwargs = {name: _coerce(hints[name], value, f"{label}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"invalid {label}: {exc}") from None
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Load dataclass `cls` from a YAML file."""
+    return from_dict(cls, load_yaml(path), where=f"{Path(path).name}")
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The plain-data form of a config, for writing next to the results it produced."""
+    return dataclasses.asdict(config)
+
+
+def _coerce(tp: Any, value: Any, label: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, label)
+            except UserError as exc:
+                errors.append(str(exc))
+        raise UserError(errors[0] if errors else f"{label}: unexpected value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return value if isinstance(value, tp) else from_dict(tp, value, label)
+    if origin is typing.Literal:
+        if value not in args:
+            raise UserError(f"{label} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{label} must be a list, got {type(value).__name__}")
+        inner = args[0] if args else Any
+        return [_coerce(inner, v, f"{label}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{label} must be a mapping, got {type(value).__name__}")
+        inner = args[1] if len(args) == 2 else Any
+        return {k: _coerce(inner, v, f"{label}.{k}") for k, v in value.items()}
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise UserError(f"{label} must be true or false, got {value!r}")
+    if tp is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise UserError(f"{label} must be an integer, got {value!r}")
+    if tp is str and not isinstance(value, str):
+        raise UserError(f"{label} must be a string, got {value!r}")
+    return value

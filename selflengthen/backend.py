@@ -1,0 +1,34 @@
+"""The one interface through which the method talks to a model.
+
+The harness provides implementations (an OpenAI-compatible endpoint client; an in-process
+batched model for CPU synthesis); the method and the judges only see this protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from selflengthen.sampling import SamplingConfig
+
+
+@dataclass
+class Completion:
+    """One generated text and what the backend knows about it."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class TextBackend(Protocol):
+    """Chat and raw completion; both are needed (the Extender continues a raw prompt)."""
+
+    async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion: ...
+
+    async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion: ...
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """The prompt text a chat request would produce, ready for raw continuation."""
+        ...

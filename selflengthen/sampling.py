@@ -1,0 +1,35 @@
+"""How to sample: one typed config that every backend maps to its own wire format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SamplingConfig:
+    """Sampling parameters for one role (generator, extender, judge...).
+
+    Fields:
+        temperature: 0 means greedy decoding.
+        top_p: nucleus sampling mass.
+        top_k: keep the k most likely tokens; None leaves it to the server.
+        repetition_penalty: >1 discourages repeats; None leaves it to the server.
+        max_tokens: new tokens at most.
+        stop: strings that end generation.
+        seed: fixes the server's sampler where the server supports it.
+    """
+
+    temperature: float = field(default=0.0, metadata={"help": "0 means greedy decoding."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    top_k: int | None = field(default=None, metadata={"help": "Top-k cut-off; None leaves the server's default."})
+    repetition_penalty: float | None = field(default=None, metadata={"help": "Repetition penalty; None leaves the server's default."})
+    max_tokens: int = field(default=512, metadata={"help": "Maximum number of new tokens."})
+    stop: list[str] = field(default_factory=list, metadata={"help": "Stop strings."})
+    seed: int | None = field(default=None, metadata={"help": "Sampler seed, where the server honours one."})
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+
+GREEDY = SamplingConfig()
