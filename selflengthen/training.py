@@ -1,0 +1,316 @@
+"""Fine-tune one role (Generator or Extender) with LoRA, and merge an adapter for serving.
+
+`train_role` is the paper's training step: supervised fine-tuning with TRL's `SFTTrainer` and a
+PEFT LoRA adapter on a chat-messages JSONL file (`{"messages": [..., {"role": "assistant", ...}]}`).
+
+Loss on the answer only. TRL's `assistant_only_loss` needs `{% generation %}` markers in the chat
+template, which ChatML templates (SmolLM2, Qwen, the test model) lack. So each line is turned into
+TRL's conversational prompt-completion format (`prompt` = every message before the last,
+`completion` = the final assistant message), for which TRL masks the prompt by default
+(`completion_only_loss`). This works with any chat template and matches LLaMA-Factory's
+`train_on_prompt: false`, which the reference implementation uses.
+
+Iterations: `init_adapter` continues from the previous iteration's adapter (loaded trainable).
+Crash safety: `train_stats.json` is written last, atomically, and marks the run finished; a rerun on
+a finished `output_dir` returns at once, and a rerun after a crash resumes from the last checkpoint
+in `output_dir/checkpoints/`.
+
+Multi-GPU (one process per GPU, DDP; add `--config_file` with a DeepSpeed ZeRO-3 accelerate config
+for large models, as the reference does):
+
+    accelerate launch --num_processes 8 -m selflengthen.training \\
+        --train_file gen_sft.jsonl --base_model Qwen/Qwen2-7B-Instruct --output_dir iter1/gen \\
+        --learning_rate 1e-4 --num_train_epochs 4
+
+Any `TrainConfig` field is a `--flag` of that command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from selflengthen.journal import write_json_atomically
+from selflengthen.text import count_words
+
+FINISHED_MARKER = "train_stats.json"
+CHECKPOINTS_DIR = "checkpoints"
+
+
+@dataclass
+class TrainConfig:
+    """How to fine-tune one role with LoRA.
+
+    Defaults follow the reference implementation (Self-Lengthen's LLaMA-Factory templates:
+    LoRA on all linear layers, rank 8, alpha 16, lr 1e-4, 4 epochs, cosine with 10% warmup,
+    batch 1, cutoff 16384, bf16); the help text says where a default differs.
+
+    Fields:
+        LoRA: lora_r, lora_alpha, lora_dropout, target_modules.
+        Optimisation: learning_rate, num_train_epochs, max_steps, per_device_train_batch_size,
+            gradient_accumulation_steps, lr_scheduler_type, warmup_ratio, seed.
+        Data: max_length.
+        Compute: precision, torch_threads, gradient_checkpointing.
+        Output: logging_steps, save_steps, save_total_limit.
+    """
+
+    # LoRA
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (reference: LLaMA-Factory default 8)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (reference: 2 x rank = 16)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (reference: 0)."})
+    target_modules: str = field(
+        default="all-linear",
+        metadata={"help": "Modules that get adapters; 'all-linear' is the reference's `lora_target: all`."},
+    )
+    # Optimisation
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate (reference: 1e-4)."})
+    num_train_epochs: float = field(default=4.0, metadata={"help": "Epochs over the data (reference: 4)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps; -1 uses the epochs."})
+    per_device_train_batch_size: int = field(default=1, metadata={"help": "Sequences per device per step (reference: 1)."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimiser step (reference: 1)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule (reference: cosine)."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps spent warming up (reference: 0.1)."})
+    seed: int = field(default=42, metadata={"help": "Seed for data order, LoRA initialisation and dropout."})
+    # Data
+    max_length: int = field(
+        default=16384, metadata={"help": "Truncate each tokenized example to this many tokens (reference cutoff_len: 16384)."}
+    )
+    # Compute
+    precision: str = field(
+        default="auto",
+        metadata={"help": "'bf16', 'fp32', or 'auto': bf16 on a GPU that supports it (as the reference), else fp32."},
+    )
+    torch_threads: int | None = field(
+        default=None,
+        metadata={"help": "CPU threads for torch; None takes the cores that other processes leave idle."},
+    )
+    gradient_checkpointing: bool = field(
+        default=True, metadata={"help": "Recompute activations to save memory on long answers (TRL's default)."}
+    )
+    # Output
+    logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps (reference: 10)."})
+    save_steps: int = field(default=500, metadata={"help": "Checkpoint every this many steps, for resuming (reference: 500)."})
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Keep at most this many checkpoints (reference keeps all)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+def cpu_threads(requested: int | None) -> int:
+    """Threads for torch: the requested number, else the cores this process may use minus the busy ones."""
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"torch_threads must be at least 1, got {requested}")
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, cores - busy)
+
+
+def load_prompt_completion_pairs(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
+    """Read chat-messages JSONL and split each line into TRL's prompt-completion form."""
+    train_file = Path(train_file)
+    if not train_file.is_file():
+        raise FileNotFoundError(f"training file {train_file} does not exist")
+    pairs = []
+    with train_file.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{train_file}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
+            messages = record.get("messages") if isinstance(record, dict) else None
+            if not isinstance(messages, list) or len(messages) < 2:
+                raise ValueError(f"{where}: expected {{\"messages\": [...]}} with a prompt and an answer")
+            if any(not isinstance(m, dict) or "role" not in m or "content" not in m for m in messages):
+                raise ValueError(f"{where}: every message needs 'role' and 'content'")
+            if messages[-1]["role"] != "assistant":
+                raise ValueError(f"{where}: the last message must be the assistant's answer, got role {messages[-1]['role']!r}")
+            pairs.append({"prompt": messages[:-1], "completion": [messages[-1]]})
+    if not pairs:
+        raise ValueError(f"training file {train_file} holds no examples")
+    return pairs
+
+
+def answer_length_stats(pairs: list[dict[str, list[dict[str, str]]]]) -> dict[str, float]:
+    """Mean answer length in words (the paper's mixed English/Chinese count) and in characters."""
+    answers = [pair["completion"][0]["content"] for pair in pairs]
+    return {
+        "answer_words_mean": sum(count_words(a) for a in answers) / len(answers),
+        "answer_chars_mean": sum(len(a) for a in answers) / len(answers),
+    }
+
+
+def _use_bf16(precision: str) -> bool:
+    import torch
+
+    if precision == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return precision == "bf16"
+
+
+def train_role(
+    train_file: Path,
+    base_model: str | Path,
+    output_dir: Path,
+    config: TrainConfig,
+    init_adapter: Path | None = None,
+) -> Path:
+    """Fine-tune a LoRA adapter on `train_file` and save it with the tokenizer to `output_dir`.
+
+    With `init_adapter`, training continues that adapter (its rank and targets win over `config`'s).
+    Returns `output_dir`, which then holds the adapter, the tokenizer and `train_stats.json`
+    (samples, mean answer words/characters, `train_tokens` = tokens in one pass over the tokenized
+    data, `loss_tokens` = the answer tokens among them, steps, final and mean loss, wall time).
+    """
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig, SFTTrainer
+    from datasets import Dataset
+
+    output_dir = Path(output_dir)
+    if (output_dir / FINISHED_MARKER).is_file():
+        return output_dir
+    if init_adapter is not None and not (Path(init_adapter) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"init_adapter {init_adapter} holds no adapter_config.json")
+    if isinstance(base_model, Path) and not base_model.is_dir():
+        raise FileNotFoundError(f"base model {base_model} does not exist")
+    pairs = load_prompt_completion_pairs(train_file)
+    torch.set_num_threads(cpu_threads(config.torch_threads))
+    bf16 = _use_bf16(config.precision)
+
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
+    peft_config = None
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, init_adapter, is_trainable=True)
+    else:
+        peft_config = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.target_modules,
+            task_type="CAUSAL_LM",
+        )
+
+    checkpoints = output_dir / CHECKPOINTS_DIR
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio in transformers 5
+        seed=config.seed,
+        max_length=config.max_length,
+        bf16=bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
+        completion_only_loss=True,
+        report_to="none",
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    last_checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    started = time.monotonic()
+    result = trainer.train(resume_from_checkpoint=last_checkpoint)
+    wall_seconds = time.monotonic() - started
+
+    if not trainer.is_world_process_zero():
+        return output_dir
+    trainer.model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    tokenized = trainer.train_dataset
+    logged_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    stats = {
+        "samples": len(pairs),
+        **answer_length_stats(pairs),
+        "train_tokens": sum(len(ids) for ids in tokenized["input_ids"]),
+        "loss_tokens": sum(sum(label != -100 for label in labels) for labels in tokenized["labels"]),
+        "epochs": config.num_train_epochs if config.max_steps < 0 else trainer.state.epoch,
+        "steps": trainer.state.global_step,
+        "final_loss": logged_losses[-1] if logged_losses else None,
+        "mean_loss": result.training_loss,
+        "wall_seconds": wall_seconds,
+        "resumed_from": last_checkpoint,
+        "base_model": str(base_model),
+        "init_adapter": str(init_adapter) if init_adapter is not None else None,
+        "config": asdict(config),
+    }
+    write_json_atomically(output_dir / FINISHED_MARKER, stats)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return output_dir
+
+
+def merge_adapter(base_model: str | Path, adapter_dir: Path, output_dir: Path) -> Path:
+    """Fold a LoRA adapter into the base weights: a plain checkpoint that any server loads by path."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir} holds no adapter_config.json")
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_model
+    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
+    merged.save_pretrained(staging)
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(staging)
+    try:
+        GenerationConfig.from_pretrained(base_model).save_pretrained(staging)
+    except OSError:
+        merged.generation_config.save_pretrained(staging)
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    os.replace(staging, output_dir)
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `accelerate launch -m selflengthen.training` (one process per GPU)."""
+    from transformers import HfArgumentParser
+
+    @dataclass
+    class Paths:
+        train_file: Path = field(metadata={"help": "Chat-messages JSONL to train on."})
+        base_model: str = field(metadata={"help": "Base model path or id."})
+        output_dir: Path = field(metadata={"help": "Where the adapter goes."})
+        init_adapter: Path | None = field(default=None, metadata={"help": "Adapter to continue from."})
+
+    paths, config = HfArgumentParser((Paths, TrainConfig)).parse_args_into_dataclasses(argv)
+    train_role(paths.train_file, paths.base_model, paths.output_dir, config, paths.init_adapter)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
