@@ -1,0 +1,163 @@
+"""One async client for OpenAI-compatible endpoints, with bounded concurrency and retries.
+
+It implements `selflengthen.backend.TextBackend`, so the method, the judges and lm-eval-side
+code all talk to a model the same way. Retries with exponential backoff on timeouts, 5xx,
+429 and connection errors come from the `openai` package itself (`max_retries`); once they
+are spent the caller gets an `EndpointError` with one line saying what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import openai
+
+from harness.errors import UserError
+from harness.serve import Endpoint
+from selflengthen.backend import Completion
+from selflengthen.sampling import SamplingConfig
+
+
+class EndpointError(UserError):
+    """The endpoint could not be reached or refused a request after all retries."""
+
+
+def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Map a SamplingConfig to request fields for one server kind: the only place that knows.
+
+    - transformers serve samples only when `do_sample` is true, which no OpenAI field sets, and
+      refuses top_k / repetition_penalty as plain fields (422): they travel in a
+      `generation_config` JSON string. With continuous batching the first request's config is
+      shared by all later ones, so a server must be warmed up with its role's sampling. That
+      JSON replaces the model's own generation config, so `model_defaults` (its eos/pad ids)
+      go in first, or generation would not stop at the end-of-turn token.
+    - vLLM takes top_k and repetition_penalty as extra body fields, per request.
+    - any other OpenAI-compatible server gets the standard fields only.
+    """
+    fields: dict[str, Any] = {"temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
+    if sampling.do_sample:
+        fields["top_p"] = sampling.top_p
+    if sampling.stop:
+        fields["stop"] = list(sampling.stop)
+    if sampling.seed is not None:
+        fields["seed"] = sampling.seed
+    extra: dict[str, Any] = {}
+    if kind == "transformers":
+        generation = dict(model_defaults or {})
+        generation.update(do_sample=sampling.do_sample, max_new_tokens=sampling.max_tokens)
+        if sampling.do_sample:
+            generation.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            if sampling.top_k is not None:
+                generation["top_k"] = sampling.top_k
+        if sampling.repetition_penalty is not None:
+            generation["repetition_penalty"] = sampling.repetition_penalty
+        extra["generation_config"] = json.dumps(generation)
+    elif kind == "vllm":
+        if sampling.top_k is not None:
+            extra["top_k"] = sampling.top_k
+        if sampling.repetition_penalty is not None:
+            extra["repetition_penalty"] = sampling.repetition_penalty
+    if extra:
+        fields["extra_body"] = extra
+    return fields
+
+
+class EndpointClient:
+    """Chat and raw completions against one endpoint, at most `max_concurrency` in flight."""
+
+    def __init__(self, endpoint: Endpoint, max_concurrency: int = 8, max_retries: int = 3, timeout: float = 600.0):
+        self.endpoint = endpoint
+        self.max_concurrency = max_concurrency
+        self._openai = openai.AsyncOpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=max_retries, timeout=timeout
+        )
+        self._semaphore: asyncio.Semaphore | None = None
+        self._tokenizer = None
+        self._model_defaults: dict[str, Any] | None = None
+
+    async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
+        async with self._slot():
+            response = await self._call(
+                self._openai.chat.completions.create,
+                model=self.endpoint.model,
+                messages=messages,
+                **self._sampling_fields(sampling),
+            )
+        choice = response.choices[0]
+        return _completion(choice.message.content, choice.finish_reason, response.usage)
+
+    async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
+        async with self._slot():
+            response = await self._call(
+                self._openai.completions.create,
+                model=self.endpoint.model,
+                prompt=prompt,
+                **self._sampling_fields(sampling),
+            )
+        choice = response.choices[0]
+        return _completion(choice.text, choice.finish_reason, response.usage)
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """The served model's chat prompt, to continue by raw completion."""
+        if self._tokenizer is None:
+            if not self.endpoint.tokenizer:
+                raise UserError("raw continuation needs the endpoint's tokenizer (set `tokenizer` for a remote endpoint)")
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.endpoint.tokenizer)
+        return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _sampling_fields(self, sampling: SamplingConfig) -> dict[str, Any]:
+        if self.endpoint.kind == "transformers" and self._model_defaults is None:
+            self._model_defaults = served_generation_defaults(self.endpoint.tokenizer)
+        return sampling_request(sampling, self.endpoint.kind, self._model_defaults)
+
+    async def close(self) -> None:
+        await self._openai.close()
+
+    def _slot(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        return self._semaphore
+
+    async def _call(self, method, **kwargs):
+        where = self.endpoint.base_url
+        try:
+            return await method(**kwargs)
+        except openai.APITimeoutError:
+            raise EndpointError(f"request to {where} timed out after all retries") from None
+        except openai.APIConnectionError as exc:
+            raise EndpointError(f"cannot reach the endpoint at {where}: {_first_line(exc)}") from None
+        except openai.APIStatusError as exc:
+            raise EndpointError(f"{where} answered HTTP {exc.status_code}: {_first_line(exc)}") from None
+
+
+def served_generation_defaults(model: str | None) -> dict[str, Any]:
+    """The token ids a transformers server needs in every generation config it is sent."""
+    if not model:
+        return {}
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(model)
+    except OSError:
+        return {}
+    keys = ("bos_token_id", "eos_token_id", "pad_token_id")
+    return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
+
+
+def _completion(text: str | None, finish_reason: str | None, usage) -> Completion:
+    return Completion(
+        text=text or "",
+        finish_reason=finish_reason,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    cause = exc.__cause__ or exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,168 @@
+"""Start, health-check and always stop a local OpenAI-compatible server.
+
+`with serve(model, ServerConfig(kind="transformers"), log_path=...) as endpoint:` gives an
+`Endpoint`; the caller never sees a process id. The server is a child process in its own
+process group, bound to 127.0.0.1 on a free port, its log streamed to a file, and stopped on
+exit, on errors and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import UserError
+
+ServerKind = Literal["transformers", "vllm"]
+
+
+@dataclass
+class ServerConfig:
+    """How to serve a model locally.
+
+    Fields:
+        kind: `transformers` (`transformers serve`, CPU default) or `vllm` (`vllm serve`, GPU).
+        continuous_batching: pass `--continuous-batching` to transformers serve; without it the
+            server answers one request at a time.
+        torch_threads: intra-op threads of the server process (OMP_NUM_THREADS); None leaves
+            torch's default. On 2 cores, two processes with 2 threads each run 5-10x slower.
+        startup_timeout: seconds to wait for the health check.
+        lora_adapters: vLLM only: adapter name -> folder, served by name with `--enable-lora`.
+        extra_args: further command-line arguments for the server.
+    """
+
+    kind: ServerKind = field(default="transformers", metadata={"help": "transformers (CPU) or vllm (GPU)."})
+    continuous_batching: bool = field(default=True, metadata={"help": "transformers serve --continuous-batching."})
+    torch_threads: int | None = field(default=None, metadata={"help": "OMP_NUM_THREADS for the server process."})
+    startup_timeout: float = field(default=600.0, metadata={"help": "Seconds to wait for /health."})
+    lora_adapters: dict[str, str] = field(default_factory=dict, metadata={"help": "vLLM: adapter name -> path."})
+    extra_args: list[str] = field(default_factory=list, metadata={"help": "Extra server arguments."})
+
+
+@dataclass
+class Endpoint:
+    """An OpenAI-compatible endpoint: where it is, which model name to send, what serves it.
+
+    `kind` decides how sampling parameters travel (see `harness.client.sampling_request`);
+    `tokenizer` is a local path or Hub id whose chat template builds raw-completion prompts.
+    The API key is read from the environment variable named `api_key_env`, never stored.
+    """
+
+    base_url: str
+    model: str
+    kind: Literal["transformers", "vllm", "openai"] = "openai"
+    tokenizer: str | None = None
+    api_key_env: str | None = None
+
+    @property
+    def api_key(self) -> str:
+        if self.api_key_env:
+            value = os.environ.get(self.api_key_env)
+            if not value:
+                raise UserError(f"environment variable {self.api_key_env} (the endpoint's API key) is not set")
+            return value
+        return "EMPTY"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
+    """The command line that starts the server."""
+    if config.kind == "transformers":
+        exe = _console_script("transformers")
+        cmd = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+        if config.continuous_batching:
+            cmd.append("--continuous-batching")
+    elif config.kind == "vllm":
+        exe = _console_script("vllm")
+        cmd = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model]
+        if config.lora_adapters:
+            cmd.append("--enable-lora")
+            cmd += ["--lora-modules", *(f"{name}={path}" for name, path in config.lora_adapters.items())]
+    else:
+        raise UserError(f"unknown server kind {config.kind!r}; use transformers or vllm")
+    return cmd + list(config.extra_args)
+
+
+def _console_script(name: str) -> str:
+    """Prefer the script next to this interpreter, so a venv's server matches its packages."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        extra = " (pip install 'selflengthen[gpu]')" if name == "vllm" else ""
+        raise UserError(f"cannot find the `{name}` command{extra}")
+    return found
+
+
+@contextlib.contextmanager
+def serve(model: str, config: ServerConfig | None = None, log_path: str | Path | None = None) -> Iterator[Endpoint]:
+    """Run a server for `model` for the duration of the block and yield its endpoint."""
+    config = config or ServerConfig()
+    port = free_port()
+    cmd = server_command(model, config, port)
+    env = dict(os.environ)
+    if config.torch_threads:
+        env["OMP_NUM_THREADS"] = str(config.torch_threads)
+    env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    log_path = Path(log_path) if log_path else Path(os.devnull)
+    if log_path != Path(os.devnull):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=model, kind=config.kind, tokenizer=model)
+    try:
+        wait_until_healthy(process, f"http://127.0.0.1:{port}/health", config.startup_timeout, log_path)
+        yield endpoint
+    finally:
+        stop_process(process)
+
+
+def wait_until_healthy(process: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:
+    """Poll the health URL until it answers 200; fail fast if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UserError(f"the server exited with code {process.returncode} before it was ready; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        time.sleep(0.5)
+    raise UserError(f"the server was not healthy after {timeout:.0f}s; see {log_path}")
+
+
+def stop_process(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
