@@ -1,0 +1,123 @@
+"""The `selflengthen` command line: one subcommand per job, one-line errors, no tracebacks.
+
+Set SELFLENGTHEN_DEBUG=1 (or pass --debug) to see the traceback behind an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import UserError
+
+console = Console(stderr=True)
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser("score", help="Score answers produced elsewhere with a benchmark's published formula.")
+    p.add_argument("--task", required=True, help="longen, longbench_write, longbench_write_en (or a *_mini / ruler task)")
+    p.add_argument("--input", required=True, type=Path, help="JSONL: rows of the benchmark file plus a `response` field")
+    p.add_argument("--output", required=True, type=Path, help="where to write scores.json")
+    p.set_defaults(func=cmd_score)
+
+
+def cmd_score(args) -> int:
+    from harness.rundir import write_json
+    from harness.tables import print_scores
+    from tasks.scoring import ScoringInputError, load_predictions, score_predictions
+
+    try:
+        scores = score_predictions(args.task, load_predictions(args.input))
+    except ScoringInputError as exc:
+        raise UserError(str(exc)) from None
+    write_json(args.output, scores)
+    print_scores({"model": args.input.name, "tasks": {args.task: scores}})
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="Generate answers with lm-eval through an endpoint and score them.")
+    p.add_argument("--config", type=Path, help="YAML file with EvalConfig fields; flags override it")
+    p.add_argument("--model", help="Hub id, local path, or smollm2-135m (the embedded default)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--endpoint", help="base URL of a running OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    src.add_argument("--serve", choices=["transformers", "vllm"], help="start this server locally (default transformers)")
+    src.add_argument("--backend", choices=["hf", "vllm"], help="use lm-eval's in-process backend instead of a server")
+    p.add_argument("--api-key-env", help="environment variable holding the endpoint's API key")
+    p.add_argument("--tasks", help="comma-separated task names, e.g. longbench_write_en_mini,longen_mini")
+    p.add_argument("--limit", type=int, help="documents per task at most")
+    p.add_argument("--num-concurrent", type=int, help="requests in flight")
+    p.add_argument("--data-dir", help="folder with the benchmark .jsonl files (default: SELFLENGTHEN_DATA_DIR, else the Hub)")
+    p.add_argument("--out", required=True, type=Path, help="run directory; re-running into it resumes")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    import dataclasses
+
+    from harness.config import from_dict, load_yaml
+    from harness.evaluate import EvalConfig, run_eval
+    from harness.tables import print_scores
+
+    data = load_yaml(args.config) if args.config else {}
+    config = from_dict(EvalConfig, data, where=args.config.name if args.config else "eval config")
+    overrides = {
+        "model": args.model,
+        "endpoint": args.endpoint,
+        "api_key_env": args.api_key_env,
+        "backend": args.backend,
+        "tasks": args.tasks.split(",") if args.tasks else None,
+        "limit": args.limit,
+        "num_concurrent": args.num_concurrent,
+        "data_dir": args.data_dir,
+    }
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.serve:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, kind=args.serve))
+    started = time.monotonic()
+    scores = run_eval(config, args.out, console)
+    print_scores(scores)
+    console.print(f"wrote {args.out / 'scores.json'} in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_score, _add_eval):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if debug:
+            traceback.print_exc()
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]; finished work is kept, re-run the same command to resume")
+        return 130
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    """SIGTERM stops like Ctrl-C, so servers are shut down and partial work is kept."""
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())
