@@ -56,7 +56,7 @@ class TrainConfig:
         Optimisation: learning_rate, num_train_epochs, max_steps, per_device_train_batch_size,
             gradient_accumulation_steps, lr_scheduler_type, warmup_ratio, seed.
         Data: max_length.
-        Compute: precision, torch_threads, gradient_checkpointing.
+        Compute: precision, torch_threads, activation_checkpointing.
         Output: logging_steps, save_steps, save_total_limit.
     """
 
@@ -90,7 +90,7 @@ class TrainConfig:
         default=None,
         metadata={"help": "CPU threads for torch; None takes the cores that other processes leave idle."},
     )
-    gradient_checkpointing: bool = field(
+    activation_checkpointing: bool = field(
         default=True, metadata={"help": "Recompute activations to save memory on long answers (TRL's default)."}
     )
     # Output
@@ -222,7 +222,7 @@ def train_role(
         seed=config.seed,
         max_length=config.max_length,
         bf16=bf16,
-        gradient_checkpointing=config.gradient_checkpointing,
+        activation_checkpointing=config.activation_checkpointing,
         logging_steps=config.logging_steps,
         save_strategy="steps",
         save_steps=config.save_steps,
