@@ -1,0 +1,63 @@
+"""Typed configs from YAML: wrong names and types fail at load with the field named."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness.config import from_dict, load_config
+from harness.errors import UserError
+from harness.evaluate import EvalConfig
+
+
+@dataclass
+class Inner:
+    rate: float = 0.5
+
+
+@dataclass
+class Outer:
+    name: str = "x"
+    steps: int = 3
+    inner: Inner = field(default_factory=Inner)
+    tags: list[str] = field(default_factory=list)
+
+
+def test_unknown_field_is_named():
+    with pytest.raises(UserError, match=r"unknown field 'stpes' in Outer"):
+        from_dict(Outer, {"stpes": 4})
+
+
+def test_unknown_nested_field_is_named_with_its_path():
+    with pytest.raises(UserError, match=r"unknown field 'rat' in Outer.inner"):
+        from_dict(Outer, {"inner": {"rat": 1}})
+
+
+def test_wrong_type_names_field_and_type():
+    with pytest.raises(UserError, match=r"Outer.steps must be an integer, got 'three'"):
+        from_dict(Outer, {"steps": "three"})
+
+
+def test_nested_values_and_int_to_float_load():
+    config = from_dict(Outer, {"inner": {"rate": 1}, "tags": ["a"]})
+    assert config.inner.rate == 1.0 and isinstance(config.inner.rate, float) and config.tags == ["a"]
+
+
+def test_malformed_yaml_is_one_line_with_position(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: [unclosed\ntasks: 3\n")
+    with pytest.raises(UserError) as info:
+        load_config(EvalConfig, path)
+    assert "malformed YAML in" in str(info.value) and "line" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_eval_config_loads_nested_server_and_sampling(tmp_path):
+    path = tmp_path / "eval.yaml"
+    path.write_text("model: m\nserver: {kind: vllm}\nsampling: {temperature: 0.5, top_k: 20}\n")
+    config = load_config(EvalConfig, path)
+    assert config.server.kind == "vllm" and config.sampling.top_k == 20 and config.sampling.temperature == 0.5
+
+
+def test_literal_field_rejects_unknown_choice():
+    with pytest.raises(UserError, match=r"server.kind must be one of 'transformers', 'vllm'"):
+        from_dict(EvalConfig, {"server": {"kind": "tgi"}})
