@@ -1,0 +1,67 @@
+"""leaderboard.json on disk: atomic writing, validated reading, and per-prompt values of a metric.
+
+The file is the truth; every view and the regression check read it through these functions.
+Shape: {"version", "created", "base", "tasks": [names], "method": {...}, "length_control": {task: fit},
+"rows": [{"id", "model", "arm", "iteration", "train_stats", "is_base", "run_dir",
+"tasks": {task: {"n", "primary", "metrics": {name: {"value", "ci", "n", "field", "type",
+"higher_is_better", "vs_base"}}, "judge_failures", "samples": [...], "example"}}}]}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from leaderboard.errors import LeaderboardError
+from leaderboard.runs import read_json
+
+VERSION = 1
+
+
+def write_json_atomic(path: Path, value: dict) -> None:
+    """Write JSON through a temp file in the same folder and rename it, so a crash never leaves half a file."""
+    write_text_atomic(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text through a temp file in the same folder and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def load_leaderboard(path: Path) -> dict:
+    """Read a leaderboard.json and check the parts every reader relies on."""
+    board = read_json(Path(path))
+    if board.get("version") != VERSION or not isinstance(board.get("rows"), list):
+        raise LeaderboardError(f"{path}: not a version-{VERSION} leaderboard.json (needs 'version' and 'rows')")
+    for row in board["rows"]:
+        if not isinstance(row, dict) or not isinstance(row.get("tasks"), dict) or "id" not in row:
+            raise LeaderboardError(f"{path}: every row needs an 'id' and a 'tasks' object")
+        for task, entry in row["tasks"].items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} has no 'metrics' object")
+            if not isinstance(entry.get("samples"), list):
+                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} has no 'samples' list")
+    return board
+
+
+def metric_values(task_entry: dict, metric: str) -> dict:
+    """{doc_id: value} of one metric in one row's task: the samples' field, filtered by type when the metric is one."""
+    spec = task_entry["metrics"][metric]
+    values = {}
+    for sample in task_entry["samples"]:
+        value = sample.get(spec["field"])
+        if value is None or (spec.get("type") is not None and sample.get("type") != spec["type"]):
+            continue
+        values[sample["doc_id"]] = float(value)
+    return values

@@ -1,0 +1,169 @@
+"""Build leaderboard.json from run directories: one row per checkpoint, every number with a 95% interval.
+
+Columns per task: the length scores the task reports (LonGen overall and per type, LongBench-Write S_l,
+anything else that is a mean of the samples' scores), mean output words, judge quality and its
+length-controlled version when judged, and judge failures. Rows other than the base carry a paired
+test against the base over the same prompts. Methods: see leaderboard/stats.py and README.md.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+from leaderboard.board import VERSION, metric_values
+from leaderboard.errors import LeaderboardError
+from leaderboard.runs import RunDir, load_run_dir
+from leaderboard.stats import bootstrap_mean, fit_length_control, paired_test
+
+# Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
+SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")
+METHOD = {
+    "ci": "95% percentile bootstrap of the mean over samples (scipy.stats.bootstrap, 9999 resamples, seed 0)",
+    "paired_test": "two-sided Wilcoxon signed-rank test vs. the base model over prompts matched by doc_id "
+    "(mid-ranks for ties, zero differences split; exact by enumerating sign flips up to 16 non-zero "
+    "differences, else the normal approximation); "
+    "significant when p < 0.05",
+    "length_controlled": "pooled OLS of judge quality on log(words+1) with one intercept per model; each model's "
+    "prediction at the median log length of all judged samples, with the OLS 95% t-interval",
+}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _score_metrics(entry: dict) -> list[tuple[str, str | None]]:
+    """(name, sample type or None) for each reported aggregate that is a mean of the samples' scores."""
+    samples = entry["samples"]
+    types = {s.get("type") for s in samples}
+    scores = [s["score"] for s in samples if _is_number(s.get("score"))]
+    mean = sum(scores) / len(scores) if scores else None
+    found = []
+    for key, value in entry.items():
+        if key == "n" or not _is_number(value):
+            continue
+        if key in types:
+            found.append((key, key))
+        elif key in SCORE_AGGREGATES or (mean is not None and abs(value - mean) <= 1e-6 * max(1.0, abs(mean))):
+            found.append((key, None))
+    if not found and scores:
+        found.append(("score", None))
+    return found
+
+
+def _metric(values: dict, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
+    estimate = bootstrap_mean(list(values.values()))
+    return estimate.to_json() | {"field": field, "type": sample_type, "higher_is_better": higher_is_better,
+                                 "vs_base": None}
+
+
+def _task_entry(task: str, entry: dict, judged: dict | None) -> dict:
+    quality = {}
+    if judged is not None:
+        quality = {s["doc_id"]: s.get("quality") for s in judged["samples"] if _is_number(s.get("quality"))}
+    samples = [
+        {"doc_id": s["doc_id"], "type": s.get("type"), "required_words": s.get("required_words"),
+         "words": s.get("words"), "score": s.get("score"), "quality": quality.get(s["doc_id"])}
+        for s in entry["samples"]
+    ]
+    result = {"n": len(samples), "samples": samples, "metrics": {}, "primary": None, "judge_failures": None}
+    for name, sample_type in _score_metrics(entry):
+        values = {s["doc_id"]: float(s["score"]) for s in samples
+                  if _is_number(s["score"]) and (sample_type is None or s["type"] == sample_type)}
+        result["metrics"][name] = _metric(values, "score", sample_type, True)
+        if result["primary"] is None and sample_type is None:
+            result["primary"] = name
+    words = {s["doc_id"]: float(s["words"]) for s in samples if _is_number(s["words"])}
+    if words:
+        result["metrics"]["words"] = _metric(words, "words", None, None)
+    if judged is not None:
+        result["metrics"]["quality"] = _metric({d: float(q) for d, q in quality.items()}, "quality", None, True)
+        failures = judged.get("failures")
+        result["judge_failures"] = int(failures) if _is_number(failures) else sum(
+            1 for s in judged["samples"] if s.get("quality") is None)
+    example = next((s for s in entry["samples"] if isinstance(s.get("response"), str)), None)
+    if example is not None:
+        result["example"] = {"doc_id": example["doc_id"], "prompt": str(example.get("prompt", "")),
+                             "response": example["response"]}
+    return result
+
+
+def _row(run: RunDir) -> dict:
+    judged = (run.judgements or {}).get("tasks", {})
+    return {
+        "id": run.model, "model": run.model, "model_path": run.run.get("model_path"),
+        "arm": run.run.get("arm"), "iteration": run.run.get("iteration"),
+        "train_stats": run.run.get("train_stats"), "run_dir": str(run.path), "is_base": False,
+        "tasks": {task: _task_entry(task, entry, judged.get(task)) for task, entry in run.scores["tasks"].items()},
+    }
+
+
+def _add_length_control(rows: list[dict], task: str) -> dict | None:
+    """Fit quality on log length across the rows judged on ``task``; add the quality_lc metric to each."""
+    judged = [r for r in rows if "quality" in r["tasks"].get(task, {}).get("metrics", {})]
+    points = {r["id"]: [(float(s["words"]), float(s["quality"])) for s in r["tasks"][task]["samples"]
+                        if _is_number(s["quality"]) and _is_number(s["words"])] for r in judged}
+    fit = fit_length_control(points)
+    if fit is None:
+        return None
+    for row in judged:
+        entry = row["tasks"][task]
+        for sample in entry["samples"]:
+            if _is_number(sample["quality"]) and _is_number(sample["words"]):
+                sample["quality_lc"] = fit.adjusted(sample["quality"], sample["words"])
+        if row["id"] in fit.estimates:
+            entry["metrics"]["quality_lc"] = fit.estimates[row["id"]].to_json() | {
+                "field": "quality_lc", "type": None, "higher_is_better": True, "vs_base": None}
+    return fit.to_json()
+
+
+def _pick_base(rows: list[dict], base: str | None) -> dict | None:
+    if base is not None:
+        match = [r for r in rows if r["id"] == base]
+        if not match:
+            raise LeaderboardError(f"base model {base!r} is not among the runs ({', '.join(r['id'] for r in rows)})")
+        return match[0]
+    arms = [r for r in rows if r["arm"] == "base"]
+    return arms[0] if len(arms) == 1 else None
+
+
+def _compare_to_base(rows: list[dict], base_row: dict) -> None:
+    for row in rows:
+        if row is base_row:
+            continue
+        for task, entry in row["tasks"].items():
+            reference = base_row["tasks"].get(task)
+            for name, spec in entry["metrics"].items():
+                if reference is None or name not in reference["metrics"]:
+                    continue
+                test = paired_test(metric_values(reference, name), metric_values(entry, name))
+                spec["vs_base"] = test.to_json() if test else None
+
+
+def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
+    """The leaderboard of these run directories; ``base`` names the reference model (default: the arm 'base')."""
+    if not run_dirs:
+        raise LeaderboardError("no run directories given")
+    rows = [_row(load_run_dir(Path(p))) for p in run_dirs]
+    seen = set()
+    for row in rows:
+        if row["id"] in seen:
+            raise LeaderboardError(f"two run directories have the same model name {row['id']!r}")
+        seen.add(row["id"])
+    tasks = list(dict.fromkeys(task for row in rows for task in row["tasks"]))
+    length_control = {}
+    for task in tasks:
+        fit = _add_length_control(rows, task)
+        if fit is not None:
+            length_control[task] = fit
+    base_row = _pick_base(rows, base)
+    if base_row is not None:
+        base_row["is_base"] = True
+        _compare_to_base(rows, base_row)
+    return {
+        "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "base": base_row["id"] if base_row else None, "tasks": tasks, "method": METHOD,
+        "length_control": length_control, "rows": rows,
+    }

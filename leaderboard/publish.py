@@ -1,0 +1,30 @@
+"""Write leaderboard.json and its views (leaderboard.md, leaderboard.html) into one folder, atomically.
+
+The views are rendered from the JSON as read back from disk, so they can show nothing the file lacks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leaderboard.board import load_leaderboard, write_json_atomic, write_text_atomic
+from leaderboard.build import build_leaderboard
+from leaderboard.render_html import render_html
+from leaderboard.render_markdown import render_markdown
+
+
+def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
+    """Write the JSON first, then the Markdown and HTML views of it; returns the three paths by kind."""
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "leaderboard.json", "markdown": out_dir / "leaderboard.md",
+             "html": out_dir / "leaderboard.html"}
+    write_json_atomic(paths["json"], board)
+    stored = load_leaderboard(paths["json"])
+    write_text_atomic(paths["markdown"], render_markdown(stored))
+    write_text_atomic(paths["html"], render_html(stored))
+    return paths
+
+
+def publish(run_dirs: list[Path], base: str | None, out_dir: Path) -> dict[str, Path]:
+    """Build the leaderboard of these run directories and write it with its views into ``out_dir``."""
+    return write_leaderboard_files(build_leaderboard(run_dirs, base), out_dir)

@@ -1,0 +1,268 @@
+"""leaderboard.html: one self-contained page (inline CSS, JS and SVG; no external URL) read from leaderboard.json.
+
+Sortable tables (click a header), three figures drawn by leaderboard/svg.py — demanded vs. produced
+length, scores per Self-Lengthen iteration, quality vs. length — one sample answer per model, and the
+method. All model text is HTML-escaped; answers sit in read-only textareas.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from leaderboard.format import (LEGEND, interval, iteration, judged, label, marker, number, task_metrics,
+                                train_stat_keys)
+from leaderboard.svg import PALETTE, Chart, padded_range
+
+STYLE = """
+body{font-family:"Latin Modern Roman","Computer Modern",Georgia,"Times New Roman",serif;margin:2em auto;
+max-width:1320px;color:#111;padding:0 1em;line-height:1.4}
+h1{font-size:1.7em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}
+.meta,.legend-text,.caption{color:#555;font-size:.9em}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-variant-numeric:tabular-nums;font-size:.92em}
+thead th{border-top:2px solid #111;border-bottom:1px solid #111;padding:.35em .7em;cursor:pointer;
+user-select:none;text-align:right;white-space:nowrap}
+thead th:first-child,tbody td:first-child,td.text,th.text{text-align:left}
+th[data-dir=asc]::after{content:" \\25B2";font-size:.7em}th[data-dir=desc]::after{content:" \\25BC";font-size:.7em}
+tbody td{padding:.3em .7em;text-align:right;white-space:nowrap}tbody tr:last-child td{border-bottom:2px solid #111}
+tr.base td{background:#f3f3f3}.ci{color:#777;font-size:.82em}.up{color:#1a7f37}.down{color:#b42318}
+.sig{font-size:.8em;margin-left:.2em}.figures{display:flex;flex-wrap:wrap;gap:18px}
+svg text{font-family:inherit;font-size:11px;fill:#222}svg .title{font-size:13px;font-weight:bold}
+svg .label{font-size:12px}svg .legend{font-size:11px}svg .note{fill:#777;font-size:13px}
+svg .grid{stroke:#e6e6e6}svg .legend-box{fill:#fff;fill-opacity:.85;stroke:#ccc}svg .frame{fill:none;stroke:#444}
+details{margin:.4em 0}summary{cursor:pointer}.prompt{color:#444;font-style:italic;margin:.3em 0}
+textarea{width:100%;height:9em;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em}
+"""
+
+SCRIPT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("thead th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var dir = th.dataset.dir === "desc" ? "asc" : "desc";
+      table.querySelectorAll("thead th").forEach(function (h) { delete h.dataset.dir; });
+      th.dataset.dir = dir;
+      var key = function (row) {
+        var cell = row.cells[column], v = cell.dataset.v;
+        return v !== undefined && v !== "" ? parseFloat(v) : cell.textContent.trim();
+      };
+      var body = table.tBodies[0];
+      Array.from(body.rows).sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var c = (typeof x === "number" && typeof y === "number") ? x - y : String(x).localeCompare(String(y));
+        return dir === "asc" ? c : -c;
+      }).forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+document.body.dataset.sortable = "ready";
+"""
+
+
+def _colors(board: dict) -> dict[str, str]:
+    return {row["id"]: PALETTE[i % len(PALETTE)] for i, row in enumerate(board["rows"])}
+
+
+def _td(text: str, value=None, css: str = "") -> str:
+    sort_value = "" if value is None else f' data-v="{value}"'
+    return f'<td{sort_value}{f" class={chr(34)}{css}{chr(34)}" if css else ""}>{text}</td>'
+
+
+def _metric_td(spec: dict | None) -> str:
+    if spec is None:
+        return _td("–")
+    sign = marker(spec)
+    css = "up" if sign.startswith("▲") else "down"
+    text = escape(number(spec["value"])) + f' <span class="ci">{escape(interval(spec))}</span>'
+    if sign:
+        text += f' <span class="sig {css}">{escape(sign)}</span>'
+    return _td(text, spec["value"])
+
+
+def _table(header: list[str], rows: list[str]) -> str:
+    head = "".join(f'<th{" class=text" if i < 2 else ""}>{escape(h)}</th>' for i, h in enumerate(header))
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _task_table(board: dict, task: str) -> str:
+    metrics = task_metrics(board, task)
+    has_judge = judged(board, task)
+    header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + ["judge failures"] * has_judge
+    rows = []
+    for row in board["rows"]:
+        entry = row["tasks"].get(task)
+        if entry is None:
+            continue
+        name = escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else "")
+        cells = [_td(name, css="text"), _td(escape(row.get("arm") or "–"), css="text"),
+                 _td(iteration(row), row.get("iteration") if row.get("iteration") is not None else -1),
+                 _td(str(entry["n"]), entry["n"])]
+        cells += [_metric_td(entry["metrics"].get(m)) for m in metrics]
+        if has_judge:
+            cells.append(_td(number(entry.get("judge_failures")), entry.get("judge_failures")))
+        rows.append(f'<tr class="{"base" if row.get("is_base") else ""}">{"".join(cells)}</tr>')
+    return f"<h2>{escape(task)}</h2>" + _table(header, rows)
+
+
+def _training_table(board: dict) -> str:
+    keys = train_stat_keys(board)
+    if not keys:
+        return ""
+    rows = []
+    for row in board["rows"]:
+        stats = row.get("train_stats")
+        if not stats:
+            continue
+        cells = [_td(escape(row["model"]), css="text"), _td(escape(row.get("arm") or "–"), css="text"),
+                 _td(iteration(row), row.get("iteration"))]
+        cells += [_td(number(stats.get(k)), stats.get(k)) for k in keys]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return "<h2>Training data per arm</h2>" + _table(["model", "arm", "iter"] + keys, rows)
+
+
+def length_following_chart(board: dict) -> str:
+    """Figure 1: demanded vs. produced words, one point per sample, log-log, with the line y = x."""
+    colors = _colors(board)
+    points = [(row, task, s) for row in board["rows"] for task, entry in row["tasks"].items()
+              for s in entry["samples"]
+              if isinstance(s.get("required_words"), (int, float)) and s["required_words"] > 0
+              and isinstance(s.get("words"), (int, float))]
+    values = [s["required_words"] for *_, s in points] + [max(s["words"], 1) for *_, s in points]
+    bounds = padded_range(values, log=True)
+    chart = Chart("Demanded vs. produced length", "demanded words", "produced words", bounds, bounds,
+                  x_log=True, y_log=True, width=560, height=460, css_class="chart length-following")
+    if not points:
+        chart.note("no sample has a demanded length")
+        return chart.render()
+    chart.line([(bounds[0], bounds[0]), (bounds[1], bounds[1])], "#888", dashed=True,
+               width=1.2)
+    for row, task, s in points:
+        chart.point(s["required_words"], max(s["words"], 1), colors[row["id"]],
+                    f"{row['model']} · {task} #{s['doc_id']}: {s['required_words']:g} → {s['words']:g} words")
+    for row in board["rows"]:
+        chart.add_legend(row["model"], colors[row["id"]])
+    return chart.render()
+
+
+def _iteration_series(board: dict) -> dict[str, list[dict]]:
+    """Rows per training arm ordered by iteration, each starting from the base model at iteration 0."""
+    base = [row for row in board["rows"] if row.get("is_base")]
+    series: dict[str, list[dict]] = {}
+    for row in board["rows"]:
+        if row.get("iteration") is not None and not row.get("is_base"):
+            series.setdefault(row.get("arm") or "–", []).append(row)
+    return {arm: base + sorted(rows, key=lambda r: r["iteration"]) for arm, rows in series.items()}
+
+
+def iteration_charts(board: dict) -> list[str]:
+    """Figure 2: per task, the length score and the mean output words per Self-Lengthen iteration (95% CI)."""
+    series = _iteration_series(board)
+    charts = []
+    last = max([r["iteration"] or 0 for rows in series.values() for r in rows] + [1])
+    for task in board["tasks"]:
+        primary = next((row["tasks"][task].get("primary") for row in board["rows"] if task in row["tasks"]), None)
+        for metric, log in ((primary, False), ("words", True)):
+            if metric is None:
+                continue
+            specs = [(arm, [(r.get("iteration") or 0, r["tasks"].get(task, {}).get("metrics", {}).get(metric))
+                            for r in rows]) for arm, rows in series.items()]
+            specs = [(arm, [(x, s) for x, s in pts if s and s["value"] is not None]) for arm, pts in specs]
+            values = [v for _, pts in specs for _, s in pts for v in [s["value"], *(s["ci"] or [])]]
+            chart = Chart(f"{task}: {label(metric)}", "Self-Lengthen iteration (0 = base)", label(metric),
+                          (-0.3, last + 0.3), padded_range(values, log=log, floor=0.0), y_log=log,
+                          width=400, height=300, css_class="chart iterations")
+            if not values:
+                chart.note("no Self-Lengthen iterations in this leaderboard")
+            for i, (arm, pts) in enumerate(specs):
+                color = PALETTE[i % len(PALETTE)]
+                chart.line([(x, s["value"]) for x, s in pts], color)
+                for x, s in pts:
+                    if s["ci"]:
+                        chart.error_bar(x, s["ci"][0], s["ci"][1], color)
+                    chart.point(x, s["value"], color, f"{arm} iteration {x}: {number(s['value'])} {interval(s)}",
+                                radius=3.5, opacity=1.0)
+                chart.add_legend(arm, color)
+            charts.append(chart.render())
+    return charts
+
+
+def quality_charts(board: dict) -> list[str]:
+    """Figure 3: judge quality vs. output length per sample, with the fitted per-model lines of length control."""
+    colors = _colors(board)
+    charts = []
+    for task, fit in board.get("length_control", {}).items():
+        rows = [r for r in board["rows"] if any(s.get("quality") is not None for s in r["tasks"].get(task, {}).get(
+            "samples", []))]
+        points = [(r, s) for r in rows for s in r["tasks"][task]["samples"]
+                  if s.get("quality") is not None and isinstance(s.get("words"), (int, float))]
+        x_bounds = padded_range([max(s["words"], 1) for _, s in points], log=True)
+        y_bounds = padded_range([s["quality"] for _, s in points], log=False)
+        chart = Chart(f"{task}: quality vs. length", "output words", "judge quality", x_bounds, y_bounds,
+                      x_log=True, width=560, height=420, css_class="chart quality-length")
+        chart.line([(fit["common_words"], y_bounds[0]), (fit["common_words"], y_bounds[1])], "#888", dashed=True,
+                   width=1.0)
+        for row, s in points:
+            chart.point(max(s["words"], 1), s["quality"], colors[row["id"]],
+                        f"{row['model']} #{s['doc_id']}: {s['words']:g} words, quality {s['quality']:.1f}",
+                        opacity=0.55)
+        for row in rows:
+            words = [s["words"] for r, s in points if r is row]
+            intercept = fit["intercepts"].get(row["id"])
+            if intercept is None or not words:
+                continue
+            grid = [min(words) * (max(words) / min(words)) ** (i / 20) for i in range(21)]
+            chart.line([(w, intercept + fit["slope"] * math.log(w + 1)) for w in grid], colors[row["id"]])
+            chart.add_legend(row["model"], colors[row["id"]])
+        charts.append(chart.render())
+    return charts
+
+
+def _examples(board: dict) -> str:
+    parts = []
+    for row in board["rows"]:
+        for task, entry in row["tasks"].items():
+            example = entry.get("example")
+            if not example:
+                continue
+            title = f"{row['model']} · {task} · doc {example['doc_id']}"
+            parts.append(f"<details><summary>{escape(title)}</summary>"
+                         f"<p class=\"prompt\">{escape(example['prompt'])}</p>"
+                         f"<textarea readonly>{escape(example['response'])}</textarea></details>")
+    return "<h2>Sample answers</h2>" + "".join(parts) if parts else ""
+
+
+def _method(board: dict) -> str:
+    items = "".join(f"<li><b>{escape(name)}</b>: {escape(text)}</li>" for name, text in board.get("method", {}).items())
+    fits = "".join(f"<li>{escape(task)}: slope {fit['slope']:.2f} quality points per unit of log(words+1); "
+                   f"common length {fit['common_words']:.0f} words</li>"
+                   for task, fit in board.get("length_control", {}).items())
+    return (
+        "<h2>Method</h2><p>Every number is the mean over a benchmark's samples with its 95% confidence interval. "
+        "Rows are compared with the base model prompt by prompt. Judges prefer longer answers, so judge quality "
+        "is also reported <em>length-controlled</em>: all (model, sample) points are pooled, quality is regressed "
+        "on log(words + 1) with one intercept per model (ordinary least squares), and each model's predicted "
+        "quality at the median log length of all samples is reported with its OLS interval.</p>"
+        f"<ul>{items}{fits}</ul>"
+    )
+
+
+def render_html(board: dict) -> str:
+    """The whole leaderboard as one self-contained HTML page."""
+    base = f"base model: {escape(board['base'])}" if board.get("base") else "no base model"
+    tables = "".join(_task_table(board, task) for task in board["tasks"])
+    figures = (
+        '<h2>Figures</h2><h3>1. Length following</h3><p class="caption">One point per sample; dashed: produced = '
+        'demanded.</p><div class="figures">' + length_following_chart(board) + "</div>"
+        '<h3>2. Self-Lengthen iterations</h3><p class="caption">Mean with 95% CI per iteration; iteration 0 is '
+        'the base model.</p><div class="figures">' + "".join(iteration_charts(board)) + "</div>"
+        '<h3>3. Quality vs. length</h3><p class="caption">One point per judged sample; lines: the length-control '
+        'fit per model; dashed: the common length.</p><div class="figures">'
+        + ("".join(quality_charts(board)) or "<p>No judged task.</p>") + "</div>"
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Self-Lengthen leaderboard</title>'
+        f"<style>{STYLE}</style></head><body><h1>Self-Lengthen leaderboard</h1>"
+        f'<p class="meta">{escape(board.get("created") or "")} · {base}</p>'
+        f'<p class="legend-text">{escape(LEGEND)}. Click a column header to sort.</p>'
+        f"{tables}{_training_table(board)}{figures}{_examples(board)}{_method(board)}"
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )

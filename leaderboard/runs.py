@@ -1,0 +1,63 @@
+"""Read one run directory (docs/run_directory.md) into plain dicts, with one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from leaderboard.errors import LeaderboardError
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The files of one scored checkpoint: run.json, scores.json and, when judged, judgements.json."""
+
+    path: Path
+    run: dict
+    scores: dict
+    judgements: dict | None
+
+    @property
+    def model(self) -> str:
+        return self.run["model"]
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a file, or a LeaderboardError naming the file and what is wrong with it."""
+    if not path.is_file():
+        raise LeaderboardError(f"{path}: file not found")
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise LeaderboardError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise LeaderboardError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _check_tasks(path: Path, document: dict) -> None:
+    tasks = document.get("tasks")
+    if not isinstance(tasks, dict):
+        raise LeaderboardError(f"{path}: missing the 'tasks' object")
+    for name, entry in tasks.items():
+        samples = entry.get("samples") if isinstance(entry, dict) else None
+        if not isinstance(samples, list) or not all(isinstance(s, dict) and "doc_id" in s for s in samples):
+            raise LeaderboardError(f"{path}: task {name!r} needs a 'samples' list of objects with a doc_id")
+
+
+def load_run_dir(path: Path) -> RunDir:
+    """Read and validate a run directory; judgements.json is optional, run.json and scores.json are not."""
+    path = Path(path)
+    if not path.is_dir():
+        raise LeaderboardError(f"{path}: run directory not found")
+    run = read_json(path / "run.json")
+    if not isinstance(run.get("model"), str) or not run["model"]:
+        raise LeaderboardError(f"{path / 'run.json'}: missing the 'model' display name")
+    scores = read_json(path / "scores.json")
+    _check_tasks(path / "scores.json", scores)
+    judgements = None
+    if (path / "judgements.json").exists():
+        judgements = read_json(path / "judgements.json")
+        _check_tasks(path / "judgements.json", judgements)
+    return RunDir(path, run, scores, judgements)

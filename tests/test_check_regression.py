@@ -1,0 +1,147 @@
+"""The regression check: exit code 0 when fine, 1 on a significant drop beyond tolerance, 2 on bad input."""
+
+from __future__ import annotations
+
+import pytest
+from rich.console import Console
+
+from leaderboard.board import write_json_atomic
+from leaderboard.check import check_table, compare, main
+from tests.test_leaderboard_inputs import MODELS, make_run_dir
+
+
+def hand_made_board(scores: list[float], model: str = "sl-iter2", task: str = "longbench_write_en_mini") -> dict:
+    """A one-row leaderboard.json written by hand: one task, S_l per prompt (doc_id = position)."""
+    samples = [{"doc_id": i, "type": "essay", "required_words": 1000, "words": 900, "score": s, "quality": None}
+               for i, s in enumerate(scores)]
+    metric = {"value": sum(scores) / len(scores), "ci": None, "n": len(scores), "field": "score", "type": None,
+              "higher_is_better": True, "vs_base": None}
+    words = metric | {"field": "words", "higher_is_better": None, "value": 900.0}
+    return {"version": 1, "created": "2026-11-25T12:00:00+00:00", "base": None, "tasks": [task], "method": {},
+            "length_control": {}, "rows": [{"id": model, "model": model, "arm": "self_lengthen", "iteration": 2,
+                                            "train_stats": None, "is_base": False, "tasks": {task: {
+                                                "n": len(scores), "primary": "S_l", "judge_failures": None,
+                                                "metrics": {"S_l": metric, "words": words}, "samples": samples}}}]}
+
+
+BASELINE = [62.0, 70.5, 55.0, 81.0, 47.5, 90.0, 66.0, 73.5, 58.0, 69.0, 77.5, 52.0]
+
+
+def write(tmp_path, name: str, board: dict):
+    path = tmp_path / name
+    write_json_atomic(path, board)
+    return path
+
+
+def test_an_identical_candidate_passes(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    result = compare(base, base, None, 0.02)
+    assert result.exit_code == 0
+    assert [(c.task, c.metric, c.n_pairs) for c in result.comparisons] == [("longbench_write_en_mini", "S_l", 12)]
+
+
+def test_a_significant_drop_beyond_tolerance_fails(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 8 - 0.1 * i for i, s in enumerate(BASELINE)]))
+    result = compare(base, worse, None, 0.02)
+    assert result.exit_code == 1
+    (regression,) = result.regressions
+    assert regression.drop == pytest.approx(8.55) and regression.p < 0.05
+
+
+def test_a_significant_drop_within_tolerance_passes(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 1 for s in BASELINE]))
+    assert compare(base, worse, None, 0.05).exit_code == 0
+    assert compare(base, worse, None, 0.0).exit_code == 1
+
+
+def test_a_drop_on_too_few_prompts_to_be_significant_passes(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE[:3]))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 20 for s in BASELINE[:3]]))
+    result = compare(base, worse, None, 0.02)
+    assert result.exit_code == 0 and result.comparisons[0].drop == pytest.approx(20)
+
+
+def test_an_improvement_passes(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    better = write(tmp_path, "new.json", hand_made_board([s + 5 for s in BASELINE]))
+    assert compare(base, better, None, 0.0).exit_code == 0
+
+
+def test_only_shared_prompts_are_compared(tmp_path):
+    board = hand_made_board(BASELINE)
+    board["rows"][0]["tasks"]["longbench_write_en_mini"]["samples"] = \
+        board["rows"][0]["tasks"]["longbench_write_en_mini"]["samples"][:5]
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    assert compare(base, write(tmp_path, "new.json", board), None, 0.02).comparisons[0].n_pairs == 5
+
+
+def test_a_missing_file_is_unusable_input(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    result = compare(base, tmp_path / "nope.json", None, 0.02)
+    assert result.exit_code == 2 and "nope.json: file not found" in result.error
+
+
+def test_malformed_json_is_unusable_input(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    result = compare(base, broken, None, 0.02)
+    assert result.exit_code == 2 and "not valid JSON" in result.error and "\n" not in result.error
+
+
+def test_a_leaderboard_without_rows_is_unusable_input(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    other = write(tmp_path, "other.json", {"version": 1, "tasks": []})
+    assert compare(base, other, None, 0.02).exit_code == 2
+
+
+def test_no_common_task_is_unusable_input(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    other = write(tmp_path, "other.json", hand_made_board(BASELINE, task="longen_mini"))
+    result = compare(base, other, None, 0.02)
+    assert result.exit_code == 2 and "no common task" in result.error
+
+
+def test_an_unknown_metric_is_unusable_input(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    assert compare(base, base, ["S_q"], 0.02).exit_code == 2
+
+
+def test_run_directories_compare_like_leaderboards(tmp_path):
+    longer = make_run_dir(tmp_path, *MODELS[3][:6], seed=3)
+    shorter = make_run_dir(tmp_path, *MODELS[1][:6], seed=1)
+    result = compare(longer, shorter, ["S_l"], 0.02)
+    assert result.exit_code == 1
+    assert {c.task for c in result.regressions} >= {"longbench_write_en_mini", "longwrite_ruler_mini"}
+    assert compare(shorter, longer, ["S_l"], 0.02).exit_code == 0
+
+
+def test_multi_row_leaderboards_are_matched_by_model_name(tmp_path):
+    old = hand_made_board(BASELINE, model="a")
+    old["rows"].append(hand_made_board(BASELINE, model="b")["rows"][0])
+    new = hand_made_board(BASELINE, model="b")
+    new["rows"].append(hand_made_board([s - 10 for s in BASELINE], model="a")["rows"][0])
+    result = compare(write(tmp_path, "old.json", old), write(tmp_path, "new.json", new), None, 0.02)
+    assert [(c.candidate_model, c.regression) for c in result.comparisons] == [("a", True), ("b", False)]
+
+
+def test_main_returns_the_exit_code_and_prints_one_error_line(tmp_path, capsys):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 9 for s in BASELINE]))
+    assert main(["--baseline", str(base), "--candidate", str(base)]) == 0
+    assert main(["--baseline", str(base), "--candidate", str(worse), "--metric", "S_l", "--max-drop", "0.05"]) == 1
+    assert "REGRESSION" in capsys.readouterr().out
+    assert main(["--baseline", str(base), "--candidate", str(tmp_path / "x.json")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error:") and "x.json: file not found" in error and "\n" not in error
+
+
+def test_the_table_shows_each_comparison_with_its_verdict(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 9 for s in BASELINE]))
+    console = Console(record=True, width=160)
+    console.print(check_table(compare(base, worse, None, 0.02)))
+    text = console.export_text()
+    assert "longbench_write_en_mini" in text and "REGRESSION" in text and "-9" in text

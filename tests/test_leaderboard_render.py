@@ -1,0 +1,83 @@
+"""The Markdown, terminal and HTML views: what a reader must find in each, read from leaderboard.json."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rich.console import Console
+
+from leaderboard.board import load_leaderboard
+from leaderboard.publish import publish
+from leaderboard.render_html import render_html
+from leaderboard.render_markdown import render_markdown
+from leaderboard.render_terminal import print_leaderboard
+from tests.test_leaderboard_inputs import make_experiment
+
+HOSTILE_ANSWER = ('</textarea><script>document.title="pwned";'
+                  'document.body.insertAdjacentHTML("beforeend","<p id=injected>x</p>")</script><b>bold</b>')
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    root = tmp_path_factory.mktemp("board")
+    paths = publish(make_experiment(root / "runs", answer=HOSTILE_ANSWER), None, root / "out")
+    return paths, load_leaderboard(paths["json"])
+
+
+def test_publish_writes_the_json_and_both_file_views(published):
+    paths, board = published
+    assert sorted(p.name for p in paths["json"].parent.iterdir()) == [
+        "leaderboard.html", "leaderboard.json", "leaderboard.md"]
+    assert paths["markdown"].read_text(encoding="utf-8") == render_markdown(board)
+
+
+def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published):
+    text = render_markdown(published[1])
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Training data per arm",
+        "## Method"]
+    assert "| model | arm | iter | n | S_l | quality (judge) | quality @ common length | mean words | judge failures |" \
+        in text
+    row = next(line for line in text.splitlines() if line.startswith("| sl-iter3 | self_lengthen | 3 | 15 |"))
+    assert re.search(r"\| \d+\.\d \[\d+\.\d, \d+\.\d\] ▲ p=0\.000\d+ \|", row)
+    assert "| **smollm2-135m** (base) | base | – | 16 |" in text
+    assert "| sl-iter3 | self_lengthen | 3 | 480 | 1,540 | 1,050,000 |" in text
+    assert "Wilcoxon" in text and "log(words+1)" in text
+
+
+def test_markdown_escapes_pipes_in_model_names(published):
+    board = published[1] | {"rows": [published[1]["rows"][0] | {"model": "a|b"}]}
+    assert "a\\|b" in render_markdown(board)
+
+
+def test_terminal_view_prints_a_table_per_task(published):
+    console = Console(record=True, width=260)
+    print_leaderboard(published[1], console)
+    text = console.export_text()
+    for task in published[1]["tasks"]:
+        assert task in text
+    assert "smollm2-135m (base)" in text and "▲ p=" in text and "quality @ common length" in text
+
+
+def test_html_is_self_contained(published):
+    html = published[0]["html"].read_text(encoding="utf-8")
+    assert not re.search(r"(src|href)\s*=", html)
+    assert "http://" not in html and "https://" not in html and "@import" not in html
+    assert html.count("<script>") == 1
+
+
+def test_html_escapes_model_text(published):
+    html = render_html(published[1])
+    assert HOSTILE_ANSWER not in html
+    assert "&lt;/textarea&gt;&lt;script&gt;document.title=&quot;pwned&quot;" in html
+    assert "<b>bold</b>" not in html
+
+
+def test_html_has_sortable_tables_three_figures_and_the_method(published):
+    html = render_html(published[1])
+    assert html.count('<table class="sortable">') == 4
+    assert html.count('class="chart length-following"') == 1
+    assert html.count('class="chart iterations"') == 6
+    assert html.count('class="chart quality-length"') == 1
+    assert "length-controlled" in html and "median log length" in html
