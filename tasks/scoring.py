@@ -1,0 +1,235 @@
+"""Length scores of the three benchmarks, as pure functions over (benchmark row, response).
+
+One implementation serves lm-eval's `process_results` (tasks/*/utils.py) and `selflengthen score`,
+so the numbers lm-eval prints and the numbers in scores.json cannot drift apart.
+The formulas are the published ones (LonGen: Self-Lengthen, Quan et al. 2024; S_l: LongWriter,
+Bai et al. 2024); see the benchmark READMEs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tasks.jsonl import iter_jsonl
+
+LONGEN_TYPES = ("about", "range", "above", "below")
+
+# Which scorer a task name uses; the *_mini variants are scored exactly like their full task.
+TASK_FAMILIES = {
+    "longen": "longen",
+    "longen_mini": "longen",
+    "longbench_write": "longbench_write",
+    "longbench_write_mini": "longbench_write",
+    "longbench_write_en": "longbench_write",
+    "longbench_write_en_mini": "longbench_write",
+    "longwrite_ruler": "longwrite_ruler",
+    "longwrite_ruler_mini": "longwrite_ruler",
+}
+
+# LonGen counts CJK ideographs, CJK punctuation and full-width forms one each.
+_LONGEN_CJK = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
+# LongBench-Write counts CJK ideographs one each, plus ASCII-letter words.
+_LBW_CJK = re.compile(r"[\u4e00-\u9fff]")
+_LBW_WORD = re.compile(r"\b[a-zA-Z]+\b")
+_NUMBER = re.compile(r"\d[\d,]*")
+
+
+class ScoringInputError(ValueError):
+    """Predictions that cannot be scored: unknown task, missing file, bad line, missing field."""
+
+
+def family_of(task: str) -> str:
+    """The scorer family ('longen', 'longbench_write', 'longwrite_ruler') of a task name."""
+    try:
+        return TASK_FAMILIES[task]
+    except KeyError:
+        raise ScoringInputError(f"unknown task {task!r}; known tasks: {', '.join(TASK_FAMILIES)}") from None
+
+
+def count_words_longen(text: str) -> int:
+    """LonGen's word count: each CJK character is a word; the rest is split on whitespace."""
+    cjk = len(_LONGEN_CJK.findall(text))
+    return cjk + len(_LONGEN_CJK.sub(" ", text).split())
+
+
+def count_words_longbench_write(text: str) -> int:
+    """LongBench-Write's word count: CJK ideographs plus words matching `\\b[a-zA-Z]+\\b`."""
+    return len(_LBW_CJK.findall(text)) + len(_LBW_WORD.findall(text))
+
+
+def longen_demand(constraint_type: str, constraint: str) -> list[int]:
+    """The numbers of a LonGen constraint ('around 2000 words' -> [2000], '2000字至3000字' -> [2000, 3000])."""
+    if constraint_type not in LONGEN_TYPES:
+        raise ScoringInputError(f"unknown LonGen constraint type {constraint_type!r}; expected one of {LONGEN_TYPES}")
+    numbers = [int(n.replace(",", "")) for n in _NUMBER.findall(constraint)]
+    expected = 2 if constraint_type == "range" else 1
+    if len(numbers) != expected:
+        raise ScoringInputError(
+            f"LonGen constraint {constraint!r} of type {constraint_type!r} should hold {expected} number(s), found {numbers}"
+        )
+    return numbers
+
+
+def longen_bounds(constraint_type: str, constraint: str) -> tuple[float, float]:
+    """The accepted word interval [a, b]: about N [0.8N, 1.2N]; range [A, B]; above [N, 1.5N]; below [0.5N, N]."""
+    numbers = longen_demand(constraint_type, constraint)
+    n = numbers[0]
+    # Integer numerators keep the bounds exact (0.8 * N in floating point is not always exact).
+    if constraint_type == "about":
+        return n * 4 / 5, n * 6 / 5
+    if constraint_type == "range":
+        return float(numbers[0]), float(numbers[1])
+    if constraint_type == "above":
+        return float(n), n * 3 / 2
+    return n / 2, float(n)
+
+
+def longen_score(words: int, bounds: tuple[float, float]) -> float:
+    """1 inside [a, b]; below a: max(2n/a - 1, 0); above b: max(3 - 2n/b, 0)."""
+    a, b = bounds
+    if words < a:
+        return max(2 * words / a - 1, 0.0)
+    if words > b:
+        return max(3 - 2 * words / b, 0.0)
+    return 1.0
+
+
+def length_score(required: int, words: int) -> float:
+    """LongBench-Write's S_l of one sample (0-100); an empty output scores 0."""
+    if words <= 0:
+        return 0.0
+    if words > required:
+        return 100 * max(0.0, 1 - (words / required - 1) / 3)
+    return 100 * max(0.0, 1 - (required / words - 1) / 2)
+
+
+def prompt_language(text: str) -> str:
+    """'zh' when CJK ideographs outnumber ASCII words, else 'en' (a label for rows without a language field)."""
+    return "zh" if len(_LBW_CJK.findall(text)) > len(_LBW_WORD.findall(text)) else "en"
+
+
+def _mean(values: list[float]) -> float | None:
+    """The mean as lm-eval computes it (sum / len), None for an empty group."""
+    return sum(values) / len(values) if values else None
+
+
+def _field(row: dict, key: str, index: int) -> Any:
+    if key not in row or row[key] is None:
+        raise ScoringInputError(f"row {index + 1} has no {key!r} field")
+    return row[key]
+
+
+def score_sample(task: str, row: dict, index: int = 0) -> dict:
+    """One scored sample record (the `samples` entries of scores.json) from a row with a `response`."""
+    family = family_of(task)
+    response = _field(row, "response", index)
+    if not isinstance(response, str):
+        raise ScoringInputError(f"row {index + 1}: 'response' must be a string, got {type(response).__name__}")
+    doc_id = row.get("doc_id", index)
+    if family == "longen":
+        constraint_type = _field(row, "type", index)
+        constraint = _field(row, "constraint", index)
+        try:
+            bounds = longen_bounds(constraint_type, constraint)
+        except ScoringInputError as error:
+            raise ScoringInputError(f"row {index + 1}: {error}") from None
+        demand = longen_demand(constraint_type, constraint)
+        words = count_words_longen(response)
+        prompt = _field(row, "query", index)
+        required = sum(demand) / len(demand)  # a range's midpoint
+        required = int(required) if required.is_integer() else required
+        return {
+            "doc_id": doc_id, "prompt": prompt, "response": response, "words": words,
+            "required_words": required, "bounds": list(bounds), "type": constraint_type,
+            "language": row.get("language") or prompt_language(prompt), "score": longen_score(words, bounds),
+        }
+    prompt = _field(row, "prompt", index)
+    required = int(_field(row, "length", index))
+    if required <= 0:
+        raise ScoringInputError(f"row {index + 1}: 'length' must be positive, got {required}")
+    words = count_words_longbench_write(response)
+    sample = {
+        "doc_id": doc_id, "prompt": prompt, "response": response, "words": words,
+        "required_words": required, "score": length_score(required, words),
+        "type": row.get("type"), "language": row.get("language") or prompt_language(prompt),
+    }
+    if family == "longwrite_ruler":
+        sample["length_ratio"] = words / required
+    return sample
+
+
+def lm_eval_metrics(task: str, doc: dict, response: str) -> dict[str, float]:
+    """Per-document metric values for lm-eval's process_results (aggregated there by `mean`).
+
+    LonGen reports each sample under `overall` and under its own type key, so lm-eval's mean of
+    `about` runs over the about-samples only, exactly like `score_predictions`.
+    """
+    sample = score_sample(task, {**doc, "response": response})
+    family = family_of(task)
+    if family == "longen":
+        return {"overall": sample["score"], sample["type"]: sample["score"]}
+    if family == "longbench_write":
+        return {"S_l": sample["score"]}
+    return {"words": sample["words"], "length_ratio": sample["length_ratio"], "S_l": sample["score"]}
+
+
+def score_predictions(task: str, rows: list[dict]) -> dict:
+    """Score benchmark rows that carry a `response`: {"task", "n", <aggregates>, "samples"} (docs/run_directory.md).
+
+    longen: overall, about, range, above, below (0-1; a type with no samples is None).
+    longbench_write*: S_l (0-100). longwrite_ruler*: words, length_ratio, S_l and `by_length`,
+    the same three per demanded length.
+    """
+    family = family_of(task)
+    samples = [score_sample(task, row, i) for i, row in enumerate(rows)]
+    result: dict[str, Any] = {"task": task, "n": len(samples)}
+    scores = [s["score"] for s in samples]
+    if family == "longen":
+        result["overall"] = _mean(scores)
+        for constraint_type in LONGEN_TYPES:
+            result[constraint_type] = _mean([s["score"] for s in samples if s["type"] == constraint_type])
+    elif family == "longbench_write":
+        result["S_l"] = _mean(scores)
+    else:
+        result.update(_ruler_aggregates(samples))
+        result["by_length"] = {
+            str(length): {"n": len(group), **_ruler_aggregates(group)}
+            for length in sorted({s["required_words"] for s in samples})
+            for group in [[s for s in samples if s["required_words"] == length]]
+        }
+    result["samples"] = samples
+    return result
+
+
+def _ruler_aggregates(samples: list[dict]) -> dict[str, float | None]:
+    return {
+        "words": _mean([s["words"] for s in samples]),
+        "length_ratio": _mean([s["length_ratio"] for s in samples]),
+        "S_l": _mean([s["score"] for s in samples]),
+    }
+
+
+def load_predictions(path: str | Path) -> list[dict]:
+    """Rows to score from a JSONL file: benchmark rows with a `response`, or lm-eval's samples_*.jsonl.
+
+    An lm-eval sample record ({"doc_id", "doc", "filtered_resps", ...}) becomes its `doc` plus
+    `doc_id` and `response` = the first filtered response.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScoringInputError(f"predictions file {path} does not exist")
+    rows = []
+    for number, record in iter_jsonl(path, ScoringInputError):
+        if "doc" in record and "filtered_resps" in record:
+            record = _row_from_lm_eval_sample(record)
+        if not isinstance(record.get("response"), str):
+            raise ScoringInputError(f"{path} line {number}: no 'response' string in the row")
+        rows.append(record)
+    return rows
+
+
+def _row_from_lm_eval_sample(record: dict) -> dict:
+    response = record["filtered_resps"][0] if record["filtered_resps"] else None
+    return {**record["doc"], "doc_id": record.get("doc_id"), "response": response}

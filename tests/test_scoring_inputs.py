@@ -1,0 +1,65 @@
+"""Reading predictions to score: JSONL rows, lm-eval sample records, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.scoring import ScoringInputError, load_predictions, score_predictions
+
+
+def write_lines(path, lines: list[str]):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_load_predictions_reads_benchmark_rows_with_responses(tmp_path):
+    rows = [{"prompt": "Write 100 words.", "length": 100, "type": "x", "response": "hi"}]
+    path = write_lines(tmp_path / "p.jsonl", [json.dumps(r) for r in rows] + [""])
+    assert load_predictions(path) == rows
+
+
+def test_load_predictions_turns_lm_eval_samples_into_rows(tmp_path):
+    record = {"doc_id": 3, "doc": {"prompt": "Write 100 words.", "length": 100, "type": "x"},
+              "target": "100", "resps": [["a b c"]], "filtered_resps": ["a b c"], "S_l": 0.0}
+    path = write_lines(tmp_path / "samples_longbench_write_en_mini.jsonl", [json.dumps(record)])
+    rows = load_predictions(path)
+    assert rows == [{"prompt": "Write 100 words.", "length": 100, "type": "x", "doc_id": 3, "response": "a b c"}]
+    assert score_predictions("longbench_write_en_mini", rows)["samples"][0]["doc_id"] == 3
+
+
+def test_missing_predictions_file_is_a_one_line_error(tmp_path):
+    with pytest.raises(ScoringInputError, match=r"^predictions file .*nope.jsonl does not exist$"):
+        load_predictions(tmp_path / "nope.jsonl")
+
+
+def test_malformed_json_line_names_its_line_number(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", ['{"response": "a", "prompt": "p", "length": 1}', "{not json"])
+    with pytest.raises(ScoringInputError, match=r"p.jsonl line 2: malformed JSON"):
+        load_predictions(path)
+
+
+def test_row_without_response_names_its_line_number(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", ['{"response": "a"}', "", '{"prompt": "p", "length": 1}'])
+    with pytest.raises(ScoringInputError, match=r"p.jsonl line 3: no 'response' string"):
+        load_predictions(path)
+
+
+def test_unknown_task_lists_the_known_ones():
+    with pytest.raises(ScoringInputError, match=r"unknown task 'ifeval'; known tasks: longen, longen_mini"):
+        score_predictions("ifeval", [])
+
+
+def test_non_string_response_is_rejected():
+    with pytest.raises(ScoringInputError, match=r"^row 1: 'response' must be a string, got int$"):
+        score_predictions("longbench_write", [{"prompt": "p", "length": 10, "response": 3}])
+
+
+def test_longbench_write_row_without_length_is_rejected():
+    with pytest.raises(ScoringInputError, match=r"^row 1 has no 'length' field$"):
+        score_predictions("longbench_write", [{"prompt": "p", "response": "a"}])
+
+
+def test_scoring_error_is_a_value_error():
+    assert issubclass(ScoringInputError, ValueError)
