@@ -1,0 +1,1 @@
+"""lm-eval task folder: YAMLs, hooks (utils.py) and README."""
