@@ -1,0 +1,87 @@
+"""The filters that keep only well-formed answers, and the dropout that favours long ones.
+
+`passes_filters` checks one answer (terminal punctuation, no repeated n-gram, no talk about
+"the revised version" at its edges); `drop_short` thins a whole population so the training data
+leans long: the shortest sample always goes, the longest nearly always stays.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from selflengthen.config import FilterConfig
+
+T = TypeVar("T")
+
+
+def passes_filters(text: str, lang: str, config: FilterConfig) -> tuple[bool, str]:
+    """(True, "ok") for an acceptable answer, else (False, the name of the first failed rule)."""
+    text = text.strip()
+    if not text:
+        return False, "empty"
+    if not any(text.endswith(mark) for mark in config.terminal_punctuation):
+        return False, "no_terminal_punctuation"
+    n = config.ngram_chars if lang == "zh" else config.ngram_words
+    if has_repeated_ngram(ngram_units(text, lang), n):
+        return False, "repeated_ngram"
+    if has_meta_words(text, config.meta_words.get(lang, []), config.head_lines, config.tail_lines):
+        return False, "meta_words"
+    return True, "ok"
+
+
+def ngram_units(text: str, lang: str) -> list[str]:
+    """English: lower-cased words, punctuation aside. Chinese: characters, each ASCII run one unit."""
+    if lang != "zh":
+        return re.findall(r"[\w']+", text.lower())
+    units: list[str] = []
+    previous_ascii = False
+    for char in text:
+        if char.isascii() and previous_ascii:
+            units[-1] += char
+        else:
+            units.append(char)
+        previous_ascii = char.isascii()
+    return units
+
+
+def has_repeated_ngram(units: Sequence[str], n: int) -> bool:
+    seen: set[tuple[str, ...]] = set()
+    for start in range(len(units) - n + 1):
+        gram = tuple(units[start : start + n])
+        if gram in seen:
+            return True
+        seen.add(gram)
+    return False
+
+
+def has_meta_words(text: str, words: list[str], head_lines: int, tail_lines: int) -> bool:
+    """Whether any of `words` appears in the first `head_lines` or last `tail_lines` non-empty lines."""
+    if not words:
+        return False
+    lines = [line for line in text.splitlines() if line.strip()]
+    edges = "\n".join(lines[:head_lines] + lines[max(0, len(lines) - tail_lines) :]).lower()
+    ascii_words = [re.escape(w.lower()) for w in words if w.isascii()]
+    if ascii_words and re.search(rf"\b(?:{'|'.join(ascii_words)})s?\b", edges):
+        return True
+    return any(word in edges for word in words if not word.isascii())
+
+
+def keep_probability(shorter: int, total: int) -> float:
+    """Chance to keep a sample that `shorter` of `total` samples are shorter than: max(0, 1 - 2 r^3)."""
+    rank = 1 - shorter / total
+    return max(0.0, 1 - 2 * rank**3)
+
+
+def drop_short(samples: Sequence[T], rng: random.Random, length: Callable[[T], int] = len) -> list[T]:
+    """Keep each sample with `keep_probability` of its length rank, in the given order."""
+    lengths = sorted(length(sample) for sample in samples)
+    kept = []
+    for sample in samples:
+        shorter = bisect.bisect_left(lengths, length(sample))
+        if rng.random() < keep_probability(shorter, len(samples)):
+            kept.append(sample)
+    return kept

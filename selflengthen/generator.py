@@ -1,0 +1,25 @@
+"""The Generator's step: answer an instruction by chat, retrying while the filters reject."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from selflengthen.config import SelfLengthenConfig
+from selflengthen.filters import passes_filters
+from selflengthen.recorded_model import RecordedModel
+
+
+async def generate_initial(
+    model: RecordedModel, instruction: str, lang: str, key: str, config: SelfLengthenConfig, tally: Counter[str]
+) -> str | None:
+    """A filtered answer to `instruction`, or None after `generator.max_attempts` rejected tries."""
+    for attempt in range(config.generator.max_attempts):
+        reply = await model.chat(f"{key}/{attempt}", [{"role": "user", "content": instruction}], config.sampling)
+        if reply is None:
+            tally["generate.error"] += 1
+            continue
+        ok, reason = passes_filters(reply, lang, config.filters)
+        if ok:
+            return reply.strip()
+        tally[f"generate.{reason}"] += 1
+    return None

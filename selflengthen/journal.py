@@ -1,0 +1,102 @@
+"""Crash-safe files: an append-only journal of finished items, and atomic whole-file writes.
+
+A journal line is one JSON record with a unique `key`, flushed and fsynced before the next
+request goes out, so `kill -9` loses at most the line being written. On reopen a torn last
+line is cut off (not crashed on) and the finished keys are loaded, so a rerun skips them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+
+class Journal:
+    """Append-only JSONL of finished records, keyed by `record["key"]`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: dict[str, dict[str, Any]] = {}
+        self._load()
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one finished record durably; a key already written is a bug, not a retry."""
+        key = record["key"]
+        if key in self.records:
+            raise ValueError(f"{self.path.name}: record {key!r} is already finished")
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.records[key] = record
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        good_end = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.records[record["key"]] = record
+            good_end += len(line)
+        if good_end < len(data):
+            with self.path.open("r+b") as handle:
+                handle.truncate(good_end)
+
+
+def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write all rows to `path` through a temporary file; returns how many were written."""
+    count = 0
+    with _atomic(path) as out:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def write_json_atomically(path: Path, payload: Any) -> None:
+    with _atomic(path) as out:
+        json.dump(payload, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[TextIO]:
+    """A text file that appears at `path` only once fully written and synced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,82 @@
+"""Self-instruct: the model writes new long-writing instructions from two of the pool's.
+
+Two random instructions of the pool go into a raw-completion prompt that lists them and leaves
+the third open; the model's third is kept only if it has a sensible length, is new, and the model
+itself answers yes when asked whether it can guide an article of more than 2000 words.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+from selflengthen.config import SelfLengthenConfig
+from selflengthen.prompts import render_prompt
+from selflengthen.recorded_model import RecordedModel, item_rng
+from selflengthen.text import count_words
+
+_PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")
+
+
+async def self_instruct(
+    model: RecordedModel, pool: list[str], key: str, lang: str, config: SelfLengthenConfig, tally: Counter[str]
+) -> str | None:
+    """One new instruction for slot `key`, or None once `max_attempts` candidates were rejected."""
+    settings = config.self_instruct
+    write = replace(config.sampling, stop=[*config.sampling.stop, *settings.stop_markers.get(lang, [])])
+    judge = replace(config.sampling, max_tokens=settings.judge_max_tokens)
+    for attempt in range(settings.max_attempts):
+        first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool, 2)
+        prompt = render_prompt("self_instruct", lang, first=first, second=second)
+        raw = await model.complete(f"{key}/{attempt}/write", prompt, write)
+        candidate = first_paragraph(raw or "")
+        words = count_words(candidate)
+        if not settings.min_words <= words <= settings.max_words:
+            tally["self_instruct.length"] += 1
+            continue
+        if candidate in pool:
+            tally["self_instruct.duplicate"] += 1
+            continue
+        question = render_prompt("judge_instruction", lang, instruction=candidate)
+        reply = await model.chat(f"{key}/{attempt}/judge", [{"role": "user", "content": question}], judge)
+        if not is_yes(reply or "", settings.yes_answers.get(lang, [])):
+            tally["self_instruct.unsuitable"] += 1
+            continue
+        return candidate
+    return None
+
+
+def first_paragraph(text: str) -> str:
+    """The completion up to its first blank line, trimmed: one instruction, not what follows it."""
+    return text.strip().split("\n\n")[0].strip()
+
+
+def is_yes(reply: str, yes_answers: list[str]) -> bool:
+    """Whether `reply`, ignoring case, spaces and punctuation, is one of `yes_answers`."""
+    normal = "".join(ch for ch in reply.strip().lower() if ch not in _PUNCTUATION and not ch.isspace())
+    return normal in {answer.lower() for answer in yes_answers}
+
+
+def load_seed_instructions(path: Path) -> list[str]:
+    """The `prompt` field of every line of a JSONL seed file; at least two are needed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"seed instruction file not found: {path}")
+    prompts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        prompt = record.get("prompt") if isinstance(record, dict) else None
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"{path}:{number}: expected a non-empty string field 'prompt'")
+        prompts.append(prompt.strip())
+    if len(prompts) < 2:
+        raise ValueError(f"{path} holds {len(prompts)} seed instruction(s); self-instruct needs at least 2")
+    return prompts

@@ -1,0 +1,247 @@
+"""run_synthesis end to end on the tiny random-weight model, run in-process with `generate`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.config import from_dict
+from selflengthen.backend import Completion
+from selflengthen.config import SelfLengthenConfig
+from selflengthen.filters import passes_filters
+from selflengthen.journal import read_jsonl
+from selflengthen.pipeline import run_synthesis
+from selflengthen.sampling import SamplingConfig
+from selflengthen.text import count_words
+from tests.test_selflengthen_steps import FaultyBackend
+
+
+class TinyModelBackend:
+    """A real (tiny, random-weight) model behind the TextBackend protocol, one request at a time."""
+
+    def __init__(self, model_dir: Path, calls_log: Path | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        torch.set_num_threads(1)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+        self.calls = 0
+        self.calls_log = calls_log
+
+    async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
+        return await self.complete(self.apply_chat_template(messages), sampling)
+
+    async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
+        self.calls += 1
+        if self.calls_log is not None:
+            with self.calls_log.open("a") as log:
+                log.write(f"{self.calls}\n")
+        inputs = self.tokenizer(prompt, return_tensors="pt")
+        options = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k} if sampling.do_sample else {}
+        with self.torch.no_grad():
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=sampling.max_tokens,
+                do_sample=sampling.do_sample,
+                repetition_penalty=sampling.repetition_penalty,
+                stop_strings=sampling.stop or None,
+                tokenizer=self.tokenizer,
+                **options,
+            )
+        text = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        await asyncio.sleep(0)
+        return Completion(text=text, finish_reason="length")
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+REPO = Path(__file__).resolve().parent.parent
+OFFLINE = {**os.environ, "HF_HUB_OFFLINE": "1"}
+SEEDS = [
+    "Write a long essay about the history of the river and the people who live near it.",
+    "Write a long story about a lighthouse keeper who finds a message in a bottle.",
+    "Write a detailed guide to keeping bees through a cold winter.",
+]
+
+
+def tiny_config(seed_file: Path, **overrides) -> SelfLengthenConfig:
+    """A small run on the tiny model. Its random weights write noise, so the punctuation rule
+    accepts any ending (the other filters still apply) to let answers reach the Extender."""
+    data = {
+        "languages": ["en"],
+        "seed_files": {"en": str(seed_file)},
+        "seed": 3,
+        "max_in_flight": 2,
+        "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12, "stop": ["\n\n\n"]},
+        "self_instruct": {"instructions_per_language": 2, "max_attempts": 2, "include_seeds": True},
+        "generator": {"samples_per_instruction": 2, "max_attempts": 3},
+        "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2},
+        "filters": {"terminal_punctuation": [""]},
+    }
+    data.update(overrides)
+    return from_dict(SelfLengthenConfig, data)
+
+
+def write_seeds(path: Path) -> Path:
+    path.write_text("".join(json.dumps({"prompt": seed}) + "\n" for seed in SEEDS))
+    return path
+
+
+def journal_keys(path: Path) -> list[str]:
+    return [json.loads(line)["key"] for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model_dir, tmp_path_factory):
+    """One complete pipeline run on the tiny model: (work_dir, config, result, backend, progress events)."""
+    root = tmp_path_factory.mktemp("synthesis")
+    config = tiny_config(write_seeds(root / "seeds.jsonl"))
+    backend, events = TinyModelBackend(tiny_model_dir), []
+    result = asyncio.run(run_synthesis(backend, backend, config, root / "iter_1", progress=events.append))
+    return root / "iter_1", config, result, backend, events
+
+
+@pytest.mark.slow
+def test_every_slot_of_every_step_is_journaled_exactly_once(finished_run):
+    work_dir, config, result, _, _ = finished_run
+    instructions = journal_keys(work_dir / "instructions.jsonl")
+    answers = journal_keys(work_dir / "initial_answers.jsonl")
+    extensions = journal_keys(work_dir / "extended_answers.jsonl")
+    assert sorted(instructions) == ["si/en/0", "si/en/1"]
+    assert len(answers) == len(set(answers)) == (len(SEEDS) + result.instructions) * 2
+    assert len(extensions) == len(set(extensions)) == result.initial_answers
+    assert (result.initial_answers + result.initial_slots_failed, result.extended_answers + result.extension_slots_failed) == (
+        len(answers), len(extensions))
+
+
+@pytest.mark.slow
+def test_every_kept_answer_passes_the_filters_and_every_extension_grew(finished_run):
+    work_dir, config, _, _, _ = finished_run
+    for record in read_jsonl(work_dir / "initial_answers.jsonl"):
+        assert record["answer"] is None or passes_filters(record["answer"], "en", config.filters)[0]
+    for record in read_jsonl(work_dir / "extended_answers.jsonl"):
+        if record["extended"] is not None:
+            assert passes_filters(record["extended"], "en", config.filters)[0]
+            assert count_words(record["extended"]) > 1.2 * count_words(record["initial"])
+
+
+@pytest.mark.slow
+def test_training_sets_are_chat_messages_from_the_extended_answers(finished_run):
+    work_dir, _, result, _, _ = finished_run
+    generator_rows = read_jsonl(work_dir / "generator_data.jsonl")
+    extender_rows = read_jsonl(work_dir / "extender_data.jsonl")
+    extended = {r["extended"] for r in read_jsonl(work_dir / "extended_answers.jsonl") if r["extended"]}
+    assert len(generator_rows) == len(extender_rows) == result.generator_examples <= result.extended_answers
+    for row in generator_rows + extender_rows:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        assert row["messages"][1]["content"] in extended
+
+
+@pytest.mark.slow
+def test_requests_are_counted_and_each_finished_one_is_in_the_ledger(finished_run):
+    work_dir, _, result, backend, events = finished_run
+    ledger = journal_keys(work_dir / "requests.jsonl")
+    assert len(ledger) == len(set(ledger)) == result.requests.sent == backend.calls
+    assert events.count("initial_answers") == result.initial_answers + result.initial_slots_failed
+    assert json.loads((work_dir / "synthesis.json").read_text())["requests"]["sent"] == backend.calls
+    for step in ("instructions", "initial_answers", "extended_answers"):
+        assert (work_dir / f"{step}.done.json").is_file()
+
+
+@pytest.mark.slow
+def test_an_extension_starts_before_the_last_answer_is_written(finished_run):
+    work_dir, _, result, _, _ = finished_run
+    ledger = journal_keys(work_dir / "requests.jsonl")
+    first_extension = next(i for i, key in enumerate(ledger) if key.startswith("ext/"))
+    last_answer = max(i for i, key in enumerate(ledger) if key.startswith("gen/"))
+    assert result.extended_answers >= 1 and first_extension < last_answer
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_sends_nothing_and_rebuilds_the_same_data(finished_run, tmp_path):
+    work_dir, config, result, _, _ = finished_run
+    copy = tmp_path / "iter_1"
+    shutil.copytree(work_dir, copy)
+    backend = FaultyBackend(error=AssertionError("a finished run must not send requests"))
+    again = asyncio.run(run_synthesis(backend, backend, config, copy))
+    assert backend.calls == 0 and again.requests.sent == 0
+    for name in ("generator_data.jsonl", "extender_data.jsonl"):
+        assert (copy / name).read_text() == (work_dir / name).read_text()
+
+
+@pytest.mark.parametrize("backend", [FaultyBackend(reply=""), FaultyBackend(reply=None), FaultyBackend(error=OSError("down"))])
+def test_a_broken_backend_ends_the_run_with_nothing_produced_and_no_crash(tmp_path, backend):
+    config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), filters={})
+    result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
+    assert (result.instructions, result.initial_answers, result.generator_examples) == (0, 0, 0)
+    assert result.initial_slots_failed == len(SEEDS) * 2
+    assert result.requests.empty + result.requests.errors == backend.calls
+
+
+def test_a_missing_seed_file_fails_before_any_request(tmp_path):
+    backend = FaultyBackend(reply="")
+    with pytest.raises(ValueError, match="seed instruction file not found"):
+        asyncio.run(run_synthesis(backend, backend, tiny_config(tmp_path / "absent.jsonl"), tmp_path / "iter_1"))
+    assert backend.calls == 0
+
+
+def run_until_killed(command: list[str], ledger: Path, after: int) -> None:
+    """Start `command` and kill -9 it once `ledger` holds `after` finished requests."""
+    process = subprocess.Popen(command, cwd=REPO, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if ledger.exists() and ledger.read_bytes().count(b"\n") >= after:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_then_rerun_loses_nothing_and_resends_no_finished_request(tiny_model_dir, tmp_path):
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"seed_file": str(write_seeds(tmp_path / "seeds.jsonl"))}))
+    work_dir = tmp_path / "iter_1"
+    command = [sys.executable, "-m", "tests.test_selflengthen_pipeline", str(config_file), str(tiny_model_dir), str(work_dir)]
+    run_until_killed([*command, str(tmp_path / "calls_1.log")], work_dir / "requests.jsonl", after=25)
+    finished_before = set(journal_keys(work_dir / "requests.jsonl"))
+    answers_before = journal_keys(work_dir / "initial_answers.jsonl")
+
+    subprocess.run([*command, str(tmp_path / "calls_2.log")], check=True, cwd=REPO, env=OFFLINE, timeout=300)
+
+    ledger = journal_keys(work_dir / "requests.jsonl")
+    assert len(ledger) == len(set(ledger))
+    assert set(ledger) >= finished_before
+    calls_after_restart = len((tmp_path / "calls_2.log").read_text().splitlines())
+    assert calls_after_restart == len(ledger) - len(finished_before)
+    answers = journal_keys(work_dir / "initial_answers.jsonl")
+    assert answers[: len(answers_before)] == answers_before and len(answers) == len(set(answers))
+    result = json.loads((work_dir / "synthesis.json").read_text())
+    assert len(answers) == (len(SEEDS) + result["instructions"]) * 2
+    extensions = journal_keys(work_dir / "extended_answers.jsonl")
+    assert len(extensions) == len(set(extensions)) == result["initial_answers"]
+    assert len(read_jsonl(work_dir / "generator_data.jsonl")) == result["generator_examples"]
+
+
+def _main(config_file: str, model_dir: str, work_dir: str, calls_log: str) -> None:
+    """Run one synthesis on the tiny model (for the kill -9 test, which runs this in a subprocess)."""
+    settings = json.loads(Path(config_file).read_text())
+    backend = TinyModelBackend(Path(model_dir), calls_log=Path(calls_log))
+    asyncio.run(run_synthesis(backend, backend, tiny_config(Path(settings["seed_file"])), Path(work_dir)))
+
+
+if __name__ == "__main__":
+    _main(*sys.argv[1:])

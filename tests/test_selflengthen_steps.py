@@ -1,0 +1,166 @@
+"""The method's steps under broken backends (fault injection), and their small pure parts."""
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from harness.config import from_dict
+from selflengthen.backend import Completion
+from selflengthen.config import SelfLengthenConfig
+from selflengthen.extender import extend_request, extend_response
+from selflengthen.generator import generate_initial
+from selflengthen.journal import Journal
+from selflengthen.limiter import PriorityLimiter
+from selflengthen.recorded_model import RecordedModel, RequestStats, item_rng
+from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions, self_instruct
+
+CONFIG = from_dict(
+    SelfLengthenConfig,
+    {"self_instruct": {"max_attempts": 3}, "generator": {"max_attempts": 4}, "extender": {"max_attempts": 2, "rounds": 3}},
+)
+POOL = ["Write a long essay about rivers.", "Write a long story about a lighthouse keeper."]
+
+
+class FaultyBackend:
+    """Fault injection: every reply is `reply` (garbage, empty, None) or every call raises `error`."""
+
+    def __init__(self, reply=None, error: Exception | None = None, delay: float = 0.0) -> None:
+        self.reply, self.error, self.delay = reply, error, delay
+        self.calls = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def _answer(self) -> Completion:
+        self.calls += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.error is not None:
+                raise self.error
+            return Completion(text=self.reply)
+        finally:
+            self.in_flight -= 1
+
+    async def chat(self, messages, sampling):
+        return await self._answer()
+
+    async def complete(self, prompt, sampling):
+        return await self._answer()
+
+    def apply_chat_template(self, messages):
+        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
+
+
+def recorded(backend, tmp_path, limit: int = 4) -> RecordedModel:
+    return RecordedModel(backend, Journal(tmp_path / "requests.jsonl"), PriorityLimiter(limit), RequestStats())
+
+
+def test_a_finished_request_is_replayed_from_the_ledger_not_sent_again(tmp_path):
+    backend = FaultyBackend(reply="garbage ###")
+    first = recorded(backend, tmp_path)
+    assert asyncio.run(first.chat("k/0", [], CONFIG.sampling)) == "garbage ###"
+    first.ledger.close()
+    again = recorded(backend, tmp_path)
+    assert asyncio.run(again.chat("k/0", [], CONFIG.sampling)) == "garbage ###"
+    assert backend.calls == 1 and again.stats.replayed == 1 and again.stats.sent == 0
+
+
+def test_a_backend_exception_is_counted_and_not_journaled(tmp_path):
+    model = recorded(FaultyBackend(error=ConnectionError("refused")), tmp_path)
+    assert asyncio.run(model.complete("k/0", "prompt", CONFIG.sampling)) is None
+    assert model.stats.errors == 1 and "k/0" not in model.ledger
+
+
+def test_a_reply_without_text_counts_as_empty(tmp_path):
+    model = recorded(FaultyBackend(reply=None), tmp_path)
+    assert asyncio.run(model.chat("k/0", [], CONFIG.sampling)) == ""
+    assert model.stats.empty == 1
+
+
+def test_requests_in_flight_never_exceed_the_cap(tmp_path):
+    backend = FaultyBackend(reply="x", delay=0.01)
+    model = recorded(backend, tmp_path, limit=3)
+
+    async def many():
+        await asyncio.gather(*(model.chat(f"k/{i}", [], CONFIG.sampling) for i in range(12)))
+
+    asyncio.run(many())
+    assert backend.most_in_flight == 3
+
+
+def test_generate_initial_gives_up_after_max_attempts_on_garbage(tmp_path):
+    backend, tally = FaultyBackend(reply="@@ ## !! $$ no end"), Counter()
+    assert asyncio.run(generate_initial(recorded(backend, tmp_path), "Write.", "en", "gen/x", CONFIG, tally)) is None
+    assert backend.calls == 4 and tally == {"generate.no_terminal_punctuation": 4}
+
+
+def test_generate_initial_survives_a_backend_that_raises(tmp_path):
+    backend, tally = FaultyBackend(error=TimeoutError("slow")), Counter()
+    assert asyncio.run(generate_initial(recorded(backend, tmp_path), "Write.", "en", "gen/x", CONFIG, tally)) is None
+    assert tally == {"generate.error": 4}
+
+
+def test_self_instruct_gives_up_on_empty_completions_without_asking_the_judge(tmp_path):
+    backend, tally = FaultyBackend(reply=""), Counter()
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
+    assert backend.calls == 3 and tally == {"self_instruct.length": 3}
+
+
+def test_self_instruct_never_accepts_what_the_judge_did_not_approve(tmp_path):
+    backend, tally = FaultyBackend(reply="Describe at length the life of bees in winter."), Counter()
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
+    assert backend.calls == 6 and tally == {"self_instruct.unsuitable": 3}
+
+
+@pytest.mark.parametrize("reply", ["", None, "no end ###"])
+def test_extend_response_returns_none_for_unusable_replies(tmp_path, reply):
+    backend, tally = FaultyBackend(reply=reply), Counter()
+    model = recorded(backend, tmp_path)
+    result = asyncio.run(extend_response(model, "Write.", "One.\n\nTwo.\n\nThree.", "en", "ext/x", CONFIG, tally))
+    assert result is None and tally["extend.too_little_growth"] == 2
+
+
+def test_extend_response_survives_a_backend_that_raises(tmp_path):
+    backend, tally = FaultyBackend(error=RuntimeError("boom")), Counter()
+    result = asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, tally))
+    assert result is None and tally["extend.no_enrichment"] == 6
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_extend_request_holds_the_instruction_and_the_answer(lang):
+    [message] = extend_request("INSTRUCTION-TEXT", "ANSWER-TEXT", lang)
+    assert message["role"] == "user"
+    assert message["content"].index("INSTRUCTION-TEXT") < message["content"].index("ANSWER-TEXT")
+
+
+def test_is_yes_ignores_case_spaces_and_punctuation():
+    assert is_yes(" Yes.\n", ["yes"]) and is_yes("是。", ["是"]) and not is_yes("Yes, but", ["yes"])
+
+
+def test_first_paragraph_stops_at_the_first_blank_line():
+    assert first_paragraph(" Write a saga of a family.\n\nInstruction 4: more") == "Write a saga of a family."
+
+
+def test_item_rng_depends_only_on_seed_and_key():
+    assert item_rng(1, "a").random() == item_rng(1, "a").random() != item_rng(1, "b").random()
+
+
+def test_seed_file_needs_two_instructions(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    path.write_text('{"prompt": "Only one."}\n')
+    with pytest.raises(ValueError, match="at least 2"):
+        load_seed_instructions(path)
+
+
+def test_seed_file_line_without_prompt_is_named(tmp_path):
+    path = tmp_path / "seeds.jsonl"
+    path.write_text('{"prompt": "One."}\n{"text": "Two."}\n')
+    with pytest.raises(ValueError, match="seeds.jsonl:2: expected a non-empty string field 'prompt'"):
+        load_seed_instructions(path)
+
+
+def test_shipped_seed_files_load(data_dir):
+    for lang in ("en", "zh"):
+        assert len(load_seed_instructions(data_dir / f"seed_instructions_{lang}.jsonl")) >= 2
