@@ -34,22 +34,29 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _score_metrics(entry: dict) -> list[tuple[str, str | None]]:
-    """(name, sample type or None) for each reported aggregate that is a mean of the samples' scores."""
+def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
+    """(name, sample field, sample type or None) for each aggregate of a task entry that is a sample mean.
+
+    An aggregate named like a sample type is the mean score of that type (LonGen's about/range/...);
+    one named like a numeric sample field is that field's mean (LongWrite-Ruler's length_ratio);
+    S_l, overall, or any number equal to the mean score is the mean score. Others (by_length) are skipped.
+    """
     samples = entry["samples"]
     types = {s.get("type") for s in samples}
     scores = [s["score"] for s in samples if _is_number(s.get("score"))]
     mean = sum(scores) / len(scores) if scores else None
     found = []
     for key, value in entry.items():
-        if key == "n" or not _is_number(value):
+        if key in ("n", "words") or not _is_number(value):
             continue
         if key in types:
-            found.append((key, key))
+            found.append((key, "score", key))
+        elif key != "score" and any(_is_number(s.get(key)) for s in samples):
+            found.append((key, key, None))
         elif key in SCORE_AGGREGATES or (mean is not None and abs(value - mean) <= 1e-6 * max(1.0, abs(mean))):
-            found.append((key, None))
-    if not found and scores:
-        found.append(("score", None))
+            found.append((key, "score", None))
+    if not any(field == "score" and kind is None for _, field, kind in found) and scores:
+        found.insert(0, ("score", "score", None))
     return found
 
 
@@ -60,20 +67,23 @@ def _metric(values: dict, field: str, sample_type: str | None, higher_is_better:
 
 
 def _task_entry(task: str, entry: dict, judged: dict | None) -> dict:
+    reported = _reported_metrics(entry)
+    extra_fields = [field for _, field, _ in reported if field not in ("score", "words")]
     quality = {}
     if judged is not None:
         quality = {s["doc_id"]: s.get("quality") for s in judged["samples"] if _is_number(s.get("quality"))}
     samples = [
         {"doc_id": s["doc_id"], "type": s.get("type"), "required_words": s.get("required_words"),
-         "words": s.get("words"), "score": s.get("score"), "quality": quality.get(s["doc_id"])}
+         "words": s.get("words"), "score": s.get("score"), "quality": quality.get(s["doc_id"]),
+         **{field: s[field] for field in extra_fields if field in s}}
         for s in entry["samples"]
     ]
     result = {"n": len(samples), "samples": samples, "metrics": {}, "primary": None, "judge_failures": None}
-    for name, sample_type in _score_metrics(entry):
-        values = {s["doc_id"]: float(s["score"]) for s in samples
-                  if _is_number(s["score"]) and (sample_type is None or s["type"] == sample_type)}
-        result["metrics"][name] = _metric(values, "score", sample_type, True)
-        if result["primary"] is None and sample_type is None:
+    for name, field, sample_type in reported:
+        values = {s["doc_id"]: float(s[field]) for s in entry["samples"]
+                  if _is_number(s.get(field)) and (sample_type is None or s.get("type") == sample_type)}
+        result["metrics"][name] = _metric(values, field, sample_type, True if field == "score" else None)
+        if result["primary"] is None and field == "score" and sample_type is None:
             result["primary"] = name
     words = {s["doc_id"]: float(s["words"]) for s in samples if _is_number(s["words"])}
     if words:
@@ -90,12 +100,19 @@ def _task_entry(task: str, entry: dict, judged: dict | None) -> dict:
     return result
 
 
+def _train_numbers(stats: dict | None) -> dict | None:
+    """The numeric facts of train_stats (samples, answer_words_mean, train_tokens, ...); config and paths dropped."""
+    if not isinstance(stats, dict):
+        return None
+    return {key: value for key, value in stats.items() if _is_number(value)}
+
+
 def _row(run: RunDir) -> dict:
     judged = (run.judgements or {}).get("tasks", {})
     return {
         "id": run.model, "model": run.model, "model_path": run.run.get("model_path"),
         "arm": run.run.get("arm"), "iteration": run.run.get("iteration"),
-        "train_stats": run.run.get("train_stats"), "run_dir": str(run.path), "is_base": False,
+        "train_stats": _train_numbers(run.run.get("train_stats")), "run_dir": str(run.path), "is_base": False,
         "tasks": {task: _task_entry(task, entry, judged.get(task)) for task, entry in run.scores["tasks"].items()},
     }
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-LABELS = {"words": "mean words", "quality": "quality (judge)", "quality_lc": "quality @ common length"}
+# The training facts a reader compares across arms, in this order, when train_stats has them.
+TRAIN_STATS = {"samples": "training samples", "answer_words_mean": "mean answer words",
+               "train_tokens": "training tokens", "steps": "steps", "final_loss": "final loss"}
+LABELS = {"words": "mean words", "length_ratio": "words / demanded", "quality": "quality (judge)",
+          "quality_lc": "quality @ common length", **TRAIN_STATS}
 LEGEND = ("value [95% CI]; ▲/▼ = significantly higher/lower than the base model "
           "(paired Wilcoxon over the same prompts, p < 0.05)")
 
@@ -24,7 +28,9 @@ def judged(board: dict, task: str) -> bool:
 
 
 def train_stat_keys(board: dict) -> list[str]:
-    return list(dict.fromkeys(k for row in board["rows"] for k in (row.get("train_stats") or {})))
+    """The train_stats columns: the well-known facts present in any row, else every key there is."""
+    present = list(dict.fromkeys(k for row in board["rows"] for k in (row.get("train_stats") or {})))
+    return [k for k in TRAIN_STATS if k in present] or present
 
 
 def number(value: float | None) -> str:

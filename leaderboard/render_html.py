@@ -116,7 +116,7 @@ def _training_table(board: dict) -> str:
                  _td(iteration(row), row.get("iteration"))]
         cells += [_td(number(stats.get(k)), stats.get(k)) for k in keys]
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return "<h2>Training data per arm</h2>" + _table(["model", "arm", "iter"] + keys, rows)
+    return "<h2>Training data per arm</h2>" + _table(["model", "arm", "iter"] + [label(k) for k in keys], rows)
 
 
 def length_following_chart(board: dict) -> str:
@@ -153,34 +153,49 @@ def _iteration_series(board: dict) -> dict[str, list[dict]]:
     return {arm: base + sorted(rows, key=lambda r: r["iteration"]) for arm, rows in series.items()}
 
 
+def _metric_of(row: dict, task: str, metric: str) -> dict | None:
+    spec = row["tasks"].get(task, {}).get("metrics", {}).get(metric)
+    return spec if spec and spec["value"] is not None else None
+
+
 def iteration_charts(board: dict) -> list[str]:
-    """Figure 2: per task, the length score and the mean output words per Self-Lengthen iteration (95% CI)."""
+    """Figure 2: per task, the length score and mean output words per Self-Lengthen iteration (95% CI).
+
+    Arms without iterations (e.g. backtranslation) are dashed horizontal references.
+    """
     series = _iteration_series(board)
+    if not series:
+        return []
+    references = [row for row in board["rows"] if row.get("iteration") is None and not row.get("is_base")]
+    last = max([row["iteration"] or 0 for rows in series.values() for row in rows] + [1])
     charts = []
-    last = max([r["iteration"] or 0 for rows in series.values() for r in rows] + [1])
     for task in board["tasks"]:
         primary = next((row["tasks"][task].get("primary") for row in board["rows"] if task in row["tasks"]), None)
         for metric, log in ((primary, False), ("words", True)):
             if metric is None:
                 continue
-            specs = [(arm, [(r.get("iteration") or 0, r["tasks"].get(task, {}).get("metrics", {}).get(metric))
-                            for r in rows]) for arm, rows in series.items()]
-            specs = [(arm, [(x, s) for x, s in pts if s and s["value"] is not None]) for arm, pts in specs]
-            values = [v for _, pts in specs for _, s in pts for v in [s["value"], *(s["ci"] or [])]]
+            lines = [(arm, [(row.get("iteration") or 0, _metric_of(row, task, metric)) for row in rows])
+                     for arm, rows in series.items()]
+            lines = [(arm, [(x, spec) for x, spec in points if spec]) for arm, points in lines]
+            flat = [(row, _metric_of(row, task, metric)) for row in references if _metric_of(row, task, metric)]
+            values = [v for _, points in lines for _, spec in points for v in [spec["value"], *(spec["ci"] or [])]]
+            values += [spec["value"] for _, spec in flat]
             chart = Chart(f"{task}: {label(metric)}", "Self-Lengthen iteration (0 = base)", label(metric),
                           (-0.3, last + 0.3), padded_range(values, log=log, floor=0.0), y_log=log,
                           width=400, height=300, css_class="chart iterations")
-            if not values:
-                chart.note("no Self-Lengthen iterations in this leaderboard")
-            for i, (arm, pts) in enumerate(specs):
+            for i, (arm, points) in enumerate(lines):
                 color = PALETTE[i % len(PALETTE)]
-                chart.line([(x, s["value"]) for x, s in pts], color)
-                for x, s in pts:
-                    if s["ci"]:
-                        chart.error_bar(x, s["ci"][0], s["ci"][1], color)
-                    chart.point(x, s["value"], color, f"{arm} iteration {x}: {number(s['value'])} {interval(s)}",
-                                radius=3.5, opacity=1.0)
+                chart.line([(x, spec["value"]) for x, spec in points], color)
+                for x, spec in points:
+                    if spec["ci"]:
+                        chart.error_bar(x, spec["ci"][0], spec["ci"][1], color)
+                    chart.point(x, spec["value"], color,
+                                f"{arm} iteration {x}: {number(spec['value'])} {interval(spec)}", radius=3.5, opacity=1)
                 chart.add_legend(arm, color)
+            for j, (row, spec) in enumerate(flat):
+                color = PALETTE[(len(lines) + j) % len(PALETTE)]
+                chart.line([(-0.3, spec["value"]), (last + 0.3, spec["value"])], color, dashed=True, width=1.4)
+                chart.add_legend(f"{row['model']} (no iterations)", color)
             charts.append(chart.render())
     return charts
 
@@ -249,14 +264,15 @@ def render_html(board: dict) -> str:
     """The whole leaderboard as one self-contained HTML page."""
     base = f"base model: {escape(board['base'])}" if board.get("base") else "no base model"
     tables = "".join(_task_table(board, task) for task in board["tasks"])
+    iterations = "".join(iteration_charts(board)) or "<p>No Self-Lengthen iterations in this leaderboard.</p>"
+    quality = "".join(quality_charts(board)) or "<p>No judged task.</p>"
     figures = (
         '<h2>Figures</h2><h3>1. Length following</h3><p class="caption">One point per sample; dashed: produced = '
-        'demanded.</p><div class="figures">' + length_following_chart(board) + "</div>"
+        f'demanded.</p><div class="figures">{length_following_chart(board)}</div>'
         '<h3>2. Self-Lengthen iterations</h3><p class="caption">Mean with 95% CI per iteration; iteration 0 is '
-        'the base model.</p><div class="figures">' + "".join(iteration_charts(board)) + "</div>"
+        f'the base model; dashed: arms without iterations.</p><div class="figures">{iterations}</div>'
         '<h3>3. Quality vs. length</h3><p class="caption">One point per judged sample; lines: the length-control '
-        'fit per model; dashed: the common length.</p><div class="figures">'
-        + ("".join(quality_charts(board)) or "<p>No judged task.</p>") + "</div>"
+        f'fit per model; dashed: the common length.</p><div class="figures">{quality}</div>'
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Self-Lengthen leaderboard</title>'

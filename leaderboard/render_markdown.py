@@ -36,7 +36,8 @@ def render_markdown(board: dict) -> str:
         body = [[row["model"], row.get("arm") or "–", iteration(row)]
                 + [number((row.get("train_stats") or {}).get(k)) for k in keys]
                 for row in board["rows"] if row.get("train_stats")]
-        lines += ["## Training data per arm", ""] + _table(["model", "arm", "iter"] + keys, body) + [""]
+        header = ["model", "arm", "iter"] + [label(k) for k in keys]
+        lines += ["## Training data per arm", ""] + _table(header, body) + [""]
     lines += ["## Method", ""] + [f"- **{name}**: {text}" for name, text in board.get("method", {}).items()]
     for task, fit in board.get("length_control", {}).items():
         lines.append(f"- length control on {task}: slope {fit['slope']:.2f} quality points per unit of "

@@ -75,9 +75,19 @@ def test_length_controlled_quality_is_reported_only_for_judged_tasks(board):
     assert "quality_lc" not in row(board, "sl-iter3")["tasks"]["longen_mini"]["metrics"]
 
 
-def test_training_stats_of_each_arm_are_carried_over(board):
-    assert row(board, "sl-iter3")["train_stats"] == {"n_samples": 480, "mean_words": 1540.0, "tokens": 1050000}
+def test_the_numeric_training_stats_of_each_arm_are_carried_over(board):
+    assert row(board, "sl-iter3")["train_stats"] == {"samples": 480, "answer_words_mean": 1540.0,
+                                                     "train_tokens": 1050000}
     assert row(board, "smollm2-135m")["train_stats"] is None
+
+
+def test_ruler_aggregates_that_are_sample_means_become_metrics(board):
+    ruler = row(board, "sl-iter2")["tasks"]["longwrite_ruler_mini"]
+    assert list(ruler["metrics"]) == ["length_ratio", "S_l", "words"]
+    assert ruler["primary"] == "S_l"
+    ratios = [s["words"] / s["required_words"] for s in ruler["samples"]]
+    assert ruler["metrics"]["length_ratio"]["value"] == pytest.approx(sum(ratios) / len(ratios))
+    assert ruler["metrics"]["length_ratio"]["higher_is_better"] is None
 
 
 def test_an_example_answer_is_kept_per_row_and_task(board):

@@ -24,11 +24,11 @@ RULER_DEMANDS = [1000, 2000, 5000, 10000, 20000, 30000, 1000, 2000, 5000, 10000,
 # model, arm, iteration, how far toward the demand it writes (log-scale), judge quality level, train stats
 MODELS = [
     ("smollm2-135m", "base", None, 0.0, 33.0, None),
-    ("sl-iter1", "self_lengthen", 1, 0.35, 32.0, {"n_samples": 480, "mean_words": 610.0, "tokens": 410000}),
-    ("sl-iter2", "self_lengthen", 2, 0.6, 30.0, {"n_samples": 480, "mean_words": 1020.0, "tokens": 690000}),
-    ("sl-iter3", "self_lengthen", 3, 0.8, 29.0, {"n_samples": 480, "mean_words": 1540.0, "tokens": 1050000}),
+    ("sl-iter1", "self_lengthen", 1, 0.35, 32.0, {"samples": 480, "answer_words_mean": 610.0, "train_tokens": 410000}),
+    ("sl-iter2", "self_lengthen", 2, 0.6, 30.0, {"samples": 480, "answer_words_mean": 1020.0, "train_tokens": 690000}),
+    ("sl-iter3", "self_lengthen", 3, 0.8, 29.0, {"samples": 480, "answer_words_mean": 1540.0, "train_tokens": 1050000}),
     ("backtranslation", "backtranslation", None, 0.45, 31.0,
-     {"n_samples": 85, "mean_words": 2300.0, "tokens": 260000}),
+     {"samples": 85, "answer_words_mean": 2300.0, "train_tokens": 260000}),
 ]
 
 
@@ -76,8 +76,7 @@ def make_run_dir(root: Path, model: str, arm: str, iteration, reach: float, qual
         words = produced_words(rng, demand, reach)
         ruler.append({"doc_id": i, "prompt": f"Write a {demand}-word guide.", "response": "...",
                       "words": words, "required_words": demand, "score": length_score(demand, words),
-                      "type": "ruler", "language": "en"})
-
+                      "type": "ruler", "language": "en", "length_ratio": words / demand})
     def task(name, samples, **aggregates):
         return {"task": name, "n": len(samples), **aggregates, "samples": samples}
 
@@ -88,8 +87,9 @@ def make_run_dir(root: Path, model: str, arm: str, iteration, reach: float, qual
                                         S_l=round(float(np.mean([s["score"] for s in lbw])), 1)),
         "longen_mini": task("longen_mini", longen, overall=float(np.mean([s["score"] for s in longen])),
                             **longen_types),
-        "longwrite_ruler_mini": task("longwrite_ruler_mini", ruler,
-                                     S_l=float(np.mean([s["score"] for s in ruler]))),
+        "longwrite_ruler_mini": task("longwrite_ruler_mini", ruler, words=float(np.mean([s["words"] for s in ruler])),
+                                     length_ratio=float(np.mean([s["length_ratio"] for s in ruler])),
+                                     S_l=float(np.mean([s["score"] for s in ruler])), by_length={}),
     }}
     judged = []
     for sample in lbw:
@@ -103,6 +103,8 @@ def make_run_dir(root: Path, model: str, arm: str, iteration, reach: float, qual
     judgements = {"judge": {"model": "qwen2.5-7b-instruct", "rubric": "longbench_write"}, "tasks": {
         "longbench_write_en_mini": {"S_q": float(np.mean(ok)), "n": len(judged),
                                     "failures": len(judged) - len(ok), "samples": judged}}}
+    if train_stats is not None:  # what selflengthen.training writes besides the numbers
+        train_stats = {**train_stats, "base_model": "/checkpoints/smollm2-135m", "config": {"lora_r": 16}}
     run = {"model": model, "model_path": f"/checkpoints/{model}", "arm": arm, "iteration": iteration,
            "train_stats": train_stats, "tasks": list(scores["tasks"]), "sampling": {"temperature": 0.7},
            "created": "2026-11-25T12:00:00+00:00"}

@@ -8,11 +8,12 @@ import pytest
 from rich.console import Console
 
 from leaderboard.board import load_leaderboard
+from leaderboard.build import build_leaderboard
 from leaderboard.publish import publish
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
 from leaderboard.render_terminal import print_leaderboard
-from tests.test_leaderboard_inputs import make_experiment
+from tests.test_leaderboard_inputs import MODELS, make_experiment, make_run_dir
 
 HOSTILE_ANSWER = ('</textarea><script>document.title="pwned";'
                   'document.body.insertAdjacentHTML("beforeend","<p id=injected>x</p>")</script><b>bold</b>')
@@ -42,6 +43,7 @@ def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published
     row = next(line for line in text.splitlines() if line.startswith("| sl-iter3 | self_lengthen | 3 | 15 |"))
     assert re.search(r"\| \d+\.\d \[\d+\.\d, \d+\.\d\] ▲ p=0\.000\d+ \|", row)
     assert "| **smollm2-135m** (base) | base | – | 16 |" in text
+    assert "| model | arm | iter | training samples | mean answer words | training tokens |" in text
     assert "| sl-iter3 | self_lengthen | 3 | 480 | 1,540 | 1,050,000 |" in text
     assert "Wilcoxon" in text and "log(words+1)" in text
 
@@ -81,3 +83,17 @@ def test_html_has_sortable_tables_three_figures_and_the_method(published):
     assert html.count('class="chart iterations"') == 6
     assert html.count('class="chart quality-length"') == 1
     assert "length-controlled" in html and "median log length" in html
+
+
+def test_every_view_renders_a_single_unjudged_run_without_iterations(tmp_path):
+    run = make_run_dir(tmp_path, *MODELS[0][:6], seed=0)
+    (run / "judgements.json").unlink()
+    board = build_leaderboard([run], base=None)
+    markdown = render_markdown(board)
+    assert "judge failures" not in markdown and "Training data" not in markdown
+    html = render_html(board)
+    assert "No Self-Lengthen iterations in this leaderboard." in html and "No judged task." in html
+    assert html.count('class="chart length-following"') == 1
+    console = Console(record=True, width=200)
+    print_leaderboard(board, console)
+    assert "smollm2-135m (base)" in console.export_text()
