@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # rich shows progress; must be set before tqdm is imported
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"

@@ -25,7 +25,7 @@ from harness.client import sampling_request, served_generation_defaults
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
 from harness.rundir import write_json
-from harness.serve import Endpoint, ServerConfig, compute_threads, serve
+from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
 from selflengthen.sampling import SamplingConfig
 
 
@@ -116,6 +116,7 @@ def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, consol
         return
     if config.endpoint:
         endpoint = Endpoint(base_url=config.endpoint.rstrip("/"), model=config.model, api_key_env=config.api_key_env)
+        check_reachable(endpoint)
         yield _endpoint_model(endpoint, config)
         return
     server = config.server
@@ -153,8 +154,7 @@ def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path,
 
     lm_dir = out_dir / "lm_eval"
     lm_dir.mkdir(exist_ok=True)
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    logging.getLogger("lm_eval").setLevel(logging.WARNING)
+    _log_lm_eval_to(lm_dir / "lm_eval.log")
     columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("requests", total=None)
@@ -201,6 +201,18 @@ def score_samples(samples: dict[str, list[dict]], model_name: str) -> dict[str, 
             rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response})
         scored[task] = score_predictions(task, rows)
     return {"model": model_name, "tasks": scored}
+
+
+def _log_lm_eval_to(path: Path) -> None:
+    """lm-eval logs every retry and setting at length: keep it in the run directory, off the terminal."""
+    logger = logging.getLogger("lm_eval")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _task_manager():

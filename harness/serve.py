@@ -154,6 +154,21 @@ def wait_until_healthy(process: subprocess.Popen, url: str, timeout: float, log_
     raise UserError(f"the server was not healthy after {timeout:.0f}s; see {log_path}")
 
 
+def check_reachable(endpoint: Endpoint, timeout: float = 10.0) -> None:
+    """Fail early, naming the address, when nothing answers at an endpoint's /models."""
+    request = urllib.request.Request(
+        f"{endpoint.base_url}/models", headers={"Authorization": f"Bearer {endpoint.api_key}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # something answers; a stricter server may refuse this path
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UserError(f"cannot reach the endpoint at {endpoint.base_url}: {reason}") from None
+
+
 def stop_process(process: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGTERM the server's process group, then SIGKILL what is left after `grace` seconds."""
     if process.poll() is not None:
