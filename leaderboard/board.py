@@ -50,8 +50,12 @@ def load_leaderboard(path: Path) -> dict:
         for task, entry in row["tasks"].items():
             if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
                 raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} has no 'metrics' object")
-            if not isinstance(entry.get("samples"), list):
-                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} has no 'samples' list")
+            if not isinstance(entry.get("samples"), list) or not all(
+                    isinstance(s, dict) and "doc_id" in s for s in entry["samples"]):
+                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} needs a 'samples' list with doc_ids")
+            for name, spec in entry["metrics"].items():
+                if not isinstance(spec, dict) or not isinstance(spec.get("field"), str):
+                    raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} metric {name!r} has no 'field'")
     return board
 
 

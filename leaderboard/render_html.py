@@ -63,8 +63,10 @@ def _colors(board: dict) -> dict[str, str]:
 
 
 def _td(text: str, value=None, css: str = "") -> str:
+    """A cell of already-escaped ``text``; ``value`` is the number the column sorts by."""
     sort_value = "" if value is None else f' data-v="{value}"'
-    return f'<td{sort_value}{f" class={chr(34)}{css}{chr(34)}" if css else ""}>{text}</td>'
+    css_class = f' class="{css}"' if css else ""
+    return f"<td{sort_value}{css_class}>{text}</td>"
 
 
 def _metric_td(spec: dict | None) -> str:

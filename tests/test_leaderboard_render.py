@@ -38,8 +38,8 @@ def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
         "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Training data per arm",
         "## Method"]
-    assert "| model | arm | iter | n | S_l | quality (judge) | quality @ common length | mean words | judge failures |" \
-        in text
+    header = "| model | arm | iter | n | S_l | quality (judge) | quality @ common length | mean words | judge failures |"
+    assert header in text
     row = next(line for line in text.splitlines() if line.startswith("| sl-iter3 | self_lengthen | 3 | 15 |"))
     assert re.search(r"\| \d+\.\d \[\d+\.\d, \d+\.\d\] ▲ p=0\.000\d+ \|", row)
     assert "| **smollm2-135m** (base) | base | – | 16 |" in text
