@@ -35,8 +35,12 @@ class SelfInstructConfig:
     yes_answers, stop_markers, include_seeds.
     """
 
-    instructions_per_language: int = field(default=2000, metadata={"help": "New instructions to write per language (reference: 2000)."})
-    max_attempts: int = field(default=10, metadata={"help": "Tries per instruction slot before giving it up (reference: 10)."})
+    instructions_per_language: int = field(
+        default=2000, metadata={"help": "New instructions to write per language (reference: 2000)."}
+    )
+    max_attempts: int = field(
+        default=10, metadata={"help": "Tries per instruction slot before giving it up (reference: 10)."}
+    )
     min_words: int = field(default=4, metadata={"help": "An instruction needs at least this many words."})
     max_words: int = field(default=499, metadata={"help": "An instruction may have at most this many words."})
     judge_max_tokens: int = field(default=8, metadata={"help": "Tokens for the yes/no suitability answer."})
@@ -62,7 +66,9 @@ class GeneratorConfig:
     """
 
     samples_per_instruction: int = field(default=2, metadata={"help": "Answers per instruction (reference: 2)."})
-    max_attempts: int = field(default=20, metadata={"help": "Tries per answer while the filters reject it (reference: 20)."})
+    max_attempts: int = field(
+        default=20, metadata={"help": "Tries per answer while the filters reject it (reference: 20)."}
+    )
 
 
 @dataclass
@@ -72,11 +78,19 @@ class ExtenderConfig:
     Fields: extensions_per_answer, max_attempts, rounds, keep_fraction, min_growth.
     """
 
-    extensions_per_answer: int = field(default=2, metadata={"help": "Extensions tried per initial answer (reference: 2)."})
-    max_attempts: int = field(default=20, metadata={"help": "Full extension attempts per item before giving up (reference: 20)."})
+    extensions_per_answer: int = field(
+        default=2, metadata={"help": "Extensions tried per initial answer (reference: 2)."}
+    )
+    max_attempts: int = field(
+        default=20, metadata={"help": "Full extension attempts per item before giving up (reference: 20)."}
+    )
     rounds: int = field(default=3, metadata={"help": "Extension rounds per attempt, each from the best answer so far."})
-    keep_fraction: float = field(default=2 / 3, metadata={"help": "Leading share of the enriched half's paragraphs kept."})
-    min_growth: float = field(default=1.2, metadata={"help": "Accept only answers longer than this times the original (in words)."})
+    keep_fraction: float = field(
+        default=2 / 3, metadata={"help": "Leading share of the enriched half's paragraphs kept."}
+    )
+    min_growth: float = field(
+        default=1.2, metadata={"help": "Accept only answers longer than this times the original (in words)."}
+    )
 
 
 @dataclass
@@ -88,12 +102,34 @@ class FilterConfig:
     """
 
     terminal_punctuation: list[str] = field(
-        default_factory=lambda: [".", "!", "?", '"', "'", ")", "]", "}", ">", "`", "…", "。", "！", "？", "”", "’", "）", "】", "」", "』"],
+        default_factory=lambda: [
+            ".",
+            "!",
+            "?",
+            '"',
+            "'",
+            ")",
+            "]",
+            "}",
+            ">",
+            "`",
+            "…",
+            "。",
+            "！",
+            "？",
+            "”",
+            "’",
+            "）",
+            "】",
+            "」",
+            "』",
+        ],
         metadata={"help": "An answer must end in one of these (the reference's Chinese list lacks '.')."},
     )
     ngram_words: int = field(default=10, metadata={"help": "English: reject when any run of this many words repeats."})
     ngram_chars: int = field(
-        default=13, metadata={"help": "Chinese: reject when any run of this many characters (ASCII runs count one) repeats."}
+        default=13,
+        metadata={"help": "Chinese: reject when any run of this many characters (ASCII runs count one) repeats."},
     )
     meta_words: dict[str, list[str]] = field(
         default_factory=lambda: {
@@ -104,7 +140,9 @@ class FilterConfig:
     )
     head_lines: int = field(default=2, metadata={"help": "Meta words are looked for in this many first lines..."})
     tail_lines: int = field(default=3, metadata={"help": "...and in this many last lines."})
-    drop_short: bool = field(default=True, metadata={"help": "Drop short extended answers with probability 2*r^3 before training."})
+    drop_short: bool = field(
+        default=True, metadata={"help": "Drop short extended answers with probability 2*r^3 before training."}
+    )
 
 
 @dataclass
@@ -115,7 +153,9 @@ class FinalDataConfig:
     """
 
     min_words: int = field(default=2000, metadata={"help": "Answers shorter than this are left out (reference: 2000)."})
-    max_words: int = field(default=8000, metadata={"help": "Answers this long or longer are left out (reference: 8000)."})
+    max_words: int = field(
+        default=8000, metadata={"help": "Answers this long or longer are left out (reference: 8000)."}
+    )
     type_weights: dict[str, float] = field(
         default_factory=lambda: {"about": 0.4, "range": 0.25, "above": 0.1, "below": 0.25},
         metadata={"help": "Relative frequency of each kind of length demand (reference's mix)."},
@@ -134,7 +174,7 @@ class SelfLengthenConfig:
 
     Fields:
         Data: languages, seed_files, work_dir.
-        Scale: iterations, max_in_flight, seed.
+        Scale: iterations, max_in_flight, seed, stop_at_fraction.
         Sampling: sampling (both roles).
         Steps: self_instruct, generator, extender, filters, final_data.
         Training: train.
@@ -152,18 +192,35 @@ class SelfLengthenConfig:
     work_dir: str = field(default="runs/selflengthen", metadata={"help": "Where each iteration's files go."})
     max_in_flight: int = field(default=16, metadata={"help": "Model requests in flight at once, over all steps."})
     seed: int = field(default=0, metadata={"help": "Seeds every per-item random choice (resumed runs repeat them)."})
-    sampling: SamplingConfig = field(default_factory=reference_sampling, metadata={"help": "Sampling for both roles (reference: max_tokens 16384)."})
-    self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig, metadata={"help": "Self-instruct step."})
+    stop_at_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "End each step once this share of its slots has finished, abandoning the stragglers "
+            "(the reference kills a step at 0.95); null waits for every slot."
+        },
+    )
+    sampling: SamplingConfig = field(
+        default_factory=reference_sampling, metadata={"help": "Sampling for both roles (reference: max_tokens 16384)."}
+    )
+    self_instruct: SelfInstructConfig = field(
+        default_factory=SelfInstructConfig, metadata={"help": "Self-instruct step."}
+    )
     generator: GeneratorConfig = field(default_factory=GeneratorConfig, metadata={"help": "Initial answers step."})
     extender: ExtenderConfig = field(default_factory=ExtenderConfig, metadata={"help": "Extension step."})
     filters: FilterConfig = field(default_factory=FilterConfig, metadata={"help": "Answer filters."})
-    final_data: FinalDataConfig = field(default_factory=FinalDataConfig, metadata={"help": "Final length-following data."})
+    final_data: FinalDataConfig = field(
+        default_factory=FinalDataConfig, metadata={"help": "Final length-following data."}
+    )
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "LoRA fine-tuning of each role."})
 
     def __post_init__(self) -> None:
         unknown = [lang for lang in self.languages if lang not in LANGUAGES]
         if unknown or not self.languages:
-            raise ValueError(f"languages must be a non-empty list drawn from {', '.join(LANGUAGES)}, got {self.languages}")
+            raise ValueError(
+                f"languages must be a non-empty list drawn from {', '.join(LANGUAGES)}, got {self.languages}"
+            )
+        if self.stop_at_fraction is not None and not 0 < self.stop_at_fraction <= 1:
+            raise ValueError(f"stop_at_fraction must be in (0, 1] or null, got {self.stop_at_fraction}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
 

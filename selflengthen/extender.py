@@ -24,7 +24,13 @@ def extend_request(instruction: str, answer: str, lang: str) -> list[dict[str, s
 
 
 async def extend_response(
-    model: RecordedModel, instruction: str, answer: str, lang: str, key: str, config: SelfLengthenConfig, tally: Counter[str]
+    model: RecordedModel,
+    instruction: str,
+    answer: str,
+    lang: str,
+    key: str,
+    config: SelfLengthenConfig,
+    tally: Counter[str],
 ) -> str | None:
     """A longer answer that passes the filters, or None after `extender.max_attempts` failed attempts."""
     for attempt in range(config.extender.max_attempts):
@@ -35,7 +41,13 @@ async def extend_response(
 
 
 async def _extend_attempt(
-    model: RecordedModel, instruction: str, answer: str, lang: str, key: str, config: SelfLengthenConfig, tally: Counter[str]
+    model: RecordedModel,
+    instruction: str,
+    answer: str,
+    lang: str,
+    key: str,
+    config: SelfLengthenConfig,
+    tally: Counter[str],
 ) -> str | None:
     settings = config.extender
     best = answer

@@ -26,9 +26,21 @@ KINDS = ("about", "range", "above", "below")
 
 PHRASINGS: dict[str, dict[str, list[str]]] = {
     "en": {
-        "about": ["Write about {n} words.", "The answer should be around {n} words long.", "Aim for roughly {n} words."],
-        "range": ["Write between {low} and {high} words.", "The answer should be {low}-{high} words long.", "Use {low} to {high} words."],
-        "above": ["Write more than {n} words.", "The answer should be at least {n} words long.", "Use no fewer than {n} words."],
+        "about": [
+            "Write about {n} words.",
+            "The answer should be around {n} words long.",
+            "Aim for roughly {n} words.",
+        ],
+        "range": [
+            "Write between {low} and {high} words.",
+            "The answer should be {low}-{high} words long.",
+            "Use {low} to {high} words.",
+        ],
+        "above": [
+            "Write more than {n} words.",
+            "The answer should be at least {n} words long.",
+            "Use no fewer than {n} words.",
+        ],
         "below": ["Write fewer than {n} words.", "Keep the answer under {n} words.", "Use at most {n} words."],
     },
     "zh": {
@@ -148,7 +160,9 @@ def final_examples(answers: Sequence[dict[str, Any]], seed: int, config: FinalDa
         demand = choose_length_demand(words, rng, config)
         phrase = phrase_demand(demand, answer["lang"], rng, config)
         instruction = with_length_demand(answer["instruction"], phrase, answer["lang"], rng)
-        examples.append({"messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": answer["answer"]}]})
+        examples.append(
+            {"messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": answer["answer"]}]}
+        )
     return examples
 
 
@@ -166,7 +180,14 @@ def collect_long_answers(iteration_dirs: Sequence[Path]) -> list[dict[str, Any]]
                 if text is None or (record["instruction"], text) in seen:
                     continue
                 seen.add((record["instruction"], text))
-                answers.append({"key": f"{directory.name}/{record['key']}", "lang": record["lang"], "instruction": record["instruction"], "answer": text})
+                answers.append(
+                    {
+                        "key": f"{directory.name}/{record['key']}",
+                        "lang": record["lang"],
+                        "instruction": record["instruction"],
+                        "answer": text,
+                    }
+                )
     return answers
 
 

@@ -2,26 +2,33 @@
 
 No step waits for the stragglers of the one before: an instruction is answered as soon as it is
 accepted, an answer is extended as soon as it passes the filters. One limiter caps the requests
-in flight over both roles and serves later steps first, so started items finish early. Everything finished is journaled in `work_dir`:
+in flight over both roles and serves later steps first, so started items finish early.
+`drop_short` needs the whole population, so it thins the extended answers when the fine-tuning
+sets are written, at the end. Everything finished is journaled in `work_dir`:
 
     requests.jsonl           every finished model reply, by request key (never sent twice)
     instructions.jsonl       one line per self-instruct slot: {"key", "lang", "instruction" | null}
-    initial_answers.jsonl    one line per answer slot: {"key", "instruction_key", "lang", "instruction", "answer" | null}
-    extended_answers.jsonl   one line per extension slot: {"key", "initial_key", "lang", "instruction", "initial", "extended" | null}
-    <step>.done.json         written when a step has finished every slot (with its counts)
+    initial_answers.jsonl    one line per answer slot:
+                             {"key", "instruction_key", "lang", "instruction", "answer" | null}
+    extended_answers.jsonl   one line per extension slot:
+                             {"key", "initial_key", "lang", "instruction", "initial", "extended" | null}
+    <step>.done.json         written when a step has settled (produced / failed / abandoned counts)
     generator_data.jsonl, extender_data.jsonl   the fine-tuning sets (chat messages), written last
     synthesis.json           the counts of the finished run; its presence marks the iteration done
 
 A rerun after `kill -9` loads the journals and continues: finished slots are skipped, finished
 requests are replayed from the ledger, per-item randomness depends only on seed and key.
+With `stop_at_fraction` set, a step ends once that share of its slots has finished; the rest are
+journaled as abandoned (`"abandoned": true`, output null) so a rerun leaves them alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +69,7 @@ class SynthesisResult:
     extension_slots_failed: int = 0
     generator_examples: int = 0
     extender_examples: int = 0
+    abandoned_slots: int = 0
     requests: RequestStats = field(default_factory=RequestStats)
     rejections: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -81,7 +89,7 @@ async def run_synthesis(
     run = _Synthesis(generator, extender, config, work_dir, progress or (lambda step: None))
     try:
         await run.run(seeds)
-        result = run.result()
+        result = run.finish()
     finally:
         run.close()
     result.seconds = round(time.monotonic() - started, 3)
@@ -104,86 +112,132 @@ class _Synthesis:
         self.generator = RecordedModel(generator, self.ledger, limiter, self.stats, priority=1)
         self.instructor = RecordedModel(generator, self.ledger, limiter, self.stats, priority=2)
         self.tally: Counter[str] = Counter()
+        self.tasks: list[asyncio.Task] = []
         self.answer_tasks: list[asyncio.Task] = []
         self.extension_tasks: list[asyncio.Task] = []
+        self.cutting_off = False
 
     def close(self) -> None:
         for journal in (self.ledger, *self.journals.values()):
             journal.close()
 
     async def run(self, seeds: dict[str, list[str]]) -> None:
-        async with asyncio.TaskGroup() as group:
-            self.group = group
-            slots = []
-            for lang, pool in seeds.items():
-                pool = list(pool)
-                if self.config.self_instruct.include_seeds:
-                    for index, instruction in enumerate(pool):
-                        self._answer(f"seed/{lang}/{index}", instruction, lang)
-                pool += self._finished_instructions(lang)
-                for index in range(self.config.self_instruct.instructions_per_language):
-                    slots.append(group.create_task(self._instruction_slot(f"si/{lang}/{index}", lang, pool)))
-            await asyncio.gather(*slots)
-            self._mark_done(INSTRUCTIONS)
-            await asyncio.gather(*self.answer_tasks)
-            self._mark_done(INITIAL_ANSWERS)
-            await asyncio.gather(*self.extension_tasks)
-            self._mark_done(EXTENDED_ANSWERS)
+        slots = []
+        for lang, pool in seeds.items():
+            pool = list(pool)
+            if self.config.self_instruct.include_seeds:
+                for index, instruction in enumerate(pool):
+                    self._answer(f"seed/{lang}/{index}", instruction, lang)
+            pool += self._finished_instructions(lang)
+            for index in range(self.config.self_instruct.instructions_per_language):
+                slots.append(self._spawn(self._instruction_slot(f"si/{lang}/{index}", lang, pool)))
+        try:
+            await self._settle(slots, INSTRUCTIONS)
+            await self._settle(self.answer_tasks, INITIAL_ANSWERS)
+            await self._settle(self.extension_tasks, EXTENDED_ANSWERS)
+        except BaseException:
+            self.cutting_off = False
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            raise
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self.tasks.append(task)
+        return task
+
+    async def _settle(self, tasks: list[asyncio.Task], step: str) -> None:
+        """Wait for a step's slots (all, or the `stop_at_fraction` share of them), then mark it done.
+
+        Called once the step before has settled, so `tasks` is the step's complete list.
+        """
+        fraction = self.config.stop_at_fraction
+        needed = len(tasks) if fraction is None else math.ceil(fraction * len(tasks))
+        pending = set(tasks)
+        while pending and len(tasks) - len(pending) < needed:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        if pending:
+            self.cutting_off = True
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self.cutting_off = False
+        self._mark_done(step)
+
+    async def _finish_slot(
+        self, step: str, record: dict[str, Any], produce: Callable[[], Awaitable[str | None]]
+    ) -> dict[str, Any]:
+        """The slot's journaled record: loaded if a run before finished it, else produced and journaled.
+
+        A slot abandoned by the cut-off is journaled as given up, so a rerun does not revive it.
+        """
+        journal = self.journals[step]
+        finished = journal.get(record["key"])
+        if finished is not None:
+            return finished
+        try:
+            record[OUTPUT_FIELD[step]] = await produce()
+        except asyncio.CancelledError:
+            if self.cutting_off:
+                journal.append({**record, OUTPUT_FIELD[step]: None, "abandoned": True})
+            raise
+        journal.append(record)
+        self.progress(step)
+        return record
 
     def _finished_instructions(self, lang: str) -> list[str]:
         records = [r for r in self.journals[INSTRUCTIONS].records.values() if r["lang"] == lang and r["instruction"]]
         return [r["instruction"] for r in sorted(records, key=lambda r: int(r["key"].rsplit("/", 1)[1]))]
 
     async def _instruction_slot(self, key: str, lang: str, pool: list[str]) -> None:
-        journal = self.journals[INSTRUCTIONS]
-        record = journal.get(key)
-        if record is None:
+        async def write() -> str | None:
             instruction = await self_instruct(self.instructor, pool, key, lang, self.config, self.tally)
-            record = {"key": key, "lang": lang, "instruction": instruction}
-            journal.append(record)
             if instruction is not None:
-                pool.append(instruction)
-            self.progress(INSTRUCTIONS)
+                pool.append(instruction)  # new instructions join the pool the next slots draw from
+            return instruction
+
+        record = await self._finish_slot(INSTRUCTIONS, {"key": key, "lang": lang}, write)
         if record["instruction"] is not None:
             self._answer(key, record["instruction"], lang)
 
     def _answer(self, instruction_key: str, instruction: str, lang: str) -> None:
         for sample in range(self.config.generator.samples_per_instruction):
             key = f"gen/{instruction_key}/{sample}"
-            self.answer_tasks.append(self.group.create_task(self._answer_slot(key, instruction_key, instruction, lang)))
+            self.answer_tasks.append(self._spawn(self._answer_slot(key, instruction_key, instruction, lang)))
 
     async def _answer_slot(self, key: str, instruction_key: str, instruction: str, lang: str) -> None:
-        journal = self.journals[INITIAL_ANSWERS]
-        record = journal.get(key)
-        if record is None:
-            answer = await generate_initial(self.generator, instruction, lang, key, self.config, self.tally)
-            record = {"key": key, "instruction_key": instruction_key, "lang": lang, "instruction": instruction, "answer": answer}
-            journal.append(record)
-            self.progress(INITIAL_ANSWERS)
+        record = await self._finish_slot(
+            INITIAL_ANSWERS,
+            {"key": key, "instruction_key": instruction_key, "lang": lang, "instruction": instruction},
+            lambda: generate_initial(self.generator, instruction, lang, key, self.config, self.tally),
+        )
         if record["answer"] is not None:
             for sample in range(self.config.extender.extensions_per_answer):
-                task = self._extension_slot(f"ext/{key}/{sample}", record)
-                self.extension_tasks.append(self.group.create_task(task))
+                self.extension_tasks.append(self._spawn(self._extension_slot(f"ext/{key}/{sample}", record)))
 
     async def _extension_slot(self, key: str, initial: dict[str, Any]) -> None:
-        journal = self.journals[EXTENDED_ANSWERS]
-        if key in journal:
-            return
         lang, instruction, answer = initial["lang"], initial["instruction"], initial["answer"]
-        extended = await extend_response(self.extender, instruction, answer, lang, key, self.config, self.tally)
-        journal.append(
-            {"key": key, "initial_key": initial["key"], "lang": lang, "instruction": instruction, "initial": answer, "extended": extended}
+        await self._finish_slot(
+            EXTENDED_ANSWERS,
+            {"key": key, "initial_key": initial["key"], "lang": lang, "instruction": instruction, "initial": answer},
+            lambda: extend_response(self.extender, instruction, answer, lang, key, self.config, self.tally),
         )
-        self.progress(EXTENDED_ANSWERS)
 
     def _mark_done(self, step: str) -> None:
-        produced, failed = _outcomes(self.journals[step], step)
-        write_json_atomically(self.work_dir / f"{step}.done.json", {"produced": produced, "failed": failed})
+        produced, failed, abandoned = _outcomes(self.journals[step], step)
+        write_json_atomically(
+            self.work_dir / f"{step}.done.json", {"produced": produced, "failed": failed, "abandoned": abandoned}
+        )
 
-    def result(self) -> SynthesisResult:
+    def finish(self) -> SynthesisResult:
+        """Write the fine-tuning sets from the extended answers and count what the iteration produced."""
         config = self.config
         extended = sorted(
-            (r for r in self.journals[EXTENDED_ANSWERS].records.values() if r["extended"] is not None), key=lambda r: r["key"]
+            (r for r in self.journals[EXTENDED_ANSWERS].records.values() if r["extended"] is not None),
+            key=lambda r: r["key"],
         )
         if config.filters.drop_short:
             extended = drop_short(extended, item_rng(config.seed, "drop_short"), length=lambda r: len(r["extended"]))
@@ -192,6 +246,7 @@ class _Synthesis:
         extender_examples = write_jsonl_atomically(self.work_dir / EXTENDER_DATA, extender_rows)
         counts = {step: _outcomes(self.journals[step], step) for step in OUTPUT_FIELD}
         return SynthesisResult(
+            abandoned_slots=sum(count[2] for count in counts.values()),
             instructions=counts[INSTRUCTIONS][0],
             instruction_slots_failed=counts[INSTRUCTIONS][1],
             initial_answers=counts[INITIAL_ANSWERS][0],
@@ -205,7 +260,9 @@ class _Synthesis:
         )
 
 
-def _outcomes(journal: Journal, step: str) -> tuple[int, int]:
-    """(slots that produced something, slots that gave up) in a step's journal."""
-    produced = sum(1 for r in journal.records.values() if r[OUTPUT_FIELD[step]] is not None)
-    return produced, len(journal.records) - produced
+def _outcomes(journal: Journal, step: str) -> tuple[int, int, int]:
+    """(slots that produced something, slots that gave up, slots abandoned by the cut-off) of a step."""
+    records = journal.records.values()
+    produced = sum(1 for r in records if r[OUTPUT_FIELD[step]] is not None)
+    abandoned = sum(1 for r in records if r.get("abandoned"))
+    return produced, len(records) - produced - abandoned, abandoned

@@ -2,9 +2,9 @@
 
 Every request has a unique key (step, item, attempt, sub-step). A finished reply is journaled
 under its key before it is used; a key found in the ledger is answered from it. One limiter,
-shared by both roles, caps the requests in flight; each step's model has its own priority. A backend exception is counted and reported
-as no reply (the calling step retries within its bounds); it is not journaled, so a rerun tries
-that request again.
+shared by both roles, caps the requests in flight; each step's model has its own priority.
+A backend exception is counted and reported as no reply (the calling step retries within its
+bounds); it is not journaled, so a rerun tries that request again.
 """
 
 from __future__ import annotations

@@ -19,14 +19,22 @@ def test_every_field_has_a_help_text():
 
     from selflengthen import config as module
 
-    classes = [module.SelfLengthenConfig, module.SelfInstructConfig, module.GeneratorConfig, module.ExtenderConfig,
-               module.FilterConfig, module.FinalDataConfig]
+    classes = [
+        module.SelfLengthenConfig,
+        module.SelfInstructConfig,
+        module.GeneratorConfig,
+        module.ExtenderConfig,
+        module.FilterConfig,
+        module.FinalDataConfig,
+    ]
     missing = [f"{c.__name__}.{f.name}" for c in classes for f in dataclasses.fields(c) if not f.metadata.get("help")]
     assert missing == []
 
 
 def test_nested_fields_load_from_a_mapping():
-    config = from_dict(SelfLengthenConfig, {"extender": {"rounds": 5}, "filters": {"ngram_words": 8}, "train": {"lora_r": 4}})
+    config = from_dict(
+        SelfLengthenConfig, {"extender": {"rounds": 5}, "filters": {"ngram_words": 8}, "train": {"lora_r": 4}}
+    )
     assert (config.extender.rounds, config.filters.ngram_words) == (5, 8)
     assert isinstance(config.train, TrainConfig) and config.train.lora_r == 4
 
@@ -58,3 +66,12 @@ def test_an_explicit_seed_file_wins(monkeypatch, tmp_path):
     monkeypatch.setenv("SELFLENGTHEN_DATA_DIR", "/elsewhere")
     config = from_dict(SelfLengthenConfig, {"seed_files": {"en": str(tmp_path / "mine.jsonl")}})
     assert config.seed_file("en") == tmp_path / "mine.jsonl"
+
+
+def test_a_cut_off_outside_zero_to_one_is_refused():
+    with pytest.raises(UserError, match="stop_at_fraction"):
+        from_dict(SelfLengthenConfig, {"stop_at_fraction": 1.5})
+
+
+def test_the_cut_off_is_off_by_default():
+    assert SelfLengthenConfig().stop_at_fraction is None

@@ -22,10 +22,18 @@ ARABIC = FinalDataConfig(chinese_numerals_probability=0.0)
 
 # Hand-made markers of each kind, matched longest first (不超过 is "below" though it holds 超过).
 MARKERS = {
-    "en": {"about": ["about", "around", "roughly"], "range": ["between", "-", " to "],
-           "above": ["more than", "at least", "no fewer than"], "below": ["fewer than", "under", "at most"]},
-    "zh": {"about": ["左右", "大约", "约为"], "range": ["至", "到", "-"],
-           "above": ["不少于", "超过", "至少"], "below": ["不超过", "少于", "以内"]},
+    "en": {
+        "about": ["about", "around", "roughly"],
+        "range": ["between", "-", " to "],
+        "above": ["more than", "at least", "no fewer than"],
+        "below": ["fewer than", "under", "at most"],
+    },
+    "zh": {
+        "about": ["左右", "大约", "约为"],
+        "range": ["至", "到", "-"],
+        "above": ["不少于", "超过", "至少"],
+        "below": ["不超过", "少于", "以内"],
+    },
 }
 
 
@@ -74,16 +82,31 @@ def test_demand_numbers_are_rounded_to_thousands_when_that_fits():
     assert {d.numbers for d in demands} <= {(5000,), (6000,)}
 
 
-@pytest.mark.parametrize(("kind", "numbers", "bounds"), [
-    ("about", (2000,), (1600, 2400)), ("range", (2000, 3000), (2000, 3000)),
-    ("above", (2000,), (2000, 3000)), ("below", (2000,), (1000, 2000)),
-])
+@pytest.mark.parametrize(
+    ("kind", "numbers", "bounds"),
+    [
+        ("about", (2000,), (1600, 2400)),
+        ("range", (2000, 3000), (2000, 3000)),
+        ("above", (2000,), (2000, 3000)),
+        ("below", (2000,), (1000, 2000)),
+    ],
+)
 def test_bounds_follow_longen(kind, numbers, bounds):
     assert LengthDemand(kind, numbers).bounds == pytest.approx(bounds)
 
 
-@pytest.mark.parametrize(("n", "text"), [(10, "十"), (15, "十五"), (2000, "二千"), (2050, "二千零五十"),
-                                         (2500, "二千五百"), (12000, "一万二千"), (20010, "二万零一十")])
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (10, "十"),
+        (15, "十五"),
+        (2000, "二千"),
+        (2050, "二千零五十"),
+        (2500, "二千五百"),
+        (12000, "一万二千"),
+        (20010, "二万零一十"),
+    ],
+)
 def test_chinese_numerals(n, text):
     assert chinese_numeral(n) == text
 
@@ -105,11 +128,19 @@ def test_build_final_data_keeps_answers_in_the_window_and_adds_demands(tmp_path)
     iteration = tmp_path / "iter_1"
     iteration.mkdir()
     long_answer, short_answer = " ".join(["word"] * 120) + ".", "Too short."
-    rows = [{"key": "gen/a/0", "lang": "en", "instruction": "Write a lot.", "answer": long_answer},
-            {"key": "gen/a/1", "lang": "en", "instruction": "Write a lot.", "answer": short_answer},
-            {"key": "gen/a/2", "lang": "en", "instruction": "Write a lot.", "answer": None}]
+    rows = [
+        {"key": "gen/a/0", "lang": "en", "instruction": "Write a lot.", "answer": long_answer},
+        {"key": "gen/a/1", "lang": "en", "instruction": "Write a lot.", "answer": short_answer},
+        {"key": "gen/a/2", "lang": "en", "instruction": "Write a lot.", "answer": None},
+    ]
     (iteration / "initial_answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    extended = {"key": "ext/gen/a/0/0", "lang": "en", "instruction": "Write a lot.", "initial": long_answer, "extended": long_answer}
+    extended = {
+        "key": "ext/gen/a/0/0",
+        "lang": "en",
+        "instruction": "Write a lot.",
+        "initial": long_answer,
+        "extended": long_answer,
+    }
     (iteration / "extended_answers.jsonl").write_text(json.dumps(extended) + "\n")
     out = tmp_path / "final.jsonl"
     count = build_final_data([iteration], out, seed=0, config=FinalDataConfig(min_words=50, max_words=200))

@@ -48,7 +48,11 @@ class TinyModelBackend:
             with self.calls_log.open("a") as log:
                 log.write(f"{self.calls}\n")
         inputs = self.tokenizer(prompt, return_tensors="pt")
-        options = {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k} if sampling.do_sample else {}
+        options = (
+            {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
+            if sampling.do_sample
+            else {}
+        )
         with self.torch.no_grad():
             output = self.model.generate(
                 **inputs,
@@ -84,7 +88,14 @@ def tiny_config(seed_file: Path, **overrides) -> SelfLengthenConfig:
         "seed_files": {"en": str(seed_file)},
         "seed": 3,
         "max_in_flight": 2,
-        "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12, "stop": ["\n\n\n"]},
+        "sampling": {
+            "temperature": 0.7,
+            "top_p": 0.8,
+            "top_k": 20,
+            "repetition_penalty": 1.1,
+            "max_tokens": 12,
+            "stop": ["\n\n\n"],
+        },
         "self_instruct": {"instructions_per_language": 2, "max_attempts": 2, "include_seeds": True},
         "generator": {"samples_per_instruction": 2, "max_attempts": 3},
         "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2},
@@ -122,8 +133,10 @@ def test_every_slot_of_every_step_is_journaled_exactly_once(finished_run):
     assert sorted(instructions) == ["si/en/0", "si/en/1"]
     assert len(answers) == len(set(answers)) == (len(SEEDS) + result.instructions) * 2
     assert len(extensions) == len(set(extensions)) == result.initial_answers
-    assert (result.initial_answers + result.initial_slots_failed, result.extended_answers + result.extension_slots_failed) == (
-        len(answers), len(extensions))
+    assert (
+        result.initial_answers + result.initial_slots_failed,
+        result.extended_answers + result.extension_slots_failed,
+    ) == (len(answers), len(extensions))
 
 
 @pytest.mark.slow
@@ -181,13 +194,42 @@ def test_rerunning_a_finished_run_sends_nothing_and_rebuilds_the_same_data(finis
         assert (copy / name).read_text() == (work_dir / name).read_text()
 
 
-@pytest.mark.parametrize("backend", [FaultyBackend(reply=""), FaultyBackend(reply=None), FaultyBackend(error=OSError("down"))])
+@pytest.mark.parametrize(
+    "backend", [FaultyBackend(reply=""), FaultyBackend(reply=None), FaultyBackend(error=OSError("down"))]
+)
 def test_a_broken_backend_ends_the_run_with_nothing_produced_and_no_crash(tmp_path, backend):
     config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), filters={})
     result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
     assert (result.instructions, result.initial_answers, result.generator_examples) == (0, 0, 0)
     assert result.initial_slots_failed == len(SEEDS) * 2
     assert result.requests.empty + result.requests.errors == backend.calls
+
+
+def test_the_cut_off_abandons_stragglers_and_a_rerun_does_not_revive_them(tmp_path):
+    # Only the seeds are answered, one request at a time, so the answer slots finish one by one.
+    config = tiny_config(
+        write_seeds(tmp_path / "seeds.jsonl"),
+        stop_at_fraction=0.5,
+        max_in_flight=1,
+        self_instruct={"instructions_per_language": 0, "include_seeds": True},
+    )
+    result = asyncio.run(
+        run_synthesis(FaultyBackend(reply="", delay=0.001), FaultyBackend(reply=""), config, tmp_path / "iter_1")
+    )
+    answers = read_jsonl(tmp_path / "iter_1" / "initial_answers.jsonl")
+    abandoned = [r for r in answers if r.get("abandoned")]
+    assert len(answers) == len(SEEDS) * 2 and 1 <= len(abandoned) <= len(SEEDS)
+    assert result.abandoned_slots >= len(abandoned)
+    backend = FaultyBackend(error=AssertionError("abandoned slots must stay abandoned"))
+    assert asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1")).requests.sent == 0
+
+
+def test_without_a_cut_off_every_slot_finishes(tmp_path):
+    config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), max_in_flight=1)
+    result = asyncio.run(
+        run_synthesis(FaultyBackend(reply="", delay=0.001), FaultyBackend(reply=""), config, tmp_path / "iter_1")
+    )
+    assert result.abandoned_slots == 0 and result.initial_slots_failed == len(SEEDS) * 2
 
 
 def test_a_missing_seed_file_fails_before_any_request(tmp_path):
@@ -215,7 +257,14 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_resends_no_finished_request
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps({"seed_file": str(write_seeds(tmp_path / "seeds.jsonl"))}))
     work_dir = tmp_path / "iter_1"
-    command = [sys.executable, "-m", "tests.test_selflengthen_pipeline", str(config_file), str(tiny_model_dir), str(work_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.test_selflengthen_pipeline",
+        str(config_file),
+        str(tiny_model_dir),
+        str(work_dir),
+    ]
     run_until_killed([*command, str(tmp_path / "calls_1.log")], work_dir / "requests.jsonl", after=25)
     finished_before = set(journal_keys(work_dir / "requests.jsonl"))
     answers_before = journal_keys(work_dir / "initial_answers.jsonl")

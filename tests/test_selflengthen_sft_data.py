@@ -15,8 +15,12 @@ RECORD = {
 
 def test_generator_example_pairs_the_instruction_with_the_extended_answer():
     [example] = build_generator_data([RECORD])
-    assert example == {"messages": [{"role": "user", "content": RECORD["instruction"]},
-                                    {"role": "assistant", "content": RECORD["extended"]}]}
+    assert example == {
+        "messages": [
+            {"role": "user", "content": RECORD["instruction"]},
+            {"role": "assistant", "content": RECORD["extended"]},
+        ]
+    }
 
 
 def test_extender_example_asks_to_expand_the_initial_answer_and_answers_with_the_extended_one():

@@ -17,7 +17,11 @@ from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instru
 
 CONFIG = from_dict(
     SelfLengthenConfig,
-    {"self_instruct": {"max_attempts": 3}, "generator": {"max_attempts": 4}, "extender": {"max_attempts": 2, "rounds": 3}},
+    {
+        "self_instruct": {"max_attempts": 3},
+        "generator": {"max_attempts": 4},
+        "extender": {"max_attempts": 2, "rounds": 3},
+    },
 )
 POOL = ["Write a long essay about rivers.", "Write a long story about a lighthouse keeper."]
 
