@@ -15,7 +15,7 @@ from pathlib import Path
 from leaderboard.board import VERSION, metric_values
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import RunDir, load_run_dir
-from leaderboard.stats import bootstrap_mean, fit_length_control, paired_test
+from leaderboard.stats import Estimate, bootstrap_mean, fit_length_control, paired_test
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
 SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")
@@ -60,13 +60,17 @@ def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
     return found
 
 
-def _metric(values: dict, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
-    estimate = bootstrap_mean(list(values.values()))
+def _metric_spec(estimate: Estimate, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
+    """A metric column: the estimate, and which sample field (and type) holds its per-prompt values."""
     return estimate.to_json() | {"field": field, "type": sample_type, "higher_is_better": higher_is_better,
                                  "vs_base": None}
 
 
-def _task_entry(task: str, entry: dict, judged: dict | None) -> dict:
+def _metric(values: dict, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
+    return _metric_spec(bootstrap_mean(list(values.values())), field, sample_type, higher_is_better)
+
+
+def _task_entry(entry: dict, judged: dict | None) -> dict:
     reported = _reported_metrics(entry)
     extra_fields = [field for _, field, _ in reported if field not in ("score", "words")]
     quality = {}
@@ -113,7 +117,7 @@ def _row(run: RunDir) -> dict:
         "id": run.model, "model": run.model, "model_path": run.run.get("model_path"),
         "arm": run.run.get("arm"), "iteration": run.run.get("iteration"),
         "train_stats": _train_numbers(run.run.get("train_stats")), "run_dir": str(run.path), "is_base": False,
-        "tasks": {task: _task_entry(task, entry, judged.get(task)) for task, entry in run.scores["tasks"].items()},
+        "tasks": {task: _task_entry(entry, judged.get(task)) for task, entry in run.scores["tasks"].items()},
     }
 
 
@@ -131,8 +135,7 @@ def _add_length_control(rows: list[dict], task: str) -> dict | None:
             if _is_number(sample["quality"]) and _is_number(sample["words"]):
                 sample["quality_lc"] = fit.adjusted(sample["quality"], sample["words"])
         if row["id"] in fit.estimates:
-            entry["metrics"]["quality_lc"] = fit.estimates[row["id"]].to_json() | {
-                "field": "quality_lc", "type": None, "higher_is_better": True, "vs_base": None}
+            entry["metrics"]["quality_lc"] = _metric_spec(fit.estimates[row["id"]], "quality_lc", None, True)
     return fit.to_json()
 
 

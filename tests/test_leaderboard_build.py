@@ -146,3 +146,17 @@ def test_leaderboard_json_round_trips_through_an_atomic_write(board, tmp_path):
     write_json_atomic(path, board)
     assert load_leaderboard(path) == json.loads(json.dumps(board))
     assert [p.name for p in path.parent.iterdir()] == ["leaderboard.json"]
+
+
+def test_a_task_whose_judgements_all_failed_has_no_quality_value_and_still_renders(tmp_path):
+    from leaderboard.render_html import render_html
+    from leaderboard.render_markdown import render_markdown
+
+    runs = [make_run_dir(tmp_path, *m[:6], seed=i, judge_failure_ids=range(100)) for i, m in enumerate(MODELS[:2])]
+    board = build_leaderboard(runs, base=None)
+    lbw = row(board, "sl-iter1")["tasks"]["longbench_write_en_mini"]
+    assert lbw["judge_failures"] == 15
+    assert (lbw["metrics"]["quality"]["value"], lbw["metrics"]["quality"]["vs_base"]) == (None, None)
+    assert "quality_lc" not in lbw["metrics"] and board["length_control"] == {}
+    assert "| – | 242 [216, 268] | 15 |" in render_markdown(board)
+    assert "No judged task." in render_html(board)
