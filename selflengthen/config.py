@@ -181,7 +181,12 @@ class SelfLengthenConfig:
     """
 
     iterations: int = field(default=3, metadata={"help": "Self-Lengthen iterations K."})
-    languages: list[str] = field(default_factory=lambda: ["en"], metadata={"help": "Languages to synthesise (en, zh)."})
+    languages: list[str] = field(
+        default_factory=lambda: ["en"],
+        metadata={
+            "help": "Languages to synthesise (en, zh); the paper runs one per model (en for Llama, zh for Qwen)."
+        },
+    )
     seed_files: dict[str, str] = field(
         default_factory=dict,
         metadata={

@@ -33,43 +33,36 @@ async def extend_response(
     tally: Counter[str],
 ) -> str | None:
     """A longer answer that passes the filters, or None after `extender.max_attempts` failed attempts."""
-    for attempt in range(config.extender.max_attempts):
-        extended = await _extend_attempt(model, instruction, answer, lang, f"{key}/{attempt}", config, tally)
-        if extended is not None:
-            return extended
-    return None
-
-
-async def _extend_attempt(
-    model: RecordedModel,
-    instruction: str,
-    answer: str,
-    lang: str,
-    key: str,
-    config: SelfLengthenConfig,
-    tally: Counter[str],
-) -> str | None:
     settings = config.extender
-    best = answer
-    for round_ in range(settings.rounds):
-        half = join_paragraphs(first_half(split_paragraphs(best)))
-        enriched = await model.chat(f"{key}/{round_}/enrich", extend_request(instruction, half, lang), config.sampling)
-        if not enriched or not enriched.strip():
-            tally["extend.no_enrichment"] += 1
-            continue
-        kept = leading_fraction(enriched, settings.keep_fraction)
-        prompt = model.apply_chat_template(extend_request(instruction, best, lang)) + kept
-        continuation = await model.complete(f"{key}/{round_}/continue", prompt, config.sampling)
-        if continuation is None:
-            tally["extend.error"] += 1
-            continue
-        candidate = (kept + continuation).strip()
-        ok, reason = passes_filters(candidate, lang, config.filters)
-        if not ok:
-            tally[f"extend.{reason}"] += 1
-        elif count_words(candidate) > count_words(best):
-            best = candidate
-    if count_words(best) > settings.min_growth * count_words(answer):
-        return best
-    tally["extend.too_little_growth"] += 1
+    for attempt in range(settings.max_attempts):
+        best = answer
+        for round_ in range(settings.rounds):
+            candidate, outcome = await _extension_round(
+                model, instruction, best, lang, f"{key}/{attempt}/{round_}", config
+            )
+            if candidate is None:
+                tally[f"extend.{outcome}"] += 1
+            elif count_words(candidate) > count_words(best):
+                best = candidate
+        if count_words(best) > settings.min_growth * count_words(answer):
+            return best
+        tally["extend.too_little_growth"] += 1
     return None
+
+
+async def _extension_round(
+    model: RecordedModel, instruction: str, current: str, lang: str, key: str, config: SelfLengthenConfig
+) -> tuple[str | None, str]:
+    """One round's filtered candidate, or (None, why there is none)."""
+    half = join_paragraphs(first_half(split_paragraphs(current)))
+    enriched = await model.chat(f"{key}/enrich", extend_request(instruction, half, lang), config.sampling)
+    if not enriched or not enriched.strip():
+        return None, "no_enrichment"
+    kept = leading_fraction(enriched, config.extender.keep_fraction)
+    prompt = model.apply_chat_template(extend_request(instruction, current, lang)) + kept
+    continuation = await model.complete(f"{key}/continue", prompt, config.sampling)
+    if continuation is None:
+        return None, "error"
+    candidate = (kept + continuation).strip()
+    ok, reason = passes_filters(candidate, lang, config.filters)
+    return (candidate, reason) if ok else (None, reason)

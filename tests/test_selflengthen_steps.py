@@ -32,6 +32,7 @@ class FaultyBackend:
     def __init__(self, reply=None, error: Exception | None = None, delay: float = 0.0) -> None:
         self.reply, self.error, self.delay = reply, error, delay
         self.calls = 0
+        self.sent: list[tuple[str, object]] = []
         self.in_flight = 0
         self.most_in_flight = 0
 
@@ -48,9 +49,11 @@ class FaultyBackend:
             self.in_flight -= 1
 
     async def chat(self, messages, sampling):
+        self.sent.append(("chat", messages))
         return await self._answer()
 
     async def complete(self, prompt, sampling):
+        self.sent.append(("complete", prompt))
         return await self._answer()
 
     def apply_chat_template(self, messages):
@@ -130,6 +133,27 @@ def test_extend_response_survives_a_backend_that_raises(tmp_path):
     backend, tally = FaultyBackend(error=RuntimeError("boom")), Counter()
     result = asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, tally))
     assert result is None and tally["extend.no_enrichment"] == 6
+
+
+def test_extender_enriches_the_first_half_then_continues_after_the_whole_answers_request(tmp_path):
+    answer = "One.\n\nTwo.\n\nThree.\n\nFour."
+    backend = FaultyBackend(reply="A.\n\nB.\n\nC.")  # the same three paragraphs for every request
+    model = recorded(backend, tmp_path)
+    asyncio.run(extend_response(model, "Write.", answer, "en", "ext/x", CONFIG, Counter()))
+    (kind, enrich), (kind_2, prompt) = backend.sent[:2]
+    assert kind == "chat" and enrich == extend_request("Write.", "One.\n\nTwo.", "en")
+    assert (
+        kind_2 == "complete"
+        and prompt == backend.apply_chat_template(extend_request("Write.", answer, "en")) + "A.\n\nB."
+    )
+
+
+def test_each_extension_round_starts_from_the_best_answer_so_far(tmp_path):
+    backend = FaultyBackend(reply="A.\n\nB.\n\nC.")
+    asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, Counter()))
+    # Round 1 grows "One." into "A.\n\nB.A.\n\nB.\n\nC."; round 2 asks to extend that.
+    second_enrich = backend.sent[2][1][0]["content"]
+    assert "A.\n\nB.A." in second_enrich and "One." not in second_enrich
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
