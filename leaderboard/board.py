@@ -22,7 +22,7 @@ VERSION = 1
 
 def write_json_atomic(path: Path, value: dict) -> None:
     """Write JSON through a temp file in the same folder and rename it, so a crash never leaves half a file."""
-    write_text_atomic(path, json.dumps(value, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(path, json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:

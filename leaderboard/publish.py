@@ -5,12 +5,16 @@ The views are rendered from the JSON as read back from disk, so they can show no
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 from leaderboard.board import load_leaderboard, write_json_atomic, write_text_atomic
 from leaderboard.build import build_leaderboard
+from leaderboard.errors import LeaderboardError
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
+from leaderboard.render_terminal import print_leaderboard
 
 
 def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
@@ -28,3 +32,20 @@ def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
 def publish(run_dirs: list[Path], base: str | None, out_dir: Path) -> dict[str, Path]:
     """Build the leaderboard of these run directories and write it with its views into ``out_dir``."""
     return write_leaderboard_files(build_leaderboard(run_dirs, base), out_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on bad input."""
+    parser = argparse.ArgumentParser(prog="selflengthen leaderboard", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories (docs/run_directory.md)")
+    parser.add_argument("--base", help="model name of the reference row (default: the run with arm 'base')")
+    parser.add_argument("--out", type=Path, required=True, help="folder for leaderboard.{json,md,html}")
+    args = parser.parse_args(argv)
+    try:
+        paths = publish(args.run_dirs, args.base, args.out)
+    except LeaderboardError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print_leaderboard(load_leaderboard(paths["json"]))
+    print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['html'].name}")
+    return 0

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from leaderboard.board import load_leaderboard
 from leaderboard.build import build_leaderboard
-from leaderboard.publish import publish
+from leaderboard.publish import main, publish
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
 from leaderboard.render_terminal import print_leaderboard
@@ -97,3 +97,13 @@ def test_every_view_renders_a_single_unjudged_run_without_iterations(tmp_path):
     console = Console(record=True, width=200)
     print_leaderboard(board, console)
     assert "smollm2-135m (base)" in console.export_text()
+
+
+def test_the_leaderboard_command_writes_the_files_and_fails_cleanly_on_a_missing_run(tmp_path, capsys):
+    runs = make_experiment(tmp_path / "runs")[:2]
+    assert main([str(p) for p in runs] + ["--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "leaderboard.html").is_file()
+    assert "longen_mini" in capsys.readouterr().out
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path / "out2")]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing: run directory not found")
+    assert not (tmp_path / "out2").exists()
