@@ -21,6 +21,7 @@ from selflengthen.filters import passes_filters
 from selflengthen.journal import read_jsonl
 from selflengthen.pipeline import run_synthesis
 from selflengthen.sampling import SamplingConfig
+from selflengthen.self_instruct import load_seed_instructions
 from selflengthen.text import count_words
 from tests.test_selflengthen_steps import FaultyBackend
 
@@ -230,6 +231,18 @@ def test_without_a_cut_off_every_slot_finishes(tmp_path):
         run_synthesis(FaultyBackend(reply="", delay=0.001), FaultyBackend(reply=""), config, tmp_path / "iter_1")
     )
     assert result.abandoned_slots == 0 and result.initial_slots_failed == len(SEEDS) * 2
+
+
+def test_both_languages_run_from_the_shipped_seed_files(data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("SELFLENGTHEN_DATA_DIR", str(data_dir))
+    config = tiny_config(tmp_path / "unused.jsonl", languages=["en", "zh"], seed_files={})
+    backend = FaultyBackend(reply="")
+    result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
+    slots = journal_keys(tmp_path / "iter_1" / "instructions.jsonl")
+    assert sorted(slots) == ["si/en/0", "si/en/1", "si/zh/0", "si/zh/1"]
+    seeds = sum(len(load_seed_instructions(data_dir / f"seed_instructions_{lang}.jsonl")) for lang in ("en", "zh"))
+    assert result.initial_slots_failed == 2 * seeds
+    assert any("指令1：" in prompt for kind, prompt in backend.sent if kind == "complete")
 
 
 def test_a_missing_seed_file_fails_before_any_request(tmp_path):
