@@ -15,6 +15,7 @@ class JudgeConfig:
         model: the judge model's name as its endpoint knows it; part of every cache key.
         rubric: "auto" (pick per task by name) or a packaged rubric name or a rubric YAML path.
         max_tokens: new tokens at most per judge reply.
+        max_response_chars: responses longer than this are cut before judging; None sends them whole.
         retry_temperature: temperature of retries after a failed attempt.
         max_concurrency: judge requests in flight at most.
         max_retries: extra attempts after a failed one before the sample is recorded as a failure.
@@ -28,6 +29,13 @@ class JudgeConfig:
         metadata={
             "help": "'auto' grades longbench_write* tasks with the longbench_write rubric, longen* with longen, "
             "and skips the others; a rubric name or a .yaml path grades every task with that rubric."
+        },
+    )
+    max_response_chars: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cut responses longer than this many characters (with a marker) to fit a small judge's context; "
+            "None sends them whole, as the published protocols do."
         },
     )
     # sampling (first attempts are greedy)
@@ -55,5 +63,7 @@ class JudgeConfig:
             raise JudgeError(f"JudgeConfig.max_retries must be 0 or more, got {self.max_retries}")
         if self.max_tokens < 1:
             raise JudgeError(f"JudgeConfig.max_tokens must be at least 1, got {self.max_tokens}")
+        if self.max_response_chars is not None and self.max_response_chars < 1:
+            raise JudgeError(f"JudgeConfig.max_response_chars must be at least 1 or None, got {self.max_response_chars}")
         if self.retry_temperature < 0:
             raise JudgeError(f"JudgeConfig.retry_temperature must be 0 or more, got {self.retry_temperature}")

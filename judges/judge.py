@@ -57,6 +57,7 @@ class Judge:
         self, rubric: Rubric, doc_id: Any, instruction: str, response: str, *, repeat: int = 0, temperature: float = 0.0
     ) -> Judgement:
         """Judge one sample; `repeat` and `temperature` make reliability repeats distinct, real calls."""
+        response = clip_response(response, self.config.max_response_chars)
         key = cache_key(
             model=self.config.model,
             rubric=rubric.name,
@@ -94,6 +95,13 @@ class Judge:
                 self.cache.put(key, completion.text)
                 return judgement
         return Judgement(doc_id=doc_id, scores=None, quality=None, error=f"{error} [after {attempts} attempts]", attempts=attempts)
+
+
+def clip_response(response: str, max_chars: int | None) -> str:
+    """The response as the judge sees it: whole, or its first `max_chars` characters and a marker."""
+    if max_chars is None or len(response) <= max_chars:
+        return response
+    return response[:max_chars] + f"\n[... response cut here for the judge: {len(response) - max_chars} more characters]"
 
 
 def _success(rubric: Rubric, doc_id: Any, reply: str, *, attempts: int, cached: bool) -> Judgement:

@@ -264,3 +264,16 @@ def test_reliability_repeats_are_real_calls_and_agreement_is_reported(tmp_path):
     again = ScriptedClient(script)
     measure_reliability_sync(scores_json(n_lbw=6, n_longen=0), again, cfg, reliability, progress=False)
     assert len(again.calls) == 0
+
+
+def test_long_responses_are_cut_for_the_judge_when_configured():
+    seen = []
+
+    def script(messages, sampling, call):
+        seen.append(messages[-1]["content"])
+        return uniform_reply(messages, 3)
+
+    scores = {"tasks": {"longen_mini": {"samples": [{"doc_id": 0, "prompt": "p", "response": "a" * 50 + "TAIL"}]}}}
+    judge_scores_sync(scores, ScriptedClient(script), config(max_response_chars=50), progress=False)
+    assert "a" * 50 + "\n[... response cut here for the judge: 4 more characters]" in seen[0]
+    assert "TAIL" not in seen[0]
