@@ -88,17 +88,60 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _add_judge(sub) -> None:
+    p = sub.add_parser("judge", help="Grade a run's answers with an LLM judge (judgements.json).")
+    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories written by `selflengthen eval`")
+    p.add_argument("--config", type=Path, help="YAML file with JudgeRunConfig fields; flags override it")
+    p.add_argument("--judge-model", dest="model", help="judge model: Hub id, local path or smollm2-135m")
+    p.add_argument("--endpoint", help="base URL of a running judge server")
+    p.add_argument("--api-key-env", help="environment variable holding the judge endpoint's API key")
+    p.add_argument("--rubric", help="auto (by task), longbench_write, longen, or a rubric YAML path")
+    p.add_argument("--repeat", type=int, help="re-judge a subset R times and report agreement")
+    p.set_defaults(func=cmd_judge)
+
+
+def cmd_judge(args) -> int:
+    import dataclasses
+
+    from harness.config import from_dict, load_yaml
+    from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
+
+    data = load_yaml(args.config) if args.config else {}
+    config = from_dict(JudgeRunConfig, data, where=args.config.name if args.config else "judge config")
+    overrides = {"model": args.model, "endpoint": args.endpoint, "api_key_env": args.api_key_env,
+                 "rubric": args.rubric, "repeat": args.repeat}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    with judge_endpoint(config, args.run_dirs[0] / "judge_server.log") as endpoint:
+        for run_dir in args.run_dirs:
+            judge_run(run_dir, endpoint, config, console)
+    return 0
+
+
+# These two own their argument parsing and exit codes (0 ok, 1 regression, 2 bad input).
+_DELEGATED = {
+    "leaderboard": ("leaderboard.publish", "Build leaderboard.{json,md,html} from run directories."),
+    "check": ("leaderboard.check", "Compare two leaderboards or runs; exit 1 on a significant regression."),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval):
+    for add in (_add_score, _add_eval, _add_judge):
         add(sub)
+    for name, (_, help_text) in _DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # rich shows progress; must be set before tqdm is imported
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _DELEGATED:
+        import importlib
+
+        return importlib.import_module(_DELEGATED[argv[0]][0]).main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"

@@ -29,10 +29,6 @@ from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threa
 from selflengthen.sampling import SamplingConfig
 
 
-def _eval_sampling() -> SamplingConfig:
-    return SamplingConfig(temperature=0.0, repetition_penalty=1.1)
-
-
 @dataclass
 class EvalConfig:
     """What to evaluate and how.
@@ -47,8 +43,8 @@ class EvalConfig:
         server: how to start the server when `endpoint` is None.
         limit: documents per task at most (None: all).
         num_concurrent: requests in flight.
-        sampling: decoding for the answers; greedy with a mild repetition penalty by default,
-            since small models loop under plain greedy decoding.
+        sampling: decoding for the answers; greedy by default, as lm-eval does. (transformers
+            serve with continuous batching drops repetition_penalty, so it is not the default.)
         data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
     """
 
@@ -60,7 +56,7 @@ class EvalConfig:
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start a server."})
     limit: int | None = field(default=None, metadata={"help": "Documents per task at most."})
     num_concurrent: int = field(default=8, metadata={"help": "Requests in flight."})
-    sampling: SamplingConfig = field(default_factory=_eval_sampling, metadata={"help": "Decoding of answers."})
+    sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={"help": "Decoding of answers."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the benchmark .jsonl files."})
 
 

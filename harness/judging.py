@@ -1,0 +1,117 @@
+"""`selflengthen judge`: put an LLM judge behind an endpoint and grade a run's answers.
+
+The judge gets its own server (greedy sampling; with continuous batching a transformers server
+keeps the first request's generation config, so it must not be shared with a sampling role).
+Judgements are cached per run directory, so a re-run or a crash costs nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.client import EndpointClient
+from harness.errors import UserError
+from harness.models import DEFAULT_MODEL, resolve_model
+from harness.rundir import write_json
+from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
+from judges.config import JudgeConfig
+from judges.errors import JudgeError
+from judges.judgements import judge_scores
+from judges.reliability import ReliabilityConfig, measure_reliability
+
+
+@dataclass
+class JudgeRunConfig:
+    """Which judge model, where it runs, and how it grades.
+
+    Fields:
+        model: judge model (Hub id, local path or smollm2-135m).
+        endpoint: base URL of a running judge server; None starts one with `server`.
+        api_key_env: environment variable with that server's API key.
+        server: how to start the judge's server.
+        judge: rubric, concurrency, retries (judges.config.JudgeConfig; its `model` is filled in).
+        repeat: re-judge a subset this many times and report agreement (0: off).
+    """
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Judge model."})
+    endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running judge server."})
+    api_key_env: str | None = field(default=None, metadata={"help": "Env var with the judge endpoint's API key."})
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start the judge server."})
+    rubric: str = field(default="auto", metadata={"help": "auto, a packaged rubric name, or a rubric YAML path."})
+    max_concurrency: int = field(default=8, metadata={"help": "Judge requests in flight."})
+    max_retries: int = field(default=2, metadata={"help": "Retries of an unusable reply before it counts as a failure."})
+    max_tokens: int = field(default=512, metadata={"help": "Tokens per judge reply."})
+    max_response_chars: int | None = field(default=None, metadata={"help": "Cut longer answers before judging."})
+    repeat: int = field(default=0, metadata={"help": "Re-judge a subset R times and report agreement (0: off)."})
+    repeat_subset: int = field(default=20, metadata={"help": "Samples per task re-judged when repeat > 1."})
+
+
+@contextlib.contextmanager
+def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int = 1) -> Iterator[Endpoint]:
+    """The judge's endpoint: the given one, or a local server started for the block."""
+    if config.endpoint:
+        endpoint = Endpoint(base_url=config.endpoint.rstrip("/"), model=config.model, api_key_env=config.api_key_env)
+        check_reachable(endpoint)
+        yield endpoint
+        return
+    server = config.server
+    if server.torch_threads is None:
+        server = dataclasses.replace(server, torch_threads=compute_threads(busy_processes))
+    with serve(resolve_model(config.model), server, log_path=log_path) as endpoint:
+        yield endpoint
+
+
+def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
+    """Grade `run_dir/scores.json` into `run_dir/judgements.json` (and judge_reliability.json)."""
+    console = console or Console(stderr=True)
+    scores_path = run_dir / "scores.json"
+    if not scores_path.is_file():
+        raise UserError(f"{scores_path} not found: run `selflengthen eval --out {run_dir}` first")
+    scores = json.loads(scores_path.read_text(encoding="utf-8"))
+    try:
+        judge_config = JudgeConfig(
+            model=config.model,
+            rubric=config.rubric,
+            max_tokens=config.max_tokens,
+            max_response_chars=config.max_response_chars,
+            max_concurrency=config.max_concurrency,
+            max_retries=config.max_retries,
+            cache_path=str(run_dir / "judge_cache.sqlite"),
+        )
+        reliability = (
+            ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset) if config.repeat else None
+        )
+        judgements, report = asyncio.run(_judge(scores, endpoint, judge_config, reliability, config.max_concurrency))
+    except JudgeError as exc:
+        raise UserError(str(exc)) from None
+    write_json(run_dir / "judgements.json", judgements)
+    if report is not None:
+        write_json(run_dir / "judge_reliability.json", report)
+    for task, entry in judgements["tasks"].items():
+        console.print(
+            f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} judged "
+            f"({entry['failures']} failures)"
+        )
+    return judgements
+
+
+async def _judge(scores, endpoint, judge_config, reliability, concurrency):
+    client = EndpointClient(endpoint, max_concurrency=concurrency)
+    try:
+        judgements = await judge_scores(scores, client, judge_config)
+        report = await measure_reliability(scores, client, judge_config, reliability) if reliability else None
+    finally:
+        await client.close()
+    return judgements, report
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}"
