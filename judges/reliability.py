@@ -62,18 +62,24 @@ def krippendorff_alpha_interval(ratings: Ratings) -> float | None:
 
     alpha = 1 − D_o / D_e over the pairable values (units with at least two values), where
     D_o = (1/n) Σ_u Σ_{i≠j in u} δ / (m_u − 1) and D_e = Σ_{c≠k over all n values} δ / (n (n − 1)).
+    With fewer than two pairable units D_o equals D_e by construction, so None is returned there too.
     """
-    units = [[v for v in unit if _present(v)] for unit in zip(*ratings)]
-    units = [u for u in units if len(u) >= 2]
+    units = pairable_units(ratings)
     values = [v for u in units for v in u]
     n = len(values)
-    if n < 2:
+    if len(units) < 2:
         return None
     observed = sum(_ordered_pair_sum(u) / (len(u) - 1) for u in units) / n
     expected = _ordered_pair_sum(values) / (n * (n - 1))
     if expected == 0:
         return None
     return 1.0 - observed / expected
+
+
+def pairable_units(ratings: Ratings) -> list[list[float]]:
+    """Each sample's present values, for the samples judged successfully at least twice."""
+    units = [[v for v in unit if _present(v)] for unit in zip(*ratings)]
+    return [u for u in units if len(u) >= 2]
 
 
 def mean_pairwise_spearman(ratings: Ratings) -> tuple[float | None, list[float | None]]:
@@ -102,6 +108,7 @@ def agreement(ratings: Ratings) -> dict[str, Any]:
     rho, pairs = mean_pairwise_spearman(ratings)
     spread = [s for s in score_spread(ratings) if s is not None]
     return {
+        "samples_compared": len(pairable_units(ratings)),
         "krippendorff_alpha": krippendorff_alpha_interval(ratings),
         "spearman": rho,
         "spearman_pairs": pairs,

@@ -43,6 +43,10 @@ def test_krippendorff_alpha_is_undefined_without_variation_or_pairs():
     assert krippendorff_alpha_interval([[1, None], [None, 2]]) is None
 
 
+def test_krippendorff_alpha_is_undefined_with_a_single_pairable_sample():
+    assert krippendorff_alpha_interval([[45.0, None, 10.0], [55.0, 20.0, None]]) is None
+
+
 def test_krippendorff_alpha_is_negative_for_systematic_disagreement():
     assert krippendorff_alpha_interval([[1, 5, 1, 5], [5, 1, 5, 1]]) < 0
 
@@ -66,6 +70,7 @@ def test_score_spread_is_the_population_std_per_sample():
 
 def test_agreement_summarizes_alpha_spearman_and_spread():
     report = agreement([[1, 3, 5], [2, 3, 4]])
+    assert report["samples_compared"] == 3
     assert report["krippendorff_alpha"] == pytest.approx(5 / 6)
     assert report["spearman"] == pytest.approx(1.0)
     assert report["mean_std"] == pytest.approx(1 / 3) and report["max_std"] == 0.5
