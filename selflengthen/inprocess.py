@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import LogitsProcessor, LogitsProcessorList
+
 from selflengthen.backend import Completion
 from selflengthen.sampling import SamplingConfig
 from selflengthen.training import cpu_threads
@@ -64,6 +66,33 @@ class _Request:
 
 
 _SHUTDOWN = object()
+
+
+class FusedTopKTopP(LogitsProcessor):
+    """Temperature, top-k and top-p in one pass over the k best tokens.
+
+    Keeps the same tokens as transformers' Temperature -> TopK -> TopP warpers (up to ties at the
+    k-th score), but sorts k candidates instead of the whole vocabulary: with SmolLM2's 49k-token
+    vocabulary and 16 rows that is about 3 ms instead of about 50 ms per step on one CPU core.
+    """
+
+    def __init__(self, temperature: float, top_k: int, top_p: float) -> None:
+        if temperature <= 0 or top_k < 1 or not 0 < top_p <= 1:
+            raise ValueError(f"need temperature > 0, top_k >= 1, 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        values, indices = scores.topk(min(self.top_k, scores.size(-1)), dim=-1)  # sorted, best first
+        values = values / self.temperature
+        if self.top_p < 1.0:
+            probs = values.softmax(dim=-1)
+            mass_before = probs.cumsum(dim=-1) - probs
+            drop = mass_before >= self.top_p
+            drop[..., 0] = False
+            values = values.masked_fill(drop, -float("inf"))
+        return torch.full_like(scores, -float("inf")).scatter_(-1, indices, values)
 
 
 def sampling_key(sampling: SamplingConfig) -> tuple:
@@ -231,14 +260,16 @@ class InProcessBackend:
 
         batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.model.device)
         kwargs = {"max_new_tokens": sampling.max_tokens, "do_sample": sampling.do_sample}
-        if sampling.do_sample:
+        if sampling.do_sample and sampling.top_k:
+            # transformers' top-p warper sorts the whole vocabulary every step; see FusedTopKTopP.
+            warper = FusedTopKTopP(sampling.temperature, sampling.top_k, sampling.top_p)
+            kwargs.update(logits_processor=LogitsProcessorList([warper]), temperature=1.0, top_k=0, top_p=1.0)
+        elif sampling.do_sample:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-            if sampling.top_k is not None:
-                kwargs["top_k"] = sampling.top_k
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed)
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.do_sample and sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
         if sampling.repetition_penalty is not None:
             kwargs["repetition_penalty"] = sampling.repetition_penalty
         if sampling.stop:

@@ -9,6 +9,7 @@ import pytest
 
 from selflengthen.backend import TextBackend
 from selflengthen.inprocess import (
+    FusedTopKTopP,
     InProcessBackend,
     InProcessConfig,
     completion_from_tokens,
@@ -81,6 +82,12 @@ def test_sampling_gives_different_answers_to_the_same_prompt(backend):
     assert first.text != second.text
 
 
+def test_sampling_with_top_k_one_is_greedy(backend):
+    greedy = SamplingConfig(max_tokens=12)
+    top_one = SamplingConfig(temperature=0.7, top_k=1, top_p=0.8, max_tokens=12)
+    assert gather(backend.chat(CHAT, top_one))[0].text == gather(backend.chat(CHAT, greedy))[0].text
+
+
 def test_max_tokens_bounds_the_answer_and_reports_length(backend):
     (completion,) = gather(backend.complete(PROMPTS[0], SamplingConfig(max_tokens=4, repetition_penalty=2.0)))
     assert completion.completion_tokens == 4
@@ -141,6 +148,22 @@ def test_completion_without_eos_drops_trailing_padding(backend):
     word = backend.tokenizer("The", add_special_tokens=False)["input_ids"]
     completion = completion_from_tokens(word + [pad, pad], 3, GREEDY, backend.tokenizer, {backend.tokenizer.eos_token_id})
     assert (completion.text, completion.finish_reason, completion.completion_tokens) == ("The", "length", len(word))
+
+
+@pytest.mark.parametrize(("temperature", "top_k", "top_p"), [(0.7, 20, 0.8), (1.0, 5, 1.0), (1.3, 50, 0.3), (0.7, 1, 0.9)])
+def test_fused_top_k_top_p_keeps_what_transformers_warpers_keep(temperature, top_k, top_p):
+    import torch
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    generator = torch.Generator().manual_seed(top_k)
+    scores = torch.randn(4, 1000, generator=generator) * 3
+    expected = scores.clone()
+    for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
+        expected = warper(None, expected)
+    fused = FusedTopKTopP(temperature, top_k, top_p)(None, scores.clone())
+    kept = torch.isfinite(expected)
+    assert torch.equal(torch.isfinite(fused), kept)
+    assert torch.allclose(fused[kept], expected[kept])
 
 
 def test_truncate_at_stop_uses_the_earliest_stop_string():
