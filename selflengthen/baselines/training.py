@@ -1,0 +1,51 @@
+"""Fine-tune on a baseline's data with the Self-Lengthen trainer, and complete its `stats.json`.
+
+The leaderboard compares arms by training samples, their mean length and training tokens, so
+after `train_role` the trainer's `train_stats.json` is merged into the data run's `stats.json`
+(`train_tokens`, `loss_tokens`, `steps`, losses; the trainer's own record under `training`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from selflengthen.baselines.runner import DATA_FILE, STATS_FILE
+from selflengthen.journal import write_json_atomically
+from selflengthen.training import FINISHED_MARKER, TrainConfig, train_role
+
+MERGED_TRAIN_FACTS = ("train_tokens", "loss_tokens", "steps", "epochs", "final_loss", "mean_loss", "wall_seconds")
+
+
+def train_baseline(
+    work_dir: Path,
+    base_model: str | Path,
+    config: TrainConfig,
+    output_dir: Path | None = None,
+    init_adapter: Path | None = None,
+) -> dict[str, Any]:
+    """Train a LoRA adapter on `work_dir/data.jsonl` (default into `work_dir/adapter`); return the merged stats.
+
+    A finished adapter is not retrained (`train_role` returns at once); the stats are merged again.
+    """
+    work_dir = Path(work_dir)
+    stats_file = work_dir / STATS_FILE
+    if not stats_file.is_file():
+        raise ValueError(f"{stats_file} not found: build the baseline's data in {work_dir} first")
+    stats = json.loads(stats_file.read_text(encoding="utf-8"))
+    if not stats["samples"]:
+        outcomes = ", ".join(f"{name} {count}" for name, count in stats["outcomes"].items()) or "no items"
+        raise ValueError(f"the {stats['arm']} data in {work_dir} has no training samples ({outcomes})")
+    output_dir = Path(output_dir) if output_dir is not None else work_dir / "adapter"
+    train_role(work_dir / DATA_FILE, base_model, output_dir, config, init_adapter)
+    train_stats = json.loads((output_dir / FINISHED_MARKER).read_text(encoding="utf-8"))
+    if train_stats["samples"] != stats["samples"]:
+        raise ValueError(
+            f"{output_dir} was trained on {train_stats['samples']} samples, but {work_dir / DATA_FILE} "
+            f"now holds {stats['samples']}: use a fresh output_dir"
+        )
+    stats.update({name: train_stats.get(name) for name in MERGED_TRAIN_FACTS})
+    stats.update(adapter_dir=str(output_dir), training=train_stats)
+    write_json_atomically(stats_file, stats)
+    return stats
