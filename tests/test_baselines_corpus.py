@@ -99,7 +99,7 @@ def test_a_dataset_column_loads_through_datasets(tmp_path, monkeypatch):
         ({"corpus": "a.jsonl", "language": "fr"}, "language must be one of en, zh"),
         ({"corpus": "a.jsonl", "min_rating": 6}, r"min_rating must be between 1 and rating_scale \(5\)"),
         ({"corpus": "a.jsonl", "max_samples": 0}, "max_samples must be at least 1 or null"),
-        ({"corpus": "a.jsonl", "train": {"max_length": 200}}, "prompt_tokens_reserved .256. leaves no room"),
+        ({"corpus": "a.jsonl", "train": {"max_length": 200}}, "prompt_tokens_reserved .384. leaves no room"),
         ({"corpus": "a.jsonl", "long_texts": "cut"}, "long_texts must be one of 'truncate', 'skip'"),
         ({"corpus": "a.jsonl", "shown_word": 3}, "unknown field 'shown_word'"),
     ],

@@ -26,7 +26,17 @@ def test_rating_is_read_from_the_usual_forms(reply, rating):
 
 @pytest.mark.parametrize(
     "reply",
-    ["", "yes", "Score: 7", "Score: 0", "3 or 4", "It is accurate, maybe 3, maybe 4.", "9/10", "ĠĠ}|Ċ 12 13"],
+    [
+        "",
+        "yes",
+        "�unct�é@��8te co3",
+        "Score: 7",
+        "Score: 0",
+        "3 or 4",
+        "It is accurate, maybe 3, maybe 4.",
+        "9/10",
+        "ĠĠ}|Ċ 12 13",
+    ],
 )
 def test_rating_off_the_scale_or_ambiguous_is_none(reply):
     assert parse_rating(reply, scale=5) is None

@@ -60,7 +60,7 @@ class ScriptedBackend:
             reply = reply[min(len(self.of(kind)) - 1, len(reply) - 1)]
         if callable(reply):
             reply = reply(text)
-        if isinstance(reply, Exception):
+        if isinstance(reply, BaseException):
             raise reply
         return Completion(text=reply)
 
@@ -294,7 +294,8 @@ def test_instructions_come_from_a_self_lengthen_instructions_file_in_the_chosen_
 
 def test_a_self_lengthen_iteration_folder_is_read_for_its_instructions(tmp_path):
     write_instructions(tmp_path / "instructions.jsonl")
-    backend = ScriptedBackend(plan="第1部分 - 主要内容：源头 - 字数要求：30字\n第2部分 - 主要内容：入海 - 字数要求：20字", section="长江东流。")
+    plan = "第1部分 - 主要内容：源头 - 字数要求：30字\n第2部分 - 主要内容：入海 - 字数要求：20字"
+    backend = ScriptedBackend(plan=plan, section="长江东流。")
     result = run_imitation(backend, imitation_config(tmp_path, languages=["zh"]), tmp_path / "im")
     assert result.samples == 1 and rows(tmp_path / "im")[0]["messages"][1]["content"] == "长江东流。\n\n长江东流。"
     assert "现在请写计划中的第1部分（源头），约30字" in backend.of("section")[0]
@@ -334,6 +335,22 @@ def test_an_imitation_run_resumes_without_resending(tmp_path):
     assert broken.sent == [] and again.samples == 2
 
 
+class Crash(BaseException):
+    """Stands for the process dying mid-run (what `kill -9` does to the journals' last lines aside)."""
+
+
+def test_a_crashed_run_resumes_keeping_finished_answers_and_replaying_finished_requests(tmp_path):
+    config = imitation_config(write_instructions(tmp_path / "i.jsonl"), max_in_flight=1)
+    crashing = ScriptedBackend(plan=PLAN, section=["First part.", "Second part.", "Third part.", Crash()])
+    with pytest.raises(Crash):
+        run_imitation(crashing, config, tmp_path / "im")
+    assert len(read_jsonl(tmp_path / "im" / "answers.jsonl")) == 1
+    working = ScriptedBackend(plan=PLAN, section=section_reply)
+    result = run_imitation(working, config, tmp_path / "im")
+    assert result.samples == 2 and result.requests.replayed == 2  # the second plan and its first section
+    assert [kind for kind, _, _ in working.sent] == ["section"]
+
+
 @pytest.mark.parametrize(
     "reply, text",
     [
@@ -369,9 +386,10 @@ def test_training_on_imitation_data_merges_the_training_tokens_into_stats(tmp_pa
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)
-    run_imitation(ScriptedBackend(plan=PLAN, section=section_reply), imitation_config(write_instructions(tmp_path / "i.jsonl")), tmp_path / "im")
-    config = from_dict(ImitationConfig, {"train": {"max_steps": 1, "torch_threads": 1, "logging_steps": 1}}).train
-    stats = train_baseline(tmp_path / "im", str(tiny_model_dir), config)
+    config = imitation_config(write_instructions(tmp_path / "i.jsonl"))
+    run_imitation(ScriptedBackend(plan=PLAN, section=section_reply), config, tmp_path / "im")
+    train = from_dict(ImitationConfig, {"train": {"max_steps": 1, "torch_threads": 1, "logging_steps": 1}}).train
+    stats = train_baseline(tmp_path / "im", str(tiny_model_dir), train)
     assert (tmp_path / "im" / "adapter" / "adapter_model.safetensors").is_file()
     assert stats == json.loads((tmp_path / "im" / "stats.json").read_text())
     assert stats["samples"] == stats["training"]["samples"] == 2 and stats["steps"] == 1

@@ -70,7 +70,11 @@ class BacktranslationConfig:
         default=1.5, metadata={"help": "Tokens per word, to estimate a text's tokens when no tokenizer is set."}
     )
     prompt_tokens_reserved: int = field(
-        default=256, metadata={"help": "Of train.max_length, the tokens kept free for the instruction and template."}
+        default=384,
+        metadata={
+            "help": "Of train.max_length, the tokens kept free for the instruction (instruction_max_tokens) "
+            "and the chat template."
+        },
     )
     shown_words: int = field(
         default=300,

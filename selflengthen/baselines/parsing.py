@@ -31,17 +31,20 @@ def small_number(text: str) -> int | None:
 # --- ratings -------------------------------------------------------------------------------------
 
 _NUMBER = r"(\d+|[一二三四五六七八九十]+)"
-_LABELLED = re.compile(rf"(?:(?<![a-z])(?:score|rating|rate|grade)|评分|分数|得分|打分)\W{{0,4}}(?:is|of|为|是)?\W{{0,4}}{_NUMBER}", re.I)
+_LABELLED = re.compile(
+    rf"(?:(?<![a-z])(?:score|rating|rate|grade)|评分|分数|得分|打分)\W{{0,4}}(?:is|of|为|是)?\W{{0,4}}{_NUMBER}", re.I
+)
 _OUT_OF = re.compile(rf"{_NUMBER}\s*(?:/|out of|of)\s*(\d+)", re.I)
 _POINTS = re.compile(rf"{_NUMBER}\s*分")
-_ANY_INTEGER = re.compile(r"(?<!\d\.)(?<!\d)\d+(?!\.?\d)")
+_ANY_INTEGER = re.compile(r"(?<![\w.])\d+(?!\w|\.\d)")
 
 
 def parse_rating(reply: str, scale: int) -> int | None:
     """The rating from 1 to `scale` that `reply` gives, or None when it gives none (or one off the scale).
 
     Looked for in order: a labelled number ("Score: 4", "评分：四"), "4/5" or "4 out of 5" with
-    the right denominator, "4分", and last a reply whose only integer is on the scale.
+    the right denominator, "4分", and last a reply whose only integer (a number on its own, not
+    inside a word like "co3") is on the scale.
     """
     for pattern in (_LABELLED, _POINTS):
         match = pattern.search(reply)
@@ -81,12 +84,12 @@ _ITEM = re.compile(
     re.I,
 )
 _RANGE = r"(\d[\d,]*)(?:\s*(?:-|–|—|~|to|至|到)\s*(\d[\d,]*))?"
+_ABOUT = r"(?:about|around|approximately|approx\.?|~|约|大约)?"
 _LABELLED_BUDGET = re.compile(
-    rf"(?:word\s*count|length|words|字数(?:要求)?|篇幅)\s*[:：]?\s*(?:about|around|approximately|approx\.?|~|约|大约)?\s*"
-    rf"{_RANGE}\s*(?:words?|字)?",
+    rf"(?:word\s*count|length|words|字数(?:要求)?|篇幅)\s*[:：]?\s*{_ABOUT}\s*{_RANGE}\s*(?:words?|字)?",
     re.I,
 )
-_UNIT_BUDGET = re.compile(rf"(?:about|around|approximately|approx\.?|~|约|大约)?\s*{_RANGE}\s*(?:words?|字)", re.I)
+_UNIT_BUDGET = re.compile(rf"{_ABOUT}\s*{_RANGE}\s*(?:words?|字)", re.I)
 _POINT_LABEL = re.compile(r"(?:main\s*points?|主要内容|要点)\s*[:：]", re.I)
 _TOTAL = re.compile(r"^\W*(?:total|in total|overall|总|合计|共计)", re.I)
 _TRIM = " \t-–—:：|*#()（）[]【】,，;；"
