@@ -1,10 +1,15 @@
 """A TextBackend that runs the model in this process and micro-batches concurrent requests.
 
-On a CPU, one batched `model.generate` call is several times faster than a server that samples
-request by request (see benchmarks/bench_backends.py). Callers stay plain async code: each
-`chat`/`complete` queues a request and awaits a future; one worker thread takes up to
-`max_batch_size` waiting requests that share the same sampling parameters, left-pads them, runs
-`generate` once and resolves every future with its own `Completion`.
+Why not `transformers serve --continuous-batching` on a CPU: it is about as fast once its cache is
+capped (SmolLM2-135M, 16 requests x 128 tokens, 1 thread: 81 greedy / 67 sampled tokens/s, against
+112 / 92 here), but it fixes the sampling of every request from the first one it receives, drops
+`repetition_penalty` and ignores stop strings. Here every request group gets its own sampling.
+
+Callers stay plain async code: each `chat`/`complete` queues a request and awaits a future; one
+worker thread takes up to `max_batch_size` waiting requests that share the same sampling
+parameters, left-pads them, runs `generate` once and resolves every future with its own
+`Completion`. `torch_threads` sets torch's process-wide thread count: on a shared 2-core machine
+one thread is ~10x faster than two that fight other processes for the cores.
 """
 
 from __future__ import annotations
