@@ -25,7 +25,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from selflengthen.backend import Completion
 from selflengthen.sampling import SamplingConfig
-from selflengthen.training import cpu_threads
+from selflengthen.training import check_precision, cpu_threads, use_bf16
 
 
 @dataclass
@@ -58,8 +58,7 @@ class InProcessConfig:
         self.model = Path(self.model)
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        check_precision(self.precision)
 
 
 @dataclass
@@ -139,9 +138,7 @@ class InProcessBackend:
         self.config = config
         torch.set_num_threads(cpu_threads(config.torch_threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        bf16 = config.precision == "bf16" or (
-            config.precision == "auto" and device == "cuda" and torch.cuda.is_bf16_supported()
-        )
+        bf16 = use_bf16(config.precision)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:

@@ -101,8 +101,7 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.precision not in ("auto", "bf16", "fp32"):
-            raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {self.precision!r}")
+        check_precision(self.precision)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
@@ -155,7 +154,13 @@ def answer_length_stats(pairs: list[dict[str, list[dict[str, str]]]]) -> dict[st
     }
 
 
-def _use_bf16(precision: str) -> bool:
+def check_precision(precision: str) -> None:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
+
+
+def use_bf16(precision: str) -> bool:
+    """'auto' means bf16 on a GPU that supports it and fp32 everywhere else (CPUs included)."""
     import torch
 
     if precision == "auto":
@@ -193,7 +198,7 @@ def train_role(
         raise FileNotFoundError(f"base model {base_model} does not exist")
     pairs = load_prompt_completion_pairs(train_file)
     torch.set_num_threads(cpu_threads(config.torch_threads))
-    bf16 = _use_bf16(config.precision)
+    bf16 = use_bf16(config.precision)
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
@@ -296,18 +301,21 @@ def merge_adapter(base_model: str | Path, adapter_dir: Path, output_dir: Path) -
     return output_dir
 
 
+@dataclass
+class TrainPaths:
+    """The command line's inputs and output, beside the `TrainConfig` flags."""
+
+    train_file: Path = field(metadata={"help": "Chat-messages JSONL to train on."})
+    base_model: str = field(metadata={"help": "Base model path or id."})
+    output_dir: Path = field(metadata={"help": "Where the adapter goes."})
+    init_adapter: Path | None = field(default=None, metadata={"help": "Adapter to continue from."})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for `accelerate launch -m selflengthen.training` (one process per GPU)."""
     from transformers import HfArgumentParser
 
-    @dataclass
-    class Paths:
-        train_file: Path = field(metadata={"help": "Chat-messages JSONL to train on."})
-        base_model: str = field(metadata={"help": "Base model path or id."})
-        output_dir: Path = field(metadata={"help": "Where the adapter goes."})
-        init_adapter: Path | None = field(default=None, metadata={"help": "Adapter to continue from."})
-
-    paths, config = HfArgumentParser((Paths, TrainConfig)).parse_args_into_dataclasses(argv)
+    paths, config = HfArgumentParser((TrainPaths, TrainConfig)).parse_args_into_dataclasses(argv)
     train_role(paths.train_file, paths.base_model, paths.output_dir, config, paths.init_adapter)
     return 0
 

@@ -12,6 +12,7 @@ from selflengthen.training import (
     TrainConfig,
     answer_length_stats,
     load_prompt_completion_pairs,
+    main,
     merge_adapter,
     train_role,
 )
@@ -194,3 +195,15 @@ def test_merged_checkpoint_loads_generates_and_matches_adapter(tiny_model_dir, t
 def test_merge_adapter_rejects_a_folder_without_adapter(tiny_model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no adapter_config.json"):
         merge_adapter(tiny_model_dir, tmp_path, tmp_path / "merged")
+
+
+@pytest.mark.slow
+def test_command_line_for_accelerate_launch_trains_with_config_flags(tiny_model_dir, tmp_path):
+    data = write_chat_jsonl(tmp_path / "train.jsonl")
+    argv = ["--train_file", str(data), "--base_model", str(tiny_model_dir), "--output_dir", str(tmp_path / "gen"),
+            "--max_steps", "1", "--lora_r", "4", "--torch_threads", "1"]
+    assert main(argv) == 0
+    stats = json.loads((tmp_path / "gen" / "train_stats.json").read_text())
+    assert stats["steps"] == 1
+    assert stats["config"]["lora_r"] == 4
+    assert json.loads((tmp_path / "gen" / "adapter_config.json").read_text())["r"] == 4
