@@ -104,7 +104,7 @@ def cmd_judge(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
+    from harness.judging import JudgeRunConfig, judge_endpoint, judge_reliability, judge_run, reliability_server
 
     data = load_yaml(args.config) if args.config else {}
     config = from_dict(JudgeRunConfig, data, where=args.config.name if args.config else "judge config")
@@ -114,6 +114,11 @@ def cmd_judge(args) -> int:
     with judge_endpoint(config, args.run_dirs[0] / "judge_server.log") as endpoint:
         for run_dir in args.run_dirs:
             judge_run(run_dir, endpoint, config, console)
+    if config.repeat:
+        repeats = reliability_server(config)
+        with judge_endpoint(repeats, args.run_dirs[0] / "judge_repeat_server.log") as endpoint:
+            for run_dir in args.run_dirs:
+                judge_reliability(run_dir, endpoint, repeats, console)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 The judge gets its own server (greedy sampling; with continuous batching a transformers server
 keeps the first request's generation config, so it must not be shared with a sampling role).
-Judgements are cached per run directory, so a re-run or a crash costs nothing twice.
+For the same reason the reliability pass, whose repeats sample, gets a server of its own
+without continuous batching. Judgements are cached per run directory, so a re-run or a crash
+costs nothing twice.
 """
 
 from __future__ import annotations
@@ -70,8 +72,42 @@ def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int =
 
 
 def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
-    """Grade `run_dir/scores.json` into `run_dir/judgements.json` (and judge_reliability.json)."""
+    """Grade `run_dir/scores.json` into `run_dir/judgements.json`."""
     console = console or Console(stderr=True)
+    scores, judge_config = _inputs(run_dir, config)
+    judgements = _run(judge_scores, scores, endpoint, judge_config)
+    write_json(run_dir / "judgements.json", judgements)
+    for task, entry in judgements["tasks"].items():
+        console.print(
+            f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} judged "
+            f"({entry['failures']} failures)"
+        )
+    return judgements
+
+
+def judge_reliability(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
+    """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`."""
+    console = console or Console(stderr=True)
+    scores, judge_config = _inputs(run_dir, config)
+    try:
+        reliability = ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset)
+    except JudgeError as exc:
+        raise UserError(str(exc)) from None
+    report = _run(measure_reliability, scores, endpoint, judge_config, reliability)
+    write_json(run_dir / "judge_reliability.json", report)
+    for task, entry in report["tasks"].items():
+        console.print(f"{task}: judge agreement {json.dumps({k: v for k, v in entry.items() if k != 'samples'})}")
+    return report
+
+
+def reliability_server(config: JudgeRunConfig) -> JudgeRunConfig:
+    """The judge config for repeats that must really sample: no shared generation config."""
+    if config.endpoint or config.server.kind != "transformers":
+        return config
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, continuous_batching=False))
+
+
+def _inputs(run_dir: Path, config: JudgeRunConfig) -> tuple[dict, JudgeConfig]:
     scores_path = run_dir / "scores.json"
     if not scores_path.is_file():
         raise UserError(f"{scores_path} not found: run `selflengthen eval --out {run_dir}` first")
@@ -86,31 +122,23 @@ def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console
             max_retries=config.max_retries,
             cache_path=str(run_dir / "judge_cache.sqlite"),
         )
-        reliability = (
-            ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset) if config.repeat else None
-        )
-        judgements, report = asyncio.run(_judge(scores, endpoint, judge_config, reliability, config.max_concurrency))
     except JudgeError as exc:
         raise UserError(str(exc)) from None
-    write_json(run_dir / "judgements.json", judgements)
-    if report is not None:
-        write_json(run_dir / "judge_reliability.json", report)
-    for task, entry in judgements["tasks"].items():
-        console.print(
-            f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} judged "
-            f"({entry['failures']} failures)"
-        )
-    return judgements
+    return scores, judge_config
 
 
-async def _judge(scores, endpoint, judge_config, reliability, concurrency):
-    client = EndpointClient(endpoint, max_concurrency=concurrency)
+def _run(step, scores: dict, endpoint: Endpoint, judge_config: JudgeConfig, *extra):
+    async def go():
+        client = EndpointClient(endpoint, max_concurrency=judge_config.max_concurrency)
+        try:
+            return await step(scores, client, judge_config, *extra)
+        finally:
+            await client.close()
+
     try:
-        judgements = await judge_scores(scores, client, judge_config)
-        report = await measure_reliability(scores, client, judge_config, reliability) if reliability else None
-    finally:
-        await client.close()
-    return judgements, report
+        return asyncio.run(go())
+    except JudgeError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _fmt(value) -> str:
