@@ -22,6 +22,7 @@ from selflengthen.baselines import (
     build_imitation_data,
     train_baseline,
 )
+from selflengthen.baselines.backtranslation import clean_instruction
 from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
 from selflengthen.journal import read_jsonl
 from selflengthen.text import count_words
@@ -215,6 +216,20 @@ def test_a_failing_backend_is_counted_not_crashed_on(tmp_path):
     )
     assert result.outcomes == {"no_instruction": 1} and result.requests.errors == 3
     assert not (tmp_path / "bt" / "pairs.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "reply, instruction",
+    [
+        (f"{INSTRUCTION}\n\nI hope this helps.", INSTRUCTION),
+        (f'Request: "{INSTRUCTION}"', INSTRUCTION),
+        (f"**Instruction:** {INSTRUCTION}", INSTRUCTION),
+        ("请求：“写一篇关于长江的长文。”", "写一篇关于长江的长文。"),
+        ('Write about "the union" of states.', 'Write about "the union" of states.'),
+    ],
+)
+def test_a_written_instruction_loses_its_label_quotes_and_what_follows_it(reply, instruction):
+    assert clean_instruction(reply) == instruction
 
 
 # --- behaviour imitation -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ then `data.jsonl` and `stats.json` (see `selflengthen.baselines.runner`).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import replace
 from functools import partial
@@ -34,6 +35,8 @@ from selflengthen.text import count_words
 
 ARM = "backtranslation"
 STEP = "pairs"
+_LABEL = re.compile(r"^(?:\*\*)?(?:request|instruction|task|请求|指令|任务)(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*", re.I)
+_QUOTES = {'"': '"', "“": "”", "「": "」", "'": "'"}
 
 
 async def build_backtranslation_data(
@@ -114,12 +117,20 @@ async def backtranslate_instruction(
         if reply is None:
             tally["instruction.error"] += 1
             continue
-        instruction = first_paragraph(reply)
+        instruction = clean_instruction(reply)
         if not config.instruction_min_words <= count_words(instruction) <= config.instruction_max_words:
             tally["instruction.length"] += 1
             continue
         return instruction
     return None
+
+
+def clean_instruction(reply: str) -> str:
+    """The reply's first paragraph without a leading "Request:" label or the quotes around it."""
+    text = _LABEL.sub("", first_paragraph(reply), count=1).strip()
+    if len(text) > 1 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text
 
 
 async def rate_pair(
