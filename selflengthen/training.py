@@ -243,6 +243,8 @@ def train_role(
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if len(trainer.train_dataset) == 0:
+        raise ValueError(f"no example in {train_file} keeps an answer token within max_length={config.max_length}")
     last_checkpoint = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=last_checkpoint)
@@ -256,6 +258,7 @@ def train_role(
     logged_losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     stats = {
         "samples": len(pairs),
+        "samples_trained": len(tokenized),  # TRL drops examples whose answer max_length cut off entirely
         **answer_length_stats(pairs),
         "train_tokens": sum(len(ids) for ids in tokenized["input_ids"]),
         "loss_tokens": sum(sum(label != -100 for label in labels) for labels in tokenized["labels"]),

@@ -79,6 +79,18 @@ def test_answer_length_counts_words_and_characters():
     assert answer_length_stats(pairs) == {"answer_words_mean": (3 + 4) / 2, "answer_chars_mean": (13 + 4) / 2}
 
 
+@pytest.mark.slow
+def test_training_refuses_data_whose_answers_max_length_cuts_off(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    prompt = [{"role": "user", "content": PROMPT}]
+    prompt_length = len(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)["input_ids"])
+    config = quick_config(max_length=prompt_length)
+    with pytest.raises(ValueError, match=f"no example in .*train.jsonl keeps an answer token within max_length={prompt_length}"):
+        train_role(write_chat_jsonl(tmp_path / "train.jsonl"), tiny_model_dir, tmp_path / "gen", config)
+
+
 def test_config_rejects_unknown_precision():
     with pytest.raises(ValueError, match="precision must be"):
         TrainConfig(precision="fp8")
@@ -109,7 +121,7 @@ def test_train_stats_match_hand_counts(tiny_model_dir, tmp_path):
         for a in ANSWERS
     ]
     prompt_length = len(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True)["input_ids"])
-    assert stats["samples"] == 2
+    assert stats["samples"] == stats["samples_trained"] == 2
     assert stats["answer_words_mean"] == (5 + 12) / 2
     assert stats["answer_chars_mean"] == (26 + 53) / 2
     assert stats["train_tokens"] == sum(full_lengths)
