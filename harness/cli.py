@@ -88,6 +88,28 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="Run (or resume) K Self-Lengthen iterations; one checkpoint per iteration.")
+    p.add_argument("config", type=Path, help="YAML file with TrainRunConfig fields (model, backend, method)")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    from rich.table import Table
+
+    from harness.config import load_config
+    from harness.train import TrainRunConfig, run_training
+
+    checkpoints = run_training(load_config(TrainRunConfig, args.config), console)
+    table = Table(title="registered checkpoints")
+    for column in ("checkpoint", "path", "train samples", "train tokens"):
+        table.add_column(column)
+    for c in checkpoints:
+        table.add_row(c.name, c.path, str(c.train_stats.get("samples")), str(c.train_stats.get("train_tokens")))
+    console.print(table)
+    return 0
+
+
 def _add_judge(sub) -> None:
     p = sub.add_parser("judge", help="Grade a run's answers with an LLM judge (judgements.json).")
     p.add_argument("run_dirs", type=Path, nargs="+", help="run directories written by `selflengthen eval`")
@@ -133,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval, _add_judge):
+    for add in (_add_score, _add_eval, _add_train, _add_judge):
         add(sub)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -1,0 +1,181 @@
+"""`selflengthen train CONFIG`: K Self-Lengthen iterations from a base model.
+
+Per iteration k: synthesise (self-instruct -> generate -> extend, streamed) with the Generator
+and Extender of iteration k-1 (the base model for k = 1), fine-tune a LoRA adapter per role that
+continues the previous one, merge the Generator into a servable checkpoint and register it as
+`iter_k/generator`. Every step leaves its outputs on disk and is skipped when they are already
+there, so re-running the same command after a crash continues where it stopped.
+
+Synthesis backend, chosen by measurement (benchmarks/RESULTS.md): on CPU an in-process batched
+model (per-request sampling, repetition penalty and stop strings; faster than transformers
+serve's continuous batching); on GPU a vLLM server with both adapters by name; or one
+`transformers serve` per role serving merged checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.client import EndpointClient
+from harness.errors import UserError
+from harness.models import DEFAULT_MODEL, resolve_model
+from harness.rundir import write_json
+from harness.serve import ServerConfig, compute_threads, serve
+from selflengthen.backend import TextBackend
+from selflengthen.config import SelfLengthenConfig
+from selflengthen.final_data import build_final_data
+from selflengthen.inprocess import InProcessBackend, InProcessConfig
+from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
+from selflengthen.training import merge_adapter, train_role
+
+ROLES = ("generator", "extender")
+CHECKPOINTS_FILE = "checkpoints.json"
+FINAL_DATA = "final_data.jsonl"
+
+
+@dataclass
+class SynthesisBackendConfig:
+    """Where the roles' text comes from during synthesis.
+
+    Fields:
+        kind: `inprocess` (CPU default: batched `generate` in this process) or `endpoint`
+            (a server per role: transformers serve with merged checkpoints, or one vLLM server
+            with LoRA adapters by name).
+        server: how to start the servers for `endpoint`.
+        max_batch_size: `inprocess`: requests decoded together.
+    """
+
+    kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
+    max_batch_size: int = field(default=16, metadata={"help": "inprocess: requests per generate call."})
+
+
+@dataclass
+class TrainRunConfig:
+    """`selflengthen train`: the base model, the synthesis backend and the method's settings.
+
+    Fields:
+        model: base model (Hub id, local path or smollm2-135m).
+        backend: synthesis backend.
+        method: the Self-Lengthen settings (iterations, sizes, sampling, filters, LoRA...).
+    """
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Base model."})
+    backend: SynthesisBackendConfig = field(default_factory=SynthesisBackendConfig, metadata={"help": "Synthesis."})
+    method: SelfLengthenConfig = field(default_factory=SelfLengthenConfig, metadata={"help": "Self-Lengthen."})
+
+
+@dataclass
+class Checkpoint:
+    """A model the harness can score: a servable folder plus where it came from."""
+
+    name: str
+    path: str
+    iteration: int
+    adapter: str
+    train_stats: dict
+
+
+def run_training(config: TrainRunConfig, console: Console | None = None) -> list[Checkpoint]:
+    """Run (or resume) every iteration; return the registered checkpoints, one per iteration."""
+    console = console or Console(stderr=True)
+    base = resolve_model(config.model)
+    method = config.method
+    work = Path(method.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    adapters: dict[str, Path | None] = {role: None for role in ROLES}
+    checkpoints: list[Checkpoint] = []
+    iteration_dirs: list[Path] = []
+    for k in range(1, method.iterations + 1):
+        it_dir = work / f"iter_{k}"
+        iteration_dirs.append(it_dir)
+        if not (it_dir / RESULT_FILE).is_file():
+            synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
+        console.print(f"iteration {k}: synthesis {_summary(it_dir)}")
+        for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
+            _require_rows(it_dir / data, role, k)
+            with console.status(f"iteration {k}: fine-tuning the {role}"):
+                adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
+        merged = it_dir / "generator_merged"
+        if not (merged / "config.json").is_file():
+            with console.status(f"iteration {k}: merging the generator"):
+                merge_adapter(base, adapters["generator"], merged)
+        stats = json.loads((adapters["generator"] / "train_stats.json").read_text(encoding="utf-8"))
+        checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
+        write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
+    count = build_final_data(iteration_dirs, work / FINAL_DATA, method.seed, method.final_data)
+    console.print(f"final length-following data: {count} examples in {work / FINAL_DATA}")
+    return checkpoints
+
+
+def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, method: SelfLengthenConfig,
+               console: Console, k: int) -> None:
+    """One iteration's synthesis with the previous iteration's roles, with a progress display."""
+    columns = (TextColumn("[bold]iteration %d[/] {task.description}" % k), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bars = {step: progress.add_task(step.replace("_", " "), total=None)
+                for step in ("instructions", "initial_answers", "extended_answers")}
+        with role_backends(base, adapters, config.backend, it_dir) as (generator, extender):
+            asyncio.run(run_synthesis(generator, extender, method, it_dir, lambda step: progress.advance(bars[step])))
+
+
+@contextlib.contextmanager
+def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it_dir: Path
+                  ) -> Iterator[tuple[TextBackend, TextBackend]]:
+    """The Generator and Extender of this iteration, as text backends; the same one when equal."""
+    with contextlib.ExitStack() as stack:
+        if backend.kind == "inprocess":
+            made: dict = {}
+            for role in ROLES:
+                key = adapters[role]
+                if key not in made:
+                    made[key] = stack.enter_context(InProcessBackend(InProcessConfig(
+                        model=Path(base), adapter=key, max_batch_size=backend.max_batch_size)))
+            yield made[adapters["generator"]], made[adapters["extender"]]
+        elif backend.server.kind == "vllm":
+            names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
+            server = dataclasses.replace(backend.server, lora_adapters={role: path for role, path in names.items()})
+            endpoint = stack.enter_context(serve(base, server, log_path=it_dir / "server.log"))
+            clients = [EndpointClient(dataclasses.replace(endpoint, model=role if adapters[role] else base))
+                       for role in ROLES]
+            yield clients[0], clients[1]
+        else:
+            served: dict = {}
+            for role in ROLES:
+                adapter = adapters[role]
+                if adapter not in served:
+                    path = base if adapter is None else str(_merged(base, adapter, it_dir / f"{role}_input_merged"))
+                    server = dataclasses.replace(backend.server, torch_threads=backend.server.torch_threads
+                                                 or compute_threads(1 if adapters["generator"] == adapters["extender"] else 2))
+                    endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
+                    served[adapter] = EndpointClient(endpoint)
+            yield served[adapters["generator"]], served[adapters["extender"]]
+
+
+def _merged(base: str, adapter: Path, out: Path) -> Path:
+    return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
+
+
+def _require_rows(path: Path, role: str, k: int) -> None:
+    rows = sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
+    if rows == 0:
+        raise UserError(
+            f"iteration {k} kept no {role} training pairs ({path}); see {path.parent / RESULT_FILE} for the "
+            "rejection counts, then raise the sizes or relax the filters"
+        )
+
+
+def _summary(it_dir: Path) -> str:
+    result = json.loads((it_dir / RESULT_FILE).read_text(encoding="utf-8"))
+    keys = ("instructions", "initial_answers", "extended_answers", "generator_examples", "extender_examples")
+    return ", ".join(f"{k}={result.get(k)}" for k in keys)
