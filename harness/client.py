@@ -16,7 +16,7 @@ import openai
 
 from harness.errors import UserError
 from harness.serve import Endpoint
-from selflengthen.backend import Completion
+from selflengthen.backend import Completion, truncate_at_stop
 from selflengthen.sampling import SamplingConfig
 
 
@@ -86,7 +86,7 @@ class EndpointClient:
                 **self._sampling_fields(sampling),
             )
         choice = response.choices[0]
-        return _completion(choice.message.content, choice.finish_reason, response.usage)
+        return _completion(choice.message.content, choice.finish_reason, response.usage, sampling.stop)
 
     async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
         async with self._slot():
@@ -97,7 +97,7 @@ class EndpointClient:
                 **self._sampling_fields(sampling),
             )
         choice = response.choices[0]
-        return _completion(choice.text, choice.finish_reason, response.usage)
+        return _completion(choice.text, choice.finish_reason, response.usage, sampling.stop)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """The served model's chat prompt, to continue by raw completion."""
@@ -148,10 +148,13 @@ def served_generation_defaults(model: str | None) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
 
 
-def _completion(text: str | None, finish_reason: str | None, usage) -> Completion:
+def _completion(text: str | None, finish_reason: str | None, usage, stop: list[str]) -> Completion:
+    """The reply, cut at the first stop string: transformers serve's continuous batching ignores
+    `stop`, and without it leaves the stop string in the text; OpenAI's contract is to cut there."""
+    text, stopped = truncate_at_stop(text or "", stop)
     return Completion(
-        text=text or "",
-        finish_reason=finish_reason,
+        text=text,
+        finish_reason="stop" if stopped else finish_reason,
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
     )

@@ -22,6 +22,14 @@ class Completion:
     completion_tokens: int | None = None
 
 
+def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
+    """Cut `text` before the earliest stop string; says whether one was found."""
+    cuts = [index for index in (text.find(s) for s in stop if s) if index >= 0]
+    if not cuts:
+        return text, False
+    return text[: min(cuts)], True
+
+
 class TextBackend(Protocol):
     """Chat and raw completion; both are needed (the Extender continues a raw prompt)."""
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from selflengthen.backend import Completion
+from selflengthen.backend import Completion, truncate_at_stop
 from selflengthen.sampling import SamplingConfig
 from selflengthen.training import check_precision, cpu_threads, use_bf16
 
@@ -110,14 +110,6 @@ def sampling_key(sampling: SamplingConfig) -> tuple:
         tuple(sampling.stop),
         sampling.seed,
     )
-
-
-def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
-    """Cut `text` before the earliest stop string; says whether one was found."""
-    cuts = [index for index in (text.find(s) for s in stop if s) if index >= 0]
-    if not cuts:
-        return text, False
-    return text[: min(cuts)], True
 
 
 class InProcessBackend:

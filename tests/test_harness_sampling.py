@@ -39,3 +39,11 @@ def test_plain_openai_servers_get_standard_fields_only():
     fields = sampling_request(REFERENCE, "openai")
     assert "extra_body" not in fields
     assert set(fields) == {"temperature", "max_tokens", "top_p", "stop"}
+
+
+def test_stop_strings_are_cut_from_replies_on_the_client_side():
+    from harness.client import _completion
+
+    completion = _completion("one two. three", "length", None, ["."])
+    assert (completion.text, completion.finish_reason) == ("one two", "stop")
+    assert _completion("no stop here", "length", None, ["###"]).finish_reason == "length"

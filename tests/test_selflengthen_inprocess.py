@@ -7,13 +7,12 @@ import shutil
 
 import pytest
 
-from selflengthen.backend import TextBackend
+from selflengthen.backend import TextBackend, truncate_at_stop
 from selflengthen.inprocess import (
     FusedTopKTopP,
     InProcessBackend,
     InProcessConfig,
     completion_from_tokens,
-    truncate_at_stop,
 )
 from selflengthen.sampling import SamplingConfig
 
