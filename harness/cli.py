@@ -110,6 +110,22 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="The whole experiment: train every arm, score, judge, render the leaderboard.")
+    p.add_argument("config", type=Path, help="EXPERIMENT.yaml (ExperimentConfig fields), e.g. examples/tiny.yaml")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args) -> int:
+    from harness.config import load_config
+    from harness.experiment import ExperimentConfig, run_experiment
+
+    started = time.monotonic()
+    run_experiment(load_config(ExperimentConfig, args.config), console)
+    console.print(f"experiment finished in {time.monotonic() - started:.0f}s")
+    return 0
+
+
 def _add_judge(sub) -> None:
     p = sub.add_parser("judge", help="Grade a run's answers with an LLM judge (judgements.json).")
     p.add_argument("run_dirs", type=Path, nargs="+", help="run directories written by `selflengthen eval`")
@@ -155,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval, _add_train, _add_judge):
+    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge):
         add(sub)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

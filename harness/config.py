@@ -1,12 +1,15 @@
 """Typed dataclass configs loaded from YAML (or dicts), in the style of TRL's `SFTConfig`.
 
 An unknown field is an error that names it; a value of the wrong type is an error that names
-the field and the expected type. Nested dataclasses load from nested mappings.
+the field and the expected type. Nested dataclasses load from nested mappings. String values
+may use environment variables (`${SELFLENGTHEN_DATA_DIR}/federalist.jsonl`), so one config
+serves machines whose data lives in different places.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from pathlib import Path
@@ -105,4 +108,9 @@ def _coerce(tp: Any, value: Any, label: str) -> Any:
         raise UserError(f"{label} must be an integer, got {value!r}")
     if tp is str and not isinstance(value, str):
         raise UserError(f"{label} must be a string, got {value!r}")
+    if isinstance(value, str) and "$" in value:
+        expanded = os.path.expandvars(value)
+        if "$" in expanded:
+            raise UserError(f"{label} uses an unset environment variable: {value}")
+        return expanded
     return value

@@ -45,6 +45,7 @@ class EvalConfig:
         num_concurrent: requests in flight.
         sampling: decoding for the answers; greedy by default, as lm-eval does. (transformers
             serve with continuous batching drops repetition_penalty, so it is not the default.)
+        max_gen_toks: cap on answer tokens, overriding the tasks' own (for quick CPU runs).
         data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
     """
 
@@ -56,6 +57,9 @@ class EvalConfig:
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start a server."})
     limit: int | None = field(default=None, metadata={"help": "Documents per task at most."})
     num_concurrent: int = field(default=8, metadata={"help": "Requests in flight."})
+    max_gen_toks: int | None = field(
+        default=None, metadata={"help": "Cap on answer tokens for every task (None: each task's own, e.g. 16384)."}
+    )
     sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={"help": "Decoding of answers."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the benchmark .jsonl files."})
 
@@ -95,6 +99,8 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
         },
     )
     with _generation_model(config, model_path, out_dir, console) as (lm_name, lm_args, gen_kwargs):
+        if config.max_gen_toks:
+            gen_kwargs = {**gen_kwargs, "max_gen_toks": config.max_gen_toks}
         samples = _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir, console)
     scores = score_samples(samples, model_name=json.loads((out_dir / "run.json").read_text())["model"])
     write_json(out_dir / "scores.json", scores)
@@ -153,7 +159,7 @@ def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path,
     _log_lm_eval_to(lm_dir / "lm_eval.log")
     columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("requests", total=None)
+        bar = progress.add_task("requests", total=_request_count(config))
         progress_model.set_progress_callback(lambda: progress.advance(bar))
         try:
             results = lm_eval.simple_evaluate(
@@ -197,6 +203,17 @@ def score_samples(samples: dict[str, list[dict]], model_name: str) -> dict[str, 
             rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response})
         scored[task] = score_predictions(task, rows)
     return {"model": model_name, "tasks": scored}
+
+
+def _request_count(config: EvalConfig) -> int | None:
+    """How many answers lm-eval will ask for, for the progress bar (None when unknown)."""
+    from tasks.data import load_benchmark
+
+    try:
+        sizes = [len(load_benchmark(task)) for task in config.tasks]
+    except Exception:  # the bar is a nicety; lm-eval reports real data problems itself
+        return None
+    return sum(min(size, config.limit) if config.limit else size for size in sizes)
 
 
 def _log_lm_eval_to(path: Path) -> None:

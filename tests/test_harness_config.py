@@ -61,3 +61,14 @@ def test_eval_config_loads_nested_server_and_sampling(tmp_path):
 def test_literal_field_rejects_unknown_choice():
     with pytest.raises(UserError, match=r"server.kind must be one of 'transformers', 'vllm'"):
         from_dict(EvalConfig, {"server": {"kind": "tgi"}})
+
+
+def test_string_values_expand_environment_variables(monkeypatch):
+    monkeypatch.setenv("SL_TEST_DIR", "/data/here")
+    assert from_dict(Outer, {"name": "${SL_TEST_DIR}/x.jsonl"}).name == "/data/here/x.jsonl"
+
+
+def test_unset_environment_variable_is_named(monkeypatch):
+    monkeypatch.delenv("SL_TEST_UNSET", raising=False)
+    with pytest.raises(UserError, match=r"Outer.name uses an unset environment variable: \$SL_TEST_UNSET"):
+        from_dict(Outer, {"name": "$SL_TEST_UNSET/x"})
