@@ -54,6 +54,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--tasks", help="comma-separated task names, e.g. longbench_write_en_mini,longen_mini")
     p.add_argument("--limit", type=int, help="documents per task at most")
     p.add_argument("--num-concurrent", type=int, help="requests in flight")
+    p.add_argument("--max-gen-toks", type=int, help="cap on answer tokens for every task (default: each task's own)")
     p.add_argument("--data-dir", help="folder with the benchmark .jsonl files (default: SELFLENGTHEN_DATA_DIR, else the Hub)")
     p.add_argument("--out", required=True, type=Path, help="run directory; re-running into it resumes")
     p.set_defaults(func=cmd_eval)
@@ -76,6 +77,7 @@ def cmd_eval(args) -> int:
         "tasks": args.tasks.split(",") if args.tasks else None,
         "limit": args.limit,
         "num_concurrent": args.num_concurrent,
+        "max_gen_toks": args.max_gen_toks,
         "data_dir": args.data_dir,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -199,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]; finished work is kept, re-run the same command to resume")
         return 130
+    except Exception as exc:  # a library's ValueError, an OSError...: still one line, traceback on request
+        if debug:
+            traceback.print_exc()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        console.print(f"[red]error:[/] {type(exc).__name__}: {message} (--debug shows the traceback)",
+                      highlight=False, soft_wrap=True)
+        return 1
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -147,7 +147,7 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
     settings = dataclasses.replace(settings, seed=settings.seed + config.seed)
     if arm == "imitation" and settings.instructions_file is None and config.arms.self_lengthen:
         instructions = out_instructions(config)
-        if instructions.is_file():
+        if _has_instructions(instructions):
             settings = dataclasses.replace(settings, instructions_file=str(instructions))
     if not (work / "stats.json").is_file() or not (work / "data.jsonl").is_file():
         build = build_backtranslation_data if arm == "backtranslation" else build_imitation_data
@@ -213,6 +213,13 @@ def render_leaderboard(run_dirs: list[Path], out: Path, console: Console) -> dic
     print_leaderboard(load_leaderboard(paths["json"]), console)
     console.print(f"leaderboard: {paths['markdown']} and {paths['html']}")
     return paths
+
+
+def _has_instructions(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    return any(row.get("instruction") for row in rows)
 
 
 def _scored_tasks(run_dir: Path) -> set[str]:
