@@ -1,0 +1,471 @@
+"""Wall time of one synthesis iteration: the reference's thread-pool client against transformers serve,
+and the project's streamed pipeline with the in-process backend, on the same model and workload.
+
+    python benchmarks/bench_synthesis.py [--model smollm2-135m] [--instructions 4] [--answers 2]
+        [--extensions 1] [--max-tokens 192] [--cap 16] [--record benchmarks/RESULTS.md]
+
+Three measurements, back to back in one process, each with one torch thread:
+
+1. reference: what the reference Self-Lengthen code does. A pool of `cap` worker threads, one
+   blocking OpenAI request per thread, a barrier after each step (self-instruct, then generate,
+   then extend), and a rejected output retried by the step function calling itself (bounded),
+   against `transformers serve --continuous-batching` started with the harness's ServerConfig.
+2. pipeline: `run_synthesis` (streamed steps, one request cap over both roles) on the backend the
+   harness picks for CPU synthesis, InProcessBackend with max batch = cap.
+3. ceiling: `cap` long requests submitted at once to InProcessBackend with the reference
+   sampling, no stop strings: the batched sampled tokens/s the pipeline could reach at best.
+
+Both clients send the same prompts (the project's templates), with the same sampling, request
+cap, attempt bounds and filters, and draw the same per-item random choices; their token counts
+differ by sampling, and because the server ignores stop strings (it decodes to max_tokens where
+the in-process model stops) and drops repetition_penalty. The seed file comes from
+SELFLENGTHEN_DATA_DIR unless --seed-file is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_backends beside this file
+
+from bench_backends import measure  # noqa: E402
+
+from harness.client import sampling_request, served_generation_defaults  # noqa: E402
+from harness.models import DEFAULT_MODEL, resolve_model  # noqa: E402
+from harness.serve import Endpoint, ServerConfig, serve  # noqa: E402
+from selflengthen.backend import Completion, TextBackend, truncate_at_stop  # noqa: E402
+from selflengthen.config import SelfLengthenConfig, reference_sampling  # noqa: E402
+from selflengthen.extender import extend_request  # noqa: E402
+from selflengthen.filters import passes_filters  # noqa: E402
+from selflengthen.inprocess import InProcessBackend, InProcessConfig  # noqa: E402
+from selflengthen.pipeline import run_synthesis  # noqa: E402
+from selflengthen.prompts import render_prompt  # noqa: E402
+from selflengthen.recorded_model import item_rng  # noqa: E402
+from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions  # noqa: E402
+from selflengthen.text import count_words, first_half, join_paragraphs, leading_fraction, split_paragraphs  # noqa: E402
+
+RESULT_LINE = "synthesis: {ratio}x, efficiency {efficiency}"
+"""The line each run appends to RESULTS.md (reference wall time / pipeline wall time; pipeline
+sampled tokens/s / in-process batched ceiling)."""
+
+
+@dataclass
+class SynthesisWorkload:
+    """The work both clients do; the same for both.
+
+    Fields: instructions, answers, extensions, max_tokens, cap, max_attempts, rounds,
+    include_seeds, seed, lang, seed_file.
+    """
+
+    instructions: int = field(default=4, metadata={"help": "New instructions to self-instruct."})
+    answers: int = field(default=2, metadata={"help": "Answers per instruction."})
+    extensions: int = field(default=1, metadata={"help": "Extensions per accepted answer."})
+    max_tokens: int = field(default=192, metadata={"help": "max_tokens of every request (reference: 16384)."})
+    cap: int = field(default=16, metadata={"help": "Requests in flight: worker threads, pipeline cap, batch size."})
+    max_attempts: int = field(
+        default=2, metadata={"help": "Tries per slot in every step (reference: 10/20/20; small here to bound the run)."}
+    )
+    rounds: int = field(default=1, metadata={"help": "Extension rounds per attempt (project default 3)."})
+    include_seeds: bool = field(
+        default=True,
+        metadata={"help": "Also answer the seed instructions (the reference answers only new ones): the generate "
+                  "and extend steps then get as many slots in both clients whatever self-instruct accepts."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds every per-item random choice."})
+    lang: str = field(default="en", metadata={"help": "Language of the seed instructions and prompts."})
+    seed_file: Path | None = field(
+        default=None,
+        metadata={"help": "JSONL seed instructions; default $SELFLENGTHEN_DATA_DIR/seed_instructions_<lang>.jsonl."},
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("instructions", "answers", "extensions", "max_tokens", "cap", "max_attempts", "rounds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def method_config(self) -> SelfLengthenConfig:
+        """The pipeline's settings for this workload (the reference client reads the same ones)."""
+        config = SelfLengthenConfig(
+            languages=[self.lang],
+            seed_files={self.lang: str(self.seed_file)} if self.seed_file else {},
+            max_in_flight=self.cap,
+            seed=self.seed,
+            sampling=dataclasses.replace(reference_sampling(), max_tokens=self.max_tokens),
+        )
+        config.self_instruct.instructions_per_language = self.instructions
+        config.self_instruct.max_attempts = self.max_attempts
+        config.self_instruct.include_seeds = self.include_seeds
+        config.generator.samples_per_instruction = self.answers
+        config.generator.max_attempts = self.max_attempts
+        config.extender.extensions_per_answer = self.extensions
+        config.extender.max_attempts = self.max_attempts
+        config.extender.rounds = self.rounds
+        return config
+
+
+@dataclass
+class ClientRun:
+    """What one client did: wall time, requests and generated tokens, slots per step."""
+
+    name: str
+    seconds: float
+    requests: int
+    completion_tokens: int
+    instruction_slots: int
+    instructions: int
+    answer_slots: int
+    answers: int
+    extension_slots: int
+    extensions: int
+    rejections: dict[str, int]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class TokenTally:
+    """Requests and completion tokens, summed safely from many threads."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.completion_tokens = 0
+        self._lock = threading.Lock()
+
+    def add(self, completion: Completion) -> None:
+        with self._lock:
+            self.requests += 1
+            self.completion_tokens += completion.completion_tokens or 0
+
+
+class CountingBackend:
+    """A TextBackend that passes every request on and tallies the tokens each reply took."""
+
+    def __init__(self, backend: TextBackend, tally: TokenTally) -> None:
+        self.backend, self.tally = backend, tally
+
+    async def chat(self, messages: list[dict[str, str]], sampling) -> Completion:
+        completion = await self.backend.chat(messages, sampling)
+        self.tally.add(completion)
+        return completion
+
+    async def complete(self, prompt: str, sampling) -> Completion:
+        completion = await self.backend.complete(prompt, sampling)
+        self.tally.add(completion)
+        return completion
+
+    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        return self.backend.apply_chat_template(messages)
+
+
+class ReferenceClient:
+    """The reference's synthesis loop: blocking requests from a thread pool, a barrier per step,
+    recursive retries. Prompts, filters and per-item random choices are the project's."""
+
+    def __init__(self, endpoint: Endpoint, config: SelfLengthenConfig, lang: str) -> None:
+        import openai
+        from transformers import AutoTokenizer
+
+        self.openai = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=3600, max_retries=3)
+        self.endpoint, self.config, self.lang = endpoint, config, lang
+        self.model_defaults = served_generation_defaults(endpoint.tokenizer)
+        self.tokenizer = AutoTokenizer.from_pretrained(endpoint.tokenizer)
+        self.tally = TokenTally()
+        self.rejections: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # -- one blocking request ---------------------------------------------------------------
+
+    def request(self, sampling, messages: list[dict[str, str]] | None = None, prompt: str | None = None) -> str | None:
+        """One chat (messages) or raw completion (prompt); None when the request failed."""
+        fields = sampling_request(sampling, self.endpoint.kind, self.model_defaults)
+        try:
+            if messages is not None:
+                reply = self.openai.chat.completions.create(model=self.endpoint.model, messages=messages, **fields)
+                text = reply.choices[0].message.content
+            else:
+                reply = self.openai.completions.create(model=self.endpoint.model, prompt=prompt, **fields)
+                text = reply.choices[0].text
+        except Exception:  # the reference retries a failed request like a rejected one
+            self.reject("request_error")
+            return None
+        text, _ = truncate_at_stop(text or "", sampling.stop)
+        self.tally.add(Completion(text, completion_tokens=reply.usage.completion_tokens if reply.usage else None))
+        return text
+
+    def reject(self, reason: str) -> None:
+        with self._lock:
+            self.rejections[reason] += 1
+
+    # -- the three steps, each retrying by calling itself -----------------------------------
+
+    def write_instruction(self, pool: list[str], key: str, attempt: int = 0) -> str | None:
+        settings = self.config.self_instruct
+        if attempt >= settings.max_attempts:
+            return None
+        first, second = item_rng(self.config.seed, f"{key}/{attempt}").sample(pool, 2)
+        stop = [*self.config.sampling.stop, *settings.stop_markers.get(self.lang, [])]
+        write = dataclasses.replace(self.config.sampling, stop=stop)
+        raw = self.request(write, prompt=render_prompt("self_instruct", self.lang, first=first, second=second))
+        candidate = first_paragraph(raw or "")
+        if not settings.min_words <= count_words(candidate) <= settings.max_words:
+            rejected = "self_instruct.length"
+        elif candidate in pool:
+            rejected = "self_instruct.duplicate"
+        else:
+            judge = dataclasses.replace(self.config.sampling, max_tokens=settings.judge_max_tokens)
+            question = render_prompt("judge_instruction", self.lang, instruction=candidate)
+            reply = self.request(judge, messages=[{"role": "user", "content": question}]) or ""
+            rejected = None if is_yes(reply, settings.yes_answers.get(self.lang, [])) else "self_instruct.unsuitable"
+        if rejected:
+            self.reject(rejected)
+            return self.write_instruction(pool, key, attempt + 1)
+        pool.append(candidate)
+        return candidate
+
+    def answer(self, instruction: str, attempt: int = 0) -> str | None:
+        if attempt >= self.config.generator.max_attempts:
+            return None
+        reply = self.request(self.config.sampling, messages=[{"role": "user", "content": instruction}])
+        ok, reason = passes_filters(reply or "", self.lang, self.config.filters)
+        if ok:
+            return reply.strip()
+        self.reject(f"generate.{reason}")
+        return self.answer(instruction, attempt + 1)
+
+    def extend(self, instruction: str, answer: str, attempt: int = 0) -> str | None:
+        settings = self.config.extender
+        if attempt >= settings.max_attempts:
+            return None
+        best = answer
+        for _ in range(settings.rounds):
+            candidate = self.extension_round(instruction, best)
+            if candidate is not None and count_words(candidate) > count_words(best):
+                best = candidate
+        if count_words(best) > settings.min_growth * count_words(answer):
+            return best
+        self.reject("extend.too_little_growth")
+        return self.extend(instruction, answer, attempt + 1)
+
+    def extension_round(self, instruction: str, current: str) -> str | None:
+        """Enrich the first half by chat, keep its leading part, continue the whole by raw completion."""
+        half = join_paragraphs(first_half(split_paragraphs(current)))
+        enriched = self.request(self.config.sampling, messages=extend_request(instruction, half, self.lang))
+        if not enriched or not enriched.strip():
+            self.reject("extend.no_enrichment")
+            return None
+        kept = leading_fraction(enriched, self.config.extender.keep_fraction)
+        chat_prompt = self.tokenizer.apply_chat_template(
+            extend_request(instruction, current, self.lang), tokenize=False, add_generation_prompt=True
+        )
+        continuation = self.request(self.config.sampling, prompt=chat_prompt + kept)
+        if continuation is None:
+            return None
+        candidate = (kept + continuation).strip()
+        ok, reason = passes_filters(candidate, self.lang, self.config.filters)
+        if not ok:
+            self.reject(f"extend.{reason}")
+        return candidate if ok else None
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, seeds: list[str]) -> ClientRun:
+        """Each step on the whole thread pool; the next starts when every slot of this one is done."""
+        config, pool = self.config, list(seeds)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=config.max_in_flight) as executor:
+            count = config.self_instruct.instructions_per_language
+            keys = [f"si/{self.lang}/{index}" for index in range(count)]
+            written = list(executor.map(lambda key: self.write_instruction(pool, key), keys))
+            instructions = [text for text in written if text is not None]
+            if config.self_instruct.include_seeds:
+                instructions = list(seeds) + instructions
+            asked = [text for text in instructions for _ in range(config.generator.samples_per_instruction)]
+            answered = list(executor.map(self.answer, asked))
+            pairs = [(question, reply) for question, reply in zip(asked, answered) if reply is not None]
+            jobs = [pair for pair in pairs for _ in range(config.extender.extensions_per_answer)]
+            extended = list(executor.map(lambda pair: self.extend(*pair), jobs))
+        return ClientRun(
+            name="reference",
+            seconds=time.perf_counter() - started,
+            requests=self.tally.requests,
+            completion_tokens=self.tally.completion_tokens,
+            instruction_slots=len(keys),
+            instructions=sum(text is not None for text in written),
+            answer_slots=len(asked),
+            answers=len(pairs),
+            extension_slots=len(jobs),
+            extensions=sum(text is not None for text in extended),
+            rejections=dict(sorted(self.rejections.items())),
+        )
+
+
+def run_reference(model: str, workload: SynthesisWorkload, server: ServerConfig, log_path: Path) -> ClientRun:
+    """The reference client against a fresh transformers server warmed up with the reference sampling."""
+    config = workload.method_config()
+    seeds = load_seed_instructions(config.seed_file(workload.lang))
+    with serve(model, server, log_path=log_path) as endpoint:
+        client = ReferenceClient(endpoint, config, workload.lang)
+        # continuous batching fixes every request's sampling from the first one it receives
+        client.request(dataclasses.replace(config.sampling, max_tokens=4), messages=[{"role": "user", "content": "Hi"}])
+        client.tally = TokenTally()
+        client.rejections.clear()
+        return client.run(seeds)
+
+
+def run_pipeline(backend: InProcessBackend, workload: SynthesisWorkload, work_dir: Path) -> ClientRun:
+    """`run_synthesis` on the in-process backend, both roles the same model as in the harness's first iteration."""
+    tally = TokenTally()
+    counting = CountingBackend(backend, tally)
+    result = asyncio.run(run_synthesis(counting, counting, workload.method_config(), work_dir))
+    return ClientRun(
+        name="pipeline",
+        seconds=result.seconds,
+        requests=tally.requests,
+        completion_tokens=tally.completion_tokens,
+        instruction_slots=result.instructions + result.instruction_slots_failed,
+        instructions=result.instructions,
+        answer_slots=result.initial_answers + result.initial_slots_failed,
+        answers=result.initial_answers,
+        extension_slots=result.extended_answers + result.extension_slots_failed,
+        extensions=result.extended_answers,
+        rejections=result.rejections,
+    )
+
+
+def run_benchmark(model: str, workload: SynthesisWorkload, log_dir: Path) -> dict:
+    """Reference, pipeline and ceiling back to back; the report as a JSON-ready dict."""
+    import torch
+
+    torch.set_num_threads(1)
+    load_start = os.getloadavg()
+    server = dataclasses.replace(ServerConfig(), torch_threads=1)
+    reference = run_reference(model, workload, server, log_dir / "server.log")
+    with InProcessBackend(InProcessConfig(Path(model), max_batch_size=workload.cap, torch_threads=1)) as backend:
+        asyncio.run(measure(backend, "sampled", 1, 4))  # first-call allocations
+        with tempfile.TemporaryDirectory(dir=log_dir) as work_dir:
+            pipeline = run_pipeline(backend, workload, Path(work_dir))
+        ceiling = asyncio.run(measure(backend, "sampled", workload.cap, workload.max_tokens))
+    load_end = os.getloadavg()
+    efficiency = pipeline.tokens_per_s / ceiling["tokens_per_s"] if ceiling["tokens_per_s"] else 0.0
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "model": model,
+        "workload": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(workload).items()},
+        "load_average_start": round(load_start[0], 2),
+        "load_average_end": round(load_end[0], 2),
+        "reference": report_row(reference),
+        "pipeline": report_row(pipeline),
+        "ceiling": ceiling,
+        "ratio": round(reference.seconds / pipeline.seconds, 2) if pipeline.seconds > 0 else 0.0,
+        "efficiency": round(efficiency, 2),
+    }
+
+
+def report_row(run: ClientRun) -> dict:
+    row = dataclasses.asdict(run)
+    row["seconds"] = round(run.seconds, 2)
+    row["tokens_per_s"] = round(run.tokens_per_s, 1)
+    return row
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. 'Intel Xeon ... , 2 cores, Linux x86_64'."""
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores, {platform.system()} {platform.machine()}"
+
+
+def results_section(report: dict) -> str:
+    """The RESULTS.md entry of one run: heading, the result line, a table, the conditions."""
+    w = report["workload"]
+    rows = [
+        ("reference (threads + transformers serve CB)", report["reference"]),
+        ("pipeline (run_synthesis + InProcessBackend)", report["pipeline"]),
+    ]
+    lines = [
+        f"## {report['date']}: {Path(report['model']).name}, {report['machine']}",
+        "",
+        RESULT_LINE.format(ratio=report["ratio"], efficiency=report["efficiency"]),
+        "",
+        f"Workload: {w['instructions']} instructions, {w['answers']} answers each, "
+        f"{w['extensions']} extension(s) each, max_tokens {w['max_tokens']}, cap {w['cap']}, "
+        f"max_attempts {w['max_attempts']}, rounds {w['rounds']}, seeds answered too: {w['include_seeds']}, "
+        f"lang {w['lang']}, seed {w['seed']}. Load average (1 min) {report['load_average_start']} at start, "
+        f"{report['load_average_end']} at end.",
+        "",
+        "| client | wall s | requests | tokens | tokens/s "
+        "| instructions (slots) | answers (slots) | extensions (slots) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows:
+        lines.append(
+            f"| {name} | {row['seconds']} | {row['requests']} | {row['completion_tokens']} | {row['tokens_per_s']} | "
+            f"{row['instructions']} ({row['instruction_slots']}) | {row['answers']} ({row['answer_slots']}) | "
+            f"{row['extensions']} ({row['extension_slots']}) |"
+        )
+    ceiling = report["ceiling"]
+    lines.append(
+        f"| ceiling (InProcessBackend, {ceiling['concurrent']} at once) | {ceiling['seconds']} | "
+        f"{ceiling['concurrent']} | {ceiling['tokens']} | {ceiling['tokens_per_s']} | | | |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def record_results(path: Path, report: dict) -> None:
+    """Append this run's section to RESULTS.md, atomically (the old file stays whole on a crash)."""
+    path = Path(path)
+    old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(old.rstrip("\n") + "\n\n" + results_section(report), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="checkpoint folder, Hub id or smollm2-135m")
+    for item in dataclasses.fields(SynthesisWorkload):
+        flag = "--" + item.name.replace("_", "-")
+        if item.type in ("bool",):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=item.default,
+                                help=item.metadata["help"])
+        else:
+            kind = {"int": int, "str": str}.get(item.type, Path)
+            parser.add_argument(flag, type=kind, default=item.default, help=item.metadata["help"])
+    parser.add_argument("--log-dir", type=Path, default=None, help="where the server log and work files go")
+    parser.add_argument("--record", type=Path, default=None, help="append the result to this RESULTS.md")
+    args = vars(parser.parse_args(argv))
+    model = resolve_model(args.pop("model"))
+    record, log_dir = args.pop("record"), args.pop("log_dir")
+    workload = SynthesisWorkload(**args)
+    with tempfile.TemporaryDirectory() as scratch:
+        report = run_benchmark(model, workload, Path(log_dir or scratch))
+    print(json.dumps(report, indent=1))
+    print(RESULT_LINE.format(ratio=report["ratio"], efficiency=report["efficiency"]))
+    if record:
+        record_results(record, report)
+    return report
+
+
+if __name__ == "__main__":
+    main()
