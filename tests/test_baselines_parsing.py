@@ -117,3 +117,16 @@ def test_a_decimal_number_does_not_start_a_section_its_line_belongs_to_the_one_b
         PlanSection(1, "Intro 1.5 metres of water rose", 300),
         PlanSection(2, "End", 100),
     ]
+
+
+def test_plan_without_budgets_takes_the_default_budget_when_one_is_set():
+    reply = "1. The history of the river\n2. The people who live near it\n3. What comes next"
+    assert parse_plan(reply) is None
+    sections = parse_plan(reply, default_words=250)
+    assert [(s.number, s.words) for s in sections] == [(1, 250), (2, 250), (3, 250)]
+    assert sections[0].point == "The history of the river"
+
+
+def test_stated_budgets_win_over_the_default():
+    sections = parse_plan("1. Opening (100 words)\n2. Body", default_words=300)
+    assert [s.words for s in sections] == [100, 300]

@@ -14,7 +14,7 @@ import yaml
 pytestmark = pytest.mark.slow
 
 SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12}
-TRAIN = {"max_steps": 1, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
+TRAIN = {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
 
 
 def experiment(tmp_path: Path, model: Path, data_dir: Path) -> Path:
@@ -32,8 +32,8 @@ def experiment(tmp_path: Path, model: Path, data_dir: Path) -> Path:
         "self_lengthen": {
             "iterations": 1, "seed_files": {"en": str(seeds)}, "max_in_flight": 4, "sampling": SAMPLING,
             "self_instruct": {"instructions_per_language": 1, "max_attempts": 2, "include_seeds": True},
-            "generator": {"samples_per_instruction": 1, "max_attempts": 1},
-            "extender": {"extensions_per_answer": 1, "max_attempts": 1, "rounds": 1},
+            "generator": {"samples_per_instruction": 2, "max_attempts": 1},
+            "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2, "min_growth": 1.0},
             "filters": {"terminal_punctuation": [""], "drop_short": False},
             "final_data": {"min_words": 1},
             "train": TRAIN,

@@ -41,10 +41,10 @@ def train_config(tmp_path: Path, model: Path, backend: dict) -> Path:
             "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12},
             "self_instruct": {"instructions_per_language": 1, "max_attempts": 2, "include_seeds": True},
             "generator": {"samples_per_instruction": 2, "max_attempts": 2},
-            "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2},
+            "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2, "min_growth": 1.0},
             "filters": {"terminal_punctuation": [""], "drop_short": False},
             "final_data": {"min_words": 1},
-            "train": {"max_steps": 1, "logging_steps": 1, "max_length": 2048, "torch_threads": 1},
+            "train": {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1},
         },
     }
     path = tmp_path / "train.yaml"

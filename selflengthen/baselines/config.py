@@ -164,6 +164,11 @@ class ImitationConfig:
     )
     plan_max_tokens: int = field(default=1024, metadata={"help": "Tokens for the teacher's plan."})
     plan_attempts: int = field(default=3, metadata={"help": "Tries to get a usable plan before giving an instruction up."})
+    default_section_words: int | None = field(
+        default=None,
+        metadata={"help": "Budget of a numbered section whose plan line states none; null refuses such plans "
+                  "(AgentWrite's plans always state budgets; small teachers often omit them)."},
+    )
     min_sections: int = field(default=2, metadata={"help": "A usable plan has at least this many sections."})
     max_sections: int = field(default=30, metadata={"help": "A usable plan has at most this many sections."})
     section_attempts: int = field(

@@ -114,7 +114,10 @@ async def _self_instructed(run: BaselineRun, config: ImitationConfig) -> list[tu
             key=lambda r: int(r["key"].rsplit("/", 1)[1]),
         )
         pool = seeds + [r["instruction"] for r in finished]
-        for index in range(config.self_instruct.instructions_per_language):
+        wanted = config.self_instruct.instructions_per_language
+        if config.max_instructions is not None:  # writing more than will be answered is wasted work
+            wanted = min(wanted, config.max_instructions)
+        for index in range(wanted):
             key = f"si/{lang}/{index}"
             items.append((key, partial(_new_instruction, run, pool, key, lang, settings)))
     records = await run.run_items(INSTRUCTIONS, items)
@@ -154,7 +157,7 @@ async def write_plan(
     sampling = replace(config.sampling, max_tokens=config.plan_max_tokens)
     for attempt in range(config.plan_attempts):
         reply = await model.chat(f"{key}/plan/{attempt}", [{"role": "user", "content": prompt}], sampling)
-        plan = parse_plan(reply) if reply is not None else None
+        plan = parse_plan(reply, config.default_section_words) if reply is not None else None
         if reply is None:
             tally["plan.error"] += 1
         elif plan is None:

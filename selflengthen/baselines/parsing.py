@@ -95,8 +95,11 @@ _TOTAL = re.compile(r"^\W*(?:total|in total|overall|总|合计|共计)", re.I)
 _TRIM = " \t-–—:：|*#()（）[]【】,，;；"
 
 
-def parse_plan(reply: str) -> list[PlanSection] | None:
+def parse_plan(reply: str, default_words: int | None = None) -> list[PlanSection] | None:
     """The sections of a plan, or None unless it numbers them 1..n in order, each with a word budget.
+
+    With `default_words`, a numbered section that states no budget gets that many words (small
+    teachers often list sections without counts); without it such a plan is refused.
 
     A section starts at a numbered line; unnumbered lines after it (until the next one) belong
     to it, lines before the first are preamble, a "Total: ..." line ends the plan's sections.
@@ -117,6 +120,7 @@ def parse_plan(reply: str) -> list[PlanSection] | None:
     sections = []
     for number, text in items:
         words, point = _budget(text)
+        words = words or default_words
         if not words:
             return None
         sections.append(PlanSection(number, point, words))
