@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.client import sampling_request, served_generation_defaults
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from harness.rundir import write_json
+from selflengthen.journal import write_json_atomically as write_json
 from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
 from selflengthen.sampling import SamplingConfig
 
@@ -183,7 +183,7 @@ def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path,
     if results is None:
         raise UserError("lm-eval returned no results")
     samples = results.pop("samples", {})
-    write_json(lm_dir / "results.json", results)
+    write_json(lm_dir / "results.json", json.loads(json.dumps(results, default=str)))  # lm-eval keeps objects in it
     for task, task_samples in samples.items():
         with open(lm_dir / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
             for sample in task_samples:

@@ -27,7 +27,7 @@ from harness.errors import UserError
 from harness.evaluate import EvalConfig, run_eval
 from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
 from harness.models import DEFAULT_MODEL, resolve_model
-from harness.rundir import write_json
+from selflengthen.journal import write_json_atomically as write_json
 from harness.train import SynthesisBackendConfig, TrainRunConfig, role_backends, run_training
 from selflengthen.baselines import (
     BacktranslationConfig,

@@ -22,7 +22,7 @@ from rich.console import Console
 from harness.client import EndpointClient
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from harness.rundir import write_json
+from selflengthen.journal import write_json_atomically as write_json
 from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
 from judges.config import JudgeConfig
 from judges.errors import JudgeError

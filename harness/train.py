@@ -29,7 +29,7 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 from harness.client import EndpointClient
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from harness.rundir import write_json
+from selflengthen.journal import write_json_atomically as write_json
 from harness.serve import ServerConfig, compute_threads, serve
 from selflengthen.backend import TextBackend
 from selflengthen.config import SelfLengthenConfig
