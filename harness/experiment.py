@@ -28,7 +28,7 @@ from harness.evaluate import EvalConfig, run_eval
 from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
 from harness.models import DEFAULT_MODEL, resolve_model
 from selflengthen.journal import write_json_atomically as write_json
-from harness.train import SynthesisBackendConfig, TrainRunConfig, role_backends, run_training
+from harness.train import NoTrainingData, SynthesisBackendConfig, TrainRunConfig, role_backends, run_training
 from selflengthen.baselines import (
     BacktranslationConfig,
     ImitationConfig,
@@ -123,7 +123,12 @@ def train_arms(config: ExperimentConfig, base: str, out: Path, console: Console
     if config.arms.self_lengthen:
         method = dataclasses.replace(config.self_lengthen, work_dir=str(out / "train" / "self_lengthen"),
                                      seed=config.self_lengthen.seed + config.seed)
-        trained = run_training(TrainRunConfig(model=config.model, backend=config.backend, method=method), console)
+        try:
+            trained = run_training(TrainRunConfig(model=config.model, backend=config.backend, method=method), console)
+        except NoTrainingData as exc:
+            trained = exc.checkpoints
+            skipped["self_lengthen"] = f"stopped after {len(trained)} iteration(s): {exc}"
+            console.print(f"[yellow]self_lengthen stopped early:[/] {exc}")
         checkpoints += [ScoredCheckpoint(f"self_lengthen/{c.name}", c.path, "self_lengthen", c.iteration, c.train_stats)
                         for c in trained]
     for arm in ("backtranslation", "imitation"):

@@ -75,6 +75,14 @@ class TrainRunConfig:
     method: SelfLengthenConfig = field(default_factory=SelfLengthenConfig, metadata={"help": "Self-Lengthen."})
 
 
+class NoTrainingData(UserError):
+    """An iteration kept no training pair; `checkpoints` holds the iterations finished before it."""
+
+    def __init__(self, message: str, checkpoints: list[Checkpoint]):
+        super().__init__(message)
+        self.checkpoints = checkpoints
+
+
 @dataclass
 class Checkpoint:
     """A model the harness can score: a servable folder plus where it came from."""
@@ -103,7 +111,7 @@ def run_training(config: TrainRunConfig, console: Console | None = None) -> list
             synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
         console.print(f"iteration {k}: synthesis {_summary(it_dir)}")
         for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
-            _require_rows(it_dir / data, role, k)
+            _require_rows(it_dir / data, role, k, checkpoints)
             with console.status(f"iteration {k}: fine-tuning the {role}"):
                 adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
         merged = it_dir / "generator_merged"
@@ -166,12 +174,13 @@ def _merged(base: str, adapter: Path, out: Path) -> Path:
     return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
 
 
-def _require_rows(path: Path, role: str, k: int) -> None:
+def _require_rows(path: Path, role: str, k: int, checkpoints: list[Checkpoint]) -> None:
     rows = sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
     if rows == 0:
-        raise UserError(
+        raise NoTrainingData(
             f"iteration {k} kept no {role} training pairs ({path}); see {path.parent / RESULT_FILE} for the "
-            "rejection counts, then raise the sizes or relax the filters"
+            "rejection counts, then raise the sizes or relax the filters",
+            checkpoints,
         )
 
 
