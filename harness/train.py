@@ -6,9 +6,11 @@ continues the previous one, merge the Generator into a servable checkpoint and r
 `iter_k/generator`. Every step leaves its outputs on disk and is skipped when they are already
 there, so re-running the same command after a crash continues where it stopped.
 
-Synthesis backend, chosen by measurement (benchmarks/RESULTS.md): on CPU an in-process batched
-model (per-request sampling, repetition penalty and stop strings; faster than transformers
-serve's continuous batching); on GPU a vLLM server with both adapters by name; or one
+Synthesis backend: on CPU an in-process batched model, because it honours each request's
+sampling, repetition penalty and stop strings, which `transformers serve --continuous-batching`
+does not (it fixes sampling from the first request, drops the penalty, ignores stops); whole
+synthesis runs measured at the same speed as the reference's client on that server
+(benchmarks/RESULTS.md). On GPU a vLLM server with both adapters by name; or one
 `transformers serve` per role serving merged checkpoints.
 """
 
