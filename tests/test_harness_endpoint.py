@@ -70,20 +70,22 @@ def test_greedy_samples_match_and_sampled_samples_differ(tiny_model_dir, tmp_pat
     assert c != d
 
 
-def test_killed_server_gives_a_clear_error_instead_of_hanging(tiny_model_dir, tmp_path):
+def test_server_killed_mid_request_gives_a_clear_error_instead_of_hanging(tiny_model_dir, tmp_path):
     with serve(str(tiny_model_dir), ServerConfig(torch_threads=1), log_path=tmp_path / "k.log") as endpoint:
         port = int(endpoint.base_url.rsplit(":", 1)[1].split("/")[0])
         pid = _listening_pid(port)
-        os.killpg(os.getpgid(pid), signal.SIGKILL)
-        started = time.monotonic()
 
         async def go():
             client = EndpointClient(endpoint, max_retries=1, timeout=20)
             try:
-                await client.chat(PROMPT, SamplingConfig(max_tokens=8))
+                request = asyncio.create_task(client.chat(PROMPT, SamplingConfig(max_tokens=1500)))
+                await asyncio.sleep(1.0)  # the long answer is being generated
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                await request
             finally:
                 await client.close()
 
+        started = time.monotonic()
         with pytest.raises(EndpointError, match="cannot reach the endpoint at http://127.0.0.1"):
             asyncio.run(go())
         assert time.monotonic() - started < 30
