@@ -55,11 +55,13 @@ class SynthesisBackendConfig:
             with LoRA adapters by name).
         server: how to start the servers for `endpoint`.
         max_batch_size: `inprocess`: requests decoded together.
+        torch_threads: `inprocess`: torch threads; None takes the cores idle at start.
     """
 
     kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
     max_batch_size: int = field(default=16, metadata={"help": "inprocess: requests per generate call."})
+    torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
 
 
 @dataclass
@@ -150,7 +152,8 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
                 key = adapters[role]
                 if key not in made:
                     made[key] = stack.enter_context(InProcessBackend(InProcessConfig(
-                        model=Path(base), adapter=key, max_batch_size=backend.max_batch_size)))
+                        model=Path(base), adapter=key, max_batch_size=backend.max_batch_size,
+                        torch_threads=backend.torch_threads or compute_threads(1))))
             yield made[adapters["generator"]], made[adapters["extender"]]
         elif backend.server.kind == "vllm":
             names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
