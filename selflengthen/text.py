@@ -1,20 +1,13 @@
 """Text measures and splits the method relies on: word counts, paragraphs, leading parts.
 
-Word count is the mixed English/Chinese measure of the paper's scripts and of LonGen: each CJK
-character (and CJK/full-width punctuation) counts one, and what remains counts one per
-whitespace-separated piece.
+Word count is the mixed English/Chinese measure of the paper's scripts, which is LonGen's:
+each CJK character (and CJK/full-width punctuation) counts one, and what remains counts one per
+whitespace-separated piece. It is the benchmark's own function, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-import re
-
-_CJK = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
-
-
-def count_words(text: str) -> int:
-    """Words in mixed English/Chinese text: one per CJK character plus one per other word."""
-    return len(_CJK.findall(text)) + len(_CJK.sub(" ", text).split())
+from tasks.scoring import count_words_longen as count_words
 
 
 def split_paragraphs(text: str) -> list[str]:
