@@ -124,6 +124,7 @@ class ClientRun:
     name: str
     seconds: float
     requests: int
+    prompt_tokens: int
     completion_tokens: int
     instruction_slots: int
     instructions: int
@@ -139,16 +140,18 @@ class ClientRun:
 
 
 class TokenTally:
-    """Requests and completion tokens, summed safely from many threads."""
+    """Requests, prompt and completion tokens, summed safely from many threads."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.prompt_tokens = 0
         self.completion_tokens = 0
         self._lock = threading.Lock()
 
     def add(self, completion: Completion) -> None:
         with self._lock:
             self.requests += 1
+            self.prompt_tokens += completion.prompt_tokens or 0
             self.completion_tokens += completion.completion_tokens or 0
 
 
@@ -204,7 +207,8 @@ class ReferenceClient:
             self.reject("request_error")
             return None
         text, _ = truncate_at_stop(text or "", sampling.stop)
-        self.tally.add(Completion(text, completion_tokens=reply.usage.completion_tokens if reply.usage else None))
+        self.tally.add(Completion(text, prompt_tokens=reply.usage.prompt_tokens if reply.usage else None,
+                                  completion_tokens=reply.usage.completion_tokens if reply.usage else None))
         return text
 
     def reject(self, reason: str) -> None:
@@ -303,6 +307,7 @@ class ReferenceClient:
             name="reference",
             seconds=time.perf_counter() - started,
             requests=self.tally.requests,
+            prompt_tokens=self.tally.prompt_tokens,
             completion_tokens=self.tally.completion_tokens,
             instruction_slots=len(keys),
             instructions=sum(text is not None for text in written),
@@ -336,6 +341,7 @@ def run_pipeline(backend: InProcessBackend, workload: SynthesisWorkload, work_di
         name="pipeline",
         seconds=result.seconds,
         requests=tally.requests,
+        prompt_tokens=tally.prompt_tokens,
         completion_tokens=tally.completion_tokens,
         instruction_slots=result.instructions + result.instruction_slots_failed,
         instructions=result.instructions,

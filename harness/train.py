@@ -50,7 +50,7 @@ class SynthesisBackendConfig:
     """Where the roles' text comes from during synthesis.
 
     Fields:
-        kind: `inprocess` (CPU default: batched `generate` in this process) or `endpoint`
+        kind: `inprocess` (CPU default: continuous batching in this process) or `endpoint`
             (a server per role: transformers serve with merged checkpoints, or one vLLM server
             with LoRA adapters by name).
         server: how to start the servers for `endpoint`.
@@ -60,7 +60,7 @@ class SynthesisBackendConfig:
 
     kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
-    max_batch_size: int = field(default=16, metadata={"help": "inprocess: requests per generate call."})
+    max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
     torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
 
 

@@ -1,27 +1,39 @@
-"""A TextBackend that runs the model in this process and micro-batches concurrent requests.
+"""A TextBackend that runs the model in this process with continuous batching.
 
-Why not `transformers serve --continuous-batching` on a CPU: it is about as fast once its cache is
-capped (SmolLM2-135M, 16 requests x 128 tokens, 1 thread: 81 greedy / 67 sampled tokens/s, against
-112 / 92 here), but it fixes the sampling of every request from the first one it receives, drops
-`repetition_penalty` and ignores stop strings. Here every request group gets its own sampling.
+Why not `transformers serve --continuous-batching` on a CPU: it fixes the sampling of every request
+from the first one it receives, drops `repetition_penalty` and ignores stop strings. Why not batched
+`generate` calls (this module's first design): a request arriving during a call waits for the whole
+call, requests with different sampling cannot share one, and a batch's tail decodes one or two rows
+at a time; measured in `benchmarks/bench_synthesis.py`, that left the pipeline at about a third of
+the batched ceiling.
 
-Callers stay plain async code: each `chat`/`complete` queues a request and awaits a future; one
-worker thread takes up to `max_batch_size` waiting requests that share the same sampling
-parameters, left-pads them, runs `generate` once and resolves every future with its own
-`Completion`. `torch_threads` sets torch's process-wide thread count: on a shared 2-core machine
-one thread is ~10x faster than two that fight other processes for the cores.
+So one worker thread owns a decode loop. Every step it admits waiting requests into free rows (one
+left-padded prefill, then their key/value cache is left-padded to the running cache's length and
+stacked under it), runs one forward pass for all rows, and picks each row's next token with that
+row's own sampling (temperature, top-k, top-p, repetition penalty, or greedy). A row leaves as
+soon as it hits EOS, a stop string or max_tokens; its caller's future resolves at once. Positions
+are passed per row, so padding never shifts a row's rotary positions. This needs a model whose
+forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
+
+Callers stay plain async code: `chat`/`complete` queue a request and await a future. `torch_threads`
+sets torch's process-wide thread count: on a shared 2-core machine one thread is ~10x faster than
+two that fight other processes for the cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import LogitsProcessor, LogitsProcessorList
+import torch
+import torch.nn.functional as F
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from selflengthen.backend import Completion, truncate_at_stop
 from selflengthen.sampling import SamplingConfig
@@ -35,17 +47,17 @@ class InProcessConfig:
     Fields:
         model: local checkpoint folder.
         adapter: optional LoRA adapter folder, merged into the weights at load.
-        max_batch_size: most requests in one `generate` call.
-        batch_wait_s: how long the worker waits for companions before starting a batch.
+        max_batch_size: most requests decoded together.
+        batch_wait_s: how long an idle worker waits for companions of a first request.
         torch_threads: CPU threads for torch.
         precision: weights' dtype.
     """
 
     model: Path = field(metadata={"help": "Local checkpoint folder (config, weights, tokenizer)."})
     adapter: Path | None = field(default=None, metadata={"help": "LoRA adapter folder merged into the model at load."})
-    max_batch_size: int = field(default=16, metadata={"help": "Most requests decoded together in one generate call."})
+    max_batch_size: int = field(default=16, metadata={"help": "Most requests decoded together."})
     batch_wait_s: float = field(
-        default=0.01, metadata={"help": "Seconds the worker waits for more requests before starting a batch."}
+        default=0.01, metadata={"help": "Seconds an idle worker waits for more requests before its first prefill."}
     )
     torch_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch; None takes the cores other processes leave idle."}
@@ -69,60 +81,103 @@ class _Request:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass
+class _Row:
+    """A request being decoded: what it produced so far and the token to feed next."""
+
+    request: _Request
+    generator: object | None  # torch.Generator for a seeded request
+    tokens: list[int] = field(default_factory=list)
+
+
 _SHUTDOWN = object()
 
 
-class FusedTopKTopP(LogitsProcessor):
-    """Temperature, top-k and top-p in one pass over the k best tokens.
+@dataclass
+class DecodeStats:
+    """What the decode loop did, for tests and benchmarks."""
 
-    Keeps the same tokens as transformers' Temperature -> TopK -> TopP warpers (up to ties at the
-    k-th score), but sorts k candidates instead of the whole vocabulary: with SmolLM2's 49k-token
-    vocabulary and 16 rows that is about 3 ms instead of about 50 ms per step on one CPU core.
+    prefill_sizes: list[int] = field(default_factory=list)
+    """Requests admitted by each prefill, in order."""
+    prefill_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_steps: int = 0
+    rows_decoded: int = 0
+    """Sum over decode steps of the rows in the batch: rows_decoded / decode_steps is the mean occupancy."""
+    decode_seconds: float = 0.0
+
+
+class SpareRoomLayer(DynamicLayer):
+    """A DynamicLayer that appends into spare room instead of concatenating.
+
+    transformers' DynamicLayer copies the whole cache to append one position; at 16 rows of
+    ~1,000-token Extender prompts that copy costs about as much as the forward pass itself.
     """
 
-    def __init__(self, temperature: float, top_k: int, top_p: float) -> None:
-        if temperature <= 0 or top_k < 1 or not 0 < top_p <= 1:
-            raise ValueError(f"need temperature > 0, top_k >= 1, 0 < top_p <= 1; got {temperature}, {top_k}, {top_p}")
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+    spare = 256  # positions allocated ahead; each reallocation copies the cache once
 
-    def __call__(self, input_ids, scores):
-        import torch
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+            self.room = None
+        length = self.get_seq_length()
+        needed = length + key_states.shape[-2]
+        in_room = (self.room is not None and length > 0 and self.keys.data_ptr() == self.room[0].data_ptr()
+                   and self.keys.shape[0] == key_states.shape[0] and self.room[0].shape[-2] >= needed)
+        if not in_room:  # first use, the rows were regrouped from outside, or the room is full
+            shape = (*key_states.shape[:2], needed + self.spare, key_states.shape[-1])
+            self.room = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device) for _ in "kv")
+            if length:
+                self.room[0][:, :, :length] = self.keys
+                self.room[1][:, :, :length] = self.values
+        self.room[0][:, :, length:needed] = key_states
+        self.room[1][:, :, length:needed] = value_states
+        self.keys, self.values = self.room[0][:, :, :needed], self.room[1][:, :, :needed]
+        return self.keys, self.values
 
-        values, indices = scores.topk(min(self.top_k, scores.size(-1)), dim=-1)  # sorted, best first
-        values = values / self.temperature
-        if self.top_p < 1.0:
-            probs = values.softmax(dim=-1)
-            mass_before = probs.cumsum(dim=-1) - probs
-            drop = mass_before >= self.top_p
-            drop[..., 0] = False
-            values = values.masked_fill(drop, -float("inf"))
-        return torch.full_like(scores, -float("inf")).scatter_(-1, indices, values)
+
+class SpareRoomCache(DynamicCache):
+    """A DynamicCache made of SpareRoomLayers."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=SpareRoomLayer)
 
 
-def sampling_key(sampling: SamplingConfig) -> tuple:
-    """Requests with equal keys can share one generate call."""
-    return (
-        sampling.temperature,
-        sampling.top_p,
-        sampling.top_k,
-        sampling.repetition_penalty,
-        sampling.max_tokens,
-        tuple(sampling.stop),
-        sampling.seed,
-    )
+def warp_top_k_top_p(scores, temperature, top_k: list[int], top_p):
+    """Per-row temperature, top-k and top-p over each row's k best tokens: (values, token ids).
+
+    `scores` is [rows, vocab]; `temperature` and `top_p` are [rows] tensors, `top_k` one int per row.
+    Keeps the same tokens as transformers' Temperature -> TopK -> TopP warpers (up to ties at the k-th
+    score), but sorts only max(top_k) candidates instead of the whole vocabulary: with SmolLM2's
+    49k-token vocabulary and 16 rows that is about 3 ms instead of about 50 ms per step on one core.
+    Dropped candidates get -inf.
+    """
+    widest = min(max(top_k), scores.size(-1))
+    values, indices = scores.topk(widest, dim=-1)  # sorted, best first
+    values = values / temperature.unsqueeze(-1)
+    rank = torch.arange(widest, device=scores.device).unsqueeze(0)
+    values = values.masked_fill(rank >= torch.tensor(top_k, device=scores.device).unsqueeze(-1), -float("inf"))
+    probs = values.softmax(dim=-1)
+    drop = (probs.cumsum(dim=-1) - probs) >= top_p.unsqueeze(-1)
+    drop[..., 0] = False
+    return values.masked_fill(drop, -float("inf")), indices
+
+
+def penalize_repeats(scores, seen, penalty):
+    """transformers' repetition penalty per row: seen tokens' positive logits divided, negative multiplied."""
+    penalty = penalty.unsqueeze(-1)
+    penalized = torch.where(scores > 0, scores / penalty, scores * penalty)
+    return torch.where(seen, penalized, scores)
 
 
 class InProcessBackend:
     """Loads a model once and serves `chat`/`complete` from any number of concurrent async callers.
 
     Use as a context manager (`with InProcessBackend(config) as backend:`) so the worker thread
-    always stops; requests still waiting at close fail with a RuntimeError.
+    always stops; requests still waiting or decoding at close fail with a RuntimeError.
     """
 
     def __init__(self, config: InProcessConfig) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if not config.model.is_dir():
             raise FileNotFoundError(f"model path {config.model} does not exist or is not a folder")
         if config.adapter is not None and not (Path(config.adapter) / "adapter_config.json").is_file():
@@ -145,12 +200,15 @@ class InProcessBackend:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self._default_top_k = self.model.generation_config.top_k or self.model.config.vocab_size
+        # transformers renamed forward's `past_key_values` to `cache` (5.24); take whichever this version has.
+        self._cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self._add_bos = self._tokenizer_adds_bos()
-        self.batch_sizes: list[int] = []
-        """Size of every generate call so far, in order (for tests and benchmarks)."""
+        self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
-        self._worker = threading.Thread(target=self._serve, name="inprocess-generate", daemon=True)
+        self._clear_batch()
+        self._worker = threading.Thread(target=self._serve, name="inprocess-decode", daemon=True)
         self._worker.start()
 
     # -- TextBackend --------------------------------------------------------------------------
@@ -176,18 +234,19 @@ class InProcessBackend:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the worker after the batch in progress; fail requests that never started."""
+        """Stop the worker after its current step; fail the requests it did not finish."""
         if self._closed:
             return
         self._closed = True
         self._queue.put(_SHUTDOWN)
         self._worker.join()
-        leftovers = []
+        leftovers = [row.request for row in self._rows]
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not _SHUTDOWN:
                 leftovers.append(item)
-        self._fail(leftovers, RuntimeError("InProcessBackend closed before this request ran"))
+        self._fail(leftovers, RuntimeError("InProcessBackend closed before this request finished"))
+        self._clear_batch()
 
     def __enter__(self) -> InProcessBackend:
         return self
@@ -201,94 +260,202 @@ class InProcessBackend:
         bos = self.tokenizer.bos_token_id
         return bos is not None and self.tokenizer("a")["input_ids"][:1] == [bos]
 
+    def _clear_batch(self) -> None:
+        """No rows: the running batch's cache, attention mask and per-row tensors are empty."""
+        self._rows: list[_Row] = []
+        self._cache = None  # a DynamicCache: per layer keys and values, each [rows, heads, length, head_dim]
+        self._mask = None  # [rows, length]: 1 where the cache holds a real token
+        self._seen = None  # [rows, vocab] bool: tokens the repetition penalty applies to
+        self._next = None  # [rows] the token each row feeds next (sampled, not yet in the cache)
+
     def _serve(self) -> None:
-        pending: list[_Request] = []
-        running = True
-        while running or pending:
-            if running and not pending:
-                item = self._queue.get()
-                if item is _SHUTDOWN:
-                    break
-                pending.append(item)
-            deadline = time.monotonic() + self.config.batch_wait_s
-            while running and len(pending) < self.config.max_batch_size:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is _SHUTDOWN:
-                    running = False
+        while True:
+            arrivals, shutting_down = self._take_arrivals()
+            if shutting_down:
+                self._fail(arrivals, RuntimeError("InProcessBackend closed before this request finished"))
+                return
+            try:
+                if arrivals:
+                    self._admit(arrivals)
+                if self._rows:
+                    self._decode_step()
+            except Exception as error:  # the callers get the failure; the worker keeps serving
+                self._fail([row.request for row in self._rows] + arrivals, error)
+                self._clear_batch()
+
+    def _take_arrivals(self) -> tuple[list[_Request], bool]:
+        """Requests for the free rows: block while idle, then gather companions for batch_wait_s."""
+        free = self.config.max_batch_size - len(self._rows)
+        arrivals: list[_Request] = []
+        deadline = None
+        while len(arrivals) < free:
+            try:
+                if self._rows:
+                    item = self._queue.get_nowait()
+                elif not arrivals:
+                    item = self._queue.get()
+                    deadline = time.monotonic() + self.config.batch_wait_s
                 else:
-                    pending.append(item)
-            if not running:
-                self._fail(pending, RuntimeError("InProcessBackend closed before this request ran"))
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 break
-            batch = self._take_batch(pending)
-            taken = {id(request) for request in batch}
-            pending = [request for request in pending if id(request) not in taken]
-            self._run(batch)
+            if item is _SHUTDOWN:
+                return arrivals, True
+            arrivals.append(item)
+        return arrivals, False
 
-    def _take_batch(self, pending: list[_Request]) -> list[_Request]:
-        """The oldest request and the next ones with the same sampling, up to max_batch_size."""
-        key = sampling_key(pending[0].sampling)
-        same = [request for request in pending if sampling_key(request.sampling) == key]
-        return same[: self.config.max_batch_size]
+    def _admit(self, arrivals: list[_Request]) -> None:
+        """Prefill the arrivals together, sample their first tokens, and stack their rows under the batch."""
+        started = time.perf_counter()
+        self.stats.prefill_sizes.append(len(arrivals))
+        self.stats.prefill_tokens += sum(len(r.prompt_ids) for r in arrivals)
+        device = self.model.device
+        padded = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in arrivals]}, return_tensors="pt").to(device)
+        mask = padded["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = SpareRoomCache()
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=padded["input_ids"], attention_mask=mask, position_ids=positions,
+                use_cache=True, logits_to_keep=1, **{self._cache_argument: cache},
+            )
+        seen = torch.zeros(len(arrivals), self.model.config.vocab_size, dtype=torch.bool, device=device)
+        seen.scatter_(1, padded["input_ids"], mask.bool())
+        rows = [_Row(request, _seeded_generator(request.sampling, device)) for request in arrivals]
+        self._stack(rows, cache, mask, seen)
+        first = len(self._rows) - len(rows)
+        self._pick_next(output.logits[:, -1, :].float(), range(first, len(self._rows)))
+        self.stats.prefill_seconds += time.perf_counter() - started
 
-    def _run(self, batch: list[_Request]) -> None:
-        self.batch_sizes.append(len(batch))
-        try:
-            completions = self._generate([request.prompt_ids for request in batch], batch[0].sampling)
-        except Exception as error:  # the callers get the failure; the worker keeps serving
-            self._fail(batch, error)
+    def _stack(self, rows: list[_Row], cache, mask, seen) -> None:
+        """Append rows below the batch, left-padding whichever cache is shorter."""
+        if not self._rows:
+            self._rows, self._cache, self._mask, self._seen = rows, cache, mask, seen
+            self._next = torch.zeros(len(rows), dtype=torch.long, device=mask.device)
             return
-        for request, completion in zip(batch, completions):
-            request.loop.call_soon_threadsafe(_resolve, request.future, completion)
+        length = max(self._mask.size(1), mask.size(1))
+        for old, new in zip(self._cache.layers, cache.layers):
+            old.keys = torch.cat([_left_pad(old.keys, length), _left_pad(new.keys, length)])
+            old.values = torch.cat([_left_pad(old.values, length), _left_pad(new.values, length)])
+        self._mask = torch.cat([_left_pad(self._mask, length), _left_pad(mask, length)])
+        self._seen = torch.cat([self._seen, seen])
+        self._next = torch.cat([self._next, torch.zeros(len(rows), dtype=torch.long, device=mask.device)])
+        self._rows = self._rows + rows
+
+    def _decode_step(self) -> None:
+        """Feed every row its next token, then pick the following one."""
+        started = time.perf_counter()
+        self.stats.decode_steps += 1
+        self.stats.rows_decoded += len(self._rows)
+        mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
+        positions = self._mask.sum(dim=1, keepdim=True)
+        with torch.inference_mode():
+            output = self.model(
+                input_ids=self._next.unsqueeze(-1), attention_mask=mask, position_ids=positions,
+                use_cache=True, **{self._cache_argument: self._cache},
+            )
+        self._mask = mask
+        self._pick_next(output.logits[:, -1, :].float(), range(len(self._rows)))
+        self.stats.decode_seconds += time.perf_counter() - started
+
+    def _pick_next(self, logits, row_indices: range) -> None:
+        """Choose the next token of the given rows, record it, and retire the rows that finished."""
+        rows = [self._rows[i] for i in row_indices]
+        index = torch.tensor(list(row_indices), device=logits.device)
+        penalty = torch.tensor([r.request.sampling.repetition_penalty or 1.0 for r in rows], device=logits.device)
+        scores = penalize_repeats(logits, self._seen[index], penalty)
+        chosen = scores.argmax(dim=-1)
+        sampled = [i for i, r in enumerate(rows) if r.request.sampling.do_sample]
+        if sampled:
+            chosen[sampled] = self._sample(scores[sampled], [rows[i] for i in sampled])
+        self._next[index] = chosen
+        self._seen[index, chosen] = True
+        finished = []
+        for row, token in zip(rows, chosen.tolist()):
+            row.tokens.append(token)
+            if self._row_finished(row):
+                finished.append(row)
+        if finished:
+            self._retire(finished)
+
+    def _sample(self, scores, rows: list[_Row]):
+        settings = [r.request.sampling for r in rows]
+        temperature = torch.tensor([s.temperature for s in settings], device=scores.device)
+        top_p = torch.tensor([s.top_p for s in settings], device=scores.device)
+        top_k = [s.top_k or self._default_top_k for s in settings]
+        values, candidates = warp_top_k_top_p(scores, temperature, top_k, top_p)
+        probs = values.softmax(dim=-1)
+        picks = torch.empty(len(rows), dtype=torch.long, device=scores.device)
+        unseeded = [i for i, r in enumerate(rows) if r.generator is None]
+        if unseeded:
+            picks[unseeded] = torch.multinomial(probs[unseeded], 1).squeeze(-1)
+        for i, row in enumerate(rows):
+            if row.generator is not None:
+                picks[i] = torch.multinomial(probs[i], 1, generator=row.generator)[0]
+        return candidates.gather(-1, picks.unsqueeze(-1)).squeeze(-1)
+
+    def _row_finished(self, row: _Row) -> bool:
+        sampling = row.request.sampling
+        if row.tokens[-1] in self._eos_ids or len(row.tokens) >= sampling.max_tokens:
+            return True
+        if not sampling.stop:
+            return False
+        # A new stop string must end in the last token: decode a window long enough to hold any of them.
+        window = 4 * max(len(s) for s in sampling.stop) + 4
+        return truncate_at_stop(self.tokenizer.decode(row.tokens[-window:], skip_special_tokens=True), sampling.stop)[1]
+
+    def _retire(self, finished: list[_Row]) -> None:
+        """Resolve the finished rows' futures and drop them (and the cache columns nobody needs)."""
+        done = {id(row) for row in finished}
+        for row in finished:
+            completion = completion_from_tokens(row.tokens, len(row.request.prompt_ids), row.request.sampling,
+                                                self.tokenizer, self._eos_ids)
+            row.request.loop.call_soon_threadsafe(_resolve, row.request.future, completion)
+        keep = [i for i, row in enumerate(self._rows) if id(row) not in done]
+        if not keep:
+            self._clear_batch()
+            return
+        index = torch.tensor(keep, device=self._mask.device)
+        mask = self._mask[index]
+        start = int(mask.any(dim=0).int().argmax())  # leading columns that are padding for every row left
+        for layer in self._cache.layers:
+            layer.keys, layer.values = layer.keys[index, :, start:], layer.values[index, :, start:]
+        self._mask = mask[:, start:]
+        self._seen, self._next = self._seen[index], self._next[index]
+        self._rows = [self._rows[i] for i in keep]
 
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
             request.loop.call_soon_threadsafe(_reject, request.future, error)
 
-    def _generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[Completion]:
-        import torch
 
-        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.model.device)
-        kwargs = {"max_new_tokens": sampling.max_tokens, "do_sample": sampling.do_sample}
-        if sampling.do_sample and sampling.top_k:
-            # transformers' top-p warper sorts the whole vocabulary every step; see FusedTopKTopP.
-            warper = FusedTopKTopP(sampling.temperature, sampling.top_k, sampling.top_p)
-            kwargs.update(logits_processor=LogitsProcessorList([warper]), temperature=1.0, top_k=0, top_p=1.0)
-        elif sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if sampling.do_sample and sampling.seed is not None:
-            torch.manual_seed(sampling.seed)
-        if sampling.repetition_penalty is not None:
-            kwargs["repetition_penalty"] = sampling.repetition_penalty
-        if sampling.stop:
-            kwargs.update(stop_strings=list(sampling.stop), tokenizer=self.tokenizer)
-        with torch.inference_mode():
-            output = self.model.generate(**batch, **kwargs, pad_token_id=self.tokenizer.pad_token_id)
-        new_tokens = output[:, batch["input_ids"].shape[1] :].tolist()
-        return [
-            completion_from_tokens(tokens, len(prompt), sampling, self.tokenizer, self._eos_ids)
-            for prompt, tokens in zip(prompts, new_tokens)
-        ]
+def _left_pad(tensor, length: int):
+    """Zeros before the sequence dimension's start so it has `length` entries (dim 1 of a mask, dim 2 of a cache)."""
+    seq_dim = 1 if tensor.dim() == 2 else 2
+    missing = length - tensor.size(seq_dim)
+    if missing == 0:
+        return tensor
+    pad = [0, 0] * (tensor.dim() - 1 - seq_dim) + [missing, 0]
+    return F.pad(tensor, pad)
+
+
+def _seeded_generator(sampling: SamplingConfig, device):
+    if not sampling.do_sample or sampling.seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(sampling.seed)
+
 
 def completion_from_tokens(
     tokens: list[int], prompt_tokens: int, sampling: SamplingConfig, tokenizer, eos_ids: set[int]
 ) -> Completion:
-    """One row of generate's new tokens as a Completion: cut at EOS (counted, not shown) or the first
-    stop string (not shown), drop trailing padding, and say why it ended."""
+    """A finished row as a Completion: cut at EOS (counted, not shown) or the first stop string (not
+    shown), and say why it ended."""
     ended_by_eos = False
     for index, token in enumerate(tokens):
         if token in eos_ids:
             tokens, ended_by_eos = tokens[: index + 1], True
             break
-    else:
-        while tokens and tokens[-1] == tokenizer.pad_token_id:
-            tokens = tokens[:-1]
     shown = tokens[:-1] if ended_by_eos else tokens
     text, stopped = truncate_at_stop(tokenizer.decode(shown, skip_special_tokens=True), sampling.stop)
     return Completion(

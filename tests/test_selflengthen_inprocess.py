@@ -9,10 +9,10 @@ import pytest
 
 from selflengthen.backend import TextBackend, truncate_at_stop
 from selflengthen.inprocess import (
-    FusedTopKTopP,
     InProcessBackend,
     InProcessConfig,
     completion_from_tokens,
+    warp_top_k_top_p,
 )
 from selflengthen.sampling import SamplingConfig
 
@@ -36,10 +36,14 @@ def gather(*calls):
     return asyncio.run(run())
 
 
-def generate_calls_during(backend, action):
-    before = len(backend.batch_sizes)
+def prefills_during(backend, action):
+    before = len(backend.stats.prefill_sizes)
     result = action()
-    return result, backend.batch_sizes[before:]
+    return result, backend.stats.prefill_sizes[before:]
+
+
+def alone(backend, prompt, sampling):
+    return gather(backend.complete(prompt, sampling))[0]
 
 
 def test_backend_satisfies_the_text_backend_protocol(backend):
@@ -47,28 +51,73 @@ def test_backend_satisfies_the_text_backend_protocol(backend):
     assert backend_view.apply_chat_template(CHAT).endswith("<|im_start|>assistant\n")
 
 
-def test_concurrent_requests_share_one_generate_call(backend):
-    _, calls = generate_calls_during(backend, lambda: gather(*(backend.complete(p, GREEDY) for p in PROMPTS)))
-    assert calls == [3]
+def test_concurrent_requests_share_one_prefill(backend):
+    _, prefills = prefills_during(backend, lambda: gather(*(backend.complete(p, GREEDY) for p in PROMPTS)))
+    assert prefills == [3]
 
 
-def test_requests_with_different_sampling_are_not_batched_together(backend):
-    other = SamplingConfig(max_tokens=5, repetition_penalty=2.0)
-    _, calls = generate_calls_during(backend, lambda: gather(backend.complete(PROMPTS[0], GREEDY), backend.complete(PROMPTS[1], other)))
-    assert calls == [1, 1]
+def test_requests_with_different_sampling_decode_in_one_batch(backend):
+    shorter = SamplingConfig(max_tokens=5, repetition_penalty=1.3)
+    (long, short, sampled), prefills = prefills_during(backend, lambda: gather(
+        backend.complete(PROMPTS[0], GREEDY), backend.complete(PROMPTS[1], shorter), backend.complete(PROMPTS[2], SAMPLED)))
+    assert prefills == [3]
+    assert long == alone(backend, PROMPTS[0], GREEDY)
+    assert short == alone(backend, PROMPTS[1], shorter)
+    assert sampled.completion_tokens > 0
 
 
 def test_max_batch_size_splits_a_crowd(tiny_model_dir):
     with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=2, torch_threads=1)) as small:
         gather(*(small.complete(p, GREEDY) for p in PROMPTS))
-        assert small.batch_sizes == [2, 1]
+        assert small.stats.prefill_sizes == [2, 1]
+        assert small.stats.rows_decoded <= 2 * small.stats.decode_steps
 
 
 def test_greedy_batched_with_padding_equals_one_at_a_time(backend):
     batched = gather(*(backend.complete(p, GREEDY) for p in PROMPTS))
-    alone = [gather(backend.complete(p, GREEDY))[0] for p in PROMPTS]
-    assert [c.text for c in batched] == [c.text for c in alone]
-    assert [c.prompt_tokens for c in batched] == [c.prompt_tokens for c in alone]
+    one_by_one = [alone(backend, p, GREEDY) for p in PROMPTS]
+    assert batched == one_by_one
+
+
+def test_a_request_joins_a_running_batch_and_decodes_as_it_would_alone(backend):
+    long = SamplingConfig(max_tokens=40, repetition_penalty=2.0)
+    short = SamplingConfig(max_tokens=3, repetition_penalty=2.0)
+    finished: list[str] = []
+
+    async def run():
+        async def request(name, prompt, sampling, delay):
+            await asyncio.sleep(delay)
+            completion = await backend.complete(prompt, sampling)
+            finished.append(name)
+            return completion
+
+        first = asyncio.create_task(request("long", PROMPTS[1], long, 0))
+        while backend.stats.decode_steps == steps_before:  # the long request is decoding
+            await asyncio.sleep(0.001)
+        return await asyncio.gather(first, request("short", PROMPTS[2], short, 0))
+
+    steps_before = backend.stats.decode_steps
+    (long_done, short_done), prefills = prefills_during(backend, lambda: asyncio.run(run()))
+    assert prefills == [1, 1]
+    assert finished == ["short", "long"]
+    assert long_done == alone(backend, PROMPTS[1], long)
+    assert short_done == alone(backend, PROMPTS[2], short)
+
+
+def test_greedy_decoding_matches_transformers_generate(backend):
+    for prompt in PROMPTS:
+        ids = backend.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        output = backend.model.generate(**ids, max_new_tokens=GREEDY.max_tokens, do_sample=False,
+                                        repetition_penalty=GREEDY.repetition_penalty,
+                                        pad_token_id=backend.tokenizer.pad_token_id)
+        expected = backend.tokenizer.decode(output[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert alone(backend, prompt, GREEDY).text == expected
+
+
+def test_a_seeded_request_samples_the_same_text_again(backend):
+    seeded = SamplingConfig(temperature=1.0, top_p=1.0, max_tokens=12, seed=7)
+    first, _, second = gather(backend.chat(CHAT, seeded), backend.chat(CHAT, SAMPLED), backend.chat(CHAT, seeded))
+    assert first.text == second.text
 
 
 def test_greedy_repeats_itself(backend):
@@ -142,27 +191,28 @@ def test_completion_cuts_at_eos_and_counts_it(backend):
     assert (completion.prompt_tokens, completion.completion_tokens) == (7, len(word) + 1)
 
 
-def test_completion_without_eos_drops_trailing_padding(backend):
-    pad = backend.tokenizer.pad_token_id
+def test_completion_without_eos_ended_by_length(backend):
     word = backend.tokenizer("The", add_special_tokens=False)["input_ids"]
-    completion = completion_from_tokens(word + [pad, pad], 3, GREEDY, backend.tokenizer, {backend.tokenizer.eos_token_id})
+    completion = completion_from_tokens(word, 3, GREEDY, backend.tokenizer, {backend.tokenizer.eos_token_id})
     assert (completion.text, completion.finish_reason, completion.completion_tokens) == ("The", "length", len(word))
 
 
-@pytest.mark.parametrize(("temperature", "top_k", "top_p"), [(0.7, 20, 0.8), (1.0, 5, 1.0), (1.3, 50, 0.3), (0.7, 1, 0.9)])
-def test_fused_top_k_top_p_keeps_what_transformers_warpers_keep(temperature, top_k, top_p):
+def test_per_row_top_k_top_p_keeps_what_transformers_warpers_keep():
     import torch
     from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-    generator = torch.Generator().manual_seed(top_k)
-    scores = torch.randn(4, 1000, generator=generator) * 3
-    expected = scores.clone()
-    for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
-        expected = warper(None, expected)
-    fused = FusedTopKTopP(temperature, top_k, top_p)(None, scores.clone())
-    kept = torch.isfinite(expected)
-    assert torch.equal(torch.isfinite(fused), kept)
-    assert torch.allclose(fused[kept], expected[kept])
+    settings = [(0.7, 20, 0.8), (1.0, 5, 1.0), (1.3, 50, 0.3), (0.7, 1, 0.9)]  # (temperature, top_k, top_p) per row
+    scores = torch.randn(len(settings), 1000, generator=torch.Generator().manual_seed(0)) * 3
+    values, token_ids = warp_top_k_top_p(scores, torch.tensor([t for t, _, _ in settings]), [k for _, k, _ in settings],
+                                         torch.tensor([p for _, _, p in settings]))
+    for row, (temperature, top_k, top_p) in enumerate(settings):
+        expected = scores[row : row + 1].clone()
+        for warper in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
+            expected = warper(None, expected)
+        expected = expected[0]
+        kept = torch.isfinite(values[row])
+        assert set(token_ids[row][kept].tolist()) == set(torch.isfinite(expected).nonzero().flatten().tolist())
+        assert torch.allclose(values[row][kept], expected[token_ids[row][kept]])
 
 
 def test_truncate_at_stop_uses_the_earliest_stop_string():
@@ -171,12 +221,12 @@ def test_truncate_at_stop_uses_the_earliest_stop_string():
     assert truncate_at_stop("empty stop ignored", [""]) == ("empty stop ignored", False)
 
 
-def test_a_failing_generate_reaches_the_caller_and_the_worker_survives(backend, monkeypatch):
-    def broken_generate(**kwargs):
-        raise RuntimeError("injected generate failure")
+def test_a_failing_forward_reaches_the_caller_and_the_worker_survives(backend, monkeypatch):
+    def broken_forward(**kwargs):
+        raise RuntimeError("injected forward failure")
 
-    monkeypatch.setattr(backend.model, "generate", broken_generate)
-    with pytest.raises(RuntimeError, match="injected generate failure"):
+    monkeypatch.setattr(backend.model, "forward", broken_forward)
+    with pytest.raises(RuntimeError, match="injected forward failure"):
         gather(backend.complete(PROMPTS[0], GREEDY))
     monkeypatch.undo()
     (completion,) = gather(backend.complete(PROMPTS[0], GREEDY))
