@@ -72,7 +72,7 @@ class SynthesisWorkload:
     """
 
     instructions: int = field(default=4, metadata={"help": "New instructions to self-instruct."})
-    answers: int = field(default=2, metadata={"help": "Answers per instruction."})
+    answers: int = field(default=4, metadata={"help": "Answers per instruction."})
     extensions: int = field(default=1, metadata={"help": "Extensions per accepted answer."})
     max_tokens: int = field(default=192, metadata={"help": "max_tokens of every request (reference: 16384)."})
     cap: int = field(default=16, metadata={"help": "Requests in flight: worker threads, pipeline cap, batch size."})
@@ -363,8 +363,10 @@ def run_benchmark(model: str, workload: SynthesisWorkload, log_dir: Path) -> dic
     reference = run_reference(model, workload, server, log_dir / "server.log")
     with InProcessBackend(InProcessConfig(Path(model), max_batch_size=workload.cap, torch_threads=1)) as backend:
         asyncio.run(measure(backend, "sampled", 1, 4))  # first-call allocations
+        before = dataclasses.replace(backend.stats, prefill_sizes=list(backend.stats.prefill_sizes))
         with tempfile.TemporaryDirectory(dir=log_dir) as work_dir:
             pipeline = run_pipeline(backend, workload, Path(work_dir))
+        decoding = decode_report(before, backend.stats, pipeline.seconds)
         ceiling = asyncio.run(measure(backend, "sampled", workload.cap, workload.max_tokens))
     load_end = os.getloadavg()
     efficiency = pipeline.tokens_per_s / ceiling["tokens_per_s"] if ceiling["tokens_per_s"] else 0.0
@@ -377,9 +379,23 @@ def run_benchmark(model: str, workload: SynthesisWorkload, log_dir: Path) -> dic
         "load_average_end": round(load_end[0], 2),
         "reference": report_row(reference),
         "pipeline": report_row(pipeline),
+        "pipeline_decoding": decoding,
         "ceiling": ceiling,
         "ratio": round(reference.seconds / pipeline.seconds, 2) if pipeline.seconds > 0 else 0.0,
         "efficiency": round(efficiency, 2),
+    }
+
+
+def decode_report(before, after, seconds: float) -> dict:
+    """How the in-process decode loop spent the pipeline's wall time (differences of two DecodeStats)."""
+    steps = after.decode_steps - before.decode_steps
+    prefill_s = after.prefill_seconds - before.prefill_seconds
+    decode_s = after.decode_seconds - before.decode_seconds
+    return {
+        "mean_rows_per_step": round((after.rows_decoded - before.rows_decoded) / steps, 1) if steps else 0.0,
+        "prefills": len(after.prefill_sizes) - len(before.prefill_sizes),
+        "prefill_share": round(prefill_s / seconds, 2) if seconds else 0.0,
+        "decode_share": round(decode_s / seconds, 2) if seconds else 0.0,
     }
 
 
@@ -420,21 +436,29 @@ def results_section(report: dict) -> str:
         f"lang {w['lang']}, seed {w['seed']}. Load average (1 min) {report['load_average_start']} at start, "
         f"{report['load_average_end']} at end.",
         "",
-        "| client | wall s | requests | tokens | tokens/s "
+        "| client | wall s | requests | prompt tokens | tokens | tokens/s "
         "| instructions (slots) | answers (slots) | extensions (slots) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows:
         lines.append(
-            f"| {name} | {row['seconds']} | {row['requests']} | {row['completion_tokens']} | {row['tokens_per_s']} | "
+            f"| {name} | {row['seconds']} | {row['requests']} | {row['prompt_tokens']} | {row['completion_tokens']} | "
+            f"{row['tokens_per_s']} | "
             f"{row['instructions']} ({row['instruction_slots']}) | {row['answers']} ({row['answer_slots']}) | "
             f"{row['extensions']} ({row['extension_slots']}) |"
         )
     ceiling = report["ceiling"]
     lines.append(
         f"| ceiling (InProcessBackend, {ceiling['concurrent']} at once) | {ceiling['seconds']} | "
-        f"{ceiling['concurrent']} | {ceiling['tokens']} | {ceiling['tokens_per_s']} | | | |"
+        f"{ceiling['concurrent']} | | {ceiling['tokens']} | {ceiling['tokens_per_s']} | | | |"
     )
+    decoding = report["pipeline_decoding"]
+    lines += [
+        "",
+        f"Pipeline decode loop: {decoding['mean_rows_per_step']} rows per decode step on average (cap {w['cap']}), "
+        f"{decoding['prefills']} prefills; prefill took {decoding['prefill_share']} and decoding "
+        f"{decoding['decode_share']} of the wall time.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -69,10 +69,14 @@ def test_both_clients_run_the_same_slots_and_report_well_formed_numbers(bench, t
         assert run["extension_slots"] == run["answers"]
         assert run["seconds"] > 0 and run["requests"] >= 2 + 3  # at least one write per slot, one answer per seed
         assert 0 < run["completion_tokens"] <= run["requests"] * 8
+        assert run["prompt_tokens"] > run["requests"]  # every prompt holds the template and an instruction
         assert run["tokens_per_s"] == pytest.approx(run["completion_tokens"] / run["seconds"], rel=0.05, abs=0.01)
     if reference["instructions"] == pipeline["instructions"]:
         assert reference["answer_slots"] == pipeline["answer_slots"]
     assert 0 < report["ceiling"]["tokens"] <= 4 * 8 and report["ceiling"]["concurrent"] == 4
+    decoding = report["pipeline_decoding"]
+    assert 0 < decoding["mean_rows_per_step"] <= 4 and decoding["prefills"] >= 1
+    assert 0 < decoding["prefill_share"] + decoding["decode_share"] <= 1.01
     assert report["ratio"] == pytest.approx(reference["seconds"] / pipeline["seconds"], rel=0.05, abs=0.01)
     efficiency = pipeline["tokens_per_s"] / report["ceiling"]["tokens_per_s"]
     assert report["efficiency"] == pytest.approx(efficiency, rel=0.05, abs=0.01)
