@@ -246,6 +246,22 @@ def test_closed_backend_stops_its_worker_and_refuses_requests(tiny_model_dir):
         gather(closing.complete(PROMPTS[0], GREEDY))
 
 
+def test_closing_mid_decode_fails_the_request_in_flight_without_finishing_it(tiny_model_dir):
+    endless = SamplingConfig(max_tokens=100_000, repetition_penalty=2.0)  # greedy: never meets EOS on this prompt
+    backend = InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1))
+
+    async def run():
+        request = asyncio.create_task(backend.complete(PROMPTS[0], endless))
+        while backend.stats.decode_steps < 3:
+            await asyncio.sleep(0.001)
+        await asyncio.to_thread(backend.close)
+        return await asyncio.gather(request, return_exceptions=True)
+
+    (outcome,) = asyncio.run(run())
+    assert isinstance(outcome, RuntimeError) and "closed" in str(outcome)
+    assert backend.stats.decode_steps < 1000
+
+
 @pytest.mark.slow
 def test_adapter_is_merged_at_load(tiny_model_dir, tmp_path):
     import json
