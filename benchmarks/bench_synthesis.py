@@ -1,7 +1,7 @@
 """Wall time of one synthesis iteration: the reference's thread-pool client against transformers serve,
 and the project's streamed pipeline with the in-process backend, on the same model and workload.
 
-    python benchmarks/bench_synthesis.py [--model smollm2-135m] [--instructions 4] [--answers 2]
+    python benchmarks/bench_synthesis.py [--model smollm2-135m] [--instructions 4] [--answers 4]
         [--extensions 1] [--max-tokens 192] [--cap 16] [--record benchmarks/RESULTS.md]
 
 Three measurements, back to back in one process, each with one torch thread:
