@@ -83,7 +83,7 @@ class _Request:
 
 @dataclass
 class _Row:
-    """A request being decoded: what it produced so far and the token to feed next."""
+    """A request being decoded and the tokens it produced so far."""
 
     request: _Request
     generator: object | None  # torch.Generator for a seeded request
@@ -99,7 +99,6 @@ class DecodeStats:
 
     prefill_sizes: list[int] = field(default_factory=list)
     """Requests admitted by each prefill, in order."""
-    prefill_tokens: int = 0
     prefill_seconds: float = 0.0
     decode_steps: int = 0
     rows_decoded: int = 0
@@ -245,7 +244,7 @@ class InProcessBackend:
             item = self._queue.get_nowait()
             if item is not _SHUTDOWN:
                 leftovers.append(item)
-        self._fail(leftovers, RuntimeError("InProcessBackend closed before this request finished"))
+        self._fail(leftovers, _closed_error())
         self._clear_batch()
 
     def __enter__(self) -> InProcessBackend:
@@ -272,7 +271,7 @@ class InProcessBackend:
         while True:
             arrivals, shutting_down = self._take_arrivals()
             if shutting_down:
-                self._fail(arrivals, RuntimeError("InProcessBackend closed before this request finished"))
+                self._fail(arrivals, _closed_error())
                 return
             try:
                 if arrivals:
@@ -308,7 +307,6 @@ class InProcessBackend:
         """Prefill the arrivals together, sample their first tokens, and stack their rows under the batch."""
         started = time.perf_counter()
         self.stats.prefill_sizes.append(len(arrivals))
-        self.stats.prefill_tokens += sum(len(r.prompt_ids) for r in arrivals)
         device = self.model.device
         padded = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in arrivals]}, return_tensors="pt").to(device)
         mask = padded["attention_mask"]
@@ -438,6 +436,10 @@ def _left_pad(tensor, length: int):
         return tensor
     pad = [0, 0] * (tensor.dim() - 1 - seq_dim) + [missing, 0]
     return F.pad(tensor, pad)
+
+
+def _closed_error() -> RuntimeError:
+    return RuntimeError("InProcessBackend closed before this request finished")
 
 
 def _seeded_generator(sampling: SamplingConfig, device):
