@@ -317,8 +317,10 @@ class InProcessBackend:
                 input_ids=padded["input_ids"], attention_mask=mask, position_ids=positions,
                 use_cache=True, logits_to_keep=1, **{self._cache_argument: cache},
             )
+        # Each row's prompt tokens count as seen; padding columns repeat the row's last (real) token.
+        real_ids = torch.where(mask.bool(), padded["input_ids"], padded["input_ids"][:, -1:])
         seen = torch.zeros(len(arrivals), self.model.config.vocab_size, dtype=torch.bool, device=device)
-        seen.scatter_(1, padded["input_ids"], mask.bool())
+        seen.scatter_(1, real_ids, True)
         rows = [_Row(request, _seeded_generator(request.sampling, device)) for request in arrivals]
         self._stack(rows, cache, mask, seen)
         first = len(self._rows) - len(rows)
