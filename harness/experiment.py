@@ -28,7 +28,14 @@ from harness.evaluate import EvalConfig, run_eval
 from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
 from harness.models import DEFAULT_MODEL, resolve_model
 from selflengthen.journal import write_json_atomically as write_json
-from harness.train import NoTrainingData, SynthesisBackendConfig, TrainRunConfig, role_backends, run_training
+from harness.train import (
+    NoTrainingData,
+    SynthesisBackendConfig,
+    TrainRunConfig,
+    merge_once,
+    role_backends,
+    run_training,
+)
 from selflengthen.baselines import (
     BacktranslationConfig,
     ImitationConfig,
@@ -37,7 +44,6 @@ from selflengthen.baselines import (
     train_baseline,
 )
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.training import merge_adapter
 
 
 @dataclass
@@ -164,9 +170,7 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
         raise _NoTrainingData(f"no training sample was kept ({outcomes}); see {work}")
     with console.status(f"{arm}: fine-tuning"):
         train_stats = train_baseline(work, base, settings.train)
-    merged = work / "merged"
-    if not (merged / "config.json").is_file():
-        merge_adapter(base, work / "adapter", merged)
+    merged = merge_once(base, work / "adapter", work / "merged")
     return ScoredCheckpoint(arm, str(merged), arm, None, train_stats)
 
 

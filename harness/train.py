@@ -118,10 +118,8 @@ def run_training(config: TrainRunConfig, console: Console | None = None) -> list
             _require_rows(it_dir / data, role, k, checkpoints)
             with console.status(f"iteration {k}: fine-tuning the {role}"):
                 adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
-        merged = it_dir / "generator_merged"
-        if not (merged / "config.json").is_file():
-            with console.status(f"iteration {k}: merging the generator"):
-                merge_adapter(base, adapters["generator"], merged)
+        with console.status(f"iteration {k}: merging the generator"):
+            merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
         stats = json.loads((adapters["generator"] / "train_stats.json").read_text(encoding="utf-8"))
         checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
@@ -167,7 +165,7 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
             for role in ROLES:
                 adapter = adapters[role]
                 if adapter not in served:
-                    path = base if adapter is None else str(_merged(base, adapter, it_dir / f"{role}_input_merged"))
+                    path = base if adapter is None else str(merge_once(base, adapter, it_dir / f"{role}_input_merged"))
                     server = dataclasses.replace(backend.server, torch_threads=backend.server.torch_threads
                                                  or compute_threads(1 if adapters["generator"] == adapters["extender"] else 2))
                     endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
@@ -175,7 +173,8 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
             yield served[adapters["generator"]], served[adapters["extender"]]
 
 
-def _merged(base: str, adapter: Path, out: Path) -> Path:
+def merge_once(base: str, adapter: Path, out: Path) -> Path:
+    """The merged checkpoint in `out`, merging only if a finished one is not already there."""
     return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
 
 
