@@ -52,6 +52,7 @@ from selflengthen.config import SelfLengthenConfig, reference_sampling  # noqa: 
 from selflengthen.extender import extend_request  # noqa: E402
 from selflengthen.filters import passes_filters  # noqa: E402
 from selflengthen.inprocess import InProcessBackend, InProcessConfig  # noqa: E402
+from selflengthen.journal import write_text_atomically  # noqa: E402
 from selflengthen.pipeline import run_synthesis  # noqa: E402
 from selflengthen.prompts import render_prompt  # noqa: E402
 from selflengthen.recorded_model import item_rng  # noqa: E402
@@ -466,9 +467,7 @@ def record_results(path: Path, report: dict) -> None:
     """Append this run's section to RESULTS.md, atomically (the old file stays whole on a crash)."""
     path = Path(path)
     old = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmark results\n"
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(old.rstrip("\n") + "\n\n" + results_section(report), encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomically(path, old.rstrip("\n") + "\n\n" + results_section(report))
 
 
 def main(argv: list[str] | None = None) -> dict:

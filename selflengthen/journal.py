@@ -80,6 +80,11 @@ def write_json_atomically(path: Path, payload: Any) -> None:
         out.write("\n")
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    with _atomic(path) as out:
+        out.write(text)
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with Path(path).open(encoding="utf-8") as lines:
         return [json.loads(line) for line in lines if line.strip()]
