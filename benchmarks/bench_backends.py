@@ -17,8 +17,8 @@ import json
 import time
 from pathlib import Path
 
-from selflengthen.backend import Completion
-from selflengthen.sampling import SamplingConfig
+from infra.backend import Completion
+from infra.sampling import SamplingConfig
 
 MODES = {
     "greedy": lambda max_tokens: SamplingConfig(max_tokens=max_tokens),
@@ -92,7 +92,7 @@ def main() -> None:
     if args.serve_url:
         asyncio.run(run(OpenAIChat(args.serve_url, str(args.model), args.serve_kind), args.batch_sizes, args.modes, args.max_tokens))
         return
-    from selflengthen.inprocess import InProcessBackend, InProcessConfig
+    from infra.inprocess import InProcessBackend, InProcessConfig
 
     config = InProcessConfig(args.model, max_batch_size=max(args.batch_sizes), torch_threads=args.threads)
     with InProcessBackend(config) as backend:

@@ -47,15 +47,15 @@ from bench_backends import measure  # noqa: E402
 from harness.client import sampling_request, served_generation_defaults  # noqa: E402
 from harness.models import DEFAULT_MODEL, resolve_model  # noqa: E402
 from harness.serve import Endpoint, ServerConfig, serve  # noqa: E402
-from selflengthen.backend import Completion, TextBackend, truncate_at_stop  # noqa: E402
+from infra.backend import Completion, TextBackend, truncate_at_stop  # noqa: E402
 from selflengthen.config import SelfLengthenConfig, reference_sampling  # noqa: E402
 from selflengthen.extender import extend_request  # noqa: E402
 from selflengthen.filters import passes_filters  # noqa: E402
-from selflengthen.inprocess import InProcessBackend, InProcessConfig  # noqa: E402
-from selflengthen.journal import write_text_atomically  # noqa: E402
+from infra.inprocess import InProcessBackend, InProcessConfig  # noqa: E402
+from infra.journal import write_text_atomically  # noqa: E402
 from selflengthen.pipeline import run_synthesis  # noqa: E402
 from selflengthen.prompts import render_prompt  # noqa: E402
-from selflengthen.recorded_model import item_rng  # noqa: E402
+from infra.rng import item_rng  # noqa: E402
 from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions  # noqa: E402
 from selflengthen.text import count_words, first_half, join_paragraphs, leading_fraction, split_paragraphs  # noqa: E402
 

@@ -29,7 +29,7 @@ def _add_score(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from selflengthen.journal import write_json_atomically as write_json
+    from infra.journal import write_json_atomically as write_json
     from harness.tables import print_scores
     from tasks.scoring import ScoringInputError, load_predictions, score_predictions
 

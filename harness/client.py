@@ -1,6 +1,6 @@
 """One async client for OpenAI-compatible endpoints, with bounded concurrency and retries.
 
-It implements `selflengthen.backend.TextBackend`, so the method, the judges and lm-eval-side
+It implements `infra.backend.TextBackend`, so the method, the judges and lm-eval-side
 code all talk to a model the same way. Retries with exponential backoff on timeouts, 5xx,
 429 and connection errors come from the `openai` package itself (`max_retries`); once they
 are spent the caller gets an `EndpointError` with one line saying what failed.
@@ -16,8 +16,8 @@ import openai
 
 from harness.errors import UserError
 from harness.serve import Endpoint
-from selflengthen.backend import Completion, truncate_at_stop
-from selflengthen.sampling import SamplingConfig
+from infra.backend import Completion, truncate_at_stop
+from infra.sampling import SamplingConfig
 
 
 class EndpointError(UserError):

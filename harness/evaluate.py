@@ -24,9 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.client import sampling_request, served_generation_defaults
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from selflengthen.journal import write_json_atomically as write_json
-from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
-from selflengthen.sampling import SamplingConfig
+from infra.journal import write_json_atomically as write_json
+from harness.serve import Endpoint, ServerConfig, check_reachable, serve
+from infra.compute import compute_threads
+from infra.sampling import SamplingConfig
 
 
 @dataclass

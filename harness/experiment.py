@@ -27,7 +27,7 @@ from harness.errors import UserError
 from harness.evaluate import EvalConfig, run_eval
 from harness.judging import JudgeRunConfig, judge_endpoint, judge_run
 from harness.models import DEFAULT_MODEL, resolve_model
-from selflengthen.journal import write_json_atomically as write_json
+from infra.journal import write_json_atomically as write_json
 from harness.train import (
     NoTrainingData,
     SynthesisBackendConfig,

@@ -22,8 +22,9 @@ from rich.console import Console
 from harness.client import EndpointClient
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from selflengthen.journal import write_json_atomically as write_json
-from harness.serve import Endpoint, ServerConfig, check_reachable, compute_threads, serve
+from infra.journal import write_json_atomically as write_json
+from harness.serve import Endpoint, ServerConfig, check_reachable, serve
+from infra.compute import compute_threads
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
 from judges.judgements import judge_scores

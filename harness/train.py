@@ -31,12 +31,13 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 from harness.client import EndpointClient
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
-from selflengthen.journal import write_json_atomically as write_json
-from harness.serve import ServerConfig, compute_threads, serve
-from selflengthen.backend import TextBackend
+from infra.journal import write_json_atomically as write_json
+from harness.serve import ServerConfig, serve
+from infra.compute import compute_threads
+from infra.backend import TextBackend
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data
-from selflengthen.inprocess import InProcessBackend, InProcessConfig
+from infra.inprocess import InProcessBackend, InProcessConfig
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.training import merge_adapter, train_role
 

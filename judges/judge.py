@@ -15,8 +15,8 @@ from judges.config import JudgeConfig
 from judges.errors import JudgeReplyError
 from judges.parser import parse_reply
 from judges.rubric import Rubric
-from selflengthen.backend import TextBackend
-from selflengthen.sampling import SamplingConfig
+from infra.backend import TextBackend
+from infra.sampling import SamplingConfig
 
 
 @dataclass(frozen=True)

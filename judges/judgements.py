@@ -19,7 +19,7 @@ from judges.config import JudgeConfig
 from judges.errors import JudgeError
 from judges.judge import Judge, Judgement
 from judges.rubric import Rubric, load_rubric, rubric_for_task
-from selflengthen.backend import TextBackend
+from infra.backend import TextBackend
 
 ProgressOption = Progress | bool
 """A rich Progress to add a bar to, True for a bar of our own, False for none."""

@@ -24,7 +24,7 @@ from judges.config import JudgeConfig
 from judges.errors import JudgeError
 from judges.judge import Judge, Judgement
 from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker
-from selflengthen.backend import TextBackend
+from infra.backend import TextBackend
 
 Ratings = Sequence[Sequence[float | None]]
 """ratings[r][u]: repeat (rater) r's value for sample (unit) u; None or NaN where it failed."""

@@ -10,10 +10,9 @@ Shape: {"version", "created", "base", "tasks": [names], "method": {...}, "length
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from infra.journal import write_text_atomically
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import read_json
 
@@ -21,22 +20,8 @@ VERSION = 1
 
 
 def write_json_atomic(path: Path, value: dict) -> None:
-    """Write JSON through a temp file in the same folder and rename it, so a crash never leaves half a file."""
-    write_text_atomic(path, json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text through a temp file in the same folder and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """leaderboard.json as written: strict JSON (no NaN), one-space indent, through an atomic write."""
+    write_text_atomically(path, json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def load_leaderboard(path: Path) -> dict:

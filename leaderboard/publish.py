@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from leaderboard.board import load_leaderboard, write_json_atomic, write_text_atomic
+from infra.journal import write_text_atomically
+from leaderboard.board import load_leaderboard, write_json_atomic
 from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError
 from leaderboard.render_html import render_html
@@ -24,8 +25,8 @@ def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
              "html": out_dir / "leaderboard.html"}
     write_json_atomic(paths["json"], board)
     stored = load_leaderboard(paths["json"])
-    write_text_atomic(paths["markdown"], render_markdown(stored))
-    write_text_atomic(paths["html"], render_html(stored))
+    write_text_atomically(paths["markdown"], render_markdown(stored))
+    write_text_atomically(paths["html"], render_html(stored))
     return paths
 
 

@@ -1,5 +1,5 @@
 """The Self-Lengthen method: self-instruct, Generator, Extender, filters and LoRA fine-tuning.
 
 Nothing here imports `harness`: the harness passes in a text backend (an OpenAI-compatible
-endpoint client or an in-process batched model) that satisfies `selflengthen.backend.TextBackend`.
+endpoint client or an in-process batched model) that satisfies `infra.backend.TextBackend`.
 """

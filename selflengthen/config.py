@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 from selflengthen.training import TrainConfig
 
 LANGUAGES = ("en", "zh")

@@ -14,7 +14,7 @@ from collections import Counter
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.filters import passes_filters
 from selflengthen.prompts import render_prompt
-from selflengthen.recorded_model import RecordedModel
+from infra.recorded_model import RecordedModel
 from selflengthen.text import count_words, first_half, join_paragraphs, leading_fraction, split_paragraphs
 
 

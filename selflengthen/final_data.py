@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from selflengthen.config import FinalDataConfig
-from selflengthen.journal import read_jsonl, write_jsonl_atomically
-from selflengthen.recorded_model import item_rng
+from infra.journal import read_jsonl, write_jsonl_atomically
+from infra.rng import item_rng
 from selflengthen.text import count_words
 
 KINDS = ("about", "range", "above", "below")

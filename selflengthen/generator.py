@@ -6,7 +6,7 @@ from collections import Counter
 
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.filters import passes_filters
-from selflengthen.recorded_model import RecordedModel
+from infra.recorded_model import RecordedModel
 
 
 async def generate_initial(

@@ -33,14 +33,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selflengthen.backend import TextBackend
+from infra.backend import TextBackend
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.extender import extend_response
 from selflengthen.filters import drop_short
 from selflengthen.generator import generate_initial
-from selflengthen.journal import Journal, write_json_atomically, write_jsonl_atomically
-from selflengthen.limiter import PriorityLimiter
-from selflengthen.recorded_model import RecordedModel, RequestStats, item_rng
+from infra.journal import Journal, write_json_atomically, write_jsonl_atomically
+from infra.limiter import PriorityLimiter
+from infra.recorded_model import RecordedModel, RequestStats
+from infra.rng import item_rng
 from selflengthen.self_instruct import load_seed_instructions, self_instruct
 from selflengthen.training_data import build_extender_data, build_generator_data
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.prompts import render_prompt
-from selflengthen.recorded_model import RecordedModel, item_rng
+from infra.recorded_model import RecordedModel
+from infra.rng import item_rng
 from selflengthen.text import count_words
 
 _PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")

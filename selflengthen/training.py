@@ -36,7 +36,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from selflengthen.journal import write_json_atomically
+from infra.compute import check_precision, torch_threads, use_bf16
+from infra.journal import write_json_atomically
 from selflengthen.text import count_words
 
 FINISHED_MARKER = "train_stats.json"
@@ -106,17 +107,6 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
-def cpu_threads(requested: int | None) -> int:
-    """Threads for torch: the requested number, else the cores this process may use minus the busy ones."""
-    if requested is not None:
-        if requested < 1:
-            raise ValueError(f"torch_threads must be at least 1, got {requested}")
-        return requested
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, cores - busy)
-
-
 def load_prompt_completion_pairs(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
     """Read chat-messages JSONL and split each line into TRL's prompt-completion form."""
     train_file = Path(train_file)
@@ -154,20 +144,6 @@ def answer_length_stats(pairs: list[dict[str, list[dict[str, str]]]]) -> dict[st
     }
 
 
-def check_precision(precision: str) -> None:
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
-
-
-def use_bf16(precision: str) -> bool:
-    """'auto' means bf16 on a GPU that supports it and fp32 everywhere else (CPUs included)."""
-    import torch
-
-    if precision == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return precision == "bf16"
-
-
 def train_role(
     train_file: Path,
     base_model: str | Path,
@@ -197,7 +173,7 @@ def train_role(
     if isinstance(base_model, Path) and not base_model.is_dir():
         raise FileNotFoundError(f"base model {base_model} does not exist")
     pairs = load_prompt_completion_pairs(train_file)
-    torch.set_num_threads(cpu_threads(config.torch_threads))
+    torch.set_num_threads(torch_threads(config.torch_threads))
     bf16 = use_bf16(config.precision)
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)

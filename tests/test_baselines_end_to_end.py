@@ -22,7 +22,7 @@ from selflengthen.baselines import (
     build_imitation_data,
     train_baseline,
 )
-from selflengthen.journal import read_jsonl
+from infra.journal import read_jsonl
 from selflengthen.text import count_words
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import from_dict
-from selflengthen.backend import Completion
+from infra.backend import Completion
 from selflengthen.baselines import (
     BacktranslationConfig,
     ImitationConfig,
@@ -24,7 +24,7 @@ from selflengthen.baselines import (
 )
 from selflengthen.baselines.backtranslation import clean_instruction
 from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
-from selflengthen.journal import read_jsonl
+from infra.journal import read_jsonl
 from selflengthen.text import count_words
 
 PLAN = "Here is my plan.\nSection 1 - Main point: Origins - Word count: 30 words\nSection 2 - Main point: Today - Word count: 20 words"

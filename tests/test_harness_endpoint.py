@@ -12,7 +12,7 @@ import pytest
 
 from harness.client import EndpointClient, EndpointError
 from harness.serve import Endpoint, ServerConfig, serve
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 
 pytestmark = pytest.mark.slow
 

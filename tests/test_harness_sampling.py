@@ -3,7 +3,7 @@
 import json
 
 from harness.client import sampling_request
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 
 REFERENCE = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1, max_tokens=64, stop=["\n\n"])
 

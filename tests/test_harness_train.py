@@ -14,7 +14,7 @@ import yaml
 
 from harness.client import EndpointClient
 from harness.serve import ServerConfig, serve
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import asyncio
 import pytest
 
 from judges import JudgeConfig, judge_scores_sync
-from selflengthen.backend import Completion
-from selflengthen.sampling import SamplingConfig
+from infra.backend import Completion
+from infra.sampling import SamplingConfig
 
 
 class InProcessChatBackend:

@@ -21,8 +21,8 @@ from judges import (
     load_rubric,
     measure_reliability_sync,
 )
-from selflengthen.backend import Completion
-from selflengthen.sampling import SamplingConfig
+from infra.backend import Completion
+from infra.sampling import SamplingConfig
 
 LBW = load_rubric("longbench_write")
 LONGEN = load_rubric("longen")

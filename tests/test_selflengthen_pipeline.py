@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from harness.config import from_dict
-from selflengthen.backend import Completion
+from infra.backend import Completion
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.filters import passes_filters
-from selflengthen.journal import read_jsonl
+from infra.journal import read_jsonl
 from selflengthen.pipeline import run_synthesis
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 from selflengthen.self_instruct import load_seed_instructions
 from selflengthen.text import count_words
 from tests.test_selflengthen_steps import FaultyBackend

@@ -6,13 +6,14 @@ from collections import Counter
 import pytest
 
 from harness.config import from_dict
-from selflengthen.backend import Completion
+from infra.backend import Completion
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.extender import extend_request, extend_response
 from selflengthen.generator import generate_initial
-from selflengthen.journal import Journal
-from selflengthen.limiter import PriorityLimiter
-from selflengthen.recorded_model import RecordedModel, RequestStats, item_rng
+from infra.journal import Journal
+from infra.limiter import PriorityLimiter
+from infra.recorded_model import RecordedModel, RequestStats
+from infra.rng import item_rng
 from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions, self_instruct
 
 CONFIG = from_dict(

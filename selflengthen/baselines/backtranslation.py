@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selflengthen.backend import TextBackend
+from infra.backend import TextBackend
 from selflengthen.baselines.config import BacktranslationConfig
 from selflengthen.baselines.corpus import TokenCounter, fit_to_length, load_corpus, token_counter
 from selflengthen.baselines.excerpt import beginning
@@ -29,7 +29,8 @@ from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun,
 from selflengthen.config import FinalDataConfig
 from selflengthen.final_data import choose_length_demand, phrase_demand, with_length_demand
 from selflengthen.prompts import render_prompt
-from selflengthen.recorded_model import RecordedModel, item_rng
+from infra.recorded_model import RecordedModel
+from infra.rng import item_rng
 from selflengthen.self_instruct import first_paragraph
 from selflengthen.text import count_words
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from selflengthen.config import LANGUAGES, SelfInstructConfig, reference_sampling
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 from selflengthen.training import TrainConfig
 
 

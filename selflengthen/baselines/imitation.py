@@ -22,15 +22,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from selflengthen.backend import TextBackend
+from infra.backend import TextBackend
 from selflengthen.baselines.config import ImitationConfig
 from selflengthen.baselines.excerpt import ending
 from selflengthen.baselines.parsing import PlanSection, parse_plan
 from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun, Progress
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.journal import read_jsonl
+from infra.journal import read_jsonl
 from selflengthen.prompts import render_prompt
-from selflengthen.recorded_model import RecordedModel, item_rng
+from infra.recorded_model import RecordedModel
+from infra.rng import item_rng
 from selflengthen.self_instruct import load_seed_instructions, self_instruct
 from selflengthen.text import count_words, join_paragraphs
 

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selflengthen.backend import TextBackend
-from selflengthen.journal import Journal, write_json_atomically, write_jsonl_atomically
-from selflengthen.limiter import PriorityLimiter
-from selflengthen.recorded_model import RecordedModel, RequestStats
+from infra.backend import TextBackend
+from infra.journal import Journal, write_json_atomically, write_jsonl_atomically
+from infra.limiter import PriorityLimiter
+from infra.recorded_model import RecordedModel, RequestStats
 from selflengthen.text import count_words
 from selflengthen.training_data import chat_example
 

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from selflengthen.limiter import PriorityLimiter
+from infra.limiter import PriorityLimiter
 
 
 def test_waiters_are_served_lowest_priority_number_first_and_fifo_among_equals():

@@ -7,14 +7,14 @@ import shutil
 
 import pytest
 
-from selflengthen.backend import TextBackend, truncate_at_stop
-from selflengthen.inprocess import (
+from infra.backend import TextBackend, truncate_at_stop
+from infra.inprocess import (
     InProcessBackend,
     InProcessConfig,
     completion_from_tokens,
     warp_top_k_top_p,
 )
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 
 # Greedy with a repetition penalty: deterministic, and varied enough text on the random tiny model.
 GREEDY = SamplingConfig(max_tokens=12, repetition_penalty=2.0)

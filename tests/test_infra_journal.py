@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from selflengthen.journal import Journal, read_jsonl, write_jsonl_atomically
+from infra.journal import Journal, read_jsonl, write_jsonl_atomically
 
 
 def test_journal_reloads_finished_records(tmp_path):

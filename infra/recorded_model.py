@@ -9,15 +9,13 @@ bounds); it is not journaled, so a rerun tries that request again.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
 from dataclasses import dataclass
 
-from selflengthen.backend import TextBackend
-from selflengthen.journal import Journal
-from selflengthen.limiter import PriorityLimiter
-from selflengthen.sampling import SamplingConfig
+from infra.backend import TextBackend
+from infra.journal import Journal
+from infra.limiter import PriorityLimiter
+from infra.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +70,3 @@ class RecordedModel:
         self.ledger.append({"key": key, "text": text})
         return text
 
-
-def item_rng(seed: int, key: str) -> random.Random:
-    """A random generator that depends only on the run's seed and the item's key."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from selflengthen.sampling import SamplingConfig
+from infra.sampling import SamplingConfig
 
 
 @dataclass

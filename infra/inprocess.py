@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from selflengthen.backend import Completion, truncate_at_stop
-from selflengthen.sampling import SamplingConfig
-from selflengthen.training import check_precision, cpu_threads, use_bf16
+from infra.backend import Completion, truncate_at_stop
+from infra.sampling import SamplingConfig
+from infra.compute import check_precision, torch_threads, use_bf16
 
 
 @dataclass
@@ -182,7 +182,7 @@ class InProcessBackend:
         if config.adapter is not None and not (Path(config.adapter) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter {config.adapter} holds no adapter_config.json")
         self.config = config
-        torch.set_num_threads(cpu_threads(config.torch_threads))
+        torch.set_num_threads(torch_threads(config.torch_threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         bf16 = use_bf16(config.precision)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
