@@ -6,20 +6,34 @@ batched model for CPU synthesis); the method and the judges only see this protoc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from infra.sampling import SamplingConfig
 
 
 @dataclass
+class TokenLogprob:
+    """One generated token, its log-probability, and the most likely alternatives at its position."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
 class Completion:
-    """One generated text and what the backend knows about it."""
+    """One generated text and what the backend knows about it (`logprobs` when asked for)."""
 
     text: str
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    logprobs: list[TokenLogprob] | None = None
+
+
+class Unsupported(ValueError):
+    """A request field this backend cannot honour; the message names the field."""
 
 
 def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
@@ -31,7 +45,13 @@ def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
 
 
 class TextBackend(Protocol):
-    """Chat and raw completion; both are needed (the Extender continues a raw prompt)."""
+    """Chat and raw completion; both are needed (the Extender continues a raw prompt).
+
+    `features` names the optional SamplingConfig fields the backend honours ("json_schema",
+    "top_logprobs"); a request that sets another one is refused with `Unsupported`.
+    """
+
+    features: frozenset[str]
 
     async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion: ...
 

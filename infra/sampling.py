@@ -17,6 +17,10 @@ class SamplingConfig:
         max_tokens: new tokens at most.
         stop: strings that end generation.
         seed: fixes the server's sampler where the server supports it.
+        json_schema: constrain the reply to this JSON schema (structured output).
+        top_logprobs: return this many most likely tokens, with log-probabilities, at each position.
+
+    A backend that cannot honour a field refuses the request (`Unsupported`), never drops it.
     """
 
     temperature: float = field(default=0.0, metadata={"help": "0 means greedy decoding."})
@@ -26,6 +30,12 @@ class SamplingConfig:
     max_tokens: int = field(default=512, metadata={"help": "Maximum number of new tokens."})
     stop: list[str] = field(default_factory=list, metadata={"help": "Stop strings."})
     seed: int | None = field(default=None, metadata={"help": "Sampler seed, where the server honours one."})
+    json_schema: dict | None = field(
+        default=None, metadata={"help": "JSON schema the reply must follow (structured output); None: free text."}
+    )
+    top_logprobs: int | None = field(
+        default=None, metadata={"help": "Return the top-n tokens with log-probabilities at each position; None: none."}
+    )
 
     @property
     def do_sample(self) -> bool:
