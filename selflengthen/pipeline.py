@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,9 +38,9 @@ from selflengthen.extender import extend_response
 from selflengthen.filters import drop_short
 from selflengthen.generator import generate_initial
 from infra.journal import Journal, write_json_atomically, write_jsonl_atomically
-from infra.limiter import PriorityLimiter
-from infra.recorded_model import RecordedModel, RequestStats
+from infra.recorded_model import RequestStats
 from infra.rng import item_rng
+from selflengthen.journaled_run import JournaledRun, OnItemDone, cancel_all
 from selflengthen.self_instruct import load_seed_instructions, self_instruct
 from selflengthen.training_data import build_extender_data, build_generator_data
 
@@ -54,8 +53,6 @@ RESULT_FILE = "synthesis.json"
 OUTPUT_FIELD = {INSTRUCTIONS: "instruction", INITIAL_ANSWERS: "answer", EXTENDED_ANSWERS: "extended"}
 """Each step's journal, and the record field that holds what a slot produced (null: it gave up)."""
 
-Progress = Callable[[str], None]
-"""Called with the step name (instructions, initial_answers, extended_answers) as each slot finishes."""
 
 
 @dataclass
@@ -81,13 +78,13 @@ async def run_synthesis(
     extender: TextBackend,
     config: SelfLengthenConfig,
     work_dir: Path,
-    progress: Progress | None = None,
+    on_item_done: OnItemDone | None = None,
 ) -> SynthesisResult:
     """Run (or resume) one synthesis iteration in `work_dir` and write the two fine-tuning sets there."""
     started = time.monotonic()
     work_dir = Path(work_dir)
     seeds = {lang: load_seed_instructions(config.seed_file(lang)) for lang in config.languages}
-    run = _Synthesis(generator, extender, config, work_dir, progress or (lambda step: None))
+    run = _Synthesis(generator, extender, config, work_dir, on_item_done)
     try:
         await run.run(seeds)
         result = run.finish()
@@ -98,29 +95,20 @@ async def run_synthesis(
     return result
 
 
-class _Synthesis:
-    """The state of one iteration's run: journals, the shared request cap, the running tasks."""
+class _Synthesis(JournaledRun):
+    """One iteration's run: the journaled run, the roles through its shared cap, the running tasks."""
 
-    def __init__(self, generator, extender, config: SelfLengthenConfig, work_dir: Path, progress: Progress) -> None:
+    def __init__(self, generator, extender, config: SelfLengthenConfig, work_dir: Path,
+                 on_item_done: OnItemDone | None) -> None:
+        super().__init__(work_dir, config.max_in_flight, on_item_done)
         self.config = config
-        self.work_dir = work_dir
-        self.progress = progress
-        self.ledger = Journal(work_dir / "requests.jsonl")
-        self.journals = {step: Journal(work_dir / f"{step}.jsonl") for step in OUTPUT_FIELD}
-        self.stats = RequestStats()
-        limiter = PriorityLimiter(config.max_in_flight)
-        self.extender = RecordedModel(extender, self.ledger, limiter, self.stats, priority=0)
-        self.generator = RecordedModel(generator, self.ledger, limiter, self.stats, priority=1)
-        self.instructor = RecordedModel(generator, self.ledger, limiter, self.stats, priority=2)
-        self.tally: Counter[str] = Counter()
+        self.extender = self.recorded(extender, priority=0)
+        self.generator = self.recorded(generator, priority=1)
+        self.instructor = self.recorded(generator, priority=2)
         self.tasks: list[asyncio.Task] = []
         self.answer_tasks: list[asyncio.Task] = []
         self.extension_tasks: list[asyncio.Task] = []
         self.cutting_off = False
-
-    def close(self) -> None:
-        for journal in (self.ledger, *self.journals.values()):
-            journal.close()
 
     async def run(self, seeds: dict[str, list[str]]) -> None:
         slots = []
@@ -138,9 +126,7 @@ class _Synthesis:
             await self._settle(self.extension_tasks, EXTENDED_ANSWERS)
         except BaseException:
             self.cutting_off = False
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await cancel_all(self.tasks)
             raise
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task:
@@ -162,35 +148,28 @@ class _Synthesis:
                 task.result()
         if pending:
             self.cutting_off = True
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_all(pending)
             self.cutting_off = False
         self._mark_done(step)
 
     async def _finish_slot(
         self, step: str, record: dict[str, Any], produce: Callable[[], Awaitable[str | None]]
     ) -> dict[str, Any]:
-        """The slot's journaled record: loaded if a run before finished it, else produced and journaled.
+        """The slot's journaled record; a slot abandoned by the cut-off is journaled as given up, so a rerun does not revive it."""
+        output = OUTPUT_FIELD[step]
 
-        A slot abandoned by the cut-off is journaled as given up, so a rerun does not revive it.
-        """
-        journal = self.journals[step]
-        finished = journal.get(record["key"])
-        if finished is not None:
-            return finished
+        async def produced() -> dict[str, Any]:
+            return {output: await produce()}
+
         try:
-            record[OUTPUT_FIELD[step]] = await produce()
+            return await self.finish_item(step, record, produced)
         except asyncio.CancelledError:
             if self.cutting_off:
-                journal.append({**record, OUTPUT_FIELD[step]: None, "abandoned": True})
+                self.journal(step).append({**record, output: None, "abandoned": True})
             raise
-        journal.append(record)
-        self.progress(step)
-        return record
 
     def _finished_instructions(self, lang: str) -> list[str]:
-        records = [r for r in self.journals[INSTRUCTIONS].records.values() if r["lang"] == lang and r["instruction"]]
+        records = [r for r in self.journal(INSTRUCTIONS).records.values() if r["lang"] == lang and r["instruction"]]
         return [r["instruction"] for r in sorted(records, key=lambda r: int(r["key"].rsplit("/", 1)[1]))]
 
     async def _instruction_slot(self, key: str, lang: str, pool: list[str]) -> None:
@@ -228,7 +207,7 @@ class _Synthesis:
         )
 
     def _mark_done(self, step: str) -> None:
-        produced, failed, abandoned = _outcomes(self.journals[step], step)
+        produced, failed, abandoned = _outcomes(self.journal(step), step)
         write_json_atomically(
             self.work_dir / f"{step}.done.json", {"produced": produced, "failed": failed, "abandoned": abandoned}
         )
@@ -237,7 +216,7 @@ class _Synthesis:
         """Write the fine-tuning sets from the extended answers and count what the iteration produced."""
         config = self.config
         extended = sorted(
-            (r for r in self.journals[EXTENDED_ANSWERS].records.values() if r["extended"] is not None),
+            (r for r in self.journal(EXTENDED_ANSWERS).records.values() if r["extended"] is not None),
             key=lambda r: r["key"],
         )
         if config.filters.drop_short:
@@ -245,7 +224,7 @@ class _Synthesis:
         generator_examples = write_jsonl_atomically(self.work_dir / GENERATOR_DATA, build_generator_data(extended))
         extender_rows = build_extender_data(extended, lambda key: item_rng(config.seed, f"lines/{key}"))
         extender_examples = write_jsonl_atomically(self.work_dir / EXTENDER_DATA, extender_rows)
-        counts = {step: _outcomes(self.journals[step], step) for step in OUTPUT_FIELD}
+        counts = {step: _outcomes(self.journal(step), step) for step in OUTPUT_FIELD}
         return SynthesisResult(
             abandoned_slots=sum(count[2] for count in counts.values()),
             instructions=counts[INSTRUCTIONS][0],

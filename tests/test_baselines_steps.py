@@ -327,7 +327,7 @@ def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_pat
         None, seed_files={"en": str(seeds)}, self_instruct={"instructions_per_language": 2, "max_attempts": 2}
     )
     progress: list[str] = []
-    result = asyncio.run(build_imitation_data(backend, config, tmp_path / "im", progress=progress.append))
+    result = asyncio.run(build_imitation_data(backend, config, tmp_path / "im", on_item_done=progress.append))
     instructions = read_jsonl(tmp_path / "im" / "instructions.jsonl")
     assert [r["instruction"] for r in instructions] == ["Write a long history of bridges and their builders.", None]
     assert result.rejections == {"self_instruct.duplicate": 2} and result.samples == 1

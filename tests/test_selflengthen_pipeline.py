@@ -121,7 +121,7 @@ def finished_run(tiny_model_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("synthesis")
     config = tiny_config(write_seeds(root / "seeds.jsonl"))
     backend, events = TinyModelBackend(tiny_model_dir), []
-    result = asyncio.run(run_synthesis(backend, backend, config, root / "iter_1", progress=events.append))
+    result = asyncio.run(run_synthesis(backend, backend, config, root / "iter_1", on_item_done=events.append))
     return root / "iter_1", config, result, backend, events
 
 

@@ -25,7 +25,8 @@ from selflengthen.baselines.config import BacktranslationConfig
 from selflengthen.baselines.corpus import TokenCounter, fit_to_length, load_corpus, token_counter
 from selflengthen.baselines.excerpt import beginning
 from selflengthen.baselines.parsing import parse_rating
-from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun, Progress
+from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
+from selflengthen.journaled_run import OnItemDone
 from selflengthen.config import FinalDataConfig
 from selflengthen.final_data import choose_length_demand, phrase_demand, with_length_demand
 from selflengthen.prompts import render_prompt
@@ -44,7 +45,7 @@ async def build_backtranslation_data(
     model: TextBackend,
     config: BacktranslationConfig,
     work_dir: Path,
-    progress: Progress | None = None,
+    on_item_done: OnItemDone | None = None,
     count_tokens: TokenCounter | None = None,
 ) -> BaselineDataResult:
     """Run (or resume) backtranslation over the corpus in `work_dir`; write `data.jsonl` and `stats.json`.
@@ -58,7 +59,7 @@ async def build_backtranslation_data(
     chosen = order[: config.max_documents]
     count_tokens = count_tokens or token_counter(config)
     max_tokens = config.train.max_length - config.prompt_tokens_reserved
-    run = BaselineRun(model, work_dir, config.max_in_flight, progress)
+    run = BaselineRun(model, work_dir, config.max_in_flight, on_item_done)
     try:
         items = [
             (

@@ -26,7 +26,8 @@ from infra.backend import TextBackend
 from selflengthen.baselines.config import ImitationConfig
 from selflengthen.baselines.excerpt import ending
 from selflengthen.baselines.parsing import PlanSection, parse_plan
-from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun, Progress
+from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
+from selflengthen.journaled_run import OnItemDone
 from selflengthen.config import SelfLengthenConfig
 from infra.journal import read_jsonl
 from selflengthen.prompts import render_prompt
@@ -49,13 +50,13 @@ _SECTION_LABEL = re.compile(
 
 
 async def build_imitation_data(
-    teacher: TextBackend, config: ImitationConfig, work_dir: Path, progress: Progress | None = None
+    teacher: TextBackend, config: ImitationConfig, work_dir: Path, on_item_done: OnItemDone | None = None
 ) -> BaselineDataResult:
     """Run (or resume) AgentWrite-style answering in `work_dir`; write `data.jsonl` and `stats.json`.
 
-    `progress` is called with "instructions" (self-instruct only) and "answers" as items finish.
+    `on_item_done` is called with "instructions" (self-instruct only) and "answers" as items finish.
     """
-    run = BaselineRun(teacher, work_dir, config.max_in_flight, progress)
+    run = BaselineRun(teacher, work_dir, config.max_in_flight, on_item_done)
     try:
         if config.instructions_file is not None:
             instructions = load_instructions(Path(config.instructions_file), config.languages)

@@ -1,16 +1,13 @@
-"""What both baselines share: journaled items over one request ledger, and the data and stats they end with.
+"""What both baselines share: a journaled run of items (`JournaledRun`), and the data and stats they end with.
 
 A baseline is a list of independent items (a text to backtranslate, an instruction to answer).
-Each finished item is one journal line, so a rerun after a crash skips it; each finished model
-reply is in the request ledger, so a rerun never sends a request twice. At the end the kept
-items become chat-message training rows (the format `train_role` reads, as the Self-Lengthen
+At the end the kept items become chat-message training rows (the format `train_role` reads, as the Self-Lengthen
 Generator data) and `stats.json` says how many there are, how long, and what failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -18,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from infra.backend import TextBackend
-from infra.journal import Journal, write_json_atomically, write_jsonl_atomically
-from infra.limiter import PriorityLimiter
-from infra.recorded_model import RecordedModel, RequestStats
+from infra.journal import write_json_atomically, write_jsonl_atomically
+from infra.recorded_model import RequestStats
+from selflengthen.journaled_run import JournaledRun, OnItemDone, gather_or_cancel
 from selflengthen.text import count_words
 from selflengthen.training_data import chat_example
 
@@ -28,10 +25,6 @@ DATA_FILE = "data.jsonl"
 STATS_FILE = "stats.json"
 KEPT = "kept"
 """The outcome of an item whose (instruction, answer) pair goes into the training data."""
-
-Progress = Callable[[str], None]
-"""Called with the step name as each item of that step finishes."""
-
 
 @dataclass
 class BaselineDataResult:
@@ -49,27 +42,12 @@ class BaselineDataResult:
     seconds: float = 0.0
 
 
-class BaselineRun:
-    """The journals, the request ledger and the request cap of one baseline's data run in `work_dir`."""
+class BaselineRun(JournaledRun):
+    """A baseline's data run in `work_dir`: one model through the ledger, items journaled per step."""
 
-    def __init__(self, backend: TextBackend, work_dir: Path, max_in_flight: int, progress: Progress | None) -> None:
-        self.work_dir = Path(work_dir)
-        self.ledger = Journal(self.work_dir / "requests.jsonl")
-        self.journals: dict[str, Journal] = {}
-        self.stats = RequestStats()
-        self.model = RecordedModel(backend, self.ledger, PriorityLimiter(max_in_flight), self.stats)
-        self.tally: Counter[str] = Counter()
-        self.progress = progress or (lambda step: None)
-        self.started = time.monotonic()
-
-    def journal(self, step: str) -> Journal:
-        if step not in self.journals:
-            self.journals[step] = Journal(self.work_dir / f"{step}.jsonl")
-        return self.journals[step]
-
-    def close(self) -> None:
-        for journal in (self.ledger, *self.journals.values()):
-            journal.close()
+    def __init__(self, backend: TextBackend, work_dir: Path, max_in_flight: int, on_item_done: OnItemDone | None) -> None:
+        super().__init__(work_dir, max_in_flight, on_item_done)
+        self.model = self.recorded(backend)
 
     async def run_items(
         self, step: str, items: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]]
@@ -78,25 +56,9 @@ class BaselineRun:
 
         `items` pairs a unique key with a coroutine function that returns the item's record.
         """
-        journal = self.journal(step)
-
-        async def finish(key: str, produce: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-            finished = journal.get(key)
-            if finished is not None:
-                return finished
-            record = {"key": key, **await produce()}
-            journal.append(record)
-            self.progress(step)
-            return record
-
-        tasks = [asyncio.ensure_future(finish(key, produce)) for key, produce in items]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return await gather_or_cancel(
+            asyncio.ensure_future(self.finish_item(step, {"key": key}, produce)) for key, produce in items
+        )
 
     def finish(self, arm: str, records: list[dict[str, Any]], max_samples: int | None) -> BaselineDataResult:
         """Write the kept records (at most `max_samples`, in order) as training rows, and `stats.json`."""
@@ -115,7 +77,7 @@ class BaselineRun:
             outcomes=dict(sorted(Counter(r["outcome"] for r in records).items())),
             rejections=dict(sorted(self.tally.items())),
             requests=self.stats,
-            seconds=round(time.monotonic() - self.started, 3),
+            seconds=self.seconds(),
         )
         write_json_atomically(result.stats_file, stats_payload(result))
         return result
