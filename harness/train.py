@@ -39,7 +39,8 @@ from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data
 from infra.inprocess import InProcessBackend, InProcessConfig
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
-from selflengthen.training import merge_adapter, train_role
+from selflengthen.lora import train_role
+from selflengthen.merge import merge_adapter
 
 ROLES = ("generator", "extender")
 CHECKPOINTS_FILE = "checkpoints.json"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.sampling import SamplingConfig
-from selflengthen.training import TrainConfig
+from selflengthen.lora import TrainConfig
 
 LANGUAGES = ("en", "zh")
 DATA_DIR_SETTING = "SELFLENGTHEN_DATA_DIR"

@@ -42,7 +42,7 @@ from infra.recorded_model import RequestStats
 from infra.rng import item_rng
 from selflengthen.journaled_run import JournaledRun, OnItemDone, cancel_all
 from selflengthen.self_instruct import load_seed_instructions, self_instruct
-from selflengthen.training_data import build_extender_data, build_generator_data
+from selflengthen.sft_data import build_extender_data, build_generator_data
 
 INSTRUCTIONS = "instructions"
 INITIAL_ANSWERS = "initial_answers"

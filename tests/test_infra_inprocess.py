@@ -266,7 +266,7 @@ def test_closing_mid_decode_fails_the_request_in_flight_without_finishing_it(tin
 def test_adapter_is_merged_at_load(tiny_model_dir, tmp_path):
     import json
 
-    from selflengthen.training import TrainConfig, train_role
+    from selflengthen.lora import TrainConfig, train_role
 
     data = tmp_path / "train.jsonl"
     answer = {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog."}

@@ -103,7 +103,7 @@ def make_run_dir(root: Path, model: str, arm: str, iteration, reach: float, qual
     judgements = {"judge": {"model": "qwen2.5-7b-instruct", "rubric": "longbench_write"}, "tasks": {
         "longbench_write_en_mini": {"S_q": float(np.mean(ok)) if ok else None, "n": len(judged),
                                     "failures": len(judged) - len(ok), "samples": judged}}}
-    if train_stats is not None:  # what selflengthen.training writes besides the numbers
+    if train_stats is not None:  # what selflengthen.lora writes besides the numbers
         train_stats = {**train_stats, "base_model": "/checkpoints/smollm2-135m", "config": {"lora_r": 16}}
     run = {"model": model, "model_path": f"/checkpoints/{model}", "arm": arm, "iteration": iteration,
            "train_stats": train_stats, "tasks": list(scores["tasks"]), "sampling": {"temperature": 0.7},

@@ -5,7 +5,7 @@ import pytest
 from harness.config import from_dict, load_config
 from harness.errors import UserError
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.training import TrainConfig
+from selflengthen.lora import TrainConfig
 
 
 def test_sampling_defaults_follow_the_reference():

@@ -2,7 +2,7 @@
 
 import random
 
-from selflengthen.training_data import build_extender_data, build_generator_data, drop_lines
+from selflengthen.sft_data import build_extender_data, build_generator_data, drop_lines
 
 RECORD = {
     "key": "ext/gen/si/en/0/0/0",

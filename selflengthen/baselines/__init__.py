@@ -13,7 +13,7 @@ from selflengthen.baselines.backtranslation import build_backtranslation_data
 from selflengthen.baselines.config import BacktranslationConfig, HubCorpus, ImitationConfig
 from selflengthen.baselines.imitation import build_imitation_data
 from selflengthen.baselines.runner import BaselineDataResult
-from selflengthen.baselines.training import train_baseline
+from selflengthen.baselines.fine_tune import train_baseline
 
 __all__ = [
     "BacktranslationConfig",

@@ -12,7 +12,7 @@ from typing import Literal
 
 from selflengthen.config import LANGUAGES, SelfInstructConfig, reference_sampling
 from infra.sampling import SamplingConfig
-from selflengthen.training import TrainConfig
+from selflengthen.lora import TrainConfig
 
 
 @dataclass

@@ -19,7 +19,7 @@ from infra.journal import write_json_atomically, write_jsonl_atomically
 from infra.recorded_model import RequestStats
 from selflengthen.journaled_run import JournaledRun, OnItemDone, gather_or_cancel
 from selflengthen.text import count_words
-from selflengthen.training_data import chat_example
+from selflengthen.sft_data import chat_example
 
 DATA_FILE = "data.jsonl"
 STATS_FILE = "stats.json"

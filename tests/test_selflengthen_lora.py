@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from selflengthen.training import (
+from selflengthen.lora import (
     TrainConfig,
     answer_length_stats,
     load_prompt_completion_pairs,
     main,
-    merge_adapter,
     train_role,
 )
+from selflengthen.merge import merge_adapter
 
 ANSWERS = ["The quick brown fox jumps.", "It was a bright cold day in April, and the river ran."]
 PROMPT = "Write a long essay about the river."
@@ -202,6 +202,17 @@ def test_merged_checkpoint_loads_generates_and_matches_adapter(tiny_model_dir, t
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), adapter)
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_merge_removes_the_staging_folder_a_killed_merge_left(tiny_model_dir, tmp_path):
+    adapter = train_role(write_chat_jsonl(tmp_path / "train.jsonl"), tiny_model_dir, tmp_path / "gen", quick_config())
+    left_behind = tmp_path / ".merged.abc123"
+    (left_behind / "part").mkdir(parents=True)
+    (left_behind / "part" / "model.safetensors").write_bytes(b"half written")
+    merge_adapter(tiny_model_dir, adapter, tmp_path / "merged")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".merged")) == []
+    assert (tmp_path / "merged" / "config.json").is_file()
 
 
 def test_merge_adapter_rejects_a_folder_without_adapter(tiny_model_dir, tmp_path):

@@ -13,7 +13,7 @@ from typing import Any
 
 from selflengthen.baselines.runner import DATA_FILE, STATS_FILE
 from infra.journal import write_json_atomically
-from selflengthen.training import FINISHED_MARKER, TrainConfig, train_role
+from selflengthen.lora import FINISHED_MARKER, TrainConfig, train_role
 
 MERGED_TRAIN_FACTS = ("train_tokens", "loss_tokens", "steps", "epochs", "final_loss", "mean_loss", "wall_seconds")
 

@@ -1,4 +1,4 @@
-"""Fine-tune one role (Generator or Extender) with LoRA, and merge an adapter for serving.
+"""Fine-tune one role (Generator or Extender) with LoRA: the paper's `train_role` step.
 
 `train_role` is the paper's training step: supervised fine-tuning with TRL's `SFTTrainer` and a
 PEFT LoRA adapter on a chat-messages JSONL file (`{"messages": [..., {"role": "assistant", ...}]}`).
@@ -18,7 +18,7 @@ in `output_dir/checkpoints/`.
 Multi-GPU (one process per GPU, DDP; add `--config_file` with a DeepSpeed ZeRO-3 accelerate config
 for large models, as the reference does):
 
-    accelerate launch --num_processes 8 -m selflengthen.training \\
+    accelerate launch --num_processes 8 -m selflengthen.lora \\
         --train_file gen_sft.jsonl --base_model Qwen/Qwen2-7B-Instruct --output_dir iter1/gen \\
         --learning_rate 1e-4 --num_train_epochs 4
 
@@ -28,10 +28,8 @@ Any `TrainConfig` field is a `--flag` of that command line.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -253,33 +251,6 @@ def train_role(
     return output_dir
 
 
-def merge_adapter(base_model: str | Path, adapter_dir: Path, output_dir: Path) -> Path:
-    """Fold a LoRA adapter into the base weights: a plain checkpoint that any server loads by path."""
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{adapter_dir} holds no adapter_config.json")
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base_model
-    staging = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}."))
-    merged.save_pretrained(staging)
-    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(staging)
-    try:
-        GenerationConfig.from_pretrained(base_model).save_pretrained(staging)
-    except OSError:
-        merged.generation_config.save_pretrained(staging)
-    if output_dir.exists():
-        shutil.rmtree(output_dir)
-    os.replace(staging, output_dir)
-    return output_dir
-
-
 @dataclass
 class TrainPaths:
     """The command line's inputs and output, beside the `TrainConfig` flags."""
@@ -291,7 +262,7 @@ class TrainPaths:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `accelerate launch -m selflengthen.training` (one process per GPU)."""
+    """Entry point for `accelerate launch -m selflengthen.lora` (one process per GPU)."""
     from transformers import HfArgumentParser
 
     paths, config = HfArgumentParser((TrainPaths, TrainConfig)).parse_args_into_dataclasses(argv)
