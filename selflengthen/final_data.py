@@ -21,8 +21,7 @@ from selflengthen.config import FinalDataConfig
 from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.rng import item_rng
 from selflengthen.text import count_words
-
-KINDS = ("about", "range", "above", "below")
+from tasks.scoring import LONGEN_TYPES, longen_interval
 
 PHRASINGS: dict[str, dict[str, list[str]]] = {
     "en": {
@@ -65,10 +64,7 @@ class LengthDemand:
     @property
     def bounds(self) -> tuple[float, float]:
         """The word counts that satisfy the demand, as LonGen scores it."""
-        if self.kind == "range":
-            return float(self.numbers[0]), float(self.numbers[1])
-        n = self.numbers[0]
-        return {"about": (0.8 * n, 1.2 * n), "above": (float(n), 1.5 * n), "below": (0.5 * n, float(n))}[self.kind]
+        return longen_interval(self.kind, self.numbers)
 
     def satisfied_by(self, words: int) -> bool:
         low, high = self.bounds
@@ -82,8 +78,8 @@ def choose_length_demand(words: int, rng: random.Random, config: FinalDataConfig
     literally; when no round N fits (a handful of words), the demand falls back to "about".
     """
     kind = rng.choices(list(config.type_weights), weights=list(config.type_weights.values()))[0]
-    if kind not in KINDS:
-        raise ValueError(f"unknown length demand kind {kind!r}; known: {', '.join(KINDS)}")
+    if kind not in LONGEN_TYPES:
+        raise ValueError(f"unknown length demand kind {kind!r}; known: {', '.join(LONGEN_TYPES)}")
     coarse = 2000 if rng.random() < config.coarse_step_probability else 1000
     for candidate_kind in (kind, "about"):
         for step in (coarse, *_STEPS):

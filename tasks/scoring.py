@@ -73,8 +73,12 @@ def longen_demand(constraint_type: str, constraint: str) -> list[int]:
 
 
 def longen_bounds(constraint_type: str, constraint: str) -> tuple[float, float]:
+    """The accepted word interval of a LonGen constraint written out ('around 2000 words')."""
+    return longen_interval(constraint_type, longen_demand(constraint_type, constraint))
+
+
+def longen_interval(constraint_type: str, numbers: list[int] | tuple[int, ...]) -> tuple[float, float]:
     """The accepted word interval [a, b]: about N [0.8N, 1.2N]; range [A, B]; above [N, 1.5N]; below [0.5N, N]."""
-    numbers = longen_demand(constraint_type, constraint)
     n = numbers[0]
     # Integer numerators keep the bounds exact (0.8 * N in floating point is not always exact).
     if constraint_type == "about":

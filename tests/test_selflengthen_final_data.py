@@ -17,6 +17,7 @@ from selflengthen.final_data import (
     with_length_demand,
 )
 from selflengthen.text import count_words
+from tasks import scoring
 
 ARABIC = FinalDataConfig(chinese_numerals_probability=0.0)
 
@@ -157,16 +158,9 @@ def test_build_final_data_names_a_directory_that_is_not_a_synthesis_run(tmp_path
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_the_longen_scorer_gives_full_marks_to_the_answer_its_demand_was_written_for(lang):
-    scoring = pytest.importorskip("tasks.scoring")
     rng = random.Random(11)
     for words in range(2000, 8000, 53):
         demand = choose_length_demand(words, rng, ARABIC)
         phrase = phrase_demand(demand, lang, rng, ARABIC)
         bounds = scoring.longen_bounds(demand.kind, phrase)
         assert scoring.longen_score(words, bounds) == 1.0, (words, phrase)
-
-
-def test_word_count_agrees_with_the_longen_scorer():
-    scoring = pytest.importorskip("tasks.scoring")
-    for text in ["Plain English words.", "中文，夹杂English单词。", "全角ＡＢＣ and  spaces\n\nnew paragraph"]:
-        assert count_words(text) == scoring.count_words_longen(text)
