@@ -2,9 +2,9 @@
 
 from judges.config import JudgeConfig
 from judges.errors import JudgeError, JudgeReplyError
-from judges.judgements import judge_scores, judge_scores_sync
+from judges.judgements import judge_scores
 from judges.parser import ParsedReply, parse_reply
-from judges.reliability import ReliabilityConfig, krippendorff_alpha_interval, measure_reliability, measure_reliability_sync
+from judges.reliability import ReliabilityConfig, krippendorff_alpha_interval, measure_reliability
 from judges.rubric import Rubric, load_rubric
 
 __all__ = [
@@ -15,10 +15,8 @@ __all__ = [
     "ReliabilityConfig",
     "Rubric",
     "judge_scores",
-    "judge_scores_sync",
     "krippendorff_alpha_interval",
     "load_rubric",
     "measure_reliability",
-    "measure_reliability_sync",
     "parse_reply",
 ]

@@ -129,13 +129,18 @@ def _salvage_pairs(text: str, rubric: Rubric) -> dict[str, str]:
     """`Dimension: 4`, `Dimension - 4`, `"Dimension": "4/5"` pairs from prose or truncated JSON, first mention wins."""
     found = {}
     for dim in rubric.dimensions:
-        words = [w for w in re.split(r"[\W_]+", dim) if w and w.lower() != "and"]
-        name = r"[\W_]*(?:and[\W_]*)?".join(re.escape(w) for w in words)
         value = rf"({_NUMBER}(?:\s*(?:/|out\s+of)\s*{_NUMBER})?)"
-        match = re.search(rf"\b{name}\b[\"'*\s]*[:=\-–—]\s*[\"']?\s*{value}", text, re.IGNORECASE)
+        match = re.search(dimension_pattern(dim) + value, text, re.IGNORECASE)
         if match:
             found[dim] = match.group(1)
     return found
+
+
+def dimension_pattern(dim: str) -> str:
+    """A regex for a dimension's name (any key variant) and the separator before its value."""
+    words = [w for w in re.split(r"[\W_]+", dim) if w and w.lower() != "and"]
+    name = r"[\W_]*(?:and[\W_]*)?".join(re.escape(w) for w in words)
+    return rf"\b{name}\b[\"'*\s]*[:=\-–—]\s*[\"']?\s*"
 
 
 def _to_score(dim: str, value: Any, rubric: Rubric) -> float:

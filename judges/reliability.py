@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from judges.cache import JudgementCache
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
-from judges.judge import Judge, Judgement
+from judges.judge import Judge, Judgement, request_mode
 from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker
 from infra.backend import TextBackend
 
@@ -131,7 +131,7 @@ async def measure_reliability(
     with JudgementCache(config.cache_path) as cache, progress_tracker(
         progress, total, f"re-judging x{reliability.repeats}"
     ) as advance:
-        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency))
+        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency), request_mode(client, config))
 
         async def one(plan: TaskPlan, sample: dict[str, Any], repeat: int) -> Judgement:
             judgement = await judge.judge(
@@ -156,18 +156,6 @@ async def measure_reliability(
         "temperature": reliability.temperature,
         "tasks": {plan.task: _task_report(plan, rows) for plan, rows in zip(plans, results)},
     }
-
-
-def measure_reliability_sync(
-    scores: dict[str, Any],
-    client: TextBackend,
-    config: JudgeConfig,
-    reliability: ReliabilityConfig,
-    *,
-    progress: ProgressOption = True,
-) -> dict[str, Any]:
-    """`measure_reliability` for callers without an event loop."""
-    return asyncio.run(measure_reliability(scores, client, config, reliability, progress=progress))
 
 
 def _task_report(plan: TaskPlan, rows: list[list[Judgement]]) -> dict[str, Any]:
