@@ -6,6 +6,7 @@ The caller (the harness) supplies the client and writes the file; see docs/run_d
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,6 +100,14 @@ def plan_tasks(scores: dict[str, Any], config: JudgeConfig) -> list[TaskPlan]:
                 raise JudgeError(f"task {task!r} sample {i} needs string 'prompt' and 'response' fields")
         plans.append(TaskPlan(task, fixed or load_rubric(name), samples))
     return plans
+
+
+def subset_plan(plan: TaskPlan, size: int | None, seed: int) -> TaskPlan:
+    """The plan restricted to `size` samples picked by `seed` (in their original order); all when None."""
+    if size is None or size >= len(plan.samples):
+        return plan
+    picked = sorted(random.Random(seed).sample(range(len(plan.samples)), size))
+    return TaskPlan(plan.task, plan.rubric, [plan.samples[i] for i in picked])
 
 
 @contextmanager

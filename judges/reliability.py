@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import fmean, pstdev
@@ -23,7 +22,7 @@ from judges.cache import JudgementCache
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
 from judges.judge import Judge, Judgement, request_mode
-from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker
+from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker, subset_plan
 from infra.backend import TextBackend
 
 Ratings = Sequence[Sequence[float | None]]
@@ -126,7 +125,7 @@ async def measure_reliability(
     progress: ProgressOption = True,
 ) -> dict[str, Any]:
     """Re-judge a subset of each task `reliability.repeats` times; report agreement per task."""
-    plans = [_subset(plan, reliability) for plan in plan_tasks(scores, config)]
+    plans = [subset_plan(plan, reliability.subset_size, reliability.seed) for plan in plan_tasks(scores, config)]
     total = reliability.repeats * sum(len(p.samples) for p in plans)
     with JudgementCache(config.cache_path) as cache, progress_tracker(
         progress, total, f"re-judging x{reliability.repeats}"
@@ -175,14 +174,6 @@ def _task_report(plan: TaskPlan, rows: list[list[Judgement]]) -> dict[str, Any]:
             for i, s in enumerate(plan.samples)
         ],
     }
-
-
-def _subset(plan: TaskPlan, reliability: ReliabilityConfig) -> TaskPlan:
-    size = reliability.subset_size
-    if size is None or size >= len(plan.samples):
-        return plan
-    picked = sorted(random.Random(reliability.seed).sample(range(len(plan.samples)), size))
-    return TaskPlan(plan.task, plan.rubric, [plan.samples[i] for i in picked])
 
 
 def _ordered_pair_sum(values: Sequence[float]) -> float:
