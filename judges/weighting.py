@@ -42,7 +42,8 @@ def weighted_scores(
     for dim in rubric.dimensions:
         if dim in missing or dim not in argmax:
             continue
-        span = last_value_span(text, dimension_pattern(dim), r"\d+", lambda found: float(found) == argmax[dim])
+        target = argmax[dim]
+        span = last_value_span(text, dimension_pattern(dim), r"\d+", lambda found, target=target: float(found) == target)
         distribution = None if span is None else value_distribution(tokens, *span, values)
         if distribution is not None:
             weighted[dim] = sum(p * s for s, p in distribution.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
 import pytest
@@ -29,8 +30,8 @@ def compare(model: dict, reference: dict, script, features=frozenset(), **fields
 def shown(messages) -> tuple[str, str]:
     """The two responses a pairwise prompt shows, A then B."""
     content = messages[-1]["content"]
-    a = re.search(r"<response_A>\n(.*)\n</response_A>", content, re.S).group(1)
-    b = re.search(r"<response_B>\n(.*)\n</response_B>", content, re.S).group(1)
+    a = re.search(r"<response_A>\n(.*)\n</response_A>", content, re.DOTALL).group(1)
+    b = re.search(r"<response_B>\n(.*)\n</response_B>", content, re.DOTALL).group(1)
     return a, b
 
 
@@ -75,7 +76,8 @@ def test_a_consistent_judge_gives_win_rate_with_ties_half_and_no_position_bias()
     def prefer_better(messages, sampling, call):
         a, b = shown(messages)
         rank = {"better answer": 2, "plain answer": 1, "same": 1, "worse answer": 0}
-        return '{"verdict": "%s"}' % ("A" if rank[a] > rank[b] else "B" if rank[b] > rank[a] else "tie")
+        verdict = "A" if rank[a] > rank[b] else "B" if rank[b] > rank[a] else "tie"
+        return json.dumps({"verdict": verdict})
 
     task = compare(model, reference, prefer_better)[0]["tasks"]["longen_mini"]
     assert task["win_rate"] == pytest.approx((1 + 1 + 0.5 + 0) / 4)

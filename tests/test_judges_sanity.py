@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 
@@ -79,9 +80,9 @@ def discerning_judge(messages, sampling, call):
     """5 for an on-topic, complete answer; on-topic or complete alone 3; else 1."""
     content = messages[-1]["content"]
     topic = re.search(r"Write about (Topic\d+)", content).group(1)
-    response = re.search(r"<response>\n(.*)\n</response>", content, re.S).group(1)
+    response = re.search(r"<response>\n(.*)\n</response>", content, re.DOTALL).group(1)
     score = 1 + 2 * (topic in response) + 2 * response.endswith("closing part ends.")
-    return '{%s}' % ", ".join(f'"{d}": {min(score, 5)}' for d in LBW.dimensions)
+    return json.dumps(dict.fromkeys(LBW.dimensions, min(score, 5)))
 
 
 def test_a_discerning_judge_prefers_originals_significantly():
@@ -95,13 +96,13 @@ def test_a_discerning_judge_prefers_originals_significantly():
 
 
 def test_a_judge_blind_to_degradation_ties_at_half_and_is_not_above_chance():
-    task, _ = run_sanity(lambda m, s, c: '{%s}' % ", ".join(f'"{d}": 4' for d in LBW.dimensions))
+    task, _ = run_sanity(lambda m, s, c: json.dumps(dict.fromkeys(LBW.dimensions, 4)))
     for d in task["degradations"].values():
         assert d["rate"] == 0.5 and d["ties"] == d["n"] and d["p_value"] is None and not d["above_chance"]
 
 
 def test_trust_flags_a_judge_that_fails_its_sanity_check():
-    task, _ = run_sanity(lambda m, s, c: '{%s}' % ", ".join(f'"{d}": 4' for d in LBW.dimensions))
+    task, _ = run_sanity(lambda m, s, c: json.dumps(dict.fromkeys(LBW.dimensions, 4)))
     trust = task_trust({"n": 6, "failures": 0}, task, None)
     assert trust["reliable"] is False and len(trust["unreliable_reasons"]) == 3
     assert trust["unreliable_reasons"][0].startswith("sanity truncated: original preferred at rate 0.50 over 6 pairs")
