@@ -14,6 +14,10 @@ class JudgeConfig:
     Fields:
         model: the judge model's name as its endpoint knows it; part of every cache key.
         rubric: "auto" (pick per task by name) or a packaged rubric name or a rubric YAML path.
+        structured: "auto" sends the rubric's JSON schema when the backend honours it, "always" requires it,
+            "never" relies on the tolerant parser alone.
+        top_logprobs: alternatives per token to ask for, to weight scores by probability (G-Eval) when the
+            backend honours it; 0 turns weighting off.
         max_tokens: new tokens at most per judge reply.
         max_response_chars: responses longer than this are cut before judging; None sends them whole.
         retry_temperature: temperature of retries after a failed attempt.
@@ -36,6 +40,20 @@ class JudgeConfig:
         metadata={
             "help": "Cut responses longer than this many characters (with a marker) to fit a small judge's context; "
             "None sends them whole, as the published protocols do."
+        },
+    )
+    structured: str = field(
+        default="auto",
+        metadata={
+            "help": "'auto': constrain replies to the rubric's JSON schema when the backend supports it; "
+            "'always': refuse to run on a backend without it; 'never': free text and the tolerant parser."
+        },
+    )
+    top_logprobs: int = field(
+        default=20,
+        metadata={
+            "help": "Top alternatives per token, for probability-weighted scores (G-Eval, Liu et al. 2023) "
+            "on backends that return them; 0: argmax scores only."
         },
     )
     # sampling (first attempts are greedy)
@@ -65,5 +83,9 @@ class JudgeConfig:
             raise JudgeError(f"JudgeConfig.max_tokens must be at least 1, got {self.max_tokens}")
         if self.max_response_chars is not None and self.max_response_chars < 1:
             raise JudgeError(f"JudgeConfig.max_response_chars must be at least 1 or None, got {self.max_response_chars}")
+        if self.structured not in ("auto", "always", "never"):
+            raise JudgeError(f"JudgeConfig.structured must be auto, always or never, got {self.structured!r}")
+        if self.top_logprobs < 0:
+            raise JudgeError(f"JudgeConfig.top_logprobs must be 0 or more, got {self.top_logprobs}")
         if self.retry_temperature < 0:
             raise JudgeError(f"JudgeConfig.retry_temperature must be 0 or more, got {self.retry_temperature}")

@@ -6,6 +6,7 @@ The caller (the harness) supplies the client and writes the file; see docs/run_d
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from rich.progress import Progress
 from judges.cache import JudgementCache
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
-from judges.judge import Judge, Judgement
+from judges.judge import Judge, Judgement, request_mode
 from judges.rubric import Rubric, load_rubric, rubric_for_task
 from infra.backend import TextBackend
 
@@ -39,10 +40,11 @@ async def judge_scores(
 ) -> dict[str, Any]:
     """Judge every sample in a scores.json dict; return the judgements.json dict."""
     plans = plan_tasks(scores, config)
+    mode = request_mode(client, config)
     with JudgementCache(config.cache_path) as cache, progress_tracker(
         progress, sum(len(p.samples) for p in plans), f"judging with {config.model}"
     ) as advance:
-        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency))
+        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency), mode)
 
         async def one(plan: TaskPlan, sample: dict[str, Any]) -> Judgement:
             judgement = await judge.judge(plan.rubric, sample.get("doc_id"), sample["prompt"], sample["response"])
@@ -51,16 +53,9 @@ async def judge_scores(
 
         results = await asyncio.gather(*(asyncio.gather(*(one(plan, s) for s in plan.samples)) for plan in plans))
     return {
-        "judge": {"model": config.model, "rubric": config.rubric},
+        "judge": {"model": config.model, "rubric": config.rubric, "structured": mode.structured, "top_logprobs": mode.top_logprobs},
         "tasks": {plan.task: summarize(plan.rubric, judgements) for plan, judgements in zip(plans, results)},
     }
-
-
-def judge_scores_sync(
-    scores: dict[str, Any], client: TextBackend, config: JudgeConfig, *, progress: ProgressOption = True
-) -> dict[str, Any]:
-    """`judge_scores` for callers without an event loop."""
-    return asyncio.run(judge_scores(scores, client, config, progress=progress))
 
 
 def summarize(rubric: Rubric, judgements: list[Judgement]) -> dict[str, Any]:
@@ -81,6 +76,7 @@ def summarize(rubric: Rubric, judgements: list[Judgement]) -> dict[str, Any]:
         "n": len(judgements),
         "failures": sum(j.error is not None for j in judgements),
         "missing_dimensions": sum(len(j.missing) for j in judgements),
+        "weighted_samples": sum(bool(j.weighted_dimensions) for j in judgements),
         "samples": [j.to_record() for j in judgements],
     }
 
@@ -104,6 +100,14 @@ def plan_tasks(scores: dict[str, Any], config: JudgeConfig) -> list[TaskPlan]:
                 raise JudgeError(f"task {task!r} sample {i} needs string 'prompt' and 'response' fields")
         plans.append(TaskPlan(task, fixed or load_rubric(name), samples))
     return plans
+
+
+def subset_plan(plan: TaskPlan, size: int | None, seed: int) -> TaskPlan:
+    """The plan restricted to `size` samples picked by `seed` (in their original order); all when None."""
+    if size is None or size >= len(plan.samples):
+        return plan
+    picked = sorted(random.Random(seed).sample(range(len(plan.samples)), size))
+    return TaskPlan(plan.task, plan.rubric, [plan.samples[i] for i in picked])
 
 
 @contextmanager

@@ -1,13 +1,17 @@
 """Turn a judge's free-form reply into per-dimension scores, or a one-line reason why not.
 
 Policy (the same for every rubric, with the gap rule taken from the rubric file):
-- The scores are read from the JSON object in the reply that names the most rubric dimensions;
-  code fences, prose around it, single quotes, trailing commas and nesting
+- The scores are read from the JSON object in the reply that names the most rubric dimensions, the
+  last of them on a tie; an echo of the prompt's own example object is skipped when the reply has
+  another (a judge that first repeats the format, then answers, is scored on its answer). Code fences, prose around it, single quotes, trailing commas and nesting
   (`{"scores": {...}}`, `{"Relevance": {"score": 4}}`, `[{"dimension": ..., "score": ...}]`) are accepted.
 - Dimension names match regardless of case, spacing, `_`/`-`, camelCase and `&` for "and".
 - A value may be a number or a string: "4", "4.0", "4/5" or "4 out of 5" (a fraction must be over
   the rubric's maximum). Anything else (booleans, words, "8/10" on a 1–5 scale) rejects the reply.
-- Without any usable JSON (prose, truncated JSON) the `Dimension: value` pairs are salvaged from the text.
+- Without any usable JSON (prose, truncated JSON) the `Dimension: value` (or `=`, `-`, `–`) pairs are
+  salvaged from the text.
+- Any length and nesting is handled in linear time and fails with JudgeReplyError, never a crash
+  (json_spans.py).
 - A value outside the scale rejects the reply: it is never clamped.
 - A missing dimension (or a null value) gets the rubric's `missing_dimension_score` and is recorded;
   more than `max_missing_dimensions` gaps (or any gap when the rubric has no gap score) rejects the reply.
@@ -15,20 +19,19 @@ Policy (the same for every rubric, with the gap rule taken from the rubric file)
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from judges.errors import JudgeReplyError
+from judges.json_spans import json_objects
 from judges.rubric import Rubric
 
 _SCORE_KEYS = ("score", "rating", "value", "points", "grade")
 _NAME_KEYS = ("dimension", "name", "aspect", "criterion", "criteria", "category")
 _NUMBER = r"-?\d+(?:\.\d+)?"
-_OPENER = re.compile(r"[{\[]")
 _SCORE_TEXT = re.compile(rf"^\s*({_NUMBER})\s*(?:(?:/|out\s+of)\s*({_NUMBER}))?\s*$", re.IGNORECASE)
 
 
@@ -44,14 +47,14 @@ def parse_reply(text: str, rubric: Rubric) -> ParsedReply:
     """Parse a judge reply under `rubric`'s policy; raise JudgeReplyError with a one-line reason."""
     if not text or not text.strip():
         raise JudgeReplyError("empty reply")
-    objects, truncated = _json_objects(text)
-    found = max((_find_scores(obj, rubric) for obj in objects), key=len, default={})
+    scan = json_objects(text)
+    found = _pick_scores([_find_scores(obj, rubric) for obj in scan.objects], rubric)
     if not found:
         found = _salvage_pairs(text, rubric)
     if not found:
-        if objects:
+        if scan.objects:
             reason = "the JSON in the reply names none of the rubric's dimensions"
-        elif truncated:
+        elif scan.truncated:
             reason = "truncated JSON with no complete score"
         else:
             reason = "no JSON object or 'Dimension: score' pair in the reply"
@@ -66,56 +69,22 @@ def normalize_key(name: str) -> str:
     return "".join(t for t in re.split(r"[\W_]+", spaced) if t and t != "and")
 
 
-def _json_objects(text: str) -> tuple[list[Any], bool]:
-    """Every top-level {...} or [...] span that loads as JSON or a Python literal; and whether a { was left open."""
-    objects, start, truncated = [], 0, False
-    while match := _OPENER.search(text, start):
-        open_at = match.start()
-        close_at = _matching_bracket(text, open_at)
-        loaded = None if close_at is None else _load_object(text[open_at : close_at + 1])
-        if loaded is not None:
-            objects.append(loaded)
-            start = close_at + 1
-        else:
-            truncated = truncated or (close_at is None and text[open_at] == "{")
-            start = open_at + 1
-    return objects, truncated
+def _pick_scores(candidates: list[dict[str, Any]], rubric: Rubric) -> dict[str, Any]:
+    """The last of the most complete score objects, skipping echoes of the prompt's example when others exist."""
+    examples = _example_scores(rubric)
+    named = [c for c in candidates if c]
+    own = [c for c in named if c not in examples] or named
+    best: dict[str, Any] = {}
+    for candidate in own:
+        if len(candidate) >= len(best):
+            best = candidate
+    return best
 
 
-def _matching_bracket(text: str, open_at: int) -> int | None:
-    depth, quote, escaped = 0, None, False
-    for i in range(open_at, len(text)):
-        ch = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = None
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "{[":
-            depth += 1
-        elif ch in "}]":
-            depth -= 1
-            if depth == 0:
-                return i
-    return None
-
-
-def _load_object(span: str) -> Any:
-    without_trailing_commas = re.sub(r",\s*([}\]])", r"\1", span)
-    for candidate in (span, without_trailing_commas):
-        try:
-            return json.loads(candidate)
-        except ValueError:
-            pass
-    pythonic = re.sub(r"\btrue\b", "True", re.sub(r"\bfalse\b", "False", re.sub(r"\bnull\b", "None", without_trailing_commas)))
-    try:
-        return ast.literal_eval(pythonic)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
+@lru_cache(maxsize=32)
+def _example_scores(rubric: Rubric) -> tuple[dict[str, Any], ...]:
+    """The score objects the rubric's own prompt shows as an example of the reply format."""
+    return tuple(s for s in (_find_scores(obj, rubric) for obj in json_objects(rubric.template).objects) if s)
 
 
 def _find_scores(obj: Any, rubric: Rubric) -> dict[str, Any]:
@@ -157,16 +126,21 @@ def _unwrap(value: Any) -> Any:
 
 
 def _salvage_pairs(text: str, rubric: Rubric) -> dict[str, str]:
-    """`Dimension: 4` / `"Dimension": "4/5"` pairs from prose or truncated JSON, first mention wins."""
+    """`Dimension: 4`, `Dimension - 4`, `"Dimension": "4/5"` pairs from prose or truncated JSON, first mention wins."""
     found = {}
     for dim in rubric.dimensions:
-        words = [w for w in re.split(r"[\W_]+", dim) if w and w.lower() != "and"]
-        name = r"[\W_]*(?:and[\W_]*)?".join(re.escape(w) for w in words)
         value = rf"({_NUMBER}(?:\s*(?:/|out\s+of)\s*{_NUMBER})?)"
-        match = re.search(rf"\b{name}\b[\"'*\s]*[:=]\s*[\"']?\s*{value}", text, re.IGNORECASE)
+        match = re.search(dimension_pattern(dim) + value, text, re.IGNORECASE)
         if match:
             found[dim] = match.group(1)
     return found
+
+
+def dimension_pattern(dim: str) -> str:
+    """A regex for a dimension's name (any key variant) and the separator before its value."""
+    words = [w for w in re.split(r"[\W_]+", dim) if w and w.lower() != "and"]
+    name = r"[\W_]*(?:and[\W_]*)?".join(re.escape(w) for w in words)
+    return rf"\b{name}\b[\"'*\s]*[:=\-–—]\s*[\"']?\s*"
 
 
 def _to_score(dim: str, value: Any, rubric: Rubric) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import fmean, pstdev
@@ -22,8 +21,8 @@ from scipy.stats import spearmanr
 from judges.cache import JudgementCache
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
-from judges.judge import Judge, Judgement
-from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker
+from judges.judge import Judge, Judgement, request_mode
+from judges.judgements import ProgressOption, TaskPlan, plan_tasks, progress_tracker, subset_plan
 from infra.backend import TextBackend
 
 Ratings = Sequence[Sequence[float | None]]
@@ -126,12 +125,12 @@ async def measure_reliability(
     progress: ProgressOption = True,
 ) -> dict[str, Any]:
     """Re-judge a subset of each task `reliability.repeats` times; report agreement per task."""
-    plans = [_subset(plan, reliability) for plan in plan_tasks(scores, config)]
+    plans = [subset_plan(plan, reliability.subset_size, reliability.seed) for plan in plan_tasks(scores, config)]
     total = reliability.repeats * sum(len(p.samples) for p in plans)
     with JudgementCache(config.cache_path) as cache, progress_tracker(
         progress, total, f"re-judging x{reliability.repeats}"
     ) as advance:
-        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency))
+        judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency), request_mode(client, config))
 
         async def one(plan: TaskPlan, sample: dict[str, Any], repeat: int) -> Judgement:
             judgement = await judge.judge(
@@ -158,18 +157,6 @@ async def measure_reliability(
     }
 
 
-def measure_reliability_sync(
-    scores: dict[str, Any],
-    client: TextBackend,
-    config: JudgeConfig,
-    reliability: ReliabilityConfig,
-    *,
-    progress: ProgressOption = True,
-) -> dict[str, Any]:
-    """`measure_reliability` for callers without an event loop."""
-    return asyncio.run(measure_reliability(scores, client, config, reliability, progress=progress))
-
-
 def _task_report(plan: TaskPlan, rows: list[list[Judgement]]) -> dict[str, Any]:
     quality = [[j.quality for j in row] for row in rows]
     spreads = score_spread(quality)
@@ -187,14 +174,6 @@ def _task_report(plan: TaskPlan, rows: list[list[Judgement]]) -> dict[str, Any]:
             for i, s in enumerate(plan.samples)
         ],
     }
-
-
-def _subset(plan: TaskPlan, reliability: ReliabilityConfig) -> TaskPlan:
-    size = reliability.subset_size
-    if size is None or size >= len(plan.samples):
-        return plan
-    picked = sorted(random.Random(reliability.seed).sample(range(len(plan.samples)), size))
-    return TaskPlan(plan.task, plan.rubric, [plan.samples[i] for i in picked])
 
 
 def _ordered_pair_sum(values: Sequence[float]) -> float:

@@ -39,6 +39,22 @@ class Rubric:
         user = Template(self.template).substitute(instruction=instruction, response=response)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
+    def scale_values(self) -> list[int]:
+        """The whole-number scores a judge may give: scale_min, scale_min + 1, ..., scale_max."""
+        if not (float(self.scale_min).is_integer() and float(self.scale_max).is_integer()):
+            raise JudgeError(f"rubric {self.name}: a structured or weighted judge needs a whole-number scale")
+        return list(range(int(self.scale_min), int(self.scale_max) + 1))
+
+    def json_schema(self) -> dict:
+        """The reply as a JSON schema: every dimension required, an integer of the scale, nothing else."""
+        values = self.scale_values()
+        return {
+            "type": "object",
+            "properties": {d: {"type": "integer", "enum": values} for d in self.dimensions},
+            "required": list(self.dimensions),
+            "additionalProperties": False,
+        }
+
     def to_percent(self, score: float) -> float:
         """Map a score on the rubric's scale linearly onto 0–100 (LongBench-Write: (s − 1)·25)."""
         return (score - self.scale_min) / (self.scale_max - self.scale_min) * 100.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from judges import JudgeReplyError, load_rubric, parse_reply
+from judges.json_spans import json_objects
 from judges.parser import normalize_key
 
 LBW = load_rubric("longbench_write")
@@ -162,3 +163,53 @@ def test_longen_score_above_ten_is_rejected_not_clamped():
 )
 def test_dimension_name_variants_normalize_alike(variant):
     assert normalize_key(variant) == normalize_key("Breadth and Depth")
+
+
+def test_echoed_example_object_is_skipped_for_the_real_scores_after_it():
+    example = '{"Relevance": 3, "Accuracy": 4, "Coherence": 3, "Clarity": 4, "Breadth and Depth": 2, "Reading Experience": 3}'
+    assert example in LBW.template
+    parsed = parse_reply(f"The format is {example}\nMy grades: {FULL_LBW_TEXT}", LBW)
+    assert parsed.scores == {d: float(v) for d, v in FULL_LBW.items()}
+
+
+def test_of_two_equally_complete_objects_the_last_is_scored():
+    first = FULL_LBW_TEXT.replace('"Relevance": 4', '"Relevance": 1')
+    parsed = parse_reply(f"Draft: {first}\nFinal: {FULL_LBW_TEXT}", LBW)
+    assert parsed.scores["Relevance"] == 4.0
+
+
+def test_a_reply_that_only_echoes_the_example_is_scored_as_written():
+    example = '{"Relevance": 3, "Accuracy": 4, "Coherence": 3, "Clarity": 4, "Breadth and Depth": 2, "Reading Experience": 3}'
+    assert parse_reply(example, LBW).scores["Breadth and Depth"] == 2.0
+
+
+@pytest.mark.parametrize("reply", ["[" * 3000, "[" * 3000 + "]" * 3000, '{"a": ' * 3000 + "1" + "}" * 3000])
+def test_deep_nesting_is_a_reply_error_not_a_recursion_error(reply):
+    with pytest.raises(JudgeReplyError):
+        parse_reply(reply, LBW)
+
+
+@pytest.mark.parametrize("opener", ["{", "[", '{"a": '])
+def test_unclosed_openers_are_scanned_in_linear_work(opener):
+    text = opener * 20_000
+    with pytest.raises(JudgeReplyError, match="truncated JSON|no JSON object"):
+        parse_reply(text, LBW)
+    assert json_objects(text).steps <= 2 * len(text)
+
+
+def test_scores_nested_inside_an_unclosed_brace_are_still_found():
+    assert parse_reply("{ oops " + FULL_LBW_TEXT, LBW).scores == {d: float(v) for d, v in FULL_LBW.items()}
+
+
+def test_dash_separated_prose_scores_are_salvaged():
+    reply = "Relevance - 4\nAccuracy – 3\nCoherence: 4\nClarity - 5\nBreadth and Depth = 2\nReading Experience — 3"
+    parsed = parse_reply(reply, LBW)
+    assert parsed.scores == {d: float(v) for d, v in FULL_LBW.items()} and parsed.missing == ()
+
+
+def test_a_dimension_absent_from_prose_is_reported_missing_not_silently_filled():
+    reply = "Relevance - 4\nAccuracy - 3\nCoherence - 4\nBreadth and Depth - 2\nReading Experience - 3"
+    parsed = parse_reply(reply, LBW)
+    assert parsed.missing == ("Clarity",)
+    with pytest.raises(JudgeReplyError, match="missing 1 of 7 dimensions \\(Clarity\\)"):
+        parse_reply(reply.replace("Breadth and Depth", "Creativity - 5\nEngagement - 6\nConsistency"), LONGEN)

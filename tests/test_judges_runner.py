@@ -17,12 +17,10 @@ from judges import (
     JudgeError,
     ReliabilityConfig,
     judge_scores,
-    judge_scores_sync,
     load_rubric,
-    measure_reliability_sync,
+    measure_reliability,
 )
-from infra.backend import Completion
-from infra.sampling import SamplingConfig
+from tests.judge_fakes import ScriptedClient
 
 LBW = load_rubric("longbench_write")
 LONGEN = load_rubric("longen")
@@ -34,31 +32,12 @@ def uniform_reply(messages: list[dict[str, str]], score: float) -> str:
     return json.dumps({d: score for d in rubric.dimensions})
 
 
-class ScriptedClient:
-    """Fault-injection client: `script(messages, sampling, call_number)` returns a reply or raises."""
+def run_judge(scores, client, cfg, progress=False) -> dict:
+    return asyncio.run(judge_scores(scores, client, cfg, progress=progress))
 
-    def __init__(self, script, delay: float = 0.0):
-        self.script = script
-        self.delay = delay
-        self.calls: list[SamplingConfig] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
 
-    async def chat(self, messages, sampling):
-        self.calls.append(sampling)
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(self.delay)
-            return Completion(text=self.script(messages, sampling, len(self.calls)), finish_reason="stop")
-        finally:
-            self.in_flight -= 1
-
-    async def complete(self, prompt, sampling):
-        raise NotImplementedError("judges only chat")
-
-    def apply_chat_template(self, messages):
-        raise NotImplementedError("judges only chat")
+def run_reliability(scores, client, cfg, reliability, progress=False) -> dict:
+    return asyncio.run(measure_reliability(scores, client, cfg, reliability, progress=progress))
 
 
 def scores_json(n_lbw: int = 2, n_longen: int = 1, n_ruler: int = 1) -> dict:
@@ -84,9 +63,9 @@ def test_judgements_follow_the_run_directory_contract_and_published_s_q():
         score = 4 if "lbw response 0" in messages[-1]["content"] else (2 if "lbw" in messages[-1]["content"] else 7)
         return uniform_reply(messages, score)
 
-    result = judge_scores_sync(scores_json(), ScriptedClient(script), config(), progress=False)
+    result = run_judge(scores_json(), ScriptedClient(script), config(), progress=False)
 
-    assert result["judge"] == {"model": "judge-model", "rubric": "auto"}
+    assert result["judge"] == {"model": "judge-model", "rubric": "auto", "structured": False, "top_logprobs": None}
     assert set(result["tasks"]) == {"longbench_write_en_mini", "longen_mini"}
     lbw = result["tasks"]["longbench_write_en_mini"]
     assert [s["quality"] for s in lbw["samples"]] == [75.0, 25.0]
@@ -100,13 +79,13 @@ def test_judgements_follow_the_run_directory_contract_and_published_s_q():
 
 def test_judge_prompts_are_greedy_and_carry_the_sample():
     client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3))
-    judge_scores_sync(scores_json(n_lbw=1, n_longen=0), client, config(max_tokens=77), progress=False)
+    run_judge(scores_json(n_lbw=1, n_longen=0), client, config(max_tokens=77), progress=False)
     assert [(s.temperature, s.max_tokens) for s in client.calls] == [(0.0, 77)]
 
 
 def test_unparseable_replies_are_retried_then_recorded_as_failures():
     client = ScriptedClient(lambda m, s, c: "I think it is pretty good!")
-    result = judge_scores_sync(scores_json(n_lbw=2, n_longen=0), client, config(max_retries=2), progress=False)
+    result = run_judge(scores_json(n_lbw=2, n_longen=0), client, config(max_retries=2), progress=False)
 
     task = result["tasks"]["longbench_write_en_mini"]
     assert len(client.calls) == 2 * 3
@@ -118,7 +97,7 @@ def test_unparseable_replies_are_retried_then_recorded_as_failures():
 
 def test_retries_sample_at_retry_temperature_and_can_recover():
     client = ScriptedClient(lambda m, s, c: "garbage" if c == 1 else uniform_reply(m, 5))
-    result = judge_scores_sync(scores_json(n_lbw=1, n_longen=0), client, config(retry_temperature=0.5), progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), client, config(retry_temperature=0.5), progress=False)
 
     sample = result["tasks"]["longbench_write_en_mini"]["samples"][0]
     assert [s.temperature for s in client.calls] == [0.0, 0.5]
@@ -129,7 +108,7 @@ def test_backend_exceptions_are_recorded_on_the_sample_not_raised():
     def script(messages, sampling, call):
         raise ConnectionError("server at 127.0.0.1:9 refused\nthe connection")
 
-    result = judge_scores_sync(scores_json(n_lbw=1, n_longen=0), ScriptedClient(script), config(max_retries=1), progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(script), config(max_retries=1), progress=False)
 
     sample = result["tasks"]["longbench_write_en_mini"]["samples"][0]
     assert sample["error"] == "backend error: ConnectionError: server at 127.0.0.1:9 refused the connection [after 2 attempts]"
@@ -137,7 +116,7 @@ def test_backend_exceptions_are_recorded_on_the_sample_not_raised():
 
 def test_missing_dimension_is_scored_three_and_recorded():
     reply = json.dumps({d: 5 for d in LBW.dimensions if d != "Accuracy"})
-    result = judge_scores_sync(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: reply), config(), progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: reply), config(), progress=False)
 
     task = result["tasks"]["longbench_write_en_mini"]
     assert task["samples"][0]["missing"] == ["Accuracy"]
@@ -149,9 +128,9 @@ def test_missing_dimension_is_scored_three_and_recorded():
 def test_second_run_with_the_same_cache_makes_zero_calls(tmp_path):
     cfg = config(cache_path=str(tmp_path / "judge_cache.sqlite"))
     first_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 4))
-    first = judge_scores_sync(scores_json(), first_client, cfg, progress=False)
+    first = run_judge(scores_json(), first_client, cfg, progress=False)
     second_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 1))
-    second = judge_scores_sync(scores_json(), second_client, cfg, progress=False)
+    second = run_judge(scores_json(), second_client, cfg, progress=False)
 
     assert len(first_client.calls) == 3 and len(second_client.calls) == 0
     assert all(s["cached"] for t in second["tasks"].values() for s in t["samples"])
@@ -160,31 +139,31 @@ def test_second_run_with_the_same_cache_makes_zero_calls(tmp_path):
 
 def test_failures_are_not_cached_so_a_rerun_tries_again(tmp_path):
     cfg = config(cache_path=str(tmp_path / "cache.sqlite"), max_retries=0)
-    judge_scores_sync(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: "nope"), cfg, progress=False)
+    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: "nope"), cfg, progress=False)
     retry_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 2))
-    result = judge_scores_sync(scores_json(n_lbw=1, n_longen=0), retry_client, cfg, progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), retry_client, cfg, progress=False)
     assert len(retry_client.calls) == 1
     assert result["tasks"]["longbench_write_en_mini"]["failures"] == 0
 
 
 def test_changing_the_judge_model_misses_the_cache(tmp_path):
     path = str(tmp_path / "cache.sqlite")
-    judge_scores_sync(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: uniform_reply(m, 2)), config(cache_path=path), progress=False)
+    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: uniform_reply(m, 2)), config(cache_path=path), progress=False)
     other = ScriptedClient(lambda m, s, c: uniform_reply(m, 2))
-    judge_scores_sync(scores_json(n_lbw=1, n_longen=0), other, JudgeConfig(model="other-judge", cache_path=path), progress=False)
+    run_judge(scores_json(n_lbw=1, n_longen=0), other, JudgeConfig(model="other-judge", cache_path=path), progress=False)
     assert len(other.calls) == 1
 
 
 def test_concurrency_never_exceeds_max_concurrency():
     client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3), delay=0.01)
-    judge_scores_sync(scores_json(n_lbw=10, n_longen=6), client, config(max_concurrency=3), progress=False)
+    run_judge(scores_json(n_lbw=10, n_longen=6), client, config(max_concurrency=3), progress=False)
     assert len(client.calls) == 16
     assert client.max_in_flight == 3
 
 
 def test_a_fixed_rubric_grades_every_task():
     client = ScriptedClient(lambda m, s, c: json.dumps({d: 5 for d in LBW.dimensions}))
-    result = judge_scores_sync(scores_json(), client, config(rubric="longbench_write"), progress=False)
+    result = run_judge(scores_json(), client, config(rubric="longbench_write"), progress=False)
     assert set(result["tasks"]) == {"longbench_write_en_mini", "longen_mini", "longwrite_ruler_mini"}
     assert {t["rubric"] for t in result["tasks"].values()} == {"longbench_write"}
 
@@ -192,7 +171,7 @@ def test_a_fixed_rubric_grades_every_task():
 def test_callers_progress_bar_advances_to_the_total():
     client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3))
     with Progress(disable=True) as progress:
-        judge_scores_sync(scores_json(n_lbw=3, n_longen=2), client, config(), progress=progress)
+        run_judge(scores_json(n_lbw=3, n_longen=2), client, config(), progress=progress)
         (bar,) = progress.tasks
     assert bar.total == 5 and bar.completed == 5
 
@@ -213,7 +192,7 @@ def test_judge_scores_is_awaitable_inside_a_running_loop():
 )
 def test_malformed_scores_raise_a_clear_error(scores, message):
     with pytest.raises(JudgeError, match=message):
-        judge_scores_sync(scores, ScriptedClient(lambda m, s, c: ""), config(), progress=False)
+        run_judge(scores, ScriptedClient(lambda m, s, c: ""), config(), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +230,7 @@ def test_reliability_repeats_are_real_calls_and_agreement_is_reported(tmp_path):
     cfg = config(cache_path=str(tmp_path / "cache.sqlite"))
     reliability = ReliabilityConfig(repeats=3, temperature=0.9, subset_size=4, seed=1)
     client = ScriptedClient(script)
-    report = measure_reliability_sync(scores_json(n_lbw=6, n_longen=0), client, cfg, reliability, progress=False)
+    report = run_reliability(scores_json(n_lbw=6, n_longen=0), client, cfg, reliability, progress=False)
 
     assert len(client.calls) == 3 * 4 and {s.temperature for s in client.calls} == {0.9}
     task = report["tasks"]["longbench_write_en_mini"]
@@ -262,7 +241,7 @@ def test_reliability_repeats_are_real_calls_and_agreement_is_reported(tmp_path):
     assert all(len(s["quality"]) == 3 and s["std"] == 0.0 for s in task["samples"])
 
     again = ScriptedClient(script)
-    measure_reliability_sync(scores_json(n_lbw=6, n_longen=0), again, cfg, reliability, progress=False)
+    run_reliability(scores_json(n_lbw=6, n_longen=0), again, cfg, reliability, progress=False)
     assert len(again.calls) == 0
 
 
@@ -274,6 +253,6 @@ def test_long_responses_are_cut_for_the_judge_when_configured():
         return uniform_reply(messages, 3)
 
     scores = {"tasks": {"longen_mini": {"samples": [{"doc_id": 0, "prompt": "p", "response": "a" * 50 + "TAIL"}]}}}
-    judge_scores_sync(scores, ScriptedClient(script), config(max_response_chars=50), progress=False)
+    run_judge(scores, ScriptedClient(script), config(max_response_chars=50), progress=False)
     assert "a" * 50 + "\n[... response cut here for the judge: 4 more characters]" in seen[0]
     assert "TAIL" not in seen[0]
