@@ -101,7 +101,7 @@ def test_a_metric_without_its_sample_field_is_unusable_input(tmp_path):
     board = hand_made_board(BASELINE)
     del board["rows"][0]["tasks"]["longbench_write_en_mini"]["metrics"]["S_l"]["field"]
     result = compare(write(tmp_path, "base.json", hand_made_board(BASELINE)), write(tmp_path, "bad.json", board))
-    assert result.exit_code == 2 and "metric 'S_l' has no 'field'" in result.error
+    assert result.exit_code == 2 and "metrics['S_l'].field must be a non-empty string" in result.error
 
 
 def test_no_common_task_is_unusable_input(tmp_path):
