@@ -72,7 +72,7 @@ def samples(path: Path, field: str, value, numeric: tuple[str, ...] = ()) -> Non
         if not (isinstance(doc_id, str) or is_count(doc_id)):
             _fail(path, f"{where}.doc_id", "a whole number >= 0 or a string", doc_id)
         if doc_id in seen:
-            raise LeaderboardError(f"{path}: {where}.doc_id {doc_id!r} appears twice")
+            _fail(path, f"{where}.doc_id", "unique within the task", doc_id)
         seen.add(doc_id)
         for name in dict.fromkeys(NUMERIC_SAMPLE_FIELDS + numeric):
             number(path, f"{where}.{name}", sample.get(name))
@@ -196,5 +196,5 @@ def board_file(path: Path, board: dict) -> None:
     for i, row in enumerate(rows):
         _row(path, f"rows[{i}]", row)
         if row["id"] in ids:
-            raise LeaderboardError(f"{path}: rows[{i}].id {row['id']!r} appears twice")
+            _fail(path, f"rows[{i}].id", "unique (one row per model)", row["id"])
         ids.add(row["id"])
