@@ -14,8 +14,8 @@ from pathlib import Path
 from leaderboard.board import VERSION, metric_values
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import RunDir, load_run_dir
-from leaderboard.validate import is_number
 from leaderboard.stats import Estimate, bootstrap_mean, fit_length_control, paired_test
+from leaderboard.validate import is_number
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
 SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")

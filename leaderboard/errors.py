@@ -19,7 +19,7 @@ def run_command(command: Callable[[], int], debug: bool) -> int:
     """
     try:
         return command()
-    except Exception as error:  # a LeaderboardError, or an OSError or a bug: still one line, exit 2
+    except Exception as error:  # noqa: BLE001 - a LeaderboardError, an OSError or a bug: one line, exit 2
         if debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1":
             traceback.print_exc()
         if isinstance(error, LeaderboardError):

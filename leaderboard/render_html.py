@@ -10,8 +10,18 @@ from __future__ import annotations
 import math
 from html import escape
 
-from leaderboard.format import (LEGEND, interval, iteration, iteration_number, judged, label, marker, number,
-                                task_metrics, train_stat_keys)
+from leaderboard.format import (
+    LEGEND,
+    interval,
+    iteration,
+    iteration_number,
+    judged,
+    label,
+    marker,
+    number,
+    task_metrics,
+    train_stat_keys,
+)
 from leaderboard.svg import PALETTE, Chart, padded_range
 from leaderboard.validate import is_number
 

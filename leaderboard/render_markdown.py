@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import re
 
-from leaderboard.format import LEGEND, cell, iteration, judged, label, number, task_metrics, train_stat_keys
+from leaderboard.format import (
+    LEGEND,
+    cell,
+    iteration,
+    judged,
+    label,
+    number,
+    task_metrics,
+    train_stat_keys,
+)
 
 # Characters that start Markdown inline syntax anywhere in a line (code, emphasis, links, tables, strike-through),
 # and an underscore at a word's edge (inside a word, as in self_lengthen, it is plain text).

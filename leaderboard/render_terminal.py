@@ -10,7 +10,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from leaderboard.format import LEGEND, interval, iteration, judged, label, marker, number, task_metrics
+from leaderboard.format import (
+    LEGEND,
+    interval,
+    iteration,
+    judged,
+    label,
+    marker,
+    number,
+    task_metrics,
+)
 
 
 def _styled(spec: dict | None) -> Text:
