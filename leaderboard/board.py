@@ -13,34 +13,33 @@ import json
 from pathlib import Path
 
 from infra.journal import write_text_atomically
+from leaderboard import validate
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import read_json
 
 VERSION = 1
 
 
+def board_json(value: dict) -> str:
+    """leaderboard.json's text: strict JSON (no NaN), one-space indent."""
+    return json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def write_json_atomic(path: Path, value: dict) -> None:
-    """leaderboard.json as written: strict JSON (no NaN), one-space indent, through an atomic write."""
-    write_text_atomically(path, json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    """Write a leaderboard.json through an atomic write."""
+    write_text_atomically(path, board_json(value))
 
 
 def load_leaderboard(path: Path) -> dict:
-    """Read a leaderboard.json and check the parts every reader relies on."""
-    board = read_json(Path(path))
+    """Read a leaderboard.json and check every field a reader relies on."""
+    return checked_leaderboard(Path(path), read_json(Path(path)))
+
+
+def checked_leaderboard(path: Path, board: dict) -> dict:
+    """``board`` (as read from ``path``) if it is a valid leaderboard, else a LeaderboardError naming the field."""
     if board.get("version") != VERSION or not isinstance(board.get("rows"), list):
         raise LeaderboardError(f"{path}: not a version-{VERSION} leaderboard.json (needs 'version' and 'rows')")
-    for row in board["rows"]:
-        if not isinstance(row, dict) or not isinstance(row.get("tasks"), dict) or "id" not in row:
-            raise LeaderboardError(f"{path}: every row needs an 'id' and a 'tasks' object")
-        for task, entry in row["tasks"].items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
-                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} has no 'metrics' object")
-            if not isinstance(entry.get("samples"), list) or not all(
-                    isinstance(s, dict) and "doc_id" in s for s in entry["samples"]):
-                raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} needs a 'samples' list with doc_ids")
-            for name, spec in entry["metrics"].items():
-                if not isinstance(spec, dict) or not isinstance(spec.get("field"), str):
-                    raise LeaderboardError(f"{path}: row {row['id']!r} task {task!r} metric {name!r} has no 'field'")
+    validate.board_file(path, board)
     return board
 
 

@@ -8,7 +8,6 @@ test against the base over the same prompts. Methods: see leaderboard/stats.py a
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from leaderboard.board import VERSION, metric_values
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import RunDir, load_run_dir
 from leaderboard.stats import Estimate, bootstrap_mean, fit_length_control, paired_test
+from leaderboard.validate import is_number
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
 SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")
@@ -30,10 +30,6 @@ METHOD = {
 }
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
     """(name, sample field, sample type or None) for each aggregate of a task entry that is a sample mean.
 
@@ -43,15 +39,15 @@ def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
     """
     samples = entry["samples"]
     types = {s.get("type") for s in samples}
-    scores = [s["score"] for s in samples if _is_number(s.get("score"))]
+    scores = [s["score"] for s in samples if is_number(s.get("score"))]
     mean = sum(scores) / len(scores) if scores else None
     found = []
     for key, value in entry.items():
-        if key in ("n", "words") or not _is_number(value):
+        if key in ("n", "words") or not is_number(value):
             continue
         if key in types:
             found.append((key, "score", key))
-        elif key != "score" and any(_is_number(s.get(key)) for s in samples):
+        elif key != "score" and any(is_number(s.get(key)) for s in samples):
             found.append((key, key, None))
         elif key in SCORE_AGGREGATES or (mean is not None and abs(value - mean) <= 1e-6 * max(1.0, abs(mean))):
             found.append((key, "score", None))
@@ -75,7 +71,7 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
     extra_fields = [field for _, field, _ in reported if field not in ("score", "words")]
     quality = {}
     if judged is not None:
-        quality = {s["doc_id"]: s.get("quality") for s in judged["samples"] if _is_number(s.get("quality"))}
+        quality = {s["doc_id"]: s.get("quality") for s in judged["samples"] if is_number(s.get("quality"))}
     samples = [
         {"doc_id": s["doc_id"], "type": s.get("type"), "required_words": s.get("required_words"),
          "words": s.get("words"), "score": s.get("score"), "quality": quality.get(s["doc_id"]),
@@ -85,17 +81,17 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
     result = {"n": len(samples), "samples": samples, "metrics": {}, "primary": None, "judge_failures": None}
     for name, field, sample_type in reported:
         values = {s["doc_id"]: float(s[field]) for s in entry["samples"]
-                  if _is_number(s.get(field)) and (sample_type is None or s.get("type") == sample_type)}
+                  if is_number(s.get(field)) and (sample_type is None or s.get("type") == sample_type)}
         result["metrics"][name] = _metric(values, field, sample_type, True if field == "score" else None)
         if result["primary"] is None and field == "score" and sample_type is None:
             result["primary"] = name
-    words = {s["doc_id"]: float(s["words"]) for s in samples if _is_number(s["words"])}
+    words = {s["doc_id"]: float(s["words"]) for s in samples if is_number(s["words"])}
     if words:
         result["metrics"]["words"] = _metric(words, "words", None, None)
     if judged is not None:
         result["metrics"]["quality"] = _metric({d: float(q) for d, q in quality.items()}, "quality", None, True)
         failures = judged.get("failures")
-        result["judge_failures"] = int(failures) if _is_number(failures) else sum(
+        result["judge_failures"] = int(failures) if is_number(failures) else sum(
             1 for s in judged["samples"] if s.get("quality") is None)
     example = next((s for s in entry["samples"] if isinstance(s.get("response"), str)), None)
     if example is not None:
@@ -108,7 +104,7 @@ def _train_numbers(stats: dict | None) -> dict | None:
     """The numeric facts of train_stats (samples, answer_words_mean, train_tokens, ...); config and paths dropped."""
     if not isinstance(stats, dict):
         return None
-    return {key: value for key, value in stats.items() if _is_number(value)}
+    return {key: value for key, value in stats.items() if is_number(value)}
 
 
 def _row(run: RunDir) -> dict:
@@ -125,14 +121,14 @@ def _add_length_control(rows: list[dict], task: str) -> dict | None:
     """Fit quality on log length across the rows judged on ``task``; add the quality_lc metric to each."""
     judged = [r for r in rows if "quality" in r["tasks"].get(task, {}).get("metrics", {})]
     points = {r["id"]: [(float(s["words"]), float(s["quality"])) for s in r["tasks"][task]["samples"]
-                        if _is_number(s["quality"]) and _is_number(s["words"])] for r in judged}
+                        if is_number(s["quality"]) and is_number(s["words"])] for r in judged}
     fit = fit_length_control(points)
     if fit is None:
         return None
     for row in judged:
         entry = row["tasks"][task]
         for sample in entry["samples"]:
-            if _is_number(sample["quality"]) and _is_number(sample["words"]):
+            if is_number(sample["quality"]) and is_number(sample["words"]):
                 sample["quality_lc"] = fit.adjusted(sample["quality"], sample["words"])
         if row["id"] in fit.estimates:
             entry["metrics"]["quality_lc"] = _metric_spec(fit.estimates[row["id"]], "quality_lc", None, True)

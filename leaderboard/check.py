@@ -5,7 +5,7 @@ side has exactly one row, to each other); per task and metric the same prompts (
 with the paired Wilcoxon test of leaderboard/stats.py. A comparison is a regression when the candidate
 is lower, p < 0.05, and the drop of the mean over the shared prompts exceeds ``max_drop`` times the
 baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores).
-Exit codes: 0 no regression, 1 a regression, 2 unusable input.
+Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error (1 means a regression only).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from leaderboard.board import load_leaderboard, metric_values
 from leaderboard.build import build_leaderboard
-from leaderboard.errors import LeaderboardError
+from leaderboard.errors import LeaderboardError, run_command
 from leaderboard.format import label, number
 from leaderboard.stats import ALPHA, paired_test
+from leaderboard.validate import is_number
 
 DEFAULT_MAX_DROP = 0.02
 
@@ -106,8 +108,8 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
 def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
             max_drop: float = DEFAULT_MAX_DROP) -> CheckResult:
     """Compare two leaderboards (or run directories) per task and metric over shared prompts."""
-    if max_drop < 0:
-        return CheckResult(error=f"max_drop must be >= 0, got {max_drop}")
+    if not (is_number(max_drop) and max_drop >= 0):
+        return CheckResult(error=f"--max-drop must be a finite number >= 0, got {max_drop!r}")
     try:
         old, new = _load(baseline), _load(candidate)
     except LeaderboardError as error:
@@ -132,8 +134,8 @@ def check_table(result: CheckResult) -> Table:
         model = c.candidate_model
         if c.candidate_model != c.baseline_model:
             model = f"{c.baseline_model} → {c.candidate_model}"
-        verdict = "[red]REGRESSION[/red]" if c.regression else "[green]ok[/green]"
-        table.add_row(c.task, label(c.metric), model, str(c.n_pairs), number(c.baseline), number(c.candidate),
+        verdict = Text("REGRESSION", style="red") if c.regression else Text("ok", style="green")
+        table.add_row(Text(c.task), Text(label(c.metric)), Text(model), str(c.n_pairs), number(c.baseline), number(c.candidate),
                       f"{-c.drop:+.3g}", f"{c.p:.2g}", verdict)
     return table
 
@@ -141,7 +143,7 @@ def check_table(result: CheckResult) -> Table:
 def print_check(result: CheckResult, console: Console | None = None) -> None:
     console = console or Console()
     if result.error is not None:
-        print(f"error: {result.error}", file=sys.stderr)
+        print("error: " + " ".join(result.error.split()), file=sys.stderr)
         return
     console.print(check_table(result))
     count = len(result.regressions)
@@ -156,11 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", action="append", dest="metrics",
                         help="metric to compare (repeatable); default: every score where higher is better")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
-                        help="tolerated drop as a fraction of the baseline mean (default %(default)s)")
+                        help="tolerated drop as a fraction of the baseline mean, finite and >= 0 (default %(default)s)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     args = parser.parse_args(argv)
-    result = compare(args.baseline, args.candidate, args.metrics, args.max_drop)
-    print_check(result)
-    return result.exit_code
+
+    def command() -> int:
+        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop)
+        print_check(result)
+        return result.exit_code
+
+    return run_command(command, args.debug)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,30 @@
-"""The one error the leaderboard raises for input a user can fix (the CLI prints it as one line)."""
+"""The one error the leaderboard raises for input a user can fix, and how its commands report any error."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
 
 
 class LeaderboardError(ValueError):
     """A run directory or leaderboard file is missing, malformed or inconsistent; the message says which."""
+
+
+def run_command(command: Callable[[], int], debug: bool) -> int:
+    """``command()``'s exit code; any error is one line on stderr and exit 2 (never 1, which means a regression).
+
+    ``debug`` (``--debug`` or SELFLENGTHEN_DEBUG=1) prints the traceback first.
+    """
+    try:
+        return command()
+    except Exception as error:  # noqa: BLE001 - a LeaderboardError, an OSError or a bug: one line, exit 2
+        if debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1":
+            traceback.print_exc()
+        if isinstance(error, LeaderboardError):
+            message = str(error)
+        else:
+            message = f"{type(error).__name__}: {error} (--debug shows the traceback)"
+        print("error: " + " ".join(message.split()), file=sys.stderr)
+        return 2

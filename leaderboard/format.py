@@ -68,3 +68,9 @@ def cell(spec: dict | None) -> str:
 
 def iteration(row: dict) -> str:
     return "–" if row.get("iteration") is None else str(row["iteration"])
+
+
+def iteration_number(row: dict) -> int | None:
+    """The Self-Lengthen iteration as a whole number for the figures, None when the row has none (or not a number)."""
+    value = row.get("iteration")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,32 +1,38 @@
-"""Write leaderboard.json and its views (leaderboard.md, leaderboard.html) into one folder, atomically.
+"""Write leaderboard.json and its views (leaderboard.md, leaderboard.html) into one folder, as one set.
 
-The views are rendered from the JSON as read back from disk, so they can show nothing the file lacks.
+All three texts are rendered in memory first — the views from the JSON text as it will be on disk, so they
+can show nothing the file lacks — and only then written together: a failure leaves the old set untouched.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from pathlib import Path
 
-from infra.journal import write_text_atomically
-from leaderboard.board import load_leaderboard, write_json_atomic
+from leaderboard.board import board_json, checked_leaderboard, load_leaderboard
 from leaderboard.build import build_leaderboard
-from leaderboard.errors import LeaderboardError
+from leaderboard.errors import run_command
+from leaderboard.fileset import write_files_together
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
 from leaderboard.render_terminal import print_leaderboard
 
+FILE_NAMES = {"json": "leaderboard.json", "markdown": "leaderboard.md", "html": "leaderboard.html"}
+
+
+def render_leaderboard_files(board: dict) -> dict[str, str]:
+    """The three texts by kind; the views are rendered from the JSON text read back and validated."""
+    text = board_json(board)
+    stored = checked_leaderboard(Path(FILE_NAMES["json"]), json.loads(text))
+    return {"json": text, "markdown": render_markdown(stored), "html": render_html(stored)}
+
 
 def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
-    """Write the JSON first, then the Markdown and HTML views of it; returns the three paths by kind."""
-    out_dir = Path(out_dir)
-    paths = {"json": out_dir / "leaderboard.json", "markdown": out_dir / "leaderboard.md",
-             "html": out_dir / "leaderboard.html"}
-    write_json_atomic(paths["json"], board)
-    stored = load_leaderboard(paths["json"])
-    write_text_atomically(paths["markdown"], render_markdown(stored))
-    write_text_atomically(paths["html"], render_html(stored))
+    """Render all three files, then write them together; returns the three paths by kind."""
+    paths = {kind: Path(out_dir) / name for kind, name in FILE_NAMES.items()}
+    texts = render_leaderboard_files(board)
+    write_files_together({paths[kind]: texts[kind] for kind in paths})
     return paths
 
 
@@ -36,17 +42,18 @@ def publish(run_dirs: list[Path], base: str | None, out_dir: Path) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on bad input."""
+    """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on any error."""
     parser = argparse.ArgumentParser(prog="selflengthen leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories (docs/run_directory.md)")
     parser.add_argument("--base", help="model name of the reference row (default: the run with arm 'base')")
     parser.add_argument("--out", type=Path, required=True, help="folder for leaderboard.{json,md,html}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     args = parser.parse_args(argv)
-    try:
+
+    def command() -> int:
         paths = publish(args.run_dirs, args.base, args.out)
-    except LeaderboardError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print_leaderboard(load_leaderboard(paths["json"]))
-    print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['html'].name}")
-    return 0
+        print_leaderboard(load_leaderboard(paths["json"]))
+        print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['html'].name}")
+        return 0
+
+    return run_command(command, args.debug)

@@ -10,9 +10,20 @@ from __future__ import annotations
 import math
 from html import escape
 
-from leaderboard.format import (LEGEND, interval, iteration, judged, label, marker, number, task_metrics,
-                                train_stat_keys)
+from leaderboard.format import (
+    LEGEND,
+    interval,
+    iteration,
+    iteration_number,
+    judged,
+    label,
+    marker,
+    number,
+    task_metrics,
+    train_stat_keys,
+)
 from leaderboard.svg import PALETTE, Chart, padded_range
+from leaderboard.validate import is_number
 
 STYLE = """
 body{font-family:"Latin Modern Roman","Computer Modern",Georgia,"Times New Roman",serif;margin:2em auto;
@@ -63,8 +74,8 @@ def _colors(board: dict) -> dict[str, str]:
 
 
 def _td(text: str, value=None, css: str = "") -> str:
-    """A cell of already-escaped ``text``; ``value`` is the number the column sorts by."""
-    sort_value = "" if value is None else f' data-v="{value}"'
+    """A cell of already-escaped ``text``; ``value`` is the number the column sorts by (anything else is dropped)."""
+    sort_value = f' data-v="{escape(repr(value))}"' if is_number(value) else ""
     css_class = f' class="{css}"' if css else ""
     return f"<td{sort_value}{css_class}>{text}</td>"
 
@@ -96,11 +107,11 @@ def _task_table(board: dict, task: str) -> str:
             continue
         name = escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else "")
         cells = [_td(name, css="text"), _td(escape(row.get("arm") or "–"), css="text"),
-                 _td(iteration(row), row.get("iteration") if row.get("iteration") is not None else -1),
-                 _td(str(entry["n"]), entry["n"])]
+                 _td(escape(iteration(row)), row.get("iteration") if row.get("iteration") is not None else -1),
+                 _td(escape(str(entry["n"])), entry["n"])]
         cells += [_metric_td(entry["metrics"].get(m)) for m in metrics]
         if has_judge:
-            cells.append(_td(number(entry.get("judge_failures")), entry.get("judge_failures")))
+            cells.append(_td(escape(number(entry.get("judge_failures"))), entry.get("judge_failures")))
         rows.append(f'<tr class="{"base" if row.get("is_base") else ""}">{"".join(cells)}</tr>')
     return f"<h2>{escape(task)}</h2>" + _table(header, rows)
 
@@ -115,8 +126,8 @@ def _training_table(board: dict) -> str:
         if not stats:
             continue
         cells = [_td(escape(row["model"]), css="text"), _td(escape(row.get("arm") or "–"), css="text"),
-                 _td(iteration(row), row.get("iteration"))]
-        cells += [_td(number(stats.get(k)), stats.get(k)) for k in keys]
+                 _td(escape(iteration(row)), row.get("iteration"))]
+        cells += [_td(escape(number(stats.get(k))), stats.get(k)) for k in keys]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return "<h2>Training data per arm</h2>" + _table(["model", "arm", "iter"] + [label(k) for k in keys], rows)
 
@@ -150,9 +161,9 @@ def _iteration_series(board: dict) -> dict[str, list[dict]]:
     base = [row for row in board["rows"] if row.get("is_base")]
     series: dict[str, list[dict]] = {}
     for row in board["rows"]:
-        if row.get("iteration") is not None and not row.get("is_base"):
+        if iteration_number(row) is not None and not row.get("is_base"):
             series.setdefault(row.get("arm") or "–", []).append(row)
-    return {arm: base + sorted(rows, key=lambda r: r["iteration"]) for arm, rows in series.items()}
+    return {arm: base + sorted(rows, key=iteration_number) for arm, rows in series.items()}
 
 
 def _metric_of(row: dict, task: str, metric: str) -> dict | None:
@@ -168,15 +179,15 @@ def iteration_charts(board: dict) -> list[str]:
     series = _iteration_series(board)
     if not series:
         return []
-    references = [row for row in board["rows"] if row.get("iteration") is None and not row.get("is_base")]
-    last = max([row["iteration"] or 0 for rows in series.values() for row in rows] + [1])
+    references = [row for row in board["rows"] if iteration_number(row) is None and not row.get("is_base")]
+    last = max([iteration_number(row) or 0 for rows in series.values() for row in rows] + [1])
     charts = []
     for task in board["tasks"]:
         primary = next((row["tasks"][task].get("primary") for row in board["rows"] if task in row["tasks"]), None)
         for metric, log in ((primary, False), ("words", True)):
             if metric is None:
                 continue
-            lines = [(arm, [(row.get("iteration") or 0, _metric_of(row, task, metric)) for row in rows])
+            lines = [(arm, [(iteration_number(row) or 0, _metric_of(row, task, metric)) for row in rows])
                      for arm, rows in series.items()]
             lines = [(arm, [(x, spec) for x, spec in points if spec]) for arm, points in lines]
             flat = [(row, _metric_of(row, task, metric)) for row in references if _metric_of(row, task, metric)]

@@ -1,18 +1,46 @@
-"""leaderboard.md: one table per task, a training table and the method, read from leaderboard.json only."""
+"""leaderboard.md: one table per task, a training table and the method, read from leaderboard.json only.
+
+Names and method text come from users and models: every such string goes through ``md_text``, so HTML in a
+model name stays text and Markdown in it stays literal wherever the file is rendered (GitHub, a docs site).
+"""
 
 from __future__ import annotations
 
-from leaderboard.format import LEGEND, cell, iteration, judged, label, number, task_metrics, train_stat_keys
+import re
+
+from leaderboard.format import (
+    LEGEND,
+    cell,
+    iteration,
+    judged,
+    label,
+    number,
+    task_metrics,
+    train_stat_keys,
+)
+
+# Characters that start Markdown inline syntax anywhere in a line (code, emphasis, links, tables, strike-through),
+# and an underscore at a word's edge (inside a word, as in self_lengthen, it is plain text).
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+
+
+def md_text(text) -> str:
+    """``text`` as literal Markdown: &, < and > as HTML entities, inline Markdown punctuation backslash-escaped,
+    line breaks as spaces (a table cell is one line). Line-start syntax (#, -, 1.) never applies: every use
+    is after a table bar, a heading's ## or a list's -."""
+    text = " ".join(str(text).splitlines())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MARKDOWN_SPECIALS.sub(lambda match: "\\" + match.group(0), text)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    escape = lambda text: str(text).replace("|", "\\|")  # noqa: E731 - one-line cell escaper
-    lines = ["| " + " | ".join(map(escape, header)) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+    """Cells are Markdown already (user text through md_text); ``|`` in our own numbers never occurs."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def _model(row: dict) -> str:
-    return f"**{row['model']}** (base)" if row.get("is_base") else row["model"]
+    return f"**{md_text(row['model'])}** (base)" if row.get("is_base") else md_text(row["model"])
 
 
 def render_markdown(board: dict) -> str:
@@ -21,25 +49,27 @@ def render_markdown(board: dict) -> str:
     for task in board["tasks"]:
         metrics = task_metrics(board, task)
         has_judge = judged(board, task)
-        header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + (["judge failures"] if has_judge else [])
+        header = ["model", "arm", "iter", "n"] + [md_text(label(m)) for m in metrics]
+        header += ["judge failures"] if has_judge else []
         body = []
         for row in board["rows"]:
             entry = row["tasks"].get(task)
             if entry is None:
                 continue
             failures = [number(entry["judge_failures"])] if has_judge else []
-            body.append([_model(row), row.get("arm") or "–", iteration(row), str(entry["n"])]
+            body.append([_model(row), md_text(row.get("arm") or "–"), md_text(iteration(row)), str(entry["n"])]
                         + [cell(entry["metrics"].get(m)) for m in metrics] + failures)
-        lines += [f"## {task}", ""] + _table(header, body) + [""]
+        lines += [f"## {md_text(task)}", ""] + _table(header, body) + [""]
     keys = train_stat_keys(board)
     if keys:
-        body = [[row["model"], row.get("arm") or "–", iteration(row)]
+        body = [[md_text(row["model"]), md_text(row.get("arm") or "–"), md_text(iteration(row))]
                 + [number((row.get("train_stats") or {}).get(k)) for k in keys]
                 for row in board["rows"] if row.get("train_stats")]
-        header = ["model", "arm", "iter"] + [label(k) for k in keys]
+        header = ["model", "arm", "iter"] + [md_text(label(k)) for k in keys]
         lines += ["## Training data per arm", ""] + _table(header, body) + [""]
-    lines += ["## Method", ""] + [f"- **{name}**: {text}" for name, text in board.get("method", {}).items()]
+    lines += ["## Method", ""] + [f"- **{md_text(name)}**: {md_text(text)}"
+                                  for name, text in board.get("method", {}).items()]
     for task, fit in board.get("length_control", {}).items():
-        lines.append(f"- length control on {task}: slope {fit['slope']:.2f} quality points per unit of "
+        lines.append(f"- length control on {md_text(task)}: slope {fit['slope']:.2f} quality points per unit of "
                      f"log(words+1), common length {fit['common_words']:.0f} words")
     return "\n".join(lines) + "\n"

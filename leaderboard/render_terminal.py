@@ -1,20 +1,41 @@
-"""The leaderboard as rich tables in the terminal, read from leaderboard.json only."""
+"""The leaderboard as rich tables in the terminal, read from leaderboard.json only.
+
+Names come from users and models, so every one goes in as a rich Text, never as markup: ``[/bold]`` in a
+model name prints as itself.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from leaderboard.format import LEGEND, interval, iteration, judged, label, marker, number, task_metrics
+from leaderboard.format import (
+    LEGEND,
+    interval,
+    iteration,
+    judged,
+    label,
+    marker,
+    number,
+    task_metrics,
+)
 
 
-def _styled(spec: dict | None) -> str:
+def _styled(spec: dict | None) -> Text:
     if spec is None:
-        return "–"
+        return Text("–")
     sign = marker(spec)
-    color = "green" if sign.startswith("▲") else "red"
-    text = f"{number(spec['value'])} [dim]{interval(spec)}[/dim]"
-    return text + (f" [{color}]{sign}[/{color}]" if sign else "")
+    text = Text.assemble(number(spec["value"]), " ", (interval(spec), "dim"))
+    if sign:
+        text.append(" " + sign, style="green" if sign.startswith("▲") else "red")
+    return text
+
+
+def _model(row: dict) -> Text:
+    if row.get("is_base"):
+        return Text.assemble((row["model"], "bold"), " (base)")
+    return Text(row["model"])
 
 
 def leaderboard_tables(board: dict) -> list[Table]:
@@ -22,18 +43,17 @@ def leaderboard_tables(board: dict) -> list[Table]:
     tables = []
     for task in board["tasks"]:
         metrics = task_metrics(board, task)
-        table = Table(title=task, caption=LEGEND, title_justify="left")
+        table = Table(title=Text(task), caption=Text(LEGEND), title_justify="left")
         has_judge = judged(board, task)
         for name in ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + ["judge failures"] * has_judge:
-            table.add_column(name, justify="left" if name in ("model", "arm") else "right")
+            table.add_column(Text(name), justify="left" if name in ("model", "arm") else "right")
         for row in board["rows"]:
             entry = row["tasks"].get(task)
             if entry is None:
                 continue
-            model = f"[bold]{row['model']}[/bold] (base)" if row.get("is_base") else row["model"]
-            table.add_row(model, row.get("arm") or "–", iteration(row), str(entry["n"]),
+            table.add_row(_model(row), Text(row.get("arm") or "–"), Text(iteration(row)), Text(str(entry["n"])),
                           *[_styled(entry["metrics"].get(m)) for m in metrics],
-                          *[number(entry.get("judge_failures"))] * has_judge)
+                          *[Text(number(entry.get("judge_failures")))] * has_judge)
         tables.append(table)
     return tables
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from leaderboard import validate
 from leaderboard.errors import LeaderboardError
 
 
@@ -31,19 +32,11 @@ def read_json(path: Path) -> dict:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise LeaderboardError(f"{path}: not valid JSON ({error})") from None
+    except OSError as error:
+        raise LeaderboardError(f"{path}: cannot be read ({error.strerror or error})") from None
     if not isinstance(value, dict):
         raise LeaderboardError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def _check_tasks(path: Path, document: dict) -> None:
-    tasks = document.get("tasks")
-    if not isinstance(tasks, dict):
-        raise LeaderboardError(f"{path}: missing the 'tasks' object")
-    for name, entry in tasks.items():
-        samples = entry.get("samples") if isinstance(entry, dict) else None
-        if not isinstance(samples, list) or not all(isinstance(s, dict) and "doc_id" in s for s in samples):
-            raise LeaderboardError(f"{path}: task {name!r} needs a 'samples' list of objects with a doc_id")
 
 
 def load_run_dir(path: Path) -> RunDir:
@@ -52,12 +45,11 @@ def load_run_dir(path: Path) -> RunDir:
     if not path.is_dir():
         raise LeaderboardError(f"{path}: run directory not found")
     run = read_json(path / "run.json")
-    if not isinstance(run.get("model"), str) or not run["model"]:
-        raise LeaderboardError(f"{path / 'run.json'}: missing the 'model' display name")
+    validate.run_file(path / "run.json", run)
     scores = read_json(path / "scores.json")
-    _check_tasks(path / "scores.json", scores)
+    validate.scores_file(path / "scores.json", scores)
     judgements = None
     if (path / "judgements.json").exists():
         judgements = read_json(path / "judgements.json")
-        _check_tasks(path / "judgements.json", judgements)
+        validate.judgements_file(path / "judgements.json", judgements)
     return RunDir(path, run, scores, judgements)

@@ -101,7 +101,7 @@ def test_a_metric_without_its_sample_field_is_unusable_input(tmp_path):
     board = hand_made_board(BASELINE)
     del board["rows"][0]["tasks"]["longbench_write_en_mini"]["metrics"]["S_l"]["field"]
     result = compare(write(tmp_path, "base.json", hand_made_board(BASELINE)), write(tmp_path, "bad.json", board))
-    assert result.exit_code == 2 and "metric 'S_l' has no 'field'" in result.error
+    assert result.exit_code == 2 and "metrics['S_l'].field must be a non-empty string" in result.error
 
 
 def test_no_common_task_is_unusable_input(tmp_path):
@@ -152,3 +152,47 @@ def test_the_table_shows_each_comparison_with_its_verdict(tmp_path):
     console.print(check_table(compare(base, worse, None, 0.02)))
     text = console.export_text()
     assert "longbench_write_en_mini" in text and "REGRESSION" in text and "-9" in text
+
+
+@pytest.mark.parametrize("max_drop", ["nan", "inf", "-inf", "-0.1", "NaN"])
+def test_a_max_drop_that_is_not_a_finite_fraction_is_unusable_input(tmp_path, capsys, max_drop):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 9 for s in BASELINE]))
+    assert main(["--baseline", str(base), "--candidate", str(worse), f"--max-drop={max_drop}"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--max-drop must be a finite number >= 0" in error
+
+
+def test_a_real_regression_still_exits_1(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    worse = write(tmp_path, "new.json", hand_made_board([s - 9 for s in BASELINE]))
+    assert main(["--baseline", str(base), "--candidate", str(worse), "--max-drop", "0.02"]) == 1
+
+
+def test_an_unexpected_failure_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    assert main(["--baseline", str(base), "--candidate", str(base)]) == 2
+    error = capsys.readouterr().err
+    assert error == "error: ZeroDivisionError: division by zero (--debug shows the traceback)\n"
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    assert main(["--debug", "--baseline", str(base), "--candidate", str(base)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("Traceback (most recent call last):") and "1 / 0" in error
+
+
+def test_rich_markup_in_names_prints_literally_in_the_check_table(tmp_path):
+    board = hand_made_board(BASELINE, model="[/bold]x[red]y[/red]", task="[bold]task[/]")
+    worse = hand_made_board([s - 9 for s in BASELINE], model="[/bold]x[red]y[/red]", task="[bold]task[/]")
+    for spec in (board, worse):
+        row_task = spec["rows"][0]["tasks"]["[bold]task[/]"]
+        row_task["metrics"]["[/bold]"] = row_task["metrics"].pop("S_l")
+    result = compare(write(tmp_path, "a.json", board), write(tmp_path, "b.json", worse), None, 0.02)
+    console = Console(record=True, width=200)
+    console.print(check_table(result))
+    text = console.export_text()
+    assert "[/bold]x[red]y[/red]" in text and "[bold]task[/]" in text and "│ [/bold] " in text

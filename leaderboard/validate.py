@@ -1,0 +1,200 @@
+"""Type checks for everything the leaderboard reads: run.json, scores.json, judgements.json, leaderboard.json.
+
+A value of the wrong type would otherwise become a blank cell, a traceback, or markup in a view; each check
+raises one LeaderboardError line naming the file and the field (``tasks['longen_mini'].samples[3].score``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from leaderboard.errors import LeaderboardError
+
+# Sample fields every view and statistic reads as numbers, and those it shows as text.
+NUMERIC_SAMPLE_FIELDS = ("score", "words", "required_words", "quality", "quality_lc")
+TEXT_SAMPLE_FIELDS = ("type", "prompt", "response")
+
+
+def is_number(value) -> bool:
+    """A finite int or float (not a bool, not NaN or infinity: JSON readers accept both)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _fail(path: Path, field: str, expected: str, value) -> None:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise LeaderboardError(f"{path}: {field} must be {expected}, got {shown}")
+
+
+def number(path: Path, field: str, value, optional: bool = True) -> None:
+    if not (is_number(value) or (optional and value is None)):
+        _fail(path, field, "a finite number" + " or null" * optional, value)
+
+
+def count(path: Path, field: str, value, optional: bool = True) -> None:
+    if not (is_count(value) or (optional and value is None)):
+        _fail(path, field, "a whole number >= 0" + " or null" * optional, value)
+
+
+def text(path: Path, field: str, value, optional: bool = True, empty: bool = True) -> None:
+    if not ((isinstance(value, str) and (empty or value)) or (optional and value is None)):
+        _fail(path, field, ("a non-empty string" if not empty else "a string") + " or null" * optional, value)
+
+
+def flag(path: Path, field: str, value, optional: bool = True) -> None:
+    if not (isinstance(value, bool) or (optional and value is None)):
+        _fail(path, field, "true or false" + " or null" * optional, value)
+
+
+def mapping(path: Path, field: str, value, optional: bool = False) -> None:
+    if not (isinstance(value, dict) or (optional and value is None)):
+        _fail(path, field, "a JSON object" + " or null" * optional, value)
+
+
+def array(path: Path, field: str, value) -> None:
+    if not isinstance(value, list):
+        _fail(path, field, "a JSON list", value)
+
+
+def samples(path: Path, field: str, value, numeric: tuple[str, ...] = ()) -> None:
+    """A list of sample objects: unique int or string doc_ids, numbers and texts where the views expect them."""
+    array(path, field, value)
+    seen = set()
+    for i, sample in enumerate(value):
+        where = f"{field}[{i}]"
+        mapping(path, where, sample)
+        doc_id = sample.get("doc_id")
+        if not (isinstance(doc_id, str) or is_count(doc_id)):
+            _fail(path, f"{where}.doc_id", "a whole number >= 0 or a string", doc_id)
+        if doc_id in seen:
+            _fail(path, f"{where}.doc_id", "unique within the task", doc_id)
+        seen.add(doc_id)
+        for name in dict.fromkeys(NUMERIC_SAMPLE_FIELDS + numeric):
+            number(path, f"{where}.{name}", sample.get(name))
+        for name in TEXT_SAMPLE_FIELDS:
+            text(path, f"{where}.{name}", sample.get(name))
+
+
+def _task_entries(path: Path, document: dict, field: str = "tasks") -> dict:
+    tasks = document.get(field)
+    mapping(path, field, tasks)
+    for name, entry in tasks.items():
+        mapping(path, f"{field}[{name!r}]", entry)
+    return tasks
+
+
+def scores_file(path: Path, document: dict) -> None:
+    """scores.json: per task a samples list; an aggregate that names a sample field makes that field numeric."""
+    for name, entry in _task_entries(path, document).items():
+        listed = entry.get("samples")
+        array(path, f"tasks[{name!r}].samples", listed)
+        fields = {key for sample in listed if isinstance(sample, dict) for key in sample}
+        numeric = tuple(key for key, value in entry.items() if key in fields and is_number(value))
+        samples(path, f"tasks[{name!r}].samples", listed, numeric)
+
+
+def judgements_file(path: Path, document: dict) -> None:
+    """judgements.json: per task judged samples (quality a number or null) and an optional failure count."""
+    for name, entry in _task_entries(path, document).items():
+        samples(path, f"tasks[{name!r}].samples", entry.get("samples"))
+        count(path, f"tasks[{name!r}].failures", entry.get("failures"))
+
+
+def run_file(path: Path, run: dict) -> None:
+    """run.json: the display name, and the arm, iteration and training facts the views show."""
+    text(path, "model", run.get("model"), optional=False, empty=False)
+    text(path, "model_path", run.get("model_path"))
+    text(path, "arm", run.get("arm"))
+    count(path, "iteration", run.get("iteration"))
+    mapping(path, "train_stats", run.get("train_stats"), optional=True)
+
+
+def _metric(path: Path, field: str, spec) -> None:
+    mapping(path, field, spec)
+    text(path, f"{field}.field", spec.get("field"), optional=False, empty=False)
+    text(path, f"{field}.type", spec.get("type"))
+    number(path, f"{field}.value", spec.get("value"))
+    count(path, f"{field}.n", spec.get("n"))
+    flag(path, f"{field}.higher_is_better", spec.get("higher_is_better"))
+    ci = spec.get("ci")
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(map(is_number, ci))):
+        _fail(path, f"{field}.ci", "a list of two finite numbers or null", ci)
+    test = spec.get("vs_base")
+    mapping(path, f"{field}.vs_base", test, optional=True)
+    if test is not None:
+        number(path, f"{field}.vs_base.diff", test.get("diff"), optional=False)
+        number(path, f"{field}.vs_base.p", test.get("p"), optional=False)
+        count(path, f"{field}.vs_base.n_pairs", test.get("n_pairs"), optional=False)
+        flag(path, f"{field}.vs_base.significant", test.get("significant"), optional=False)
+
+
+def _board_task(path: Path, field: str, entry: dict) -> None:
+    count(path, f"{field}.n", entry.get("n"), optional=False)
+    text(path, f"{field}.primary", entry.get("primary"))
+    count(path, f"{field}.judge_failures", entry.get("judge_failures"))
+    metrics = entry.get("metrics")
+    mapping(path, f"{field}.metrics", metrics)
+    for name, spec in metrics.items():
+        _metric(path, f"{field}.metrics[{name!r}]", spec)
+    numeric = tuple(spec["field"] for spec in metrics.values())
+    samples(path, f"{field}.samples", entry.get("samples"), numeric)
+    example = entry.get("example")
+    mapping(path, f"{field}.example", example, optional=True)
+    if example is not None:
+        text(path, f"{field}.example.prompt", example.get("prompt"), optional=False)
+        text(path, f"{field}.example.response", example.get("response"), optional=False)
+        if not (isinstance(example.get("doc_id"), str) or is_count(example.get("doc_id"))):
+            _fail(path, f"{field}.example.doc_id", "a whole number >= 0 or a string", example.get("doc_id"))
+
+
+def _row(path: Path, field: str, row) -> None:
+    mapping(path, field, row)
+    text(path, f"{field}.id", row.get("id"), optional=False, empty=False)
+    text(path, f"{field}.model", row.get("model"), optional=False, empty=False)
+    for name in ("arm", "model_path", "run_dir"):
+        text(path, f"{field}.{name}", row.get(name))
+    count(path, f"{field}.iteration", row.get("iteration"))
+    flag(path, f"{field}.is_base", row.get("is_base"))
+    stats = row.get("train_stats")
+    mapping(path, f"{field}.train_stats", stats, optional=True)
+    for key, value in (stats or {}).items():
+        number(path, f"{field}.train_stats[{key!r}]", value, optional=False)
+    for task, entry in _task_entries(path, row, "tasks").items():
+        _board_task(path, f"{field}.tasks[{task!r}]", entry)
+
+
+def board_file(path: Path, board: dict) -> None:
+    """leaderboard.json: every field a view prints or a statistic reads, with its type (see board.py's shape)."""
+    text(path, "created", board.get("created"))
+    text(path, "base", board.get("base"))
+    tasks = board.get("tasks")
+    array(path, "tasks", tasks)
+    for i, task in enumerate(tasks):
+        text(path, f"tasks[{i}]", task, optional=False)
+    method = board.get("method", {})
+    mapping(path, "method", method)
+    for name, value in method.items():
+        text(path, f"method[{name!r}]", value, optional=False)
+    fits = board.get("length_control", {})
+    mapping(path, "length_control", fits)
+    for task, fit in fits.items():
+        where = f"length_control[{task!r}]"
+        mapping(path, where, fit)
+        for name in ("slope", "common_words"):
+            number(path, f"{where}.{name}", fit.get(name), optional=False)
+        mapping(path, f"{where}.intercepts", fit.get("intercepts"))
+        for model, value in fit["intercepts"].items():
+            number(path, f"{where}.intercepts[{model!r}]", value, optional=False)
+    rows = board.get("rows")
+    array(path, "rows", rows)
+    ids = set()
+    for i, row in enumerate(rows):
+        _row(path, f"rows[{i}]", row)
+        if row["id"] in ids:
+            _fail(path, f"rows[{i}].id", "unique (one row per model)", row["id"])
+        ids.add(row["id"])
