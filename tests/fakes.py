@@ -110,6 +110,13 @@ class ScriptedBackend:
         return request.prompt if self.script_gets == "messages" else request.text
 
 
+async def held_until(event: asyncio.Event, reply: Reply, deadline_s: float = 10.0) -> Reply:
+    """`reply` once `event` is set: a script returns this to hold a request until another one has
+    happened. Past the deadline the request fails with TimeoutError instead of hanging the test."""
+    await asyncio.wait_for(event.wait(), deadline_s)
+    return reply
+
+
 ReplyPlan = Reply | list[Reply] | Callable[[str], Reply]
 """A reply; a list of replies, one per request of the kind (the last one repeated); or a function of the prompt text."""
 

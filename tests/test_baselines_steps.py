@@ -25,7 +25,7 @@ from selflengthen.baselines.backtranslation import clean_instruction
 from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
 from infra.journal import read_jsonl
 from selflengthen.text import count_words
-from tests.fakes import ScriptedBackend, kind_of, replies_by_kind
+from tests.fakes import ScriptedBackend, held_until, kind_of, replies_by_kind
 
 PLAN = "Here is my plan.\nSection 1 - Main point: Origins - Word count: 30 words\nSection 2 - Main point: Today - Word count: 20 words"
 INSTRUCTION = "Write an essay arguing that a firm union of the states guards their peace and their trade."
@@ -294,12 +294,6 @@ def test_a_self_lengthen_iteration_folder_is_read_for_its_instructions(tmp_path)
     assert "现在请写计划中的第1部分（源头），约30字" in sent_of(backend, "section")[0]
 
 
-async def once_set(event: asyncio.Event, reply: str, deadline_s: float = 10.0) -> str:
-    """`reply` once `event` is set; a TimeoutError (a failed request) if it is not within the deadline."""
-    await asyncio.wait_for(event.wait(), deadline_s)
-    return reply
-
-
 def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_path):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["Write a long essay on rivers.", "Write a long story."]))
@@ -311,7 +305,7 @@ def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_pat
 
     def write(prompt: str):
         writes.append(prompt)
-        return reply if len(writes) == 1 else once_set(accepted, reply)
+        return reply if len(writes) == 1 else held_until(accepted, reply)
 
     def judge(prompt: str) -> str:
         accepted.set()
