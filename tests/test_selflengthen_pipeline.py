@@ -232,16 +232,22 @@ def test_a_missing_seed_file_fails_before_any_request(tmp_path):
     assert backend.calls == 0
 
 
-def run_until_killed(command: list[str], ledger: Path, after: int) -> None:
-    """Start `command` and kill -9 it once `ledger` holds `after` finished requests."""
+def run_until_killed(command: list[str], ledger: Path, after: int, deadline_s: float = 120) -> None:
+    """Start `command` and kill -9 it once `ledger` holds `after` finished requests (within `deadline_s`)."""
     process = subprocess.Popen(command, cwd=REPO, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if ledger.exists() and ledger.read_bytes().count(b"\n") >= after:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    process.wait()
+    deadline = time.monotonic() + deadline_s
+    try:
+        while process.poll() is None:
+            if ledger.exists() and ledger.read_bytes().count(b"\n") >= after:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, f"{ledger} did not reach {after} requests within {deadline_s} s"
+            time.sleep(0.01)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
