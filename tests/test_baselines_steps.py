@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from harness.config import from_dict
-from infra.backend import Completion
 from selflengthen.baselines import (
     BacktranslationConfig,
     ImitationConfig,
@@ -26,56 +25,35 @@ from selflengthen.baselines.backtranslation import clean_instruction
 from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
 from infra.journal import read_jsonl
 from selflengthen.text import count_words
+from tests.fakes import ScriptedBackend, held_until, kind_of, replies_by_kind
 
 PLAN = "Here is my plan.\nSection 1 - Main point: Origins - Word count: 30 words\nSection 2 - Main point: Today - Word count: 20 words"
 INSTRUCTION = "Write an essay arguing that a firm union of the states guards their peace and their trade."
 
 
-class ScriptedBackend:
-    """Fault injection: answers each kind of prompt (told apart by its text) with `replies[kind]`.
+PROMPT_KINDS = {
+    "instruction": ("[Beginning of the text]", "【文章开头】"),
+    "rating": ("[Request]", "【请求】"),
+    "plan": ("Break the following writing task", "请把下面的写作任务拆分"),
+    "section": ("[Text written so far]", "【已经写好的内容】"),
+    "self_instruct": ("Instruction 3:", "指令3："),
+    "judge": ("Would the following instruction",),
+}
+"""Each kind of prompt the baselines send, told apart by marker strings of its template."""
 
-    A reply is a string, a list of strings (one per call, the last repeated) or an exception to raise.
-    """
 
-    KINDS = {
-        "instruction": ("[Beginning of the text]", "【文章开头】"),
-        "rating": ("[Request]", "【请求】"),
-        "plan": ("Break the following writing task", "请把下面的写作任务拆分"),
-        "section": ("[Text written so far]", "【已经写好的内容】"),
-        "self_instruct": ("Instruction 3:", "指令3："),
-        "judge": ("Would the following instruction",),
-    }
+def teacher(**replies) -> ScriptedBackend:
+    """Fault injection: a backend answering each kind of prompt with `replies[kind]` (see `replies_by_kind`)."""
+    return ScriptedBackend(script=replies_by_kind(PROMPT_KINDS, replies))
 
-    def __init__(self, **replies) -> None:
-        self.replies = replies
-        self.sent: list[tuple[str, str, int]] = []
 
-    def kind_of(self, text: str) -> str:
-        return next(kind for kind, markers in self.KINDS.items() if any(marker in text for marker in markers))
+def sent_of(backend: ScriptedBackend, kind: str) -> list[str]:
+    """The prompt texts of one kind the backend received, in order."""
+    return [request.text for request in backend.sent if kind_of(request.text, PROMPT_KINDS) == kind]
 
-    async def _answer(self, text: str, sampling) -> Completion:
-        kind = self.kind_of(text)
-        self.sent.append((kind, text, sampling.max_tokens))
-        reply = self.replies[kind]
-        if isinstance(reply, list):
-            reply = reply[min(len(self.of(kind)) - 1, len(reply) - 1)]
-        if callable(reply):
-            reply = reply(text)
-        if isinstance(reply, BaseException):
-            raise reply
-        return Completion(text=reply)
 
-    async def chat(self, messages, sampling):
-        return await self._answer(messages[-1]["content"], sampling)
-
-    async def complete(self, prompt, sampling):
-        return await self._answer(prompt, sampling)
-
-    def apply_chat_template(self, messages):
-        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
-
-    def of(self, kind: str) -> list[str]:
-        return [text for sent_kind, text, _ in self.sent if sent_kind == kind]
+def kinds_sent(backend: ScriptedBackend) -> list[str]:
+    return [kind_of(request.text, PROMPT_KINDS) for request in backend.sent]
 
 
 def paragraphs(count: int, words: int, tag: str = "p") -> str:
@@ -105,7 +83,7 @@ def rows(work_dir: Path) -> list[dict]:
 
 def test_a_well_rated_pair_is_kept_with_an_about_n_words_demand_the_text_meets(tmp_path):
     text = paragraphs(9, 250)  # 2250 words
-    backend = ScriptedBackend(instruction=f"{INSTRUCTION}\n\nI hope this helps.", rating="Score: 5")
+    backend = teacher(instruction=f"{INSTRUCTION}\n\nI hope this helps.", rating="Score: 5")
     result = run_backtranslation(backend, backtranslation_config(write_corpus(tmp_path / "c.jsonl", [text])), tmp_path / "bt")
     [row] = rows(tmp_path / "bt")
     user, answer = row["messages"][0]["content"], row["messages"][1]["content"]
@@ -118,16 +96,16 @@ def test_a_well_rated_pair_is_kept_with_an_about_n_words_demand_the_text_meets(t
 
 def test_the_model_sees_the_beginning_of_the_text_and_its_total_length(tmp_path):
     text = paragraphs(3, 10, tag="x")
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating="Score: 4")
+    backend = teacher(instruction=INSTRUCTION, rating="Score: 4")
     run_backtranslation(backend, backtranslation_config(write_corpus(tmp_path / "c.jsonl", [text])), tmp_path / "bt")
-    for prompt in backend.of("instruction") + backend.of("rating"):
+    for prompt in sent_of(backend, "instruction") + sent_of(backend, "rating"):
         assert "x0w0 x0w1" in prompt and "x1w0 x1w1" in prompt and "x1w2" not in prompt
         assert "30 words long" in prompt.replace("\n", " ")
-    assert INSTRUCTION in backend.of("rating")[0]
+    assert INSTRUCTION in sent_of(backend, "rating")[0]
 
 
 def test_a_pair_rated_below_min_rating_is_dropped(tmp_path):
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating="I rate it 2 out of 5.")
+    backend = teacher(instruction=INSTRUCTION, rating="I rate it 2 out of 5.")
     config = backtranslation_config(write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20)]), min_rating=3)
     result = run_backtranslation(backend, config, tmp_path / "bt")
     record = read_jsonl(tmp_path / "bt" / "pairs.jsonl")[0]
@@ -136,16 +114,16 @@ def test_a_pair_rated_below_min_rating_is_dropped(tmp_path):
 
 
 def test_an_unreadable_rating_is_retried_then_counted_as_unrated(tmp_path):
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating=["Great text!", "very good"])
+    backend = teacher(instruction=INSTRUCTION, rating=["Great text!", "very good"])
     result = run_backtranslation(
         backend, backtranslation_config(write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20)])), tmp_path / "bt"
     )
-    assert len(backend.of("rating")) == 2
+    assert len(sent_of(backend, "rating")) == 2
     assert result.outcomes == {"unrated": 1} and result.rejections == {"rating.unparsed": 2}
 
 
 def test_a_rating_read_on_the_second_try_counts(tmp_path):
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating=["Great text!", "Score: 4"])
+    backend = teacher(instruction=INSTRUCTION, rating=["Great text!", "Score: 4"])
     result = run_backtranslation(
         backend, backtranslation_config(write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20)])), tmp_path / "bt"
     )
@@ -153,14 +131,14 @@ def test_a_rating_read_on_the_second_try_counts(tmp_path):
 
 
 def test_without_curation_no_rating_is_asked_and_every_pair_is_kept(tmp_path):
-    backend = ScriptedBackend(instruction=INSTRUCTION)
+    backend = teacher(instruction=INSTRUCTION)
     corpus = write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20), paragraphs(3, 20)])
     result = run_backtranslation(backend, backtranslation_config(corpus, min_rating=None), tmp_path / "bt")
-    assert result.samples == 2 and backend.of("rating") == []
+    assert result.samples == 2 and sent_of(backend, "rating") == []
 
 
 def test_an_instruction_of_the_wrong_length_is_retried_then_the_text_given_up(tmp_path):
-    backend = ScriptedBackend(instruction=["Essay.", ""], rating="Score: 5")
+    backend = teacher(instruction=["Essay.", ""], rating="Score: 5")
     config = backtranslation_config(write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20)]), instruction_attempts=2)
     result = run_backtranslation(backend, config, tmp_path / "bt")
     assert result.outcomes == {"no_instruction": 1} and result.rejections == {"instruction.length": 2}
@@ -170,27 +148,27 @@ def test_a_text_too_long_for_the_trainer_is_cut_at_a_paragraph_or_skipped(tmp_pa
     text = paragraphs(3, 80)  # 240 words; 200 tokens fit at 1 token per word
     corpus = write_corpus(tmp_path / "c.jsonl", [text])
     limits = {"tokens_per_word": 1.0, "prompt_tokens_reserved": 100, "train": {"max_length": 300}}
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating="Score: 5")
+    backend = teacher(instruction=INSTRUCTION, rating="Score: 5")
     run_backtranslation(backend, backtranslation_config(corpus, **limits), tmp_path / "cut")
     record = read_jsonl(tmp_path / "cut" / "pairs.jsonl")[0]
     assert record["truncated"] and record["words"] == 160
     assert rows(tmp_path / "cut")[0]["messages"][1]["content"] == "\n\n".join(text.split("\n\n")[:2])
-    skipping = ScriptedBackend(instruction=INSTRUCTION, rating="Score: 5")
+    skipping = teacher(instruction=INSTRUCTION, rating="Score: 5")
     result = run_backtranslation(skipping, backtranslation_config(corpus, long_texts="skip", **limits), tmp_path / "skip")
     assert result.outcomes == {"too_long": 1} and skipping.sent == []
 
 
 def test_document_and_sample_caps_bound_the_work_and_the_data(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 10 + i) for i in range(6)])
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating="Score: 5")
+    backend = teacher(instruction=INSTRUCTION, rating="Score: 5")
     result = run_backtranslation(backend, backtranslation_config(corpus, max_documents=4, max_samples=3), tmp_path / "bt")
-    assert result.items == 4 and len(backend.of("instruction")) == 4
+    assert result.items == 4 and len(sent_of(backend, "instruction")) == 4
     assert result.samples == len(rows(tmp_path / "bt")) == 3
 
 
 def test_stats_json_matches_the_data_it_describes(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20), paragraphs(4, 30)])
-    backend = ScriptedBackend(instruction=INSTRUCTION, rating=lambda prompt: "Score: 5")
+    backend = teacher(instruction=INSTRUCTION, rating=lambda prompt: "Score: 5")
     run_backtranslation(backend, backtranslation_config(corpus), tmp_path / "bt")
     stats = json.loads((tmp_path / "bt" / "stats.json").read_text())
     answers = [row["messages"][1]["content"] for row in rows(tmp_path / "bt")]
@@ -202,15 +180,15 @@ def test_stats_json_matches_the_data_it_describes(tmp_path):
 def test_a_finished_run_reruns_without_sending_anything(tmp_path):
     corpus = write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20), paragraphs(3, 20)])
     config = backtranslation_config(corpus)
-    run_backtranslation(ScriptedBackend(instruction=INSTRUCTION, rating="Score: 5"), config, tmp_path / "bt")
+    run_backtranslation(teacher(instruction=INSTRUCTION, rating="Score: 5"), config, tmp_path / "bt")
     first = (tmp_path / "bt" / "data.jsonl").read_text()
-    broken = ScriptedBackend(instruction=AssertionError("sent"), rating=AssertionError("sent"))
+    broken = teacher(instruction=AssertionError("sent"), rating=AssertionError("sent"))
     again = run_backtranslation(broken, config, tmp_path / "bt")
     assert broken.sent == [] and again.samples == 2 and (tmp_path / "bt" / "data.jsonl").read_text() == first
 
 
 def test_a_failing_backend_is_counted_not_crashed_on(tmp_path):
-    backend = ScriptedBackend(instruction=ConnectionError("refused"))
+    backend = teacher(instruction=ConnectionError("refused"))
     result = run_backtranslation(
         backend, backtranslation_config(write_corpus(tmp_path / "c.jsonl", [paragraphs(2, 20)])), tmp_path / "bt"
     )
@@ -264,36 +242,36 @@ def run_imitation(backend, config, work_dir):
 
 
 def test_a_planned_answer_is_its_sections_written_in_turn_and_joined(tmp_path):
-    backend = ScriptedBackend(plan=PLAN, section=section_reply)
+    backend = teacher(plan=PLAN, section=section_reply)
     config = imitation_config(write_instructions(tmp_path / "instructions.jsonl"), max_instructions=1)
     result = run_imitation(backend, config, tmp_path / "im")
     [row] = rows(tmp_path / "im")
     assert row["messages"][1]["content"] == "The text of part 1.\n\nThe text of part 2."
-    first, second = backend.of("section")
+    first, second = sent_of(backend, "section")
     assert NOTHING_WRITTEN["en"] in first and "The text of part 1." in second
     for prompt in (first, second):
         assert "Section 1 - Origins - 30 words\nSection 2 - Today - 20 words" in prompt
         assert row["messages"][0]["content"] in prompt
-    assert [max_tokens for kind, _, max_tokens in backend.sent if kind == "section"] == [50, 40]
+    assert [r.sampling.max_tokens for r in backend.sent if kind_of(r.text, PROMPT_KINDS) == "section"] == [50, 40]
     assert result.samples == 1 and result.answer_words_mean == 10
 
 
 def test_an_unparseable_plan_is_retried_then_counted(tmp_path):
-    backend = ScriptedBackend(plan="I will write it all at once.", section=section_reply)
+    backend = teacher(plan="I will write it all at once.", section=section_reply)
     result = run_imitation(backend, imitation_config(write_instructions(tmp_path / "i.jsonl")), tmp_path / "im")
     assert result.outcomes == {"no_plan": 2} and result.rejections == {"plan.unparsed": 4}
-    assert backend.of("section") == [] and result.samples == 0
+    assert sent_of(backend, "section") == [] and result.samples == 0
 
 
 def test_a_plan_with_too_few_sections_is_retried(tmp_path):
-    backend = ScriptedBackend(plan=["1. Everything (500 words)", PLAN], section=section_reply)
+    backend = teacher(plan=["1. Everything (500 words)", PLAN], section=section_reply)
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"), max_instructions=1)
     result = run_imitation(backend, config, tmp_path / "im")
     assert result.samples == 1 and result.rejections == {"plan.too_few_sections": 1}
 
 
 def test_a_section_that_stays_empty_gives_the_answer_up(tmp_path):
-    backend = ScriptedBackend(plan=PLAN, section=["Opening text.", "  ", "\n"])
+    backend = teacher(plan=PLAN, section=["Opening text.", "  ", "\n"])
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"), max_instructions=1)
     result = run_imitation(backend, config, tmp_path / "im")
     assert result.outcomes == {"section_failed": 1} and result.rejections == {"section.empty": 2}
@@ -301,7 +279,7 @@ def test_a_section_that_stays_empty_gives_the_answer_up(tmp_path):
 
 
 def test_instructions_come_from_a_self_lengthen_instructions_file_in_the_chosen_languages(tmp_path):
-    backend = ScriptedBackend(plan=PLAN, section=section_reply)
+    backend = teacher(plan=PLAN, section=section_reply)
     run_imitation(backend, imitation_config(write_instructions(tmp_path / "i.jsonl")), tmp_path / "im")
     answered = sorted(r["instruction_key"] for r in read_jsonl(tmp_path / "im" / "answers.jsonl"))
     assert answered == ["si/en/0", "si/en/2"]
@@ -310,19 +288,30 @@ def test_instructions_come_from_a_self_lengthen_instructions_file_in_the_chosen_
 def test_a_self_lengthen_iteration_folder_is_read_for_its_instructions(tmp_path):
     write_instructions(tmp_path / "instructions.jsonl")
     plan = "第1部分 - 主要内容：源头 - 字数要求：30字\n第2部分 - 主要内容：入海 - 字数要求：20字"
-    backend = ScriptedBackend(plan=plan, section="长江东流。")
+    backend = teacher(plan=plan, section="长江东流。")
     result = run_imitation(backend, imitation_config(tmp_path, languages=["zh"]), tmp_path / "im")
     assert result.samples == 1 and rows(tmp_path / "im")[0]["messages"][1]["content"] == "长江东流。\n\n长江东流。"
-    assert "现在请写计划中的第1部分（源头），约30字" in backend.of("section")[0]
+    assert "现在请写计划中的第1部分（源头），约30字" in sent_of(backend, "section")[0]
 
 
 def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_path):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["Write a long essay on rivers.", "Write a long story."]))
-    backend = ScriptedBackend(
-        self_instruct=" Write a long history of bridges and their builders.\n\nInstruction 4:", judge="Yes.",
-        plan=PLAN, section=section_reply,
-    )
+    # The first slot writes an instruction and the judge accepts it; the second slot's writes are
+    # held until then, so they repeat an instruction already in the pool (two slots writing the
+    # same text at once would both be accepted: the pool only holds accepted instructions).
+    reply = " Write a long history of bridges and their builders.\n\nInstruction 4:"
+    accepted, writes = asyncio.Event(), []
+
+    def write(prompt: str):
+        writes.append(prompt)
+        return reply if len(writes) == 1 else held_until(accepted, reply)
+
+    def judge(prompt: str) -> str:
+        accepted.set()
+        return "Yes."
+
+    backend = teacher(self_instruct=write, judge=judge, plan=PLAN, section=section_reply)
     config = imitation_config(
         None, seed_files={"en": str(seeds)}, self_instruct={"instructions_per_language": 2, "max_attempts": 2}
     )
@@ -335,17 +324,17 @@ def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_pat
 
 
 def test_only_the_last_words_written_are_shown_when_the_context_is_capped(tmp_path):
-    backend = ScriptedBackend(plan=PLAN, section=["alpha beta gamma delta.", "done."])
+    backend = teacher(plan=PLAN, section=["alpha beta gamma delta.", "done."])
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"), max_instructions=1, written_context_words=2)
     run_imitation(backend, config, tmp_path / "im")
-    second = backend.of("section")[1]
+    second = sent_of(backend, "section")[1]
     assert "gamma delta." in second and "alpha" not in second
 
 
 def test_an_imitation_run_resumes_without_resending(tmp_path):
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"))
-    run_imitation(ScriptedBackend(plan=PLAN, section=section_reply), config, tmp_path / "im")
-    broken = ScriptedBackend(plan=AssertionError("sent"), section=AssertionError("sent"))
+    run_imitation(teacher(plan=PLAN, section=section_reply), config, tmp_path / "im")
+    broken = teacher(plan=AssertionError("sent"), section=AssertionError("sent"))
     again = run_imitation(broken, config, tmp_path / "im")
     assert broken.sent == [] and again.samples == 2
 
@@ -356,14 +345,14 @@ class Crash(BaseException):
 
 def test_a_crashed_run_resumes_keeping_finished_answers_and_replaying_finished_requests(tmp_path):
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"), max_in_flight=1)
-    crashing = ScriptedBackend(plan=PLAN, section=["First part.", "Second part.", "Third part.", Crash()])
+    crashing = teacher(plan=PLAN, section=["First part.", "Second part.", "Third part.", Crash()])
     with pytest.raises(Crash):
         run_imitation(crashing, config, tmp_path / "im")
     assert len(read_jsonl(tmp_path / "im" / "answers.jsonl")) == 1
-    working = ScriptedBackend(plan=PLAN, section=section_reply)
+    working = teacher(plan=PLAN, section=section_reply)
     result = run_imitation(working, config, tmp_path / "im")
     assert result.samples == 2 and result.requests.replayed == 2  # the second plan and its first section
-    assert [kind for kind, _, _ in working.sent] == ["section"]
+    assert kinds_sent(working) == ["section"]
 
 
 @pytest.mark.parametrize(
@@ -389,7 +378,7 @@ def test_sections_join_with_one_blank_line_between_two():
 
 
 def test_training_on_an_arm_without_samples_is_refused_with_the_reasons(tmp_path):
-    backend = ScriptedBackend(plan="no plan here", section=section_reply)
+    backend = teacher(plan="no plan here", section=section_reply)
     run_imitation(backend, imitation_config(write_instructions(tmp_path / "i.jsonl")), tmp_path / "im")
     with pytest.raises(ValueError, match=r"imitation data in .* has no training samples \(no_plan 2\)"):
         train_baseline(tmp_path / "im", "unused-model", from_dict(ImitationConfig, {}).train)
@@ -402,7 +391,7 @@ def test_training_on_imitation_data_merges_the_training_tokens_into_stats(tmp_pa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)
     config = imitation_config(write_instructions(tmp_path / "i.jsonl"))
-    run_imitation(ScriptedBackend(plan=PLAN, section=section_reply), config, tmp_path / "im")
+    run_imitation(teacher(plan=PLAN, section=section_reply), config, tmp_path / "im")
     train = from_dict(ImitationConfig, {"train": {"max_steps": 1, "torch_threads": 1, "logging_steps": 1}}).train
     stats = train_baseline(tmp_path / "im", str(tiny_model_dir), train)
     assert (tmp_path / "im" / "adapter" / "adapter_model.safetensors").is_file()

@@ -1,4 +1,5 @@
-"""run_synthesis end to end on the tiny random-weight model, run in-process with `generate`."""
+"""run_synthesis end to end on the real in-process engine with the tiny random-weight model;
+schedules and faults that model cannot be made to produce are injected with tests/fakes.py."""
 
 from __future__ import annotations
 
@@ -15,61 +16,14 @@ from pathlib import Path
 import pytest
 
 from harness.config import from_dict
-from infra.backend import Completion
+from infra.inprocess import InProcessBackend, InProcessConfig
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.filters import passes_filters
 from infra.journal import read_jsonl
 from selflengthen.pipeline import run_synthesis
-from infra.sampling import SamplingConfig
 from selflengthen.self_instruct import load_seed_instructions
 from selflengthen.text import count_words
-from tests.test_selflengthen_steps import FaultyBackend
-
-
-class TinyModelBackend:
-    """A real (tiny, random-weight) model behind the TextBackend protocol, one request at a time."""
-
-    def __init__(self, model_dir: Path, calls_log: Path | None = None) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        torch.set_num_threads(1)
-        self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
-        self.calls = 0
-        self.calls_log = calls_log
-
-    async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
-        return await self.complete(self.apply_chat_template(messages), sampling)
-
-    async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
-        self.calls += 1
-        if self.calls_log is not None:
-            with self.calls_log.open("a") as log:
-                log.write(f"{self.calls}\n")
-        inputs = self.tokenizer(prompt, return_tensors="pt")
-        options = (
-            {"temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": sampling.top_k}
-            if sampling.do_sample
-            else {}
-        )
-        with self.torch.no_grad():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=sampling.max_tokens,
-                do_sample=sampling.do_sample,
-                repetition_penalty=sampling.repetition_penalty,
-                stop_strings=sampling.stop or None,
-                tokenizer=self.tokenizer,
-                **options,
-            )
-        text = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        await asyncio.sleep(0)
-        return Completion(text=text, finish_reason="length")
-
-    def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+from tests.fakes import ScriptedBackend, held_until
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,14 +69,25 @@ def journal_keys(path: Path) -> list[str]:
     return [json.loads(line)["key"] for line in path.read_text().splitlines()]
 
 
+def engine(model_dir: Path) -> InProcessBackend:
+    """The production in-process engine on the tiny model, one torch thread (the machine is shared)."""
+    return InProcessBackend(InProcessConfig(model=model_dir, max_batch_size=4, torch_threads=1))
+
+
+def requests_run(backend: InProcessBackend) -> int:
+    """Requests the engine ran: each is admitted by exactly one prefill."""
+    return sum(backend.stats.prefill_sizes)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tiny_model_dir, tmp_path_factory):
-    """One complete pipeline run on the tiny model: (work_dir, config, result, backend, progress events)."""
+    """One complete pipeline run on the tiny model: (work_dir, config, result, requests the engine ran, progress events)."""
     root = tmp_path_factory.mktemp("synthesis")
     config = tiny_config(write_seeds(root / "seeds.jsonl"))
-    backend, events = TinyModelBackend(tiny_model_dir), []
-    result = asyncio.run(run_synthesis(backend, backend, config, root / "iter_1", on_item_done=events.append))
-    return root / "iter_1", config, result, backend, events
+    events: list[str] = []
+    with engine(tiny_model_dir) as backend:
+        result = asyncio.run(run_synthesis(backend, backend, config, root / "iter_1", on_item_done=events.append))
+    return root / "iter_1", config, result, requests_run(backend), events
 
 
 @pytest.mark.slow
@@ -165,22 +130,37 @@ def test_training_sets_are_chat_messages_from_the_extended_answers(finished_run)
 
 @pytest.mark.slow
 def test_requests_are_counted_and_each_finished_one_is_in_the_ledger(finished_run):
-    work_dir, _, result, backend, events = finished_run
+    work_dir, _, result, engine_requests, events = finished_run
     ledger = journal_keys(work_dir / "requests.jsonl")
-    assert len(ledger) == len(set(ledger)) == result.requests.sent == backend.calls
+    assert len(ledger) == len(set(ledger)) == result.requests.sent == engine_requests
     assert events.count("initial_answers") == result.initial_answers + result.initial_slots_failed
-    assert json.loads((work_dir / "synthesis.json").read_text())["requests"]["sent"] == backend.calls
+    assert json.loads((work_dir / "synthesis.json").read_text())["requests"]["sent"] == engine_requests
     for step in ("instructions", "initial_answers", "extended_answers"):
         assert (work_dir / f"{step}.done.json").is_file()
 
 
-@pytest.mark.slow
-def test_an_extension_starts_before_the_last_answer_is_written(finished_run):
-    work_dir, _, result, _, _ = finished_run
-    ledger = journal_keys(work_dir / "requests.jsonl")
-    first_extension = next(i for i, key in enumerate(ledger) if key.startswith("ext/"))
+ANSWER = "Rivers carve valleys.\n\nTowns grow on their banks.\n\nBridges join the towns.\n\nFloods test the bridges."
+
+
+def test_an_extension_starts_before_the_last_answer_is_written(tmp_path):
+    # The last seed's answers are held until an extension request arrives: a pipeline that
+    # waited for every answer before extending would time them out and fail this test.
+    extension_sent = asyncio.Event()
+
+    def script(text, sampling, call_number):
+        if text == SEEDS[-1]:
+            return held_until(extension_sent, ANSWER, deadline_s=5)
+        if text not in SEEDS:  # not an answer request: an extension's
+            extension_sent.set()
+        return ANSWER
+
+    backend = ScriptedBackend(script=script)
+    config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), self_instruct={"instructions_per_language": 0, "include_seeds": True})
+    result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
+    ledger = journal_keys(tmp_path / "iter_1" / "requests.jsonl")
+    extensions = [i for i, key in enumerate(ledger) if key.startswith("ext/")]
     last_answer = max(i for i, key in enumerate(ledger) if key.startswith("gen/"))
-    assert result.extended_answers >= 1 and first_extension < last_answer
+    assert result.initial_answers == len(SEEDS) * 2 and extensions and extensions[0] < last_answer
 
 
 @pytest.mark.slow
@@ -188,17 +168,16 @@ def test_rerunning_a_finished_run_sends_nothing_and_rebuilds_the_same_data(finis
     work_dir, config, result, _, _ = finished_run
     copy = tmp_path / "iter_1"
     shutil.copytree(work_dir, copy)
-    backend = FaultyBackend(error=AssertionError("a finished run must not send requests"))
+    backend = ScriptedBackend(AssertionError("a finished run must not send requests"))
     again = asyncio.run(run_synthesis(backend, backend, config, copy))
     assert backend.calls == 0 and again.requests.sent == 0
     for name in ("generator_data.jsonl", "extender_data.jsonl"):
         assert (copy / name).read_text() == (work_dir / name).read_text()
 
 
-@pytest.mark.parametrize(
-    "backend", [FaultyBackend(reply=""), FaultyBackend(reply=None), FaultyBackend(error=OSError("down"))]
-)
-def test_a_broken_backend_ends_the_run_with_nothing_produced_and_no_crash(tmp_path, backend):
+@pytest.mark.parametrize("reply", ["", None, OSError("down")])
+def test_a_broken_backend_ends_the_run_with_nothing_produced_and_no_crash(tmp_path, reply):
+    backend = ScriptedBackend(reply)
     config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), filters={})
     result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
     assert (result.instructions, result.initial_answers, result.generator_examples) == (0, 0, 0)
@@ -207,28 +186,29 @@ def test_a_broken_backend_ends_the_run_with_nothing_produced_and_no_crash(tmp_pa
 
 
 def test_the_cut_off_abandons_stragglers_and_a_rerun_does_not_revive_them(tmp_path):
-    # Only the seeds are answered, one request at a time, so the answer slots finish one by one.
+    # Only the seeds are answered. The last seed's two answer slots wait for an event that never
+    # comes; the other four fail at once, which is the 60% share the cut-off waits for.
     config = tiny_config(
         write_seeds(tmp_path / "seeds.jsonl"),
-        stop_at_fraction=0.5,
-        max_in_flight=1,
+        stop_at_fraction=0.6,
+        max_in_flight=6,
         self_instruct={"instructions_per_language": 0, "include_seeds": True},
     )
-    result = asyncio.run(
-        run_synthesis(FaultyBackend(reply="", delay=0.001), FaultyBackend(reply=""), config, tmp_path / "iter_1")
-    )
+    never = asyncio.Event()
+    stragglers = ScriptedBackend(script=lambda text, sampling, n: held_until(never, "") if text == SEEDS[-1] else "")
+    result = asyncio.run(run_synthesis(stragglers, ScriptedBackend(""), config, tmp_path / "iter_1"))
     answers = read_jsonl(tmp_path / "iter_1" / "initial_answers.jsonl")
-    abandoned = [r for r in answers if r.get("abandoned")]
-    assert len(answers) == len(SEEDS) * 2 and 1 <= len(abandoned) <= len(SEEDS)
-    assert result.abandoned_slots >= len(abandoned)
-    backend = FaultyBackend(error=AssertionError("abandoned slots must stay abandoned"))
+    abandoned = sorted(r["key"] for r in answers if r.get("abandoned"))
+    assert len(answers) == len(SEEDS) * 2 and abandoned == ["gen/seed/en/2/0", "gen/seed/en/2/1"]
+    assert result.abandoned_slots == len(abandoned) and result.initial_slots_failed == 4
+    backend = ScriptedBackend(AssertionError("abandoned slots must stay abandoned"))
     assert asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1")).requests.sent == 0
 
 
 def test_without_a_cut_off_every_slot_finishes(tmp_path):
     config = tiny_config(write_seeds(tmp_path / "seeds.jsonl"), max_in_flight=1)
     result = asyncio.run(
-        run_synthesis(FaultyBackend(reply="", delay=0.001), FaultyBackend(reply=""), config, tmp_path / "iter_1")
+        run_synthesis(ScriptedBackend("", delay=0.001), ScriptedBackend(""), config, tmp_path / "iter_1")
     )
     assert result.abandoned_slots == 0 and result.initial_slots_failed == len(SEEDS) * 2
 
@@ -236,32 +216,38 @@ def test_without_a_cut_off_every_slot_finishes(tmp_path):
 def test_both_languages_run_from_the_shipped_seed_files(data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("SELFLENGTHEN_DATA_DIR", str(data_dir))
     config = tiny_config(tmp_path / "unused.jsonl", languages=["en", "zh"], seed_files={})
-    backend = FaultyBackend(reply="")
+    backend = ScriptedBackend("")
     result = asyncio.run(run_synthesis(backend, backend, config, tmp_path / "iter_1"))
     slots = journal_keys(tmp_path / "iter_1" / "instructions.jsonl")
     assert sorted(slots) == ["si/en/0", "si/en/1", "si/zh/0", "si/zh/1"]
     seeds = sum(len(load_seed_instructions(data_dir / f"seed_instructions_{lang}.jsonl")) for lang in ("en", "zh"))
     assert result.initial_slots_failed == 2 * seeds
-    assert any("指令1：" in prompt for kind, prompt in backend.sent if kind == "complete")
+    assert any("指令1：" in request.prompt for request in backend.sent if request.kind == "complete")
 
 
 def test_a_missing_seed_file_fails_before_any_request(tmp_path):
-    backend = FaultyBackend(reply="")
+    backend = ScriptedBackend("")
     with pytest.raises(ValueError, match="seed instruction file not found"):
         asyncio.run(run_synthesis(backend, backend, tiny_config(tmp_path / "absent.jsonl"), tmp_path / "iter_1"))
     assert backend.calls == 0
 
 
-def run_until_killed(command: list[str], ledger: Path, after: int) -> None:
-    """Start `command` and kill -9 it once `ledger` holds `after` finished requests."""
+def run_until_killed(command: list[str], ledger: Path, after: int, deadline_s: float = 120) -> None:
+    """Start `command` and kill -9 it once `ledger` holds `after` finished requests (within `deadline_s`)."""
     process = subprocess.Popen(command, cwd=REPO, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if ledger.exists() and ledger.read_bytes().count(b"\n") >= after:
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    process.wait()
+    deadline = time.monotonic() + deadline_s
+    try:
+        while process.poll() is None:
+            if ledger.exists() and ledger.read_bytes().count(b"\n") >= after:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            assert time.monotonic() < deadline, f"{ledger} did not reach {after} requests within {deadline_s} s"
+            time.sleep(0.01)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
@@ -278,17 +264,17 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_resends_no_finished_request
         str(tiny_model_dir),
         str(work_dir),
     ]
-    run_until_killed([*command, str(tmp_path / "calls_1.log")], work_dir / "requests.jsonl", after=25)
+    run_until_killed([*command, str(tmp_path / "requests_1.txt")], work_dir / "requests.jsonl", after=25)
     finished_before = set(journal_keys(work_dir / "requests.jsonl"))
     answers_before = journal_keys(work_dir / "initial_answers.jsonl")
 
-    subprocess.run([*command, str(tmp_path / "calls_2.log")], check=True, cwd=REPO, env=OFFLINE, timeout=300)
+    subprocess.run([*command, str(tmp_path / "requests_2.txt")], check=True, cwd=REPO, env=OFFLINE, timeout=300)
 
     ledger = journal_keys(work_dir / "requests.jsonl")
     assert len(ledger) == len(set(ledger))
     assert set(ledger) >= finished_before
-    calls_after_restart = len((tmp_path / "calls_2.log").read_text().splitlines())
-    assert calls_after_restart == len(ledger) - len(finished_before)
+    requests_after_restart = int((tmp_path / "requests_2.txt").read_text())
+    assert requests_after_restart == len(ledger) - len(finished_before)
     answers = journal_keys(work_dir / "initial_answers.jsonl")
     assert answers[: len(answers_before)] == answers_before and len(answers) == len(set(answers))
     result = json.loads((work_dir / "synthesis.json").read_text())
@@ -298,11 +284,13 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_resends_no_finished_request
     assert len(read_jsonl(work_dir / "generator_data.jsonl")) == result["generator_examples"]
 
 
-def _main(config_file: str, model_dir: str, work_dir: str, calls_log: str) -> None:
-    """Run one synthesis on the tiny model (for the kill -9 test, which runs this in a subprocess)."""
+def _main(config_file: str, model_dir: str, work_dir: str, requests_file: str) -> None:
+    """Run one synthesis on the tiny model, then write how many requests the engine ran (for the
+    kill -9 test, which runs this in a subprocess)."""
     settings = json.loads(Path(config_file).read_text())
-    backend = TinyModelBackend(Path(model_dir), calls_log=Path(calls_log))
-    asyncio.run(run_synthesis(backend, backend, tiny_config(Path(settings["seed_file"])), Path(work_dir)))
+    with engine(Path(model_dir)) as backend:
+        asyncio.run(run_synthesis(backend, backend, tiny_config(Path(settings["seed_file"])), Path(work_dir)))
+    Path(requests_file).write_text(str(requests_run(backend)))
 
 
 if __name__ == "__main__":

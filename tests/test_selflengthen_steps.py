@@ -6,7 +6,6 @@ from collections import Counter
 import pytest
 
 from harness.config import from_dict
-from infra.backend import Completion
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.extender import extend_request, extend_response
 from selflengthen.generator import generate_initial
@@ -15,6 +14,7 @@ from infra.limiter import PriorityLimiter
 from infra.recorded_model import RecordedModel, RequestStats
 from infra.rng import item_rng
 from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions, self_instruct
+from tests.fakes import ScriptedBackend
 
 CONFIG = from_dict(
     SelfLengthenConfig,
@@ -27,46 +27,12 @@ CONFIG = from_dict(
 POOL = ["Write a long essay about rivers.", "Write a long story about a lighthouse keeper."]
 
 
-class FaultyBackend:
-    """Fault injection: every reply is `reply` (garbage, empty, None) or every call raises `error`."""
-
-    def __init__(self, reply=None, error: Exception | None = None, delay: float = 0.0) -> None:
-        self.reply, self.error, self.delay = reply, error, delay
-        self.calls = 0
-        self.sent: list[tuple[str, object]] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    async def _answer(self) -> Completion:
-        self.calls += 1
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await asyncio.sleep(self.delay)
-            if self.error is not None:
-                raise self.error
-            return Completion(text=self.reply)
-        finally:
-            self.in_flight -= 1
-
-    async def chat(self, messages, sampling):
-        self.sent.append(("chat", messages))
-        return await self._answer()
-
-    async def complete(self, prompt, sampling):
-        self.sent.append(("complete", prompt))
-        return await self._answer()
-
-    def apply_chat_template(self, messages):
-        return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
-
-
 def recorded(backend, tmp_path, limit: int = 4) -> RecordedModel:
     return RecordedModel(backend, Journal(tmp_path / "requests.jsonl"), PriorityLimiter(limit), RequestStats())
 
 
 def test_a_finished_request_is_replayed_from_the_ledger_not_sent_again(tmp_path):
-    backend = FaultyBackend(reply="garbage ###")
+    backend = ScriptedBackend("garbage ###")
     first = recorded(backend, tmp_path)
     assert asyncio.run(first.chat("k/0", [], CONFIG.sampling)) == "garbage ###"
     first.ledger.close()
@@ -76,19 +42,19 @@ def test_a_finished_request_is_replayed_from_the_ledger_not_sent_again(tmp_path)
 
 
 def test_a_backend_exception_is_counted_and_not_journaled(tmp_path):
-    model = recorded(FaultyBackend(error=ConnectionError("refused")), tmp_path)
+    model = recorded(ScriptedBackend(ConnectionError("refused")), tmp_path)
     assert asyncio.run(model.complete("k/0", "prompt", CONFIG.sampling)) is None
     assert model.stats.errors == 1 and "k/0" not in model.ledger
 
 
 def test_a_reply_without_text_counts_as_empty(tmp_path):
-    model = recorded(FaultyBackend(reply=None), tmp_path)
+    model = recorded(ScriptedBackend(None), tmp_path)
     assert asyncio.run(model.chat("k/0", [], CONFIG.sampling)) == ""
     assert model.stats.empty == 1
 
 
 def test_requests_in_flight_never_exceed_the_cap(tmp_path):
-    backend = FaultyBackend(reply="x", delay=0.01)
+    backend = ScriptedBackend("x", delay=0.01)
     model = recorded(backend, tmp_path, limit=3)
 
     async def many():
@@ -99,61 +65,61 @@ def test_requests_in_flight_never_exceed_the_cap(tmp_path):
 
 
 def test_generate_initial_gives_up_after_max_attempts_on_garbage(tmp_path):
-    backend, tally = FaultyBackend(reply="@@ ## !! $$ no end"), Counter()
+    backend, tally = ScriptedBackend("@@ ## !! $$ no end"), Counter()
     assert asyncio.run(generate_initial(recorded(backend, tmp_path), "Write.", "en", "gen/x", CONFIG, tally)) is None
     assert backend.calls == 4 and tally == {"generate.no_terminal_punctuation": 4}
 
 
 def test_generate_initial_survives_a_backend_that_raises(tmp_path):
-    backend, tally = FaultyBackend(error=TimeoutError("slow")), Counter()
+    backend, tally = ScriptedBackend(TimeoutError("slow")), Counter()
     assert asyncio.run(generate_initial(recorded(backend, tmp_path), "Write.", "en", "gen/x", CONFIG, tally)) is None
     assert tally == {"generate.error": 4}
 
 
 def test_self_instruct_gives_up_on_empty_completions_without_asking_the_judge(tmp_path):
-    backend, tally = FaultyBackend(reply=""), Counter()
+    backend, tally = ScriptedBackend(""), Counter()
     assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
     assert backend.calls == 3 and tally == {"self_instruct.length": 3}
 
 
 def test_self_instruct_never_accepts_what_the_judge_did_not_approve(tmp_path):
-    backend, tally = FaultyBackend(reply="Describe at length the life of bees in winter."), Counter()
+    backend, tally = ScriptedBackend("Describe at length the life of bees in winter."), Counter()
     assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
     assert backend.calls == 6 and tally == {"self_instruct.unsuitable": 3}
 
 
 @pytest.mark.parametrize("reply", ["", None, "no end ###"])
 def test_extend_response_returns_none_for_unusable_replies(tmp_path, reply):
-    backend, tally = FaultyBackend(reply=reply), Counter()
+    backend, tally = ScriptedBackend(reply), Counter()
     model = recorded(backend, tmp_path)
     result = asyncio.run(extend_response(model, "Write.", "One.\n\nTwo.\n\nThree.", "en", "ext/x", CONFIG, tally))
     assert result is None and tally["extend.too_little_growth"] == 2
 
 
 def test_extend_response_survives_a_backend_that_raises(tmp_path):
-    backend, tally = FaultyBackend(error=RuntimeError("boom")), Counter()
+    backend, tally = ScriptedBackend(RuntimeError("boom")), Counter()
     result = asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, tally))
     assert result is None and tally["extend.no_enrichment"] == 6
 
 
 def test_extender_enriches_the_first_half_then_continues_after_the_whole_answers_request(tmp_path):
     answer = "One.\n\nTwo.\n\nThree.\n\nFour."
-    backend = FaultyBackend(reply="A.\n\nB.\n\nC.")  # the same three paragraphs for every request
+    backend = ScriptedBackend("A.\n\nB.\n\nC.")  # the same three paragraphs for every request
     model = recorded(backend, tmp_path)
     asyncio.run(extend_response(model, "Write.", answer, "en", "ext/x", CONFIG, Counter()))
-    (kind, enrich), (kind_2, prompt) = backend.sent[:2]
-    assert kind == "chat" and enrich == extend_request("Write.", "One.\n\nTwo.", "en")
+    enrich, continuation = backend.sent[:2]
+    assert enrich.kind == "chat" and enrich.prompt == extend_request("Write.", "One.\n\nTwo.", "en")
     assert (
-        kind_2 == "complete"
-        and prompt == backend.apply_chat_template(extend_request("Write.", answer, "en")) + "A.\n\nB."
+        continuation.kind == "complete"
+        and continuation.prompt == backend.apply_chat_template(extend_request("Write.", answer, "en")) + "A.\n\nB."
     )
 
 
 def test_each_extension_round_starts_from_the_best_answer_so_far(tmp_path):
-    backend = FaultyBackend(reply="A.\n\nB.\n\nC.")
+    backend = ScriptedBackend("A.\n\nB.\n\nC.")
     asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, Counter()))
     # Round 1 grows "One." into "A.\n\nB.A.\n\nB.\n\nC."; round 2 asks to extend that.
-    second_enrich = backend.sent[2][1][0]["content"]
+    second_enrich = backend.sent[2].text
     assert "A.\n\nB.A." in second_enrich and "One." not in second_enrich
 
 
