@@ -41,7 +41,7 @@ from infra.journal import Journal, write_json_atomically, write_jsonl_atomically
 from infra.recorded_model import RequestStats
 from infra.rng import item_rng
 from selflengthen.journaled_run import JournaledRun, OnItemDone, cancel_all
-from selflengthen.self_instruct import load_seed_instructions, self_instruct
+from selflengthen.self_instruct import InstructionPool, load_seed_instructions, self_instruct
 from selflengthen.sft_data import build_extender_data, build_generator_data
 
 INSTRUCTIONS = "instructions"
@@ -112,12 +112,11 @@ class _Synthesis(JournaledRun):
 
     async def run(self, seeds: dict[str, list[str]]) -> None:
         slots = []
-        for lang, pool in seeds.items():
-            pool = list(pool)
+        for lang, seed_instructions in seeds.items():
             if self.config.self_instruct.include_seeds:
-                for index, instruction in enumerate(pool):
+                for index, instruction in enumerate(seed_instructions):
                     self._answer(f"seed/{lang}/{index}", instruction, lang)
-            pool += self._finished_instructions(lang)
+            pool = InstructionPool(seed_instructions + self._finished_instructions(lang))
             for index in range(self.config.self_instruct.instructions_per_language):
                 slots.append(self._spawn(self._instruction_slot(f"si/{lang}/{index}", lang, pool)))
         try:
@@ -172,14 +171,12 @@ class _Synthesis(JournaledRun):
         records = [r for r in self.journal(INSTRUCTIONS).records.values() if r["lang"] == lang and r["instruction"]]
         return [r["instruction"] for r in sorted(records, key=lambda r: int(r["key"].rsplit("/", 1)[1]))]
 
-    async def _instruction_slot(self, key: str, lang: str, pool: list[str]) -> None:
-        async def write() -> str | None:
-            instruction = await self_instruct(self.instructor, pool, key, lang, self.config, self.tally)
-            if instruction is not None:
-                pool.append(instruction)  # new instructions join the pool the next slots draw from
-            return instruction
-
-        record = await self._finish_slot(INSTRUCTIONS, {"key": key, "lang": lang}, write)
+    async def _instruction_slot(self, key: str, lang: str, pool: InstructionPool) -> None:
+        record = await self._finish_slot(
+            INSTRUCTIONS,
+            {"key": key, "lang": lang},
+            lambda: self_instruct(self.instructor, pool, key, lang, self.config, self.tally),
+        )
         if record["instruction"] is not None:
             self._answer(key, record["instruction"], lang)
 

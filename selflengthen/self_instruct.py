@@ -22,15 +22,30 @@ from selflengthen.text import count_words
 _PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")
 
 
+class InstructionPool:
+    """The instructions self-instruct draws its examples from, and the candidates being judged right now.
+
+    Slots run concurrently: a candidate is reserved while its suitability question is in flight, so
+    two slots that write the same text at once cannot both keep it. An accepted one joins the pool.
+    """
+
+    def __init__(self, instructions: list[str]) -> None:
+        self.instructions = list(instructions)
+        self.judging: set[str] = set()
+
+    def __contains__(self, text: str) -> bool:
+        return text in self.judging or text in self.instructions
+
+
 async def self_instruct(
-    model: RecordedModel, pool: list[str], key: str, lang: str, config: SelfLengthenConfig, tally: Counter[str]
+    model: RecordedModel, pool: InstructionPool, key: str, lang: str, config: SelfLengthenConfig, tally: Counter[str]
 ) -> str | None:
-    """One new instruction for slot `key`, or None once `max_attempts` candidates were rejected."""
+    """One new instruction for slot `key` (added to `pool`), or None once `max_attempts` candidates were rejected."""
     settings = config.self_instruct
     write = replace(config.sampling, stop=[*config.sampling.stop, *settings.stop_markers.get(lang, [])])
     judge = replace(config.sampling, max_tokens=settings.judge_max_tokens)
     for attempt in range(settings.max_attempts):
-        first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool, 2)
+        first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool.instructions, 2)
         prompt = render_prompt("self_instruct", lang, first=first, second=second)
         raw = await model.complete(f"{key}/{attempt}/write", prompt, write)
         candidate = first_paragraph(raw or "")
@@ -42,10 +57,15 @@ async def self_instruct(
             tally["self_instruct.duplicate"] += 1
             continue
         question = render_prompt("judge_instruction", lang, instruction=candidate)
-        reply = await model.chat(f"{key}/{attempt}/judge", [{"role": "user", "content": question}], judge)
+        pool.judging.add(candidate)
+        try:
+            reply = await model.chat(f"{key}/{attempt}/judge", [{"role": "user", "content": question}], judge)
+        finally:
+            pool.judging.discard(candidate)
         if not is_yes(reply or "", settings.yes_answers.get(lang, [])):
             tally["self_instruct.unsuitable"] += 1
             continue
+        pool.instructions.append(candidate)
         return candidate
     return None
 

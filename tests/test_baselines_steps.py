@@ -25,7 +25,7 @@ from selflengthen.baselines.backtranslation import clean_instruction
 from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
 from infra.journal import read_jsonl
 from selflengthen.text import count_words
-from tests.fakes import ScriptedBackend, held_until, kind_of, replies_by_kind
+from tests.fakes import ScriptedBackend, kind_of, replies_by_kind
 
 PLAN = "Here is my plan.\nSection 1 - Main point: Origins - Word count: 30 words\nSection 2 - Main point: Today - Word count: 20 words"
 INSTRUCTION = "Write an essay arguing that a firm union of the states guards their peace and their trade."
@@ -297,18 +297,14 @@ def test_a_self_lengthen_iteration_folder_is_read_for_its_instructions(tmp_path)
 def test_without_an_instructions_file_the_self_instruct_step_writes_them(tmp_path):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ["Write a long essay on rivers.", "Write a long story."]))
-    # The first slot writes an instruction and the judge accepts it; the second slot's writes are
-    # held until then, so they repeat an instruction already in the pool (two slots writing the
-    # same text at once would both be accepted: the pool only holds accepted instructions).
+    # Both slots write the same text at once: the candidate is reserved while it is judged, so
+    # the second slot sees a duplicate and only one instruction is kept.
     reply = " Write a long history of bridges and their builders.\n\nInstruction 4:"
-    accepted, writes = asyncio.Event(), []
 
-    def write(prompt: str):
-        writes.append(prompt)
-        return reply if len(writes) == 1 else held_until(accepted, reply)
+    def write(prompt: str) -> str:
+        return reply
 
     def judge(prompt: str) -> str:
-        accepted.set()
         return "Yes."
 
     backend = teacher(self_instruct=write, judge=judge, plan=PLAN, section=section_reply)

@@ -13,7 +13,7 @@ from infra.journal import Journal
 from infra.limiter import PriorityLimiter
 from infra.recorded_model import RecordedModel, RequestStats
 from infra.rng import item_rng
-from selflengthen.self_instruct import first_paragraph, is_yes, load_seed_instructions, self_instruct
+from selflengthen.self_instruct import InstructionPool, first_paragraph, is_yes, load_seed_instructions, self_instruct
 from tests.fakes import ScriptedBackend
 
 CONFIG = from_dict(
@@ -78,14 +78,26 @@ def test_generate_initial_survives_a_backend_that_raises(tmp_path):
 
 def test_self_instruct_gives_up_on_empty_completions_without_asking_the_judge(tmp_path):
     backend, tally = ScriptedBackend(""), Counter()
-    assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONFIG, tally)) is None
     assert backend.calls == 3 and tally == {"self_instruct.length": 3}
 
 
 def test_self_instruct_never_accepts_what_the_judge_did_not_approve(tmp_path):
     backend, tally = ScriptedBackend("Describe at length the life of bees in winter."), Counter()
-    assert asyncio.run(self_instruct(recorded(backend, tmp_path), POOL, "si/en/0", "en", CONFIG, tally)) is None
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONFIG, tally)) is None
     assert backend.calls == 6 and tally == {"self_instruct.unsuitable": 3}
+
+
+def test_two_slots_writing_the_same_instruction_at_once_keep_it_once(tmp_path):
+    instruction = "Describe at length the life of bees in winter."
+    backend = ScriptedBackend(script=lambda text, sampling, n: "Yes." if "Would the following" in text else instruction)
+    model, pool, tally = recorded(backend, tmp_path), InstructionPool(POOL), Counter()
+
+    async def two_slots():
+        return await asyncio.gather(*(self_instruct(model, pool, f"si/en/{i}", "en", CONFIG, tally) for i in range(2)))
+
+    assert sorted(asyncio.run(two_slots()), key=str) == [instruction, None]
+    assert pool.instructions == [*POOL, instruction] and tally == {"self_instruct.duplicate": 3}
 
 
 @pytest.mark.parametrize("reply", ["", None, "no end ###"])

@@ -33,7 +33,7 @@ from infra.journal import read_jsonl
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from infra.rng import item_rng
-from selflengthen.self_instruct import load_seed_instructions, self_instruct
+from selflengthen.self_instruct import InstructionPool, load_seed_instructions, self_instruct
 from selflengthen.text import count_words, join_paragraphs
 
 ARM = "imitation"
@@ -115,7 +115,7 @@ async def _self_instructed(run: BaselineRun, config: ImitationConfig) -> list[tu
             (r for r in journal.records.values() if r["lang"] == lang and r["instruction"]),
             key=lambda r: int(r["key"].rsplit("/", 1)[1]),
         )
-        pool = seeds + [r["instruction"] for r in finished]
+        pool = InstructionPool(seeds + [r["instruction"] for r in finished])
         wanted = config.self_instruct.instructions_per_language
         if config.max_instructions is not None:  # writing more than will be answered is wasted work
             wanted = min(wanted, config.max_instructions)
@@ -127,12 +127,9 @@ async def _self_instructed(run: BaselineRun, config: ImitationConfig) -> list[tu
 
 
 async def _new_instruction(
-    run: BaselineRun, pool: list[str], key: str, lang: str, settings: SelfLengthenConfig
+    run: BaselineRun, pool: InstructionPool, key: str, lang: str, settings: SelfLengthenConfig
 ) -> dict[str, Any]:
-    instruction = await self_instruct(run.model, pool, key, lang, settings, run.tally)
-    if instruction is not None:
-        pool.append(instruction)  # as in the pipeline: later slots draw from the grown pool
-    return {"lang": lang, "instruction": instruction}
+    return {"lang": lang, "instruction": await self_instruct(run.model, pool, key, lang, settings, run.tally)}
 
 
 async def imitate_answer(
