@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from infra.backend import Unsupported
+from infra.backend import Completion, TokenLogprob, Unsupported
 from infra.sampling import SamplingConfig
 from tests.fakes import ScriptedBackend, replies_by_kind
 
@@ -20,6 +20,17 @@ def test_a_listed_feature_is_served():
     backend = ScriptedBackend("{}", features={"json_schema"})
     sampling = SamplingConfig(json_schema={"type": "object"})
     assert asyncio.run(backend.chat([{"role": "user", "content": "x"}], sampling)).text == "{}"
+
+
+def test_a_text_reply_comes_back_as_a_stopped_completion():
+    completion = asyncio.run(ScriptedBackend("done").chat([{"role": "user", "content": "x"}], SamplingConfig()))
+    assert (completion.text, completion.finish_reason, completion.logprobs) == ("done", "stop", None)
+
+
+def test_a_scripted_completion_comes_back_as_is_with_its_logprobs():
+    scripted = Completion("4", "length", logprobs=[TokenLogprob("4", -0.1, {"4": -0.1, "5": -2.3})])
+    backend = ScriptedBackend(script=lambda shown, sampling, n: scripted, features={"top_logprobs"})
+    assert asyncio.run(backend.chat([{"role": "user", "content": "x"}], SamplingConfig(top_logprobs=2))) is scripted
 
 
 def test_a_script_can_be_shown_the_whole_chat_and_the_call_number():

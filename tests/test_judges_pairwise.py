@@ -11,7 +11,8 @@ import pytest
 from judges import JudgeConfig, JudgeError, JudgeReplyError
 from judges.pairwise import PairwiseConfig, judge_pairwise, load_pairwise_rubric, parse_verdict
 from infra.backend import Completion
-from tests.judge_fakes import ScriptedClient, tokens
+from tests.fakes import ScriptedBackend
+from tests.logprob_replies import tokens
 
 
 def run_dir(answers: dict[int, str], model: str) -> dict:
@@ -20,7 +21,7 @@ def run_dir(answers: dict[int, str], model: str) -> dict:
 
 
 def compare(model: dict, reference: dict, script, features=frozenset(), **fields) -> dict:
-    client = ScriptedClient(script, features=features)
+    client = ScriptedBackend(script=script, script_gets="messages", features=features)
     report = asyncio.run(
         judge_pairwise(model, reference, client, JudgeConfig(model="j", **fields), PairwiseConfig(), progress=False)
     )
@@ -57,7 +58,7 @@ def test_a_reply_without_a_verdict_is_a_reply_error():
 def test_every_prompt_is_judged_in_both_orders():
     model, reference = run_dir({0: "mine zero", 1: "mine one"}, "m"), run_dir({0: "ref zero", 1: "ref one"}, "base")
     _, client = compare(model, reference, lambda m, s, c: '{"verdict": "A"}')
-    orders = sorted(shown(m) for m in client.messages)
+    orders = sorted(shown(r.prompt) for r in client.sent)
     assert orders == sorted([("mine zero", "ref zero"), ("ref zero", "mine zero"), ("mine one", "ref one"), ("ref one", "mine one")])
 
 
@@ -96,7 +97,7 @@ def test_verdict_probabilities_weight_the_preference():
         features=frozenset({"json_schema", "top_logprobs"}),
     )
     sample = report["tasks"]["longen_mini"]["samples"][0]
-    assert client.calls[0].json_schema["properties"]["verdict"]["enum"] == ["A", "B", "tie"]
+    assert client.sent[0].sampling.json_schema["properties"]["verdict"]["enum"] == ["A", "B", "tie"]
     assert sample["model_first"]["probabilities"] == pytest.approx({"A": 0.6, "B": 0.3, "tie": 0.1})
     assert sample["preference"] == pytest.approx((0.65 + 0.35) / 2) and sample["weighted"]
 

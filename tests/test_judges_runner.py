@@ -20,7 +20,7 @@ from judges import (
     load_rubric,
     measure_reliability,
 )
-from tests.judge_fakes import ScriptedClient
+from tests.fakes import ScriptedBackend
 
 LBW = load_rubric("longbench_write")
 LONGEN = load_rubric("longen")
@@ -63,7 +63,7 @@ def test_judgements_follow_the_run_directory_contract_and_published_s_q():
         score = 4 if "lbw response 0" in messages[-1]["content"] else (2 if "lbw" in messages[-1]["content"] else 7)
         return uniform_reply(messages, score)
 
-    result = run_judge(scores_json(), ScriptedClient(script), config(), progress=False)
+    result = run_judge(scores_json(), ScriptedBackend(script=script, script_gets="messages"), config(), progress=False)
 
     assert result["judge"] == {"model": "judge-model", "rubric": "auto", "structured": False, "top_logprobs": None}
     assert set(result["tasks"]) == {"longbench_write_en_mini", "longen_mini"}
@@ -78,17 +78,17 @@ def test_judgements_follow_the_run_directory_contract_and_published_s_q():
 
 
 def test_judge_prompts_are_greedy_and_carry_the_sample():
-    client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3))
+    client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 3), script_gets="messages")
     run_judge(scores_json(n_lbw=1, n_longen=0), client, config(max_tokens=77), progress=False)
-    assert [(s.temperature, s.max_tokens) for s in client.calls] == [(0.0, 77)]
+    assert [(r.sampling.temperature, r.sampling.max_tokens) for r in client.sent] == [(0.0, 77)]
 
 
 def test_unparseable_replies_are_retried_then_recorded_as_failures():
-    client = ScriptedClient(lambda m, s, c: "I think it is pretty good!")
+    client = ScriptedBackend("I think it is pretty good!")
     result = run_judge(scores_json(n_lbw=2, n_longen=0), client, config(max_retries=2), progress=False)
 
     task = result["tasks"]["longbench_write_en_mini"]
-    assert len(client.calls) == 2 * 3
+    assert client.calls == 2 * 3
     assert task["failures"] == 2 and task["S_q"] is None
     for sample in task["samples"]:
         assert sample["quality"] is None and sample["scores"] is None
@@ -96,11 +96,11 @@ def test_unparseable_replies_are_retried_then_recorded_as_failures():
 
 
 def test_retries_sample_at_retry_temperature_and_can_recover():
-    client = ScriptedClient(lambda m, s, c: "garbage" if c == 1 else uniform_reply(m, 5))
+    client = ScriptedBackend(script=lambda m, s, c: "garbage" if c == 1 else uniform_reply(m, 5), script_gets="messages")
     result = run_judge(scores_json(n_lbw=1, n_longen=0), client, config(retry_temperature=0.5), progress=False)
 
     sample = result["tasks"]["longbench_write_en_mini"]["samples"][0]
-    assert [s.temperature for s in client.calls] == [0.0, 0.5]
+    assert [r.sampling.temperature for r in client.sent] == [0.0, 0.5]
     assert sample["quality"] == 100.0 and sample["attempts"] == 2 and sample["error"] is None
 
 
@@ -108,7 +108,7 @@ def test_backend_exceptions_are_recorded_on_the_sample_not_raised():
     def script(messages, sampling, call):
         raise ConnectionError("server at 127.0.0.1:9 refused\nthe connection")
 
-    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(script), config(max_retries=1), progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedBackend(script=script, script_gets="messages"), config(max_retries=1), progress=False)
 
     sample = result["tasks"]["longbench_write_en_mini"]["samples"][0]
     assert sample["error"] == "backend error: ConnectionError: server at 127.0.0.1:9 refused the connection [after 2 attempts]"
@@ -116,7 +116,7 @@ def test_backend_exceptions_are_recorded_on_the_sample_not_raised():
 
 def test_missing_dimension_is_scored_three_and_recorded():
     reply = json.dumps({d: 5 for d in LBW.dimensions if d != "Accuracy"})
-    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: reply), config(), progress=False)
+    result = run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedBackend(reply), config(), progress=False)
 
     task = result["tasks"]["longbench_write_en_mini"]
     assert task["samples"][0]["missing"] == ["Accuracy"]
@@ -127,49 +127,49 @@ def test_missing_dimension_is_scored_three_and_recorded():
 
 def test_second_run_with_the_same_cache_makes_zero_calls(tmp_path):
     cfg = config(cache_path=str(tmp_path / "judge_cache.sqlite"))
-    first_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 4))
+    first_client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 4), script_gets="messages")
     first = run_judge(scores_json(), first_client, cfg, progress=False)
-    second_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 1))
+    second_client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 1), script_gets="messages")
     second = run_judge(scores_json(), second_client, cfg, progress=False)
 
-    assert len(first_client.calls) == 3 and len(second_client.calls) == 0
+    assert first_client.calls == 3 and second_client.calls == 0
     assert all(s["cached"] for t in second["tasks"].values() for s in t["samples"])
     assert second["tasks"]["longbench_write_en_mini"]["S_q"] == first["tasks"]["longbench_write_en_mini"]["S_q"]
 
 
 def test_failures_are_not_cached_so_a_rerun_tries_again(tmp_path):
     cfg = config(cache_path=str(tmp_path / "cache.sqlite"), max_retries=0)
-    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: "nope"), cfg, progress=False)
-    retry_client = ScriptedClient(lambda m, s, c: uniform_reply(m, 2))
+    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedBackend("nope"), cfg, progress=False)
+    retry_client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 2), script_gets="messages")
     result = run_judge(scores_json(n_lbw=1, n_longen=0), retry_client, cfg, progress=False)
-    assert len(retry_client.calls) == 1
+    assert retry_client.calls == 1
     assert result["tasks"]["longbench_write_en_mini"]["failures"] == 0
 
 
 def test_changing_the_judge_model_misses_the_cache(tmp_path):
     path = str(tmp_path / "cache.sqlite")
-    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedClient(lambda m, s, c: uniform_reply(m, 2)), config(cache_path=path), progress=False)
-    other = ScriptedClient(lambda m, s, c: uniform_reply(m, 2))
+    run_judge(scores_json(n_lbw=1, n_longen=0), ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 2), script_gets="messages"), config(cache_path=path), progress=False)
+    other = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 2), script_gets="messages")
     run_judge(scores_json(n_lbw=1, n_longen=0), other, JudgeConfig(model="other-judge", cache_path=path), progress=False)
-    assert len(other.calls) == 1
+    assert other.calls == 1
 
 
 def test_concurrency_never_exceeds_max_concurrency():
-    client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3), delay=0.01)
+    client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 3), script_gets="messages", delay=0.01)
     run_judge(scores_json(n_lbw=10, n_longen=6), client, config(max_concurrency=3), progress=False)
-    assert len(client.calls) == 16
-    assert client.max_in_flight == 3
+    assert client.calls == 16
+    assert client.most_in_flight == 3
 
 
 def test_a_fixed_rubric_grades_every_task():
-    client = ScriptedClient(lambda m, s, c: json.dumps({d: 5 for d in LBW.dimensions}))
+    client = ScriptedBackend(json.dumps({d: 5 for d in LBW.dimensions}))
     result = run_judge(scores_json(), client, config(rubric="longbench_write"), progress=False)
     assert set(result["tasks"]) == {"longbench_write_en_mini", "longen_mini", "longwrite_ruler_mini"}
     assert {t["rubric"] for t in result["tasks"].values()} == {"longbench_write"}
 
 
 def test_callers_progress_bar_advances_to_the_total():
-    client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3))
+    client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 3), script_gets="messages")
     with Progress(disable=True) as progress:
         run_judge(scores_json(n_lbw=3, n_longen=2), client, config(), progress=progress)
         (bar,) = progress.tasks
@@ -177,7 +177,7 @@ def test_callers_progress_bar_advances_to_the_total():
 
 
 def test_judge_scores_is_awaitable_inside_a_running_loop():
-    client = ScriptedClient(lambda m, s, c: uniform_reply(m, 3))
+    client = ScriptedBackend(script=lambda m, s, c: uniform_reply(m, 3), script_gets="messages")
     result = asyncio.run(judge_scores(scores_json(n_lbw=1, n_longen=0), client, config(), progress=False))
     assert result["tasks"]["longbench_write_en_mini"]["S_q"] == 50.0
 
@@ -192,7 +192,7 @@ def test_judge_scores_is_awaitable_inside_a_running_loop():
 )
 def test_malformed_scores_raise_a_clear_error(scores, message):
     with pytest.raises(JudgeError, match=message):
-        run_judge(scores, ScriptedClient(lambda m, s, c: ""), config(), progress=False)
+        run_judge(scores, ScriptedBackend(""), config(), progress=False)
 
 
 @pytest.mark.parametrize(
@@ -229,10 +229,10 @@ def test_reliability_repeats_are_real_calls_and_agreement_is_reported(tmp_path):
 
     cfg = config(cache_path=str(tmp_path / "cache.sqlite"))
     reliability = ReliabilityConfig(repeats=3, temperature=0.9, subset_size=4, seed=1)
-    client = ScriptedClient(script)
+    client = ScriptedBackend(script=script, script_gets="messages")
     report = run_reliability(scores_json(n_lbw=6, n_longen=0), client, cfg, reliability, progress=False)
 
-    assert len(client.calls) == 3 * 4 and {s.temperature for s in client.calls} == {0.9}
+    assert client.calls == 3 * 4 and {r.sampling.temperature for r in client.sent} == {0.9}
     task = report["tasks"]["longbench_write_en_mini"]
     assert task["n"] == 4 and task["failures"] == 0
     assert task["quality"]["krippendorff_alpha"] == 1.0
@@ -240,9 +240,9 @@ def test_reliability_repeats_are_real_calls_and_agreement_is_reported(tmp_path):
     assert task["quality"]["mean_std"] == 0.0
     assert all(len(s["quality"]) == 3 and s["std"] == 0.0 for s in task["samples"])
 
-    again = ScriptedClient(script)
+    again = ScriptedBackend(script=script, script_gets="messages")
     run_reliability(scores_json(n_lbw=6, n_longen=0), again, cfg, reliability, progress=False)
-    assert len(again.calls) == 0
+    assert again.calls == 0
 
 
 def test_long_responses_are_cut_for_the_judge_when_configured():
@@ -253,6 +253,6 @@ def test_long_responses_are_cut_for_the_judge_when_configured():
         return uniform_reply(messages, 3)
 
     scores = {"tasks": {"longen_mini": {"samples": [{"doc_id": 0, "prompt": "p", "response": "a" * 50 + "TAIL"}]}}}
-    run_judge(scores, ScriptedClient(script), config(max_response_chars=50), progress=False)
+    run_judge(scores, ScriptedBackend(script=script, script_gets="messages"), config(max_response_chars=50), progress=False)
     assert "a" * 50 + "\n[... response cut here for the judge: 4 more characters]" in seen[0]
     assert "TAIL" not in seen[0]

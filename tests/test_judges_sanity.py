@@ -14,7 +14,7 @@ from judges.judgements import TaskPlan
 from judges.sanity import SanityConfig, check_sanity, degraded_answers, derangement, shuffled, truncated
 from judges.trust import task_trust, with_trust
 from infra.rng import item_rng
-from tests.judge_fakes import ScriptedClient
+from tests.fakes import ScriptedBackend
 
 LBW = load_rubric("longbench_write")
 PARAGRAPHS = "First paragraph about rivers.\n\nSecond paragraph, on fish.\n\nThird one: the sea."
@@ -71,7 +71,7 @@ def run_sanity(script, n=6):
     scores = {"tasks": {"longbench_write_en_mini": {"samples": [
         {"doc_id": i, "prompt": f"Write about Topic{i}", "response": a} for i, a in answers.items()
     ]}}}
-    client = ScriptedClient(script)
+    client = ScriptedBackend(script=script, script_gets="messages")
     report = asyncio.run(check_sanity(scores, client, JudgeConfig(model="j"), SanityConfig(subset_size=None), progress=False))
     return report["tasks"]["longbench_write_en_mini"], client
 
@@ -92,7 +92,7 @@ def test_a_discerning_judge_prefers_originals_significantly():
         assert (d["n"], d["wins"], d["rate"]) == (6, 6, 1.0)
         assert d["p_value"] == pytest.approx(1 / 64) and d["above_chance"]
         assert d["ci"][0] > 0.5
-    assert len(client.calls) == 6 * 4
+    assert client.calls == 6 * 4
 
 
 def test_a_judge_blind_to_degradation_ties_at_half_and_is_not_above_chance():

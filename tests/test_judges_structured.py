@@ -10,7 +10,8 @@ import pytest
 from judges import JudgeConfig, JudgeError, judge_scores, load_rubric
 from judges.weighting import weighted_scores
 from infra.backend import Completion
-from tests.judge_fakes import ScriptedClient, json_tokens, tokens
+from tests.fakes import ScriptedBackend
+from tests.logprob_replies import json_tokens, tokens
 
 LBW = load_rubric("longbench_write")
 LONGEN = load_rubric("longen")
@@ -35,38 +36,38 @@ def test_rubric_schema_requires_every_dimension_as_an_integer_of_the_scale():
 
 
 def test_schema_and_logprobs_are_requested_when_the_backend_honours_them():
-    client = ScriptedClient(lambda m, s, c: json.dumps(LBW_SCORES), features=BOTH)
+    client = ScriptedBackend(json.dumps(LBW_SCORES), features=BOTH)
     result = run(client)
-    assert client.calls[0].json_schema == LBW.json_schema() and client.calls[0].top_logprobs == 20
+    assert client.sent[0].sampling.json_schema == LBW.json_schema() and client.sent[0].sampling.top_logprobs == 20
     assert result["judge"]["structured"] is True and result["judge"]["top_logprobs"] == 20
 
 
 def test_plain_backends_get_plain_requests_and_the_tolerant_parser():
-    client = ScriptedClient(lambda m, s, c: "Scores: " + json.dumps(LBW_SCORES) + " thanks")
+    client = ScriptedBackend("Scores: " + json.dumps(LBW_SCORES) + " thanks")
     result = run(client)
-    assert client.calls[0].json_schema is None and client.calls[0].top_logprobs is None
+    assert client.sent[0].sampling.json_schema is None and client.sent[0].sampling.top_logprobs is None
     assert result["tasks"]["longbench_write_en_mini"]["samples"][0]["argmax_scores"]["Clarity"] == 5.0
 
 
 def test_structured_never_and_top_logprobs_zero_turn_both_off():
-    client = ScriptedClient(lambda m, s, c: json.dumps(LBW_SCORES), features=BOTH)
+    client = ScriptedBackend(json.dumps(LBW_SCORES), features=BOTH)
     run(client, structured="never", top_logprobs=0)
-    assert client.calls[0].json_schema is None and client.calls[0].top_logprobs is None
+    assert client.sent[0].sampling.json_schema is None and client.sent[0].sampling.top_logprobs is None
 
 
 def test_structured_always_refuses_a_backend_without_json_schema_before_any_call():
-    client = ScriptedClient(lambda m, s, c: json.dumps(LBW_SCORES), features=frozenset({"top_logprobs"}))
+    client = ScriptedBackend(json.dumps(LBW_SCORES), features=frozenset({"top_logprobs"}))
     with pytest.raises(JudgeError, match="structured is 'always' but the judge backend does not support json_schema"):
         run(client, structured="always")
-    assert client.calls == []
+    assert client.calls == 0
 
 
 def test_structured_and_plain_replies_are_cached_apart(tmp_path):
     cache = str(tmp_path / "c.sqlite")
-    run(ScriptedClient(lambda m, s, c: json.dumps(LBW_SCORES)), cache_path=cache)
-    structured = ScriptedClient(lambda m, s, c: json.dumps(LBW_SCORES), features=BOTH)
+    run(ScriptedBackend(json.dumps(LBW_SCORES)), cache_path=cache)
+    structured = ScriptedBackend(json.dumps(LBW_SCORES), features=BOTH)
     run(structured, cache_path=cache)
-    assert len(structured.calls) == 1
+    assert structured.calls == 1
 
 
 def test_g_eval_score_is_the_probability_weighted_mean_over_scale_values():
@@ -74,7 +75,7 @@ def test_g_eval_score_is_the_probability_weighted_mean_over_scale_values():
     # Renormalised over 3, 4, 5: (.3·3 + .5·4 + .1·5) / .9 = 3.4 / .9.
     reply = json_tokens(LBW_SCORES, {"Relevance": {" 4": 0.5, " 3": 0.3, " 5": 0.1, " Good": 0.1}})
     text = "".join(t.token for t in reply)
-    client = ScriptedClient(lambda m, s, c: Completion(text, "stop", logprobs=reply), features=BOTH)
+    client = ScriptedBackend(Completion(text, "stop", logprobs=reply), features=BOTH)
     sample = run(client)["tasks"]["longbench_write_en_mini"]["samples"][0]
     assert sample["scores"]["Relevance"] == pytest.approx(3.4 / 0.9)
     assert sample["argmax_scores"]["Relevance"] == 4.0
@@ -86,10 +87,10 @@ def test_weighted_scores_survive_the_cache(tmp_path):
     reply = json_tokens(LBW_SCORES, {"Clarity": {" 5": 0.5, " 4": 0.5}})
     text = "".join(t.token for t in reply)
     cache = str(tmp_path / "c.sqlite")
-    run(ScriptedClient(lambda m, s, c: Completion(text, "stop", logprobs=reply), features=BOTH), cache_path=cache)
-    again = ScriptedClient(lambda m, s, c: "unused", features=BOTH)
+    run(ScriptedBackend(Completion(text, "stop", logprobs=reply), features=BOTH), cache_path=cache)
+    again = ScriptedBackend("unused", features=BOTH)
     sample = run(again, cache_path=cache)["tasks"]["longbench_write_en_mini"]["samples"][0]
-    assert again.calls == [] and sample["cached"] and sample["scores"]["Clarity"] == 4.5
+    assert again.calls == 0 and sample["cached"] and sample["scores"]["Clarity"] == 4.5
 
 
 def test_the_value_of_the_last_matching_key_is_weighted_when_the_example_is_echoed():
