@@ -17,6 +17,7 @@ is kept is listed in `invalidate` and in docs/run_directory.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import shutil
@@ -88,6 +89,7 @@ def settings_of(section: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str
     return clean({k: v for k, v in section.items() if k not in drop})
 
 
+@functools.lru_cache(maxsize=None)
 def files_version(*roots: Path, suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")) -> str:
     """A short hash of the packaged files under `roots` (prompts, rubrics, task definitions)."""
     digest = hashlib.sha256()
