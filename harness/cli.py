@@ -74,7 +74,7 @@ def cmd_eval(args) -> int:
         "endpoint": args.endpoint,
         "api_key_env": args.api_key_env,
         "backend": args.backend,
-        "tasks": args.tasks.split(",") if args.tasks else None,
+        "tasks": args.tasks.split(",") if args.tasks is not None else None,
         "limit": args.limit,
         "num_concurrent": args.num_concurrent,
         "max_gen_toks": args.max_gen_toks,

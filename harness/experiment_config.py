@@ -126,7 +126,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
         raise UserError("self_lengthen.work_dir is set by run (out_dir/train/self_lengthen); remove it")
     if config.arms.self_lengthen:
         validate_training(TrainRunConfig(model=config.model, backend=config.backend, method=config.self_lengthen),
-                          where="")
+                          method_label="self_lengthen")
         _require_seed_files("self_lengthen", config.self_lengthen.seed_files, config.self_lengthen.languages)
     if config.arms.backtranslation:
         if config.backtranslation is None:

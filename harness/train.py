@@ -113,13 +113,13 @@ def train_stage(k: int, role: str) -> str:
     return f"self_lengthen/iter_{k}/train_{role}"
 
 
-def validate_training(config: TrainRunConfig, where: str = "") -> None:
+def validate_training(config: TrainRunConfig, method_label: str = "method") -> None:
     """Refuse, naming the field, what the synthesis backend cannot honour, before any work starts."""
     if config.backend.max_batch_size < 1:
-        raise UserError(f"{where}backend.max_batch_size must be at least 1, got {config.backend.max_batch_size}")
+        raise UserError(f"backend.max_batch_size must be at least 1, got {config.backend.max_batch_size}")
     if config.backend.kind == "endpoint":
         target = endpoint_target(config.backend.server.kind, config.backend.server.continuous_batching)
-        refuse_unsupported(config.method.sampling, target, f"{where}self_lengthen.sampling" if where else "method.sampling")
+        refuse_unsupported(config.method.sampling, target, f"{method_label}.sampling")
 
 
 def run_training(config: TrainRunConfig, console: Console | None = None,
