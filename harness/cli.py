@@ -74,7 +74,7 @@ def cmd_eval(args) -> int:
         "endpoint": args.endpoint,
         "api_key_env": args.api_key_env,
         "backend": args.backend,
-        "tasks": args.tasks.split(",") if args.tasks else None,
+        "tasks": args.tasks.split(",") if args.tasks is not None else None,
         "limit": args.limit,
         "num_concurrent": args.num_concurrent,
         "max_gen_toks": args.max_gen_toks,
@@ -115,15 +115,26 @@ def cmd_train(args) -> int:
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="The whole experiment: train every arm, score, judge, render the leaderboard.")
     p.add_argument("config", type=Path, help="EXPERIMENT.yaml (ExperimentConfig fields), e.g. examples/tiny.yaml")
+    p.add_argument("--plan", action="store_true", help="print every stage and its status (done/todo/stale); run nothing")
+    p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON on stdout")
     p.set_defaults(func=cmd_run)
 
 
 def cmd_run(args) -> int:
-    from harness.config import load_config
-    from harness.experiment import ExperimentConfig, run_experiment
+    from harness.experiment_config import load_experiment
+
+    config = load_experiment(args.config)
+    if args.json and not args.plan:
+        raise UserError("--json is only used with --plan")
+    if args.plan:
+        from harness.plan import plan_stages, print_plan
+
+        print_plan(plan_stages(config)[0], Console(), as_json=args.json)
+        return 0
+    from harness.experiment import run_experiment
 
     started = time.monotonic()
-    run_experiment(load_config(ExperimentConfig, args.config), console)
+    run_experiment(config, console)
     console.print(f"experiment finished in {time.monotonic() - started:.0f}s")
     return 0
 

@@ -34,8 +34,11 @@ def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[s
       JSON replaces the model's own generation config, so `model_defaults` (its eos/pad ids)
       go in first, or generation would not stop at the end-of-turn token.
     - vLLM takes top_k and repetition_penalty as extra body fields, per request.
-    - any other OpenAI-compatible server gets the standard fields only.
+    - any other OpenAI-compatible server gets the standard fields only, and top_k or
+      repetition_penalty is refused rather than dropped.
     """
+    if kind == "openai":
+        refuse_unsupported(sampling, "endpoint-openai", "sampling")
     fields: dict[str, Any] = {"temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
     if sampling.do_sample:
         fields["top_p"] = sampling.top_p
@@ -62,6 +65,82 @@ def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[s
     if extra:
         fields["extra_body"] = extra
     return fields
+
+
+LM_EVAL_MAX_STOP = 4
+"""lm-eval's chat-completions backend sends only the first four stop strings."""
+
+
+def lm_eval_gen_kwargs(sampling: SamplingConfig, backend: str, model_defaults: dict[str, Any] | None = None,
+                       where: str = "eval.sampling") -> dict[str, Any]:
+    """lm-eval's gen_kwargs for `backend`: hf, vllm, or `endpoint-<kind>[-cb]` (see `endpoint_target`).
+
+    Answer length is lm-eval's `max_gen_toks`, so `max_tokens` is not mapped here; what a backend
+    cannot honour is refused (`refuse_unsupported`), never dropped.
+    """
+    refuse_unsupported(sampling, f"lm-eval-{backend}", where)
+    if backend == "hf":
+        kwargs: dict[str, Any] = {"do_sample": sampling.do_sample, "temperature": sampling.temperature}
+        if sampling.do_sample:
+            kwargs["top_p"] = sampling.top_p
+            if sampling.top_k is not None:
+                kwargs["top_k"] = sampling.top_k
+        if sampling.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = sampling.repetition_penalty
+    elif backend == "vllm":
+        kwargs = {"do_sample": sampling.do_sample, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        if sampling.top_k is not None:
+            kwargs["top_k"] = sampling.top_k
+        if sampling.seed is not None:
+            kwargs["seed"] = sampling.seed
+        if sampling.repetition_penalty is not None:
+            kwargs["repetition_penalty"] = sampling.repetition_penalty
+    else:
+        kind = backend.removeprefix("endpoint-").removesuffix("-cb")
+        request = sampling_request(sampling, kind, model_defaults)
+        kwargs = {k: v for k, v in request.items() if k not in ("extra_body", "max_tokens", "stop")}
+        kwargs.update(request.get("extra_body", {}))
+    if sampling.stop:
+        kwargs["until"] = list(sampling.stop)
+    return kwargs
+
+
+def refuse_unsupported(sampling: SamplingConfig, target: str, where: str) -> None:
+    """A one-line UserError naming the first field of `sampling` that `target` cannot honour.
+
+    Targets: `inprocess`, `endpoint-transformers-cb` (transformers serve with continuous batching,
+    which drops repetition_penalty), `endpoint-transformers`, `endpoint-vllm`, `endpoint-openai`,
+    and lm-eval's `lm-eval-hf`, `lm-eval-vllm`, `lm-eval-endpoint-<kind>`.
+    """
+    refusals = []
+    if target.startswith("lm-eval"):
+        if sampling.json_schema is not None:
+            refusals.append(("json_schema", "lm-eval generates free text"))
+        if sampling.top_logprobs is not None:
+            refusals.append(("top_logprobs", "lm-eval's generation requests return no log-probabilities"))
+        if sampling.max_tokens != SamplingConfig().max_tokens:
+            refusals.append(("max_tokens", "answer length is the task's max_gen_toks (eval.max_gen_toks)"))
+    if target == "lm-eval-hf" and sampling.seed is not None:
+        refusals.append(("seed", "lm-eval's hf backend has no per-request sampler seed"))
+    if target.startswith("lm-eval-endpoint") and len(sampling.stop) > LM_EVAL_MAX_STOP:
+        refusals.append(("stop", f"lm-eval sends at most {LM_EVAL_MAX_STOP} stop strings to an endpoint"))
+    if target.startswith("lm-eval-endpoint-transformers") and sampling.stop:
+        refusals.append(("stop", "transformers serve ignores stop strings and lm-eval does not cut at them"))
+    if target.endswith("endpoint-openai"):
+        for name in ("top_k", "repetition_penalty"):
+            if getattr(sampling, name) is not None:
+                refusals.append((name, "a generic OpenAI-compatible endpoint has no such field"))
+    if target.endswith("transformers-cb") and sampling.repetition_penalty is not None:
+        refusals.append(("repetition_penalty", "transformers serve with continuous batching drops it "
+                         "(use the inprocess backend, vllm, or server.continuous_batching: false)"))
+    if refusals:
+        name, why = refusals[0]
+        raise UserError(f"{where}.{name} cannot be honoured: {why}")
+
+
+def endpoint_target(kind: str, continuous_batching: bool) -> str:
+    """The `refuse_unsupported` target of a server of `kind`."""
+    return f"endpoint-{kind}" + ("-cb" if kind == "transformers" and continuous_batching else "")
 
 
 class EndpointClient:

@@ -2,17 +2,20 @@
 
 An unknown field is an error that names it; a value of the wrong type is an error that names
 the field and the expected type. Nested dataclasses load from nested mappings. String values
-may use environment variables (`${SELFLENGTHEN_DATA_DIR}/federalist.jsonl`), so one config
-serves machines whose data lives in different places.
+may use variables (`${SELFLENGTHEN_DATA_DIR}/federalist.jsonl`), so one config serves machines
+whose data lives in different places. Variables come from the environment, overlaid with an
+explicit mapping (an experiment's `data_dir`), never by changing the environment.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import yaml
@@ -41,9 +44,14 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
-    """Build dataclass `cls` from `data`, checking field names and simple types."""
+def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "",
+              variables: Mapping[str, str] | None = None) -> T:
+    """Build dataclass `cls` from `data`, checking field names and simple types.
+
+    `${NAME}` in a string expands from `variables`, else from the environment.
+    """
     data = data or {}
+    scope = {**os.environ, **(variables or {})}
     label = where or cls.__name__
     if not isinstance(data, dict):
         raise UserError(f"{label} must be a mapping, got {type(data).__name__}")
@@ -52,7 +60,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UserError(f"unknown field {unknown[0]!r} in {label}; known fields: {', '.join(sorted(fields))}")
-    kwargs = {name: _coerce(hints[name], value, f"{label}.{name}") for name, value in data.items()}
+    kwargs = {name: _coerce(hints[name], value, f"{label}.{name}", scope) for name, value in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -69,7 +77,7 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def _coerce(tp: Any, value: Any, label: str) -> Any:
+def _coerce(tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -80,12 +88,12 @@ def _coerce(tp: Any, value: Any, label: str) -> Any:
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(arg, value, label)
+                return _coerce(arg, value, label, scope)
             except UserError as exc:
                 errors.append(str(exc))
         raise UserError(errors[0] if errors else f"{label}: unexpected value {value!r}")
     if dataclasses.is_dataclass(tp):
-        return value if isinstance(value, tp) else from_dict(tp, value, label)
+        return value if isinstance(value, tp) else from_dict(tp, value, label, scope)
     if origin is typing.Literal:
         if value not in args:
             raise UserError(f"{label} must be one of {', '.join(map(repr, args))}, got {value!r}")
@@ -94,12 +102,12 @@ def _coerce(tp: Any, value: Any, label: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise UserError(f"{label} must be a list, got {type(value).__name__}")
         inner = args[0] if args else Any
-        return [_coerce(inner, v, f"{label}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(inner, v, f"{label}[{i}]", scope) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise UserError(f"{label} must be a mapping, got {type(value).__name__}")
         inner = args[1] if len(args) == 2 else Any
-        return {k: _coerce(inner, v, f"{label}.{k}") for k, v in value.items()}
+        return {k: _coerce(inner, v, f"{label}.{k}", scope) for k, v in value.items()}
     if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if tp is bool and not isinstance(value, bool):
@@ -109,8 +117,19 @@ def _coerce(tp: Any, value: Any, label: str) -> Any:
     if tp is str and not isinstance(value, str):
         raise UserError(f"{label} must be a string, got {value!r}")
     if isinstance(value, str) and "$" in value:
-        expanded = os.path.expandvars(value)
-        if "$" in expanded:
-            raise UserError(f"{label} uses an unset environment variable: {value}")
-        return expanded
+        return expand_variables(value, scope, label)
     return value
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def expand_variables(value: str, scope: Mapping[str, str], label: str) -> str:
+    """`value` with `$NAME` / `${NAME}` replaced from `scope`; an unset one is an error naming the field."""
+    def replace(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in scope or scope[name] == "":
+            raise UserError(f"{label} uses an unset environment variable: {value}")
+        return scope[name]
+
+    return _VARIABLE.sub(replace, value)

@@ -21,13 +21,14 @@ from typing import Any, Literal
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.client import sampling_request, served_generation_defaults
+from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.errors import UserError
-from harness.models import DEFAULT_MODEL, resolve_model
+from harness.models import DEFAULT_MODEL, check_model_available, resolve_model
 from infra.journal import write_json_atomically as write_json
 from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
+from tasks.data import resolve_data_dir
 
 
 @dataclass
@@ -43,9 +44,10 @@ class EvalConfig:
         api_key_env: environment variable holding that server's API key (never logged).
         server: how to start the server when `endpoint` is None.
         limit: documents per task at most (None: all).
-        num_concurrent: requests in flight.
-        sampling: decoding for the answers; greedy by default, as lm-eval does. (transformers
-            serve with continuous batching drops repetition_penalty, so it is not the default.)
+        num_concurrent: requests in flight (for `hf` / `vllm`: lm-eval's batch size).
+        sampling: decoding for the answers; greedy by default, as lm-eval does. A field the
+            backend cannot honour is refused (`harness.client.refuse_unsupported`); answer length
+            is `max_gen_toks`, so `sampling.max_tokens` is refused.
         max_gen_toks: cap on answer tokens, overriding the tasks' own (for quick CPU runs).
         data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
     """
@@ -57,7 +59,7 @@ class EvalConfig:
     api_key_env: str | None = field(default=None, metadata={"help": "Env var with the endpoint's API key."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start a server."})
     limit: int | None = field(default=None, metadata={"help": "Documents per task at most."})
-    num_concurrent: int = field(default=8, metadata={"help": "Requests in flight."})
+    num_concurrent: int = field(default=8, metadata={"help": "Requests in flight (hf/vllm: batch size)."})
     max_gen_toks: int | None = field(
         default=None, metadata={"help": "Cap on answer tokens for every task (None: each task's own, e.g. 16384)."}
     )
@@ -71,18 +73,48 @@ def tasks_dir() -> Path:
     return Path(tasks.__file__).resolve().parent
 
 
+def validate_eval(config: EvalConfig, where: str = "eval") -> None:
+    """Refuse, naming the field, every setting that is out of range or that the backend would ignore."""
+    if not config.tasks or any(not task.strip() for task in config.tasks):
+        raise UserError(f"{where}.tasks must name at least one task, got {config.tasks!r}")
+    for name in ("limit", "max_gen_toks"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise UserError(f"{where}.{name} must be at least 1 or unset, got {value}")
+    if config.num_concurrent < 1:
+        raise UserError(f"{where}.num_concurrent must be at least 1, got {config.num_concurrent}")
+    if config.data_dir and not Path(config.data_dir).is_dir():
+        raise UserError(f"{where}.data_dir: data directory not found: {config.data_dir}")
+    if config.endpoint and config.backend != "endpoint":
+        raise UserError(f"{where}.endpoint is only used with backend: endpoint, not {config.backend}")
+    if config.api_key_env and not config.endpoint:
+        raise UserError(f"{where}.api_key_env is only used with {where}.endpoint (a server the harness starts has no key)")
+    if (config.endpoint or config.backend != "endpoint") and config.server != ServerConfig():
+        raise UserError(f"{where}.server is not used: answers come from "
+                        f"{config.endpoint or 'lm-eval ' + config.backend}, not a server the harness starts")
+    refuse_unsupported(config.sampling, "lm-eval-" + eval_target(config), f"{where}.sampling")
+
+
+def eval_target(config: EvalConfig) -> str:
+    """What generates the answers, as `harness.client.lm_eval_gen_kwargs` names it."""
+    if config.backend != "endpoint":
+        return config.backend
+    if config.endpoint:
+        return "endpoint-openai"
+    return endpoint_target(config.server.kind, config.server.continuous_batching)
+
+
 def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, run_info: dict | None = None) -> dict:
-    """Evaluate one model into `out_dir` and return the scores.json content."""
+    """Evaluate one model into `out_dir` and return the scores.json content.
+
+    Everything is validated before anything is written, so a refused config leaves no folder.
+    """
     console = console or Console(stderr=True)
-    if config.data_dir:
-        if not Path(config.data_dir).is_dir():
-            raise UserError(f"data directory not found: {config.data_dir}")
-        os.environ["SELFLENGTHEN_DATA_DIR"] = str(Path(config.data_dir).resolve())
-    task_manager = _task_manager()
-    unknown = [t for t in config.tasks if t not in task_manager.all_tasks]
-    if unknown:
-        ours = sorted(n for n in task_manager.all_tasks if n.startswith(("longen", "longbench", "longwrite")))
-        raise UserError(f"unknown task {unknown[0]!r}; available: {', '.join(ours)}")
+    validate_eval(config)
+    if not config.endpoint:
+        check_model_available(config.model, "eval.model")
+    data_dir = resolve_data_dir(config.data_dir)
+    task_manager = check_tasks(config.tasks, data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = config.model if config.endpoint else resolve_model(config.model)
     write_json(
@@ -102,20 +134,28 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
     with _generation_model(config, model_path, out_dir, console) as (lm_name, lm_args, gen_kwargs):
         if config.max_gen_toks:
             gen_kwargs = {**gen_kwargs, "max_gen_toks": config.max_gen_toks}
-        samples = _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir, console)
+        samples = _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir, console, data_dir)
     scores = score_samples(samples, model_name=json.loads((out_dir / "run.json").read_text())["model"])
     write_json(out_dir / "scores.json", scores)
     return scores
+
+
+def check_tasks(tasks: list[str], data_dir: str | Path | None):
+    """lm-eval's task manager, once every name in `tasks` is known to it (else a one-line error)."""
+    task_manager = _task_manager(Path(data_dir) if data_dir else None)
+    unknown = [t for t in tasks if t not in task_manager.all_tasks]
+    if unknown:
+        ours = sorted(n for n in task_manager.all_tasks if n.startswith(("longen", "longbench", "longwrite")))
+        raise UserError(f"unknown task {unknown[0]!r}; available: {', '.join(ours)}")
+    return task_manager
 
 
 @contextlib.contextmanager
 def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, console: Console):
     """Yield lm-eval's (model name, model args, gen_kwargs), starting a server if needed."""
     if config.backend in ("hf", "vllm"):
-        gen_kwargs = {"temperature": config.sampling.temperature, "do_sample": config.sampling.do_sample}
-        if config.sampling.do_sample:
-            gen_kwargs["top_p"] = config.sampling.top_p
-        yield config.backend, {"pretrained": model_path}, gen_kwargs
+        gen_kwargs = lm_eval_gen_kwargs(config.sampling, config.backend)
+        yield config.backend, {"pretrained": model_path, "batch_size": config.num_concurrent}, gen_kwargs
         return
     if config.endpoint:
         endpoint = Endpoint(base_url=config.endpoint.rstrip("/"), model=config.model, api_key_env=config.api_key_env)
@@ -134,9 +174,8 @@ def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, consol
 
 def _endpoint_model(endpoint: Endpoint, config: EvalConfig) -> tuple[str, dict, dict]:
     defaults = served_generation_defaults(endpoint.tokenizer) if endpoint.kind == "transformers" else None
-    request = sampling_request(config.sampling, endpoint.kind, defaults)
-    gen_kwargs = {k: v for k, v in request.items() if k not in ("extra_body", "max_tokens", "stop", "seed")}
-    gen_kwargs.update(request.get("extra_body", {}))
+    target = endpoint_target(endpoint.kind, config.server.continuous_batching)
+    gen_kwargs = lm_eval_gen_kwargs(config.sampling, target, defaults)
     if os.environ.get(endpoint.api_key_env or "", ""):
         os.environ["OPENAI_API_KEY"] = endpoint.api_key
     args = {
@@ -150,7 +189,8 @@ def _endpoint_model(endpoint: Endpoint, config: EvalConfig) -> tuple[str, dict, 
     return "selflengthen-chat", args, gen_kwargs
 
 
-def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path, console: Console) -> dict[str, list]:
+def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path, console: Console,
+              data_dir: Path | None) -> dict[str, list]:
     import lm_eval
 
     import harness.lm_eval_model as progress_model
@@ -160,7 +200,7 @@ def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path,
     _log_lm_eval_to(lm_dir / "lm_eval.log")
     columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("requests", total=_request_count(config))
+        bar = progress.add_task("requests", total=_request_count(config, data_dir))
         progress_model.set_progress_callback(lambda: progress.advance(bar))
         try:
             results = lm_eval.simple_evaluate(
@@ -206,12 +246,12 @@ def score_samples(samples: dict[str, list[dict]], model_name: str) -> dict[str, 
     return {"model": model_name, "tasks": scored}
 
 
-def _request_count(config: EvalConfig) -> int | None:
+def _request_count(config: EvalConfig, data_dir: Path | None) -> int | None:
     """How many answers lm-eval will ask for, for the progress bar (None when unknown)."""
     from tasks.data import load_benchmark
 
     try:
-        sizes = [len(load_benchmark(task)) for task in config.tasks]
+        sizes = [len(load_benchmark(task, data_dir)) for task in config.tasks]
     except Exception:  # the bar is a nicety; lm-eval reports real data problems itself
         return None
     return sum(min(size, config.limit) if config.limit else size for size in sizes)
@@ -229,10 +269,12 @@ def _log_lm_eval_to(path: Path) -> None:
     logger.propagate = False
 
 
-def _task_manager():
+def _task_manager(data_dir: Path | None):
+    """lm-eval's tasks; the data folder reaches the tasks' dataset hook as task metadata."""
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_dir()))
+    metadata = {"data_dir": str(data_dir.resolve())} if data_dir else None
+    return TaskManager(include_path=str(tasks_dir()), metadata=metadata)
 
 
 def _root_message(exc: BaseException) -> str:

@@ -30,31 +30,52 @@ from judges.errors import JudgeError
 from judges.judgements import judge_scores
 from judges.reliability import ReliabilityConfig, measure_reliability
 
+JUDGE_CACHE = "judge_cache.sqlite"
+
 
 @dataclass
-class JudgeRunConfig:
-    """Which judge model, where it runs, and how it grades.
+class JudgeRunConfig(JudgeConfig):
+    """The judge (every `judges.config.JudgeConfig` field, inherited, not copied) and where it runs.
 
-    Fields:
-        model: judge model (Hub id, local path or smollm2-135m).
+    Fields added here:
         endpoint: base URL of a running judge server; None starts one with `server`.
-        api_key_env: environment variable with that server's API key.
-        server: how to start the judge's server.
-        judge: rubric, concurrency, retries (judges.config.JudgeConfig; its `model` is filled in).
-        repeat: re-judge a subset this many times and report agreement (0: off).
+        api_key_env: environment variable with that server's API key (only with `endpoint`).
+        server: how to start the judge's server. Not continuous batching by default: such a
+            transformers server fixes sampling from its first (greedy) request, so retries at
+            `retry_temperature` would silently repeat the greedy configuration.
+        repeat: re-judge a subset this many times and report agreement (0: off; else at least 2).
+        repeat_subset: samples per task re-judged.
+    `cache_path` is set per run directory and refused here.
     """
 
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Judge model."})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Judge model: Hub id, local path or smollm2-135m."})
     endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running judge server."})
     api_key_env: str | None = field(default=None, metadata={"help": "Env var with the judge endpoint's API key."})
-    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start the judge server."})
-    rubric: str = field(default="auto", metadata={"help": "auto, a packaged rubric name, or a rubric YAML path."})
-    max_concurrency: int = field(default=8, metadata={"help": "Judge requests in flight."})
-    max_retries: int = field(default=2, metadata={"help": "Retries of an unusable reply before it counts as a failure."})
-    max_tokens: int = field(default=512, metadata={"help": "Tokens per judge reply."})
-    max_response_chars: int | None = field(default=None, metadata={"help": "Cut longer answers before judging."})
+    server: ServerConfig = field(default_factory=lambda: ServerConfig(continuous_batching=False),
+                                 metadata={"help": "How to start the judge server."})
     repeat: int = field(default=0, metadata={"help": "Re-judge a subset R times and report agreement (0: off)."})
     repeat_subset: int = field(default=20, metadata={"help": "Samples per task re-judged when repeat > 1."})
+
+    def __post_init__(self) -> None:
+        try:
+            super().__post_init__()
+        except JudgeError as exc:
+            raise UserError(str(exc).replace("JudgeConfig.", "judge.")) from None
+        if self.repeat == 1 or self.repeat < 0:
+            raise UserError(f"judge.repeat must be 0 (off) or at least 2, got {self.repeat}")
+        if self.repeat_subset < 1:
+            raise UserError(f"judge.repeat_subset must be at least 1, got {self.repeat_subset}")
+        if self.cache_path is not None:
+            raise UserError("judge.cache_path is set per run directory (judge_cache.sqlite there); remove it")
+        if self.api_key_env and not self.endpoint:
+            raise UserError("judge.api_key_env is only used with judge.endpoint")
+        if self.endpoint and self.server != JudgeRunConfig.__dataclass_fields__["server"].default_factory():
+            raise UserError("judge.server is not used with judge.endpoint (the harness starts no judge server)")
+        if (not self.endpoint and self.server.kind == "transformers" and self.server.continuous_batching
+                and self.max_retries > 0 and self.retry_temperature > 0):
+            raise UserError("judge.retry_temperature cannot be honoured: a transformers server with continuous "
+                            "batching keeps the first (greedy) request's sampling; set judge.server."
+                            "continuous_batching: false, or judge.max_retries: 0")
 
 
 @contextlib.contextmanager
@@ -90,10 +111,7 @@ def judge_reliability(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig,
     """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`."""
     console = console or Console(stderr=True)
     scores, judge_config = _inputs(run_dir, config)
-    try:
-        reliability = ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset)
-    except JudgeError as exc:
-        raise UserError(str(exc)) from None
+    reliability = ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset)
     report = _run(measure_reliability, scores, endpoint, judge_config, reliability)
     write_json(run_dir / "judge_reliability.json", report)
     for task, entry in report["tasks"].items():
@@ -113,19 +131,13 @@ def _inputs(run_dir: Path, config: JudgeRunConfig) -> tuple[dict, JudgeConfig]:
     if not scores_path.is_file():
         raise UserError(f"{scores_path} not found: run `selflengthen eval --out {run_dir}` first")
     scores = json.loads(scores_path.read_text(encoding="utf-8"))
-    try:
-        judge_config = JudgeConfig(
-            model=config.model,
-            rubric=config.rubric,
-            max_tokens=config.max_tokens,
-            max_response_chars=config.max_response_chars,
-            max_concurrency=config.max_concurrency,
-            max_retries=config.max_retries,
-            cache_path=str(run_dir / "judge_cache.sqlite"),
-        )
-    except JudgeError as exc:
-        raise UserError(str(exc)) from None
-    return scores, judge_config
+    return scores, judge_settings(config, run_dir)
+
+
+def judge_settings(config: JudgeRunConfig, run_dir: Path) -> JudgeConfig:
+    """The judges package's config: every JudgeConfig field of `config`, with the run's cache file."""
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(JudgeConfig)}
+    return JudgeConfig(**{**values, "cache_path": str(run_dir / JUDGE_CACHE)})
 
 
 def _run(step, scores: dict, endpoint: Endpoint, judge_config: JudgeConfig, *extra):

