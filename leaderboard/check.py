@@ -150,7 +150,7 @@ def check_table(result: CheckResult) -> Table:
             model = f"{c.baseline_model} → {c.candidate_model}"
         verdict = Text("REGRESSION", style="red") if c.regression else Text("ok", style="green")
         if c.not_gated:
-            verdict = Text("not gated" + (" (drop)" if c.significant_drop else ""), style="yellow")
+            verdict = Text("not gated", style="yellow")
         table.add_row(Text(c.task), Text(label(c.metric)), Text(model), str(c.n_pairs), number(c.baseline), number(c.candidate),
                       f"{-c.drop:+.3g}", f"{c.p:.2g}", verdict)
     return table
@@ -163,8 +163,9 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
         return
     console.print(check_table(result))
     for c in result.ungated:  # reasons hold model names and judgements.json text: Text, never markup
-        console.print(Text(f"not gated: {c.task} {label(c.metric)} ({c.candidate_model}): " + "; ".join(c.not_gated),
-                           style="yellow"))
+        drop = "a significant drop, " if c.significant_drop else ""
+        console.print(Text(f"not gated ({drop}unreliable judge): {c.task} {label(c.metric)} ({c.candidate_model}): "
+                           + "; ".join(c.not_gated), style="yellow"))
     count = len(result.regressions)
     console.print(f"[red]{count} regression(s)[/red]" if count else "[green]no regression[/green]")
 
