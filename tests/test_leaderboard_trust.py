@@ -177,3 +177,15 @@ def test_an_older_leaderboard_without_quality_trust_shows_its_quality_as_not_val
     for row in older["rows"]:
         del row["tasks"][LBW]["quality_trust"]
     assert markdown_row(older, "smollm2-135m").endswith(f"| unreliable: {NOT_VALIDATED} |")
+
+
+def test_rich_markup_in_a_degradation_name_and_a_reason_prints_literally_in_the_terminal(tmp_path):
+    failing = {"[red]x[/red]": {"rate": 0.5, "ci": [0.2, 0.8], "p_value": 0.6, "above_chance": False, "n": 6}}
+    runs = [with_trust(make_run_dir(tmp_path, *MODELS[0][:6], seed=0), trust(failing)),
+            with_trust(make_run_dir(tmp_path, *MODELS[1][:6], seed=1),
+                       trust(PASSING, reliable=False, reasons=["[/bold] judge [link=x]y[/link]"]))]
+    console = Console(record=True, width=900)
+    print_leaderboard(build_leaderboard(runs, base=None), console)
+    text = console.export_text()
+    assert "[red]x[/red] 0.50 (p=0.6) ✗" in text and "unreliable: sanity [red]x[/red]: original" in text
+    assert "unreliable: [/bold] judge [link=x]y[/link]" in text
