@@ -242,7 +242,8 @@ def iteration_charts(board: dict) -> list[str]:
 
 
 def quality_charts(board: dict) -> list[str]:
-    """Figure 3: judge quality vs. output length per sample, with the fitted per-model lines of length control."""
+    """Figure 3: judge quality vs. output length per sample, with the fitted per-model lines of length control;
+    a model whose judge is unreliable on the task is marked so in the legend."""
     colors = _colors(board)
     charts = []
     for task, fit in board.get("length_control", {}).items():
@@ -267,7 +268,8 @@ def quality_charts(board: dict) -> list[str]:
                 continue
             grid = [min(words) * (max(words) / min(words)) ** (i / 20) for i in range(21)]
             chart.line([(w, intercept + fit["slope"] * math.log(w + 1)) for w in grid], colors[row["id"]])
-            chart.add_legend(row["model"], colors[row["id"]])
+            marked = f" {UNRELIABLE}" if unreliable_metric(row["tasks"][task], "quality") else ""
+            chart.add_legend(row["model"] + marked, colors[row["id"]])
         charts.append(chart.render())
     return charts
 
@@ -315,7 +317,7 @@ def render_html(board: dict) -> str:
         '<h3>2. Self-Lengthen iterations</h3><p class="caption">Mean with 95% CI per iteration; iteration 0 is '
         f'the base model; dashed: arms without iterations.</p><div class="figures">{iterations}</div>'
         '<h3>3. Quality vs. length</h3><p class="caption">One point per judged sample; lines: the length-control '
-        f'fit per model; dashed: the common length.</p><div class="figures">{quality}</div>'
+        f'fit per model; dashed: the common length; {escape(UNRELIABLE)}: see the judge verdict column.</p><div class="figures">{quality}</div>'
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Self-Lengthen leaderboard</title>'

@@ -189,3 +189,9 @@ def test_rich_markup_in_a_degradation_name_and_a_reason_prints_literally_in_the_
     text = console.export_text()
     assert "[red]x[/red] 0.50 (p=0.6) ✗" in text and "unreliable: sanity [red]x[/red]: original" in text
     assert "unreliable: [/bold] judge [link=x]y[/link]" in text
+
+
+def test_the_quality_figure_marks_models_whose_judge_is_unreliable_in_its_legend(board):
+    figure = render_html(board).split('class="chart quality-length"')[1].split("</svg>")[0]
+    legend = re.findall(r'<text class="legend"[^>]*>([^<]*)</text>', figure)
+    assert legend == ["smollm2-135m", "sl-iter1 ⚠ unreliable", "sl-iter2 ⚠ unreliable", "sl-iter3 ⚠ unreliable"]
