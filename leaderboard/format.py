@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leaderboard.trust import MAX_FAILURE_RATE, task_trust
+from leaderboard.trust import MAX_FAILURE_RATE, unreliable_reasons
 
 # The training facts a reader compares across arms, in this order, when train_stats has them.
 TRAIN_STATS = {"samples": "training samples", "answer_words_mean": "mean answer words",
@@ -40,9 +40,7 @@ def judged(board: dict, task: str) -> bool:
 
 def unreliable_metric(entry: dict, metric: str) -> bool:
     """Whether this cell is a judge quality whose judge failed the trust rule (leaderboard/trust.py)."""
-    trust = task_trust(entry)
-    return bool(trust and not trust["reliable"] and entry["metrics"].get(metric, {}).get("field")
-                in ("quality", "quality_lc"))
+    return bool(unreliable_reasons(entry, metric))
 
 
 def failures_text(trust: dict | None) -> str:
@@ -59,8 +57,8 @@ def sanity_parts(trust: dict | None) -> list[tuple[str, bool]]:
     The degradation name comes from judgements.json: a view escapes it."""
     if trust is None or not trust.get("sanity"):
         return []
-    return [(f"{name} {number(s['rate'])} (p={'–' if s['p_value'] is None else format(s['p_value'], '.2g')})",
-             bool(s["above_chance"])) for name, s in trust["sanity"].items()]
+    return [(f"{name} {number(s.get('rate'))} (p={'–' if s.get('p_value') is None else format(s['p_value'], '.2g')})",
+             bool(s.get("above_chance"))) for name, s in trust["sanity"].items()]
 
 
 def sanity_text(trust: dict | None) -> str:

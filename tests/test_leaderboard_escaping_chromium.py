@@ -11,7 +11,12 @@ import pytest
 
 from leaderboard.render_html import render_html
 from tests.test_leaderboard_chromium import CHROMIUM, chromium
-from tests.test_leaderboard_escaping import PAYLOADS, Structure, leaderboard_with, trust_strings
+from tests.test_leaderboard_escaping import (
+    PAYLOADS,
+    Structure,
+    leaderboard_with,
+    trust_strings,
+)
 
 pytestmark = [
     pytest.mark.chromium,

@@ -195,3 +195,15 @@ def test_the_quality_figure_marks_models_whose_judge_is_unreliable_in_its_legend
     figure = render_html(board).split('class="chart quality-length"')[1].split("</svg>")[0]
     legend = re.findall(r'<text class="legend"[^>]*>([^<]*)</text>', figure)
     assert legend == ["smollm2-135m", "sl-iter1 ⚠ unreliable", "sl-iter2 ⚠ unreliable", "sl-iter3 ⚠ unreliable"]
+
+
+def test_a_hand_written_quality_trust_with_only_the_required_fields_renders_in_every_view(board):
+    sparse = json.loads(json.dumps(board))
+    sparse["rows"][0]["tasks"][LBW]["quality_trust"] = {"reliable": False, "reasons": ["judge retired"],
+                                                         "sanity": {"truncated": {}}}
+    row = markdown_row(sparse, "smollm2-135m")
+    assert row.endswith("| – | truncated – (p=–) ✗ | not measured | unreliable: judge retired |")
+    assert "unreliable: judge retired" in render_html(sparse)
+    console = Console(record=True, width=700)
+    print_leaderboard(sparse, console)
+    assert "unreliable: judge retired" in console.export_text()
