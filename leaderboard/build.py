@@ -2,8 +2,9 @@
 
 Columns per task: the length scores the task reports (LonGen overall and per type, LongBench-Write S_l,
 anything else that is a mean of the samples' scores), mean output words, judge quality and its
-length-controlled version when judged, and judge failures. Rows other than the base carry a paired
-test against the base over the same prompts. Methods: see leaderboard/stats.py and README.md.
+length-controlled version when judged, judge failures and how far to trust the judge (leaderboard/trust.py).
+Rows other than the base carry a paired test against the base over the same prompts. Methods: see
+leaderboard/stats.py and README.md.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from leaderboard.board import VERSION, metric_values
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import RunDir, load_run_dir
 from leaderboard.stats import Estimate, bootstrap_mean, fit_length_control, paired_test
+from leaderboard.trust import quality_trust
 from leaderboard.validate import is_number
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
@@ -27,6 +29,10 @@ METHOD = {
     "significant when p < 0.05",
     "length_controlled": "pooled OLS of judge quality on log(words+1) with one intercept per model; each model's "
     "prediction at the median log length of all judged samples, with the OLS 95% t-interval",
+    "judge_trust": "judge quality is marked unreliable (and not gated by the regression check) when judge "
+    "failures exceed 20% of the judged samples, when the sanity check (truncated, shuffled and swapped answers "
+    "judged against the original) was not measured, or when any degradation is not scored below the original "
+    "significantly above chance (one-sided sign test, p < 0.05)",
 }
 
 
@@ -78,7 +84,8 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
          **{field: s[field] for field in extra_fields if field in s}}
         for s in entry["samples"]
     ]
-    result = {"n": len(samples), "samples": samples, "metrics": {}, "primary": None, "judge_failures": None}
+    result = {"n": len(samples), "samples": samples, "metrics": {}, "primary": None, "judge_failures": None,
+              "quality_trust": None}
     for name, field, sample_type in reported:
         values = {s["doc_id"]: float(s[field]) for s in entry["samples"]
                   if is_number(s.get(field)) and (sample_type is None or s.get("type") == sample_type)}
@@ -93,6 +100,7 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
         failures = judged.get("failures")
         result["judge_failures"] = int(failures) if is_number(failures) else sum(
             1 for s in judged["samples"] if s.get("quality") is None)
+        result["quality_trust"] = quality_trust(judged, result["judge_failures"])
     example = next((s for s in entry["samples"] if isinstance(s.get("response"), str)), None)
     if example is not None:
         result["example"] = {"doc_id": example["doc_id"], "prompt": str(example.get("prompt", "")),

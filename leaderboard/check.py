@@ -4,7 +4,8 @@ Both sides are leaderboard.json files or run directories. Rows are matched by mo
 side has exactly one row, to each other); per task and metric the same prompts (doc_ids) are compared
 with the paired Wilcoxon test of leaderboard/stats.py. A comparison is a regression when the candidate
 is lower, p < 0.05, and the drop of the mean over the shared prompts exceeds ``max_drop`` times the
-baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores).
+baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores). A judge quality metric
+whose judge is unreliable on either side (leaderboard/trust.py) is compared and shown but not gated.
 Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error (1 means a regression only).
 """
 
@@ -24,6 +25,7 @@ from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError, run_command
 from leaderboard.format import label, number
 from leaderboard.stats import ALPHA, paired_test
+from leaderboard.trust import unreliable_reasons
 from leaderboard.validate import is_number
 
 DEFAULT_MAX_DROP = 0.02
@@ -42,14 +44,19 @@ class Comparison:
     candidate: float
     p: float
     allowed_drop: float
+    not_gated: tuple[str, ...] = ()  # why this metric is not trusted (an unreliable judge); empty: gated
 
     @property
     def drop(self) -> float:
         return self.baseline - self.candidate
 
     @property
-    def regression(self) -> bool:
+    def significant_drop(self) -> bool:
         return self.p < ALPHA and self.drop > self.allowed_drop
+
+    @property
+    def regression(self) -> bool:
+        return self.significant_drop and not self.not_gated
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class CheckResult:
     @property
     def regressions(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.regression]
+
+    @property
+    def ungated(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.not_gated]
 
     @property
     def exit_code(self) -> int:
@@ -100,8 +111,11 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
                 continue
             shared = set(before) & set(after)
             base_mean = sum(before[d] for d in shared) / len(shared)
+            reasons = [f"{side} {row['id']}: {reason}" for side, row, entry in
+                       (("baseline", old, old_entry), ("candidate", new, new_entry))
+                       for reason in unreliable_reasons(entry, metric)]
             found.append(Comparison(task, metric, old["id"], new["id"], test.n_pairs, base_mean,
-                                    base_mean + test.diff, test.p, max_drop * abs(base_mean)))
+                                    base_mean + test.diff, test.p, max_drop * abs(base_mean), tuple(reasons)))
     return found
 
 
@@ -125,7 +139,7 @@ def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
 
 
 def check_table(result: CheckResult) -> Table:
-    """A rich table of every comparison, regressions in red."""
+    """A rich table of every comparison, regressions in red, metrics of an unreliable judge 'not gated'."""
     table = Table(title="regression check (candidate vs. baseline, paired over shared prompts)", title_justify="left")
     for name in ("task", "metric", "model", "n", "baseline", "candidate", "change", "p", "verdict"):
         table.add_column(name, justify="left" if name in ("task", "metric", "model", "verdict") else "right",
@@ -135,6 +149,8 @@ def check_table(result: CheckResult) -> Table:
         if c.candidate_model != c.baseline_model:
             model = f"{c.baseline_model} → {c.candidate_model}"
         verdict = Text("REGRESSION", style="red") if c.regression else Text("ok", style="green")
+        if c.not_gated:
+            verdict = Text("not gated", style="yellow")
         table.add_row(Text(c.task), Text(label(c.metric)), Text(model), str(c.n_pairs), number(c.baseline), number(c.candidate),
                       f"{-c.drop:+.3g}", f"{c.p:.2g}", verdict)
     return table
@@ -146,6 +162,10 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
         print("error: " + " ".join(result.error.split()), file=sys.stderr)
         return
     console.print(check_table(result))
+    for c in result.ungated:  # reasons hold model names and judgements.json text: Text, never markup
+        drop = "a significant drop, " if c.significant_drop else ""
+        console.print(Text(f"not gated ({drop}unreliable judge): {c.task} {label(c.metric)} ({c.candidate_model}): "
+                           + "; ".join(c.not_gated), style="yellow"))
     count = len(result.regressions)
     console.print(f"[red]{count} regression(s)[/red]" if count else "[green]no regression[/green]")
 

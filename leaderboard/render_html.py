@@ -12,6 +12,11 @@ from html import escape
 
 from leaderboard.format import (
     LEGEND,
+    TRUST_COLUMNS,
+    TRUST_LEGEND,
+    UNRELIABLE,
+    agreement_text,
+    failures_text,
     interval,
     iteration,
     iteration_number,
@@ -19,10 +24,15 @@ from leaderboard.format import (
     label,
     marker,
     number,
+    sanity_parts,
+    sanity_text,
     task_metrics,
     train_stat_keys,
+    unreliable_metric,
+    verdict_text,
 )
 from leaderboard.svg import PALETTE, Chart, padded_range
+from leaderboard.trust import task_trust
 from leaderboard.validate import is_number
 
 STYLE = """
@@ -37,7 +47,8 @@ thead th:first-child,tbody td:first-child,td.text,th.text{text-align:left}
 th[data-dir=asc]::after{content:" \\25B2";font-size:.7em}th[data-dir=desc]::after{content:" \\25BC";font-size:.7em}
 tbody td{padding:.3em .7em;text-align:right;white-space:nowrap}tbody tr:last-child td{border-bottom:2px solid #111}
 tr.base td{background:#f3f3f3}.ci{color:#777;font-size:.82em}.up{color:#1a7f37}.down{color:#b42318}
-.sig{font-size:.8em;margin-left:.2em}.figures{display:flex;flex-wrap:wrap;gap:18px}
+.sig{font-size:.8em;margin-left:.2em}.unreliable{color:#b54708;font-size:.8em;margin-left:.2em}
+td.verdict{white-space:normal;min-width:16em;max-width:28em}.figures{display:flex;flex-wrap:wrap;gap:18px}
 svg text{font-family:inherit;font-size:11px;fill:#222}svg .title{font-size:13px;font-weight:bold}
 svg .label{font-size:12px}svg .legend{font-size:11px}svg .note{fill:#777;font-size:13px}
 svg .grid{stroke:#e6e6e6}svg .legend-box{fill:#fff;fill-opacity:.85;stroke:#ccc}svg .frame{fill:none;stroke:#444}
@@ -80,7 +91,8 @@ def _td(text: str, value=None, css: str = "") -> str:
     return f"<td{sort_value}{css_class}>{text}</td>"
 
 
-def _metric_td(spec: dict | None) -> str:
+def _metric_td(entry: dict, metric: str) -> str:
+    spec = entry["metrics"].get(metric)
     if spec is None:
         return _td("–")
     sign = marker(spec)
@@ -88,7 +100,24 @@ def _metric_td(spec: dict | None) -> str:
     text = escape(number(spec["value"])) + f' <span class="ci">{escape(interval(spec))}</span>'
     if sign:
         text += f' <span class="sig {css}">{escape(sign)}</span>'
+    if unreliable_metric(entry, metric):
+        text += f' <span class="unreliable">{escape(UNRELIABLE)}</span>'
     return _td(text, spec["value"])
+
+
+def _trust_tds(entry: dict) -> list[str]:
+    """Failures (sorted by rate), sanity rates (failing ones in red), agreement and the verdict with reasons.
+    Degradation names and reasons come from judgements.json: escaped like every other text."""
+    trust = task_trust(entry)
+    parts = sanity_parts(trust)
+    sanity = ", ".join(escape(part) if passed else f'<span class="down">{escape(part)} ✗</span>'
+                       for part, passed in parts) or escape(sanity_text(trust))
+    verdict = escape(verdict_text(trust))
+    if trust is not None and not trust["reliable"]:
+        verdict = f'<span class="unreliable">{verdict}</span>'
+    return [_td(escape(failures_text(trust)), (trust or {}).get("failures_rate")),
+            _td(sanity, css="text"), _td(escape(agreement_text(trust)), css="text"),
+            _td(verdict, css="text verdict")]
 
 
 def _table(header: list[str], rows: list[str]) -> str:
@@ -99,7 +128,7 @@ def _table(header: list[str], rows: list[str]) -> str:
 def _task_table(board: dict, task: str) -> str:
     metrics = task_metrics(board, task)
     has_judge = judged(board, task)
-    header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + ["judge failures"] * has_judge
+    header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + list(TRUST_COLUMNS) * has_judge
     rows = []
     for row in board["rows"]:
         entry = row["tasks"].get(task)
@@ -109,9 +138,8 @@ def _task_table(board: dict, task: str) -> str:
         cells = [_td(name, css="text"), _td(escape(row.get("arm") or "–"), css="text"),
                  _td(escape(iteration(row)), row.get("iteration") if row.get("iteration") is not None else -1),
                  _td(escape(str(entry["n"])), entry["n"])]
-        cells += [_metric_td(entry["metrics"].get(m)) for m in metrics]
-        if has_judge:
-            cells.append(_td(escape(number(entry.get("judge_failures"))), entry.get("judge_failures")))
+        cells += [_metric_td(entry, m) for m in metrics]
+        cells += _trust_tds(entry) if has_judge else []
         rows.append(f'<tr class="{"base" if row.get("is_base") else ""}">{"".join(cells)}</tr>')
     return f"<h2>{escape(task)}</h2>" + _table(header, rows)
 
@@ -214,7 +242,8 @@ def iteration_charts(board: dict) -> list[str]:
 
 
 def quality_charts(board: dict) -> list[str]:
-    """Figure 3: judge quality vs. output length per sample, with the fitted per-model lines of length control."""
+    """Figure 3: judge quality vs. output length per sample, with the fitted per-model lines of length control;
+    a model whose judge is unreliable on the task is marked so in the legend."""
     colors = _colors(board)
     charts = []
     for task, fit in board.get("length_control", {}).items():
@@ -239,7 +268,8 @@ def quality_charts(board: dict) -> list[str]:
                 continue
             grid = [min(words) * (max(words) / min(words)) ** (i / 20) for i in range(21)]
             chart.line([(w, intercept + fit["slope"] * math.log(w + 1)) for w in grid], colors[row["id"]])
-            chart.add_legend(row["model"], colors[row["id"]])
+            marked = f" {UNRELIABLE}" if unreliable_metric(row["tasks"][task], "quality") else ""
+            chart.add_legend(row["model"] + marked, colors[row["id"]])
         charts.append(chart.render())
     return charts
 
@@ -276,6 +306,8 @@ def _method(board: dict) -> str:
 def render_html(board: dict) -> str:
     """The whole leaderboard as one self-contained HTML page."""
     base = f"base model: {escape(board['base'])}" if board.get("base") else "no base model"
+    any_judged = any(judged(board, task) for task in board["tasks"])
+    trust_legend = f'<p class="legend-text">{escape(TRUST_LEGEND)}.</p>' if any_judged else ""
     tables = "".join(_task_table(board, task) for task in board["tasks"])
     iterations = "".join(iteration_charts(board)) or "<p>No Self-Lengthen iterations in this leaderboard.</p>"
     quality = "".join(quality_charts(board)) or "<p>No judged task.</p>"
@@ -285,13 +317,13 @@ def render_html(board: dict) -> str:
         '<h3>2. Self-Lengthen iterations</h3><p class="caption">Mean with 95% CI per iteration; iteration 0 is '
         f'the base model; dashed: arms without iterations.</p><div class="figures">{iterations}</div>'
         '<h3>3. Quality vs. length</h3><p class="caption">One point per judged sample; lines: the length-control '
-        f'fit per model; dashed: the common length.</p><div class="figures">{quality}</div>'
+        f'fit per model; dashed: the common length; {escape(UNRELIABLE)}: see the judge verdict column.</p><div class="figures">{quality}</div>'
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Self-Lengthen leaderboard</title>'
         f"<style>{STYLE}</style></head><body><h1>Self-Lengthen leaderboard</h1>"
         f'<p class="meta">{escape(board.get("created") or "")} · {base}</p>'
-        f'<p class="legend-text">{escape(LEGEND)}. Click a column header to sort.</p>'
+        f'<p class="legend-text">{escape(LEGEND)}. Click a column header to sort.</p>{trust_legend}'
         f"{tables}{_training_table(board)}{figures}{_examples(board)}{_method(board)}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -10,14 +10,23 @@ import re
 
 from leaderboard.format import (
     LEGEND,
+    TRUST_COLUMNS,
+    TRUST_LEGEND,
+    UNRELIABLE,
+    agreement_text,
     cell,
+    failures_text,
     iteration,
     judged,
     label,
     number,
+    sanity_text,
     task_metrics,
     train_stat_keys,
+    unreliable_metric,
+    verdict_text,
 )
+from leaderboard.trust import task_trust
 
 # Characters that start Markdown inline syntax anywhere in a line (code, emphasis, links, tables, strike-through),
 # and an underscore at a word's edge (inside a word, as in self_lengthen, it is plain text).
@@ -43,22 +52,33 @@ def _model(row: dict) -> str:
     return f"**{md_text(row['model'])}** (base)" if row.get("is_base") else md_text(row["model"])
 
 
+def _metric_cell(entry: dict, metric: str) -> str:
+    marked = f" {UNRELIABLE}" if unreliable_metric(entry, metric) else ""
+    return cell(entry["metrics"].get(metric)) + marked
+
+
+def _trust_cells(entry: dict) -> list[str]:
+    """Failures, sanity rates, agreement and the verdict with its reasons (judgements.json text: escaped)."""
+    trust = task_trust(entry)
+    return [md_text(text(trust)) for text in (failures_text, sanity_text, agreement_text, verdict_text)]
+
+
 def render_markdown(board: dict) -> str:
     """The whole leaderboard as Markdown."""
-    lines = ["# Leaderboard", "", LEGEND + ".", ""]
+    any_judged = any(judged(board, task) for task in board["tasks"])
+    lines = ["# Leaderboard", "", LEGEND + ".", ""] + ([md_text(TRUST_LEGEND) + ".", ""] if any_judged else [])
     for task in board["tasks"]:
         metrics = task_metrics(board, task)
         has_judge = judged(board, task)
         header = ["model", "arm", "iter", "n"] + [md_text(label(m)) for m in metrics]
-        header += ["judge failures"] if has_judge else []
+        header += list(TRUST_COLUMNS) if has_judge else []
         body = []
         for row in board["rows"]:
             entry = row["tasks"].get(task)
             if entry is None:
                 continue
-            failures = [number(entry["judge_failures"])] if has_judge else []
             body.append([_model(row), md_text(row.get("arm") or "–"), md_text(iteration(row)), str(entry["n"])]
-                        + [cell(entry["metrics"].get(m)) for m in metrics] + failures)
+                        + [_metric_cell(entry, m) for m in metrics] + (_trust_cells(entry) if has_judge else []))
         lines += [f"## {md_text(task)}", ""] + _table(header, body) + [""]
     keys = train_stat_keys(board)
     if keys:

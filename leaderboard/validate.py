@@ -98,11 +98,61 @@ def scores_file(path: Path, document: dict) -> None:
         samples(path, f"tasks[{name!r}].samples", listed, numeric)
 
 
+def _interval(path: Path, field: str, ci) -> None:
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(map(is_number, ci))):
+        _fail(path, field, "a list of two finite numbers or null", ci)
+
+
+def _reasons(path: Path, field: str, reasons) -> None:
+    array(path, field, reasons)
+    for i, reason in enumerate(reasons):
+        text(path, f"{field}[{i}]", reason, optional=False, empty=False)
+
+
+def _sanity(path: Path, field: str, sanity) -> None:
+    """Per degradation (truncated, shuffled, swapped): rate, its interval, the sign test's p-value and n."""
+    mapping(path, field, sanity, optional=True)
+    for name, numbers in (sanity or {}).items():
+        where = f"{field}[{name!r}]"
+        mapping(path, where, numbers)
+        number(path, f"{where}.rate", numbers.get("rate"))
+        _interval(path, f"{where}.ci", numbers.get("ci"))
+        number(path, f"{where}.p_value", numbers.get("p_value"))
+        flag(path, f"{where}.above_chance", numbers.get("above_chance"))
+        count(path, f"{where}.n", numbers.get("n"))
+
+
+def _agreement(path: Path, field: str, agreement) -> None:
+    mapping(path, field, agreement, optional=True)
+    if agreement is not None:
+        count(path, f"{field}.repeats_n", agreement.get("repeats_n"))
+        for name in ("krippendorff_alpha", "spearman", "mean_std"):
+            number(path, f"{field}.{name}", agreement.get(name))
+
+
+def _judge_trust(path: Path, field: str, trust) -> None:
+    """judgements.json's ``trust`` of a task (judges/README.md); absent in files written before it existed."""
+    mapping(path, field, trust, optional=True)
+    if trust is None:
+        return
+    failures = trust.get("failures")
+    mapping(path, f"{field}.failures", failures, optional=True)
+    if failures is not None:
+        count(path, f"{field}.failures.count", failures.get("count"))
+        number(path, f"{field}.failures.rate", failures.get("rate"))
+    _sanity(path, f"{field}.sanity", trust.get("sanity"))
+    _agreement(path, f"{field}.agreement", trust.get("agreement"))
+    flag(path, f"{field}.reliable", trust.get("reliable"))
+    if trust.get("unreliable_reasons") is not None:
+        _reasons(path, f"{field}.unreliable_reasons", trust["unreliable_reasons"])
+
+
 def judgements_file(path: Path, document: dict) -> None:
-    """judgements.json: per task judged samples (quality a number or null) and an optional failure count."""
+    """judgements.json: per task judged samples (quality a number or null), an optional failure count and trust."""
     for name, entry in _task_entries(path, document).items():
         samples(path, f"tasks[{name!r}].samples", entry.get("samples"))
         count(path, f"tasks[{name!r}].failures", entry.get("failures"))
+        _judge_trust(path, f"tasks[{name!r}].trust", entry.get("trust"))
 
 
 def run_file(path: Path, run: dict) -> None:
@@ -121,9 +171,7 @@ def _metric(path: Path, field: str, spec) -> None:
     number(path, f"{field}.value", spec.get("value"))
     count(path, f"{field}.n", spec.get("n"))
     flag(path, f"{field}.higher_is_better", spec.get("higher_is_better"))
-    ci = spec.get("ci")
-    if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(map(is_number, ci))):
-        _fail(path, f"{field}.ci", "a list of two finite numbers or null", ci)
+    _interval(path, f"{field}.ci", spec.get("ci"))
     test = spec.get("vs_base")
     mapping(path, f"{field}.vs_base", test, optional=True)
     if test is not None:
@@ -133,10 +181,27 @@ def _metric(path: Path, field: str, spec) -> None:
         flag(path, f"{field}.vs_base.significant", test.get("significant"), optional=False)
 
 
+def _quality_trust(path: Path, field: str, trust) -> None:
+    """leaderboard.json's verdict on a task's judge: ``reliable`` is false exactly when there are reasons."""
+    mapping(path, field, trust, optional=True)
+    if trust is None:
+        return
+    flag(path, f"{field}.reliable", trust.get("reliable"), optional=False)
+    _reasons(path, f"{field}.reasons", trust.get("reasons"))
+    if trust["reliable"] == bool(trust["reasons"]):
+        _fail(path, f"{field}.reliable", "false exactly when reasons is non-empty", trust["reliable"])
+    count(path, f"{field}.failures", trust.get("failures"))
+    count(path, f"{field}.n", trust.get("n"))
+    number(path, f"{field}.failures_rate", trust.get("failures_rate"))
+    _sanity(path, f"{field}.sanity", trust.get("sanity"))
+    _agreement(path, f"{field}.agreement", trust.get("agreement"))
+
+
 def _board_task(path: Path, field: str, entry: dict) -> None:
     count(path, f"{field}.n", entry.get("n"), optional=False)
     text(path, f"{field}.primary", entry.get("primary"))
     count(path, f"{field}.judge_failures", entry.get("judge_failures"))
+    _quality_trust(path, f"{field}.quality_trust", entry.get("quality_trust"))
     metrics = entry.get("metrics")
     mapping(path, f"{field}.metrics", metrics)
     for name, spec in metrics.items():

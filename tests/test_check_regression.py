@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rich.console import Console
 
 from leaderboard.board import write_json_atomic
-from leaderboard.check import check_table, compare, main
+from leaderboard.check import check_table, compare, main, print_check
 from tests.test_leaderboard_inputs import MODELS, make_run_dir
 
 
@@ -196,3 +198,106 @@ def test_rich_markup_in_names_prints_literally_in_the_check_table(tmp_path):
     console.print(check_table(result))
     text = console.export_text()
     assert "[/bold]x[red]y[/red]" in text and "[bold]task[/]" in text and "│ [/bold] " in text
+
+
+RELIABLE = {"reliable": True, "reasons": [], "failures": 0, "n": 12, "failures_rate": 0.0,
+            "sanity": {"truncated": {"rate": 0.92, "ci": [0.65, 0.99], "p_value": 0.003, "above_chance": True, "n": 12}},
+            "agreement": None}
+NOT_ABOVE_CHANCE = "sanity shuffled: original preferred at rate 0.55 over 10 pairs (p=0.38), not significantly above chance"
+UNRELIABLE = RELIABLE | {"reliable": False, "reasons": [NOT_ABOVE_CHANCE]}
+
+
+def judged_board(quality: list[float], quality_trust: dict | None, model: str = "sl-iter2") -> dict:
+    """``hand_made_board`` with the same S_l everywhere plus a judge quality per prompt and its quality_trust."""
+    board = hand_made_board(BASELINE, model=model)
+    entry = board["rows"][0]["tasks"]["longbench_write_en_mini"]
+    for sample, value in zip(entry["samples"], quality):
+        sample["quality"] = value
+    entry["metrics"]["quality"] = entry["metrics"]["S_l"] | {"field": "quality", "value": sum(quality) / len(quality)}
+    entry |= {"judge_failures": 0, "quality_trust": quality_trust}
+    return board
+
+
+QUALITY = [6.5, 7.0, 5.5, 8.0, 6.0, 7.5, 6.0, 7.0, 5.0, 6.5, 7.5, 6.0]
+WORSE_QUALITY = [q - 2 - 0.05 * i for i, q in enumerate(QUALITY)]
+
+
+def test_a_big_drop_in_reliable_judge_quality_is_a_regression(tmp_path):
+    base = write(tmp_path, "base.json", judged_board(QUALITY, RELIABLE))
+    worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE))
+    assert main(["--baseline", str(base), "--candidate", str(worse)]) == 1
+
+
+def test_a_big_drop_in_unreliable_judge_quality_is_not_gated_and_says_why(tmp_path, capsys):
+    base = write(tmp_path, "base.json", judged_board(QUALITY, RELIABLE))
+    worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, UNRELIABLE))
+    assert main(["--baseline", str(base), "--candidate", str(worse)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ not gated │" in out and "no regression" in out
+    assert ("not gated (a significant drop, unreliable judge): longbench_write_en_mini quality (judge) (sl-iter2): "
+            f"candidate sl-iter2: {NOT_ABOVE_CHANCE}") in out
+
+
+def test_an_unreliable_baseline_judge_is_not_gated_either(tmp_path):
+    base = write(tmp_path, "base.json", judged_board(QUALITY, UNRELIABLE))
+    worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE))
+    result = compare(base, worse, ["quality"], 0.02)
+    (comparison,) = result.comparisons
+    assert result.exit_code == 0 and comparison.significant_drop
+    assert comparison.not_gated == (f"baseline sl-iter2: {NOT_ABOVE_CHANCE}",)
+
+
+def test_an_unreliable_judge_does_not_stop_a_length_regression(tmp_path):
+    base = write(tmp_path, "base.json", judged_board(QUALITY, UNRELIABLE))
+    worse = judged_board(QUALITY, UNRELIABLE)
+    for sample, score in zip(worse["rows"][0]["tasks"]["longbench_write_en_mini"]["samples"], BASELINE):
+        sample["score"] = score - 9
+    result = compare(base, write(tmp_path, "new.json", worse), None, 0.02)
+    assert result.exit_code == 1 and [c.metric for c in result.regressions] == ["S_l"]
+
+
+def test_quality_of_an_older_leaderboard_without_quality_trust_is_not_gated(tmp_path):
+    base = write(tmp_path, "base.json", judged_board(QUALITY, None))
+    worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, None))
+    result = compare(base, worse, ["quality"], 0.02)
+    assert result.exit_code == 0
+    assert result.comparisons[0].not_gated[1] == "candidate sl-iter2: judge not validated (no sanity check)"
+
+
+def lower_quality(run_dir, by: float) -> None:
+    path = run_dir / "judgements.json"
+    judgements = json.loads(path.read_text(encoding="utf-8"))
+    for sample in judgements["tasks"]["longbench_write_en_mini"]["samples"]:
+        if sample["quality"] is not None:
+            sample["quality"] -= by
+    path.write_text(json.dumps(judgements), encoding="utf-8")
+
+
+def test_run_directories_without_a_sanity_check_do_not_gate_on_quality(tmp_path, capsys):
+    base = make_run_dir(tmp_path / "base", *MODELS[2][:6], seed=2)
+    worse = make_run_dir(tmp_path / "worse", *MODELS[2][:6], seed=2)
+    lower_quality(worse, 10.0)
+    assert main(["--baseline", str(base), "--candidate", str(worse), "--metric", "quality"]) == 0
+    assert "judge not validated (no sanity check)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_run_directories_with_a_validated_judge_gate_on_quality(tmp_path):
+    sanity = {"truncated": {"rate": 0.9, "ci": [0.6, 0.98], "p_value": 0.002, "above_chance": True, "n": 14}}
+    runs = [make_run_dir(tmp_path / side, *MODELS[2][:6], seed=2) for side in ("base", "worse")]
+    for run in runs:
+        path = run / "judgements.json"
+        judgements = json.loads(path.read_text(encoding="utf-8"))
+        judgements["tasks"]["longbench_write_en_mini"]["trust"] = {"sanity": sanity, "agreement": None}
+        path.write_text(json.dumps(judgements), encoding="utf-8")
+    lower_quality(runs[1], 10.0)
+    assert main(["--baseline", str(runs[0]), "--candidate", str(runs[1]), "--metric", "quality"]) == 1
+
+
+def test_markup_in_a_reason_prints_literally_in_the_check_output(tmp_path):
+    reason = "[/bold] judge [red]x[/red] broke"
+    base = write(tmp_path, "base.json", judged_board(QUALITY, RELIABLE, model="[bold]m[/]"))
+    worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE | {"reliable": False, "reasons": [reason]},
+                                                     model="[bold]m[/]"))
+    console = Console(record=True, width=300)
+    print_check(compare(base, worse, None, 0.02), console)
+    assert f"([bold]m[/]): candidate [bold]m[/]: {reason}" in console.export_text()

@@ -158,5 +158,5 @@ def test_a_task_whose_judgements_all_failed_has_no_quality_value_and_still_rende
     assert lbw["judge_failures"] == 15
     assert (lbw["metrics"]["quality"]["value"], lbw["metrics"]["quality"]["vs_base"]) == (None, None)
     assert "quality_lc" not in lbw["metrics"] and board["length_control"] == {}
-    assert "| – | 242 [216, 268] | 15 |" in render_markdown(board)
+    assert "| 242 [216, 268] | – ⚠ unreliable | 15 of 15 (100%) |" in render_markdown(board)
     assert "No judged task." in render_html(board)

@@ -1,8 +1,10 @@
 """Hostile text in every string a view shows stays text: Markdown as a Markdown renderer reads it.
 
 ``leaderboard_with`` builds a leaderboard from run directories with a payload in every text field (model,
-arm, task, metric and sample-type names, training-fact names, doc_ids, prompts, answers), then puts more
-into leaderboard.json's own strings (created, base, method, and an iteration that is a string). The HTML
+arm, task, metric and sample-type names, training-fact names, doc_ids, prompts, answers, and in
+judgements.json's trust: sanity degradation names, which end up in the reasons, and unreliable_reasons),
+then puts more into leaderboard.json's own strings (created, base, method, a judge-trust reason, and an
+iteration that is a string). The HTML
 side is checked in headless Chromium by tests/test_leaderboard_escaping_chromium.py.
 """
 
@@ -39,6 +41,16 @@ class Texts:
             self.payloads) else "")
 
 
+def judge_trust(texts: Texts, failing: bool) -> dict:
+    """A judges-style trust whose one degradation is named by ``texts``: failing, its name lands in the reason;
+    passing, the file's own unreliable_reasons (also from ``texts``) are the reasons shown."""
+    p_value = 0.6 if failing else 0.001
+    sanity = {texts(): {"rate": 0.5 if failing else 0.95, "ci": [0.2, 0.8], "p_value": p_value,
+                        "above_chance": not failing, "n": 5}}
+    return {"failures": {"count": 0, "rate": 0.0}, "sanity": sanity, "agreement": None, "reliable": False,
+            "unreliable_reasons": [texts()]}
+
+
 def write_run(root: Path, texts: Texts, model: str, iteration, reach: float, tasks: list[str]) -> Path:
     """A run directory whose every shown string comes from ``texts``; numbers are small and realistic."""
     out = root / f"run{len(list(root.iterdir()))}"
@@ -54,7 +66,8 @@ def write_run(root: Path, texts: Texts, model: str, iteration, reach: float, tas
         mean = sum(s["score"] for s in samples) / len(samples)
         scores[task] = {"n": len(samples), "S_l": mean, kind: mean, "samples": samples}
         judged[task] = {"failures": 0, "samples": [{"doc_id": s["doc_id"], "quality": 40 + 0.005 * s["words"] + i,
-                                                    "error": None} for i, s in enumerate(samples)]}
+                                                    "error": None} for i, s in enumerate(samples)],
+                        "trust": judge_trust(texts, failing=task == tasks[0])}
     run = {"model": model, "model_path": texts(), "arm": texts(), "iteration": iteration,
            "train_stats": {texts(): 480, texts(): 610.5}}
     for name, value in (("run.json", run), ("scores.json", {"tasks": scores}), ("judgements.json", {"tasks": judged})):
@@ -73,9 +86,16 @@ def leaderboard_with(payloads: list[str] | None, root: Path) -> tuple[Path, dict
     paths = publish(runs, models[0], root / "out")
     board = load_leaderboard(paths["json"])
     board |= {"created": texts(), "base": texts(), "method": {texts(): texts()}}
+    board["rows"][1]["tasks"][tasks[0]]["quality_trust"]["reasons"].append(texts())
     for row in (board["rows"][0], board["rows"][2]):  # leaderboard.json refuses this; the views must still escape it
         row["iteration"] = texts()
     return paths["html"], board
+
+
+def trust_strings(board: dict) -> list[str]:
+    """Every judge-trust string of a board: the reasons and the sanity degradation names."""
+    trusts = [entry["quality_trust"] for row in board["rows"] for entry in row["tasks"].values()]
+    return [text for trust in trusts if trust for text in trust["reasons"] + list(trust["sanity"] or {})]
 
 
 class Structure(HTMLParser):
@@ -115,3 +135,12 @@ def test_markdown_shows_user_text_literally(tmp_path, payloads):
     _, board = leaderboard_with(payloads, tmp_path)
     text = " ".join(markdown_html(board).text)
     assert all(payload in text for payload in payloads)
+
+
+@pytest.mark.parametrize("payloads", [PAYLOADS, MARKDOWN_PAYLOADS], ids=["html", "markdown"])
+def test_markdown_shows_judge_trust_reasons_and_degradation_names_literally(tmp_path, payloads):
+    _, board = leaderboard_with(payloads, tmp_path)
+    strings = trust_strings(board)
+    assert len(strings) == 13 and all(any(payload in text for payload in payloads) for text in strings)
+    text = " ".join(markdown_html(board).text)
+    assert all(string in text for string in strings)

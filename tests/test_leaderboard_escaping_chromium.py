@@ -11,7 +11,12 @@ import pytest
 
 from leaderboard.render_html import render_html
 from tests.test_leaderboard_chromium import CHROMIUM, chromium
-from tests.test_leaderboard_escaping import PAYLOADS, Structure, leaderboard_with
+from tests.test_leaderboard_escaping import (
+    PAYLOADS,
+    Structure,
+    leaderboard_with,
+    trust_strings,
+)
 
 pytestmark = [
     pytest.mark.chromium,
@@ -20,12 +25,19 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def doms(tmp_path_factory) -> dict[str, Structure]:
-    """Chromium's DOM of: the hostile page as published, the hostile board with leaderboard.json payloads, the plain one."""
+def boards(tmp_path_factory) -> dict:
+    """The hostile page as published, the hostile board with leaderboard.json payloads, and the plain board."""
     root = tmp_path_factory.mktemp("escaping")
     published, hostile = leaderboard_with(PAYLOADS, root / "hostile")
     _, plain = leaderboard_with(None, root / "plain")
-    pages = {"published": published}
+    return {"root": root, "published": published, "hostile": hostile, "plain": plain}
+
+
+@pytest.fixture(scope="module")
+def doms(boards) -> dict[str, Structure]:
+    """Chromium's DOM of: the hostile page as published, the hostile board with leaderboard.json payloads, the plain one."""
+    root, hostile, plain = boards["root"], boards["hostile"], boards["plain"]
+    pages = {"published": boards["published"]}
     for name, board in (("hostile", hostile), ("plain", plain)):
         pages[name] = root / f"{name}.html"
         pages[name].write_text(render_html(board), encoding="utf-8")
@@ -54,3 +66,10 @@ def test_hostile_text_adds_no_element_or_attribute_the_plain_page_lacks(doms):
 def test_every_payload_is_shown_as_text(doms, page):
     text = "".join(doms[page].text)
     assert all(payload in text for payload in PAYLOADS)
+
+
+def test_every_judge_trust_string_holds_a_payload_and_is_shown_as_text(boards, doms):
+    strings = trust_strings(boards["hostile"])
+    assert len(strings) == 13 and all(any(payload in text for payload in PAYLOADS) for text in strings)
+    text = "".join(doms["hostile"].text)
+    assert all(string in text for string in strings)

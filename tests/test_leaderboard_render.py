@@ -38,7 +38,8 @@ def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
         "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Training data per arm",
         "## Method"]
-    header = "| model | arm | iter | n | S_l | quality (judge) | quality @ common length | mean words | judge failures |"
+    header = ("| model | arm | iter | n | S_l | mean words | quality (judge) | quality @ common length | judge failures "
+              "| judge sanity | judge agreement | judge verdict |")
     assert header in text
     row = next(line for line in text.splitlines() if line.startswith("| sl-iter3 | self_lengthen | 3 | 15 |"))
     assert re.search(r"\| \d+\.\d \[\d+\.\d, \d+\.\d\] ▲ p=0\.000\d+ \|", row)
@@ -90,7 +91,7 @@ def test_every_view_renders_a_single_unjudged_run_without_iterations(tmp_path):
     (run / "judgements.json").unlink()
     board = build_leaderboard([run], base=None)
     markdown = render_markdown(board)
-    assert "judge failures" not in markdown and "Training data" not in markdown
+    assert "| judge failures |" not in markdown and "⚠ unreliable" not in markdown and "Training data" not in markdown
     html = render_html(board)
     assert "No Self-Lengthen iterations in this leaderboard." in html and "No judged task." in html
     assert html.count('class="chart length-following"') == 1
