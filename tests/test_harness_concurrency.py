@@ -24,6 +24,7 @@ class RecordingEndpoint(BaseHTTPRequestHandler):
     lock = threading.Lock()
     in_flight = 0
     peak = 0
+    replies = 0
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -31,10 +32,13 @@ class RecordingEndpoint(BaseHTTPRequestHandler):
         with cls.lock:
             cls.in_flight += 1
             cls.peak = max(cls.peak, cls.in_flight)
+            cls.replies += 1
+            number = cls.replies
         time.sleep(0.3)
         with cls.lock:
             cls.in_flight -= 1
-        text = "Write a long story about a river in about 500 words."
+        # Distinct texts: self-instruct holds back a candidate another slot is already having judged.
+        text = f"Write a long story about river number {number} in about 500 words."
         usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
         if self.path.endswith("/chat/completions"):
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
