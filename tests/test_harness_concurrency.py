@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from selflengthen.pipeline import run_synthesis
 class RecordingEndpoint(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint that answers after a pause and records the most requests in flight."""
 
-    lock = threading.Lock()
+    lock = threading.Condition()
     in_flight = 0
     peak = 0
     replies = 0
+    hold_until = 20  # requests wait (at most 10 s) until this many are in flight at once, so timing cannot hide it
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -34,8 +34,8 @@ class RecordingEndpoint(BaseHTTPRequestHandler):
             cls.peak = max(cls.peak, cls.in_flight)
             cls.replies += 1
             number = cls.replies
-        time.sleep(0.3)
-        with cls.lock:
+            cls.lock.notify_all()
+            cls.lock.wait_for(lambda: cls.peak >= cls.hold_until, timeout=10)
             cls.in_flight -= 1
         # Distinct texts: self-instruct holds back a candidate another slot is already having judged.
         text = f"Write a long story about river number {number} in about 500 words."
