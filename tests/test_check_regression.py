@@ -9,24 +9,8 @@ from rich.console import Console
 
 from leaderboard.board import write_json_atomic
 from leaderboard.check import check_table, compare, main, print_check
-from tests.test_leaderboard_inputs import MODELS, make_run_dir
-
-
-def hand_made_board(scores: list[float], model: str = "sl-iter2", task: str = "longbench_write_en_mini") -> dict:
-    """A one-row leaderboard.json written by hand: one task, S_l per prompt (doc_id = position)."""
-    samples = [{"doc_id": i, "type": "essay", "required_words": 1000, "words": 900, "score": s, "quality": None}
-               for i, s in enumerate(scores)]
-    metric = {"value": sum(scores) / len(scores), "ci": None, "n": len(scores), "field": "score", "type": None,
-              "higher_is_better": True, "vs_base": None}
-    words = metric | {"field": "words", "higher_is_better": None, "value": 900.0}
-    return {"version": 1, "created": "2026-11-25T12:00:00+00:00", "base": None, "tasks": [task], "method": {},
-            "length_control": {}, "rows": [{"id": model, "model": model, "arm": "self_lengthen", "iteration": 2,
-                                            "train_stats": None, "is_base": False, "tasks": {task: {
-                                                "n": len(scores), "primary": "S_l", "judge_failures": None,
-                                                "metrics": {"S_l": metric, "words": words}, "samples": samples}}}]}
-
-
-BASELINE = [62.0, 70.5, 55.0, 81.0, 47.5, 90.0, 66.0, 73.5, 58.0, 69.0, 77.5, 52.0]
+from tests.leaderboard_boards import BASELINE, hand_made_board
+from tests.leaderboard_runs import MODELS, make_run_dir
 
 
 def write(tmp_path, name: str, board: dict):

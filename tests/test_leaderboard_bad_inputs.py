@@ -15,8 +15,8 @@ from leaderboard import check, publish
 from leaderboard.board import load_leaderboard, write_json_atomic
 from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError
-from tests.test_check_regression import BASELINE, hand_made_board
-from tests.test_leaderboard_inputs import MODELS, make_run_dir
+from tests.leaderboard_boards import BASELINE, hand_made_board
+from tests.leaderboard_runs import MODELS, make_run_dir
 
 LBW = "tasks['longbench_write_en_mini']"
 RULER = "tasks['longwrite_ruler_mini']"

@@ -9,7 +9,7 @@ import pytest
 from leaderboard.board import load_leaderboard, metric_values, write_json_atomic
 from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError
-from tests.test_leaderboard_inputs import MODELS, make_experiment, make_run_dir
+from tests.leaderboard_runs import MODELS, make_experiment, make_run_dir
 
 
 @pytest.fixture(scope="module")

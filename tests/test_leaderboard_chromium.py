@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from leaderboard.publish import publish
-from tests.test_leaderboard_inputs import make_experiment
+from tests.chromium import NEEDS_CHROMIUM, chromium
+from tests.leaderboard_runs import make_experiment
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = [
-    pytest.mark.chromium,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"),
-]
+pytestmark = NEEDS_CHROMIUM
 INJECTED = ('</textarea><script>document.title="pwned";'
             'document.body.insertAdjacentHTML("beforeend","<p id=injected>x</p>")</script>')
-
-
-def chromium(page: Path, profile: Path, *args: str) -> str:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=3000", *args, page.as_uri()]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,11 @@ from __future__ import annotations
 import pytest
 
 from leaderboard.render_html import render_html
-from tests.test_leaderboard_chromium import CHROMIUM, chromium
-from tests.test_leaderboard_escaping import (
-    PAYLOADS,
-    Structure,
-    leaderboard_with,
-    trust_strings,
-)
+from tests.chromium import NEEDS_CHROMIUM, chromium
+from tests.html_structure import Structure
+from tests.leaderboard_payloads import PAYLOADS, leaderboard_with, trust_strings
 
-pytestmark = [
-    pytest.mark.chromium,
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install -y chromium)"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from infra.journal import write_text_atomically
 from leaderboard import fileset, publish
-from tests.test_leaderboard_inputs import MODELS, make_run_dir
+from tests.leaderboard_runs import MODELS, make_run_dir
 
 NAMES = ["leaderboard.html", "leaderboard.json", "leaderboard.md"]
 

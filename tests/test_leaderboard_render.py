@@ -13,7 +13,7 @@ from leaderboard.publish import main, publish
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
 from leaderboard.render_terminal import print_leaderboard
-from tests.test_leaderboard_inputs import MODELS, make_experiment, make_run_dir
+from tests.leaderboard_runs import MODELS, make_experiment, make_run_dir
 
 HOSTILE_ANSWER = ('</textarea><script>document.title="pwned";'
                   'document.body.insertAdjacentHTML("beforeend","<p id=injected>x</p>")</script><b>bold</b>')

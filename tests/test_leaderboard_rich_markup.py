@@ -9,7 +9,7 @@ from rich.console import Console
 
 from leaderboard.build import build_leaderboard
 from leaderboard.render_terminal import print_leaderboard
-from tests.test_leaderboard_inputs import MODELS, make_run_dir
+from tests.leaderboard_runs import MODELS, make_run_dir
 
 MARKUP = ["[/bold]", "[red]x[/red]", "[bold]b[/]", "[link=javascript:alert(1)]l[/link]", "\\[escaped]\\"]
 

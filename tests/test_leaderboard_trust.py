@@ -19,7 +19,7 @@ from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
 from leaderboard.render_terminal import print_leaderboard
 from leaderboard.trust import NOT_VALIDATED
-from tests.test_leaderboard_inputs import MODELS, make_run_dir
+from tests.leaderboard_runs import MODELS, make_run_dir
 
 LBW = "longbench_write_en_mini"
 PASSING = {"truncated": {"rate": 0.94, "ci": [0.75, 0.99], "p_value": 0.0002, "above_chance": True, "n": 15},
