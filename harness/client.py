@@ -14,7 +14,7 @@ from typing import Any
 
 import openai
 
-from harness.errors import UserError
+from harness.errors import UserError, first_line
 from harness.serve import Endpoint
 from infra.backend import Completion, truncate_at_stop
 from infra.sampling import SamplingConfig
@@ -208,9 +208,9 @@ class EndpointClient:
         except openai.APITimeoutError:
             raise EndpointError(f"request to {where} timed out after all retries") from None
         except openai.APIConnectionError as exc:
-            raise EndpointError(f"cannot reach the endpoint at {where}: {_first_line(exc)}") from None
+            raise EndpointError(f"cannot reach the endpoint at {where}: {first_line(exc)}") from None
         except openai.APIStatusError as exc:
-            raise EndpointError(f"{where} answered HTTP {exc.status_code}: {_first_line(exc)}") from None
+            raise EndpointError(f"{where} answered HTTP {exc.status_code}: {first_line(exc)}") from None
 
 
 def served_generation_defaults(model: str | None) -> dict[str, Any]:
@@ -237,9 +237,3 @@ def _completion(text: str | None, finish_reason: str | None, usage, stop: list[s
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
     )
-
-
-def _first_line(exc: Exception) -> str:
-    cause = exc.__cause__ or exc
-    text = str(cause).strip() or type(cause).__name__
-    return text.splitlines()[0][:300]

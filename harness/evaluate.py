@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
 from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, check_model_available, resolve_model
@@ -29,6 +27,7 @@ from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
+from tasks.scoring import score_lm_eval_samples
 
 
 @dataclass
@@ -65,12 +64,6 @@ class EvalConfig:
     )
     sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={"help": "Decoding of answers."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the benchmark .jsonl files."})
-
-
-def tasks_dir() -> Path:
-    import tasks
-
-    return Path(tasks.__file__).resolve().parent
 
 
 def validate_eval(config: EvalConfig, where: str = "eval") -> None:
@@ -117,9 +110,7 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
     task_manager = check_tasks(config.tasks, data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = config.model if config.endpoint else resolve_model(config.model)
-    write_json(
-        out_dir / "run.json",
-        {
+    run = {
             "model": Path(config.model).name if os.sep in config.model else config.model,
             "model_path": model_path,
             "tasks": list(config.tasks),
@@ -129,25 +120,16 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
             "iteration": None,
             "train_stats": None,
             **(run_info or {}),
-        },
-    )
+    }
+    write_json(out_dir / "run.json", run)
     with _generation_model(config, model_path, out_dir, console) as (lm_name, lm_args, gen_kwargs):
         if config.max_gen_toks:
             gen_kwargs = {**gen_kwargs, "max_gen_toks": config.max_gen_toks}
-        samples = _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir, console, data_dir)
-    scores = score_samples(samples, model_name=json.loads((out_dir / "run.json").read_text())["model"])
+        samples = generate_answers(GenerationRequest(lm_name, lm_args, gen_kwargs, config.tasks, config.limit),
+                                   task_manager, out_dir / "lm_eval", console, data_dir)
+    scores = score_lm_eval_samples(samples, model_name=run["model"])
     write_json(out_dir / "scores.json", scores)
     return scores
-
-
-def check_tasks(tasks: list[str], data_dir: str | Path | None):
-    """lm-eval's task manager, once every name in `tasks` is known to it (else a one-line error)."""
-    task_manager = _task_manager(Path(data_dir) if data_dir else None)
-    unknown = [t for t in tasks if t not in task_manager.all_tasks]
-    if unknown:
-        ours = sorted(n for n in task_manager.all_tasks if n.startswith(("longen", "longbench", "longwrite")))
-        raise UserError(f"unknown task {unknown[0]!r}; available: {', '.join(ours)}")
-    return task_manager
 
 
 @contextlib.contextmanager
@@ -187,106 +169,3 @@ def _endpoint_model(endpoint: Endpoint, config: EvalConfig) -> tuple[str, dict, 
         "timeout": 3600,
     }
     return "selflengthen-chat", args, gen_kwargs
-
-
-def _generate(config, lm_name, lm_args, gen_kwargs, task_manager, out_dir: Path, console: Console,
-              data_dir: Path | None) -> dict[str, list]:
-    import lm_eval
-
-    import harness.lm_eval_model as progress_model
-
-    lm_dir = out_dir / "lm_eval"
-    lm_dir.mkdir(exist_ok=True)
-    _log_lm_eval_to(lm_dir / "lm_eval.log")
-    columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("requests", total=_request_count(config, data_dir))
-        progress_model.set_progress_callback(lambda: progress.advance(bar))
-        try:
-            results = lm_eval.simple_evaluate(
-                model=lm_name,
-                model_args=lm_args,
-                tasks=list(config.tasks),
-                limit=config.limit,
-                use_cache=str(lm_dir / "requests_cache"),
-                log_samples=True,
-                apply_chat_template=lm_name == "selflengthen-chat",
-                gen_kwargs=gen_kwargs or None,
-                task_manager=task_manager,
-                bootstrap_iters=0,
-            )
-        except UserError:
-            raise
-        except Exception as exc:
-            raise UserError(f"lm-eval failed: {_root_message(exc)}") from None
-        finally:
-            progress_model.set_progress_callback(None)
-    if results is None:
-        raise UserError("lm-eval returned no results")
-    samples = results.pop("samples", {})
-    write_json(lm_dir / "results.json", json.loads(json.dumps(results, default=str)))  # lm-eval keeps objects in it
-    for task, task_samples in samples.items():
-        with open(lm_dir / f"samples_{task}.jsonl", "w", encoding="utf-8") as fh:
-            for sample in task_samples:
-                fh.write(json.dumps(sample, ensure_ascii=False, default=str) + "\n")
-    return samples
-
-
-def score_samples(samples: dict[str, list[dict]], model_name: str) -> dict[str, Any]:
-    """Score lm-eval's logged samples with the benchmarks' own formulas (`tasks.scoring`)."""
-    from tasks.scoring import score_predictions
-
-    scored = {}
-    for task, task_samples in sorted(samples.items()):
-        rows = []
-        for sample in sorted(task_samples, key=lambda s: s["doc_id"]):
-            response = sample["filtered_resps"][0] if sample.get("filtered_resps") else sample["resps"][0][0]
-            rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response})
-        scored[task] = score_predictions(task, rows)
-    return {"model": model_name, "tasks": scored}
-
-
-def _request_count(config: EvalConfig, data_dir: Path | None) -> int | None:
-    """How many answers lm-eval will ask for, for the progress bar (None when unknown)."""
-    from tasks.data import load_benchmark
-
-    try:
-        sizes = [len(load_benchmark(task, data_dir)) for task in config.tasks]
-    except Exception:  # the bar is a nicety; lm-eval reports real data problems itself
-        return None
-    return sum(min(size, config.limit) if config.limit else size for size in sizes)
-
-
-def _log_lm_eval_to(path: Path) -> None:
-    """lm-eval logs every retry and setting at length: keep it in the run directory, off the terminal."""
-    logger = logging.getLogger("lm_eval")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-
-
-def _task_manager(data_dir: Path | None):
-    """lm-eval's tasks; the data folder reaches the tasks' dataset hook as task metadata."""
-    from lm_eval.tasks import TaskManager
-
-    metadata = {"data_dir": str(data_dir.resolve())} if data_dir else None
-    return TaskManager(include_path=str(tasks_dir()), metadata=metadata)
-
-
-def _root_message(exc: BaseException) -> str:
-    """The innermost cause, first line: what actually went wrong (e.g. a refused connection)."""
-    while True:
-        inner = getattr(exc, "last_attempt", None)
-        if inner is not None and inner.exception() is not None:
-            exc = inner.exception()
-            continue
-        if exc.__cause__ is not None:
-            exc = exc.__cause__
-            continue
-        break
-    text = str(exc).strip() or type(exc).__name__
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}"

@@ -237,3 +237,15 @@ def load_predictions(path: str | Path) -> list[dict]:
 def _row_from_lm_eval_sample(record: dict) -> dict:
     response = record["filtered_resps"][0] if record["filtered_resps"] else None
     return {**record["doc"], "doc_id": record.get("doc_id"), "response": response}
+
+
+def score_lm_eval_samples(samples: dict[str, list[dict]], model_name: str) -> dict:
+    """scores.json from lm-eval's logged samples per task: each answer scored with its benchmark's formula."""
+    scored = {}
+    for task, task_samples in sorted(samples.items()):
+        rows = []
+        for sample in sorted(task_samples, key=lambda s: s["doc_id"]):
+            response = sample["filtered_resps"][0] if sample.get("filtered_resps") else sample["resps"][0][0]
+            rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response})
+        scored[task] = score_predictions(task, rows)
+    return {"model": model_name, "tasks": scored}
