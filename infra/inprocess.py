@@ -258,6 +258,10 @@ class InProcessBackend:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def is_serving(self) -> bool:
+        """True while the decode worker runs and the backend takes requests."""
+        return not self._closed and self._worker.is_alive()
+
     def close(self) -> None:
         """Stop the worker after its current step; fail the requests it did not finish."""
         if self._closed:
