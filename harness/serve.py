@@ -139,6 +139,9 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
     if config.torch_threads:
         env["OMP_NUM_THREADS"] = str(config.torch_threads)
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if config.kind == "inprocess":  # the child imports the same `infra` as this process, from any folder
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     log_path = Path(log_path) if log_path else Path(os.devnull)
     if log_path != Path(os.devnull):
         log_path.parent.mkdir(parents=True, exist_ok=True)

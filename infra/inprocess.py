@@ -12,9 +12,8 @@ left-padded prefill, then their key/value cache is left-padded to the running ca
 stacked under it), runs one forward pass for all rows, and picks each row's next token with that
 row's own sampling (temperature, top-k, top-p, repetition penalty, or greedy). A row leaves as
 soon as it hits EOS, a stop string, max_tokens or the end of its JSON schema; its caller's future
-resolves at once. Positions
-are passed per row, so padding never shifts a row's rotary positions. This needs a model whose
-forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
+resolves at once. Positions are passed per row, so padding never shifts a row's rotary positions.
+This needs a model whose forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
 
 A request with `json_schema` gets its own llguidance matcher (`infra.structured`): each step its
 row's logits are masked to the tokens the schema allows, then the chosen token is fed back to

@@ -53,9 +53,13 @@ class SchemaGuide:
         bitmask = allocate_token_bitmask(len(rows), self.vocab_size)
         for position, matcher in enumerate(matchers):
             fill_next_token_bitmask(matcher, bitmask, position)
-        allowed = ((bitmask.unsqueeze(-1) >> _BIT_SHIFTS) & 1).flatten(1)[:, : scores.size(-1)].bool()
+        forbidden = ~((bitmask.unsqueeze(-1) >> _BIT_SHIFTS) & 1).flatten(1)[:, : scores.size(-1)].bool()
+        forbidden = forbidden.to(scores.device)
+        if len(rows) == scores.size(0):  # every row constrained: no gather and scatter
+            scores.masked_fill_(forbidden, -float("inf"))
+            return
         index = torch.tensor(rows, device=scores.device)
-        scores[index] = scores[index].masked_fill(~allowed.to(scores.device), -float("inf"))
+        scores[index] = scores[index].masked_fill(forbidden, -float("inf"))
 
     @staticmethod
     def advance(matcher: LLMatcher, token: int) -> bool:

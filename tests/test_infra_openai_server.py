@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from harness.client import EndpointClient
-from harness.serve import ServerConfig, free_port, serve, wait_until_healthy
+from harness.serve import ServerConfig, free_port, serve, server_command, wait_until_healthy
 from infra.backend import Completion, TokenLogprob
 from infra.openai_wire import RequestError, chat_request, chat_response, completion_request, completion_response
 from infra.sampling import SamplingConfig
@@ -87,6 +87,15 @@ def test_completion_response_carries_the_legacy_parallel_lists():
     logprobs = completion_response(completion, "m")["choices"][0]["logprobs"]
     assert logprobs == {"tokens": ["a", "b"], "token_logprobs": [-0.1, -0.2], "top_logprobs": [{"a": -0.1}, {}],
                         "text_offset": [0, 1]}
+
+
+def test_the_inprocess_server_kind_runs_this_module_on_loopback_with_its_batch_and_threads():
+    command = server_command("/models/m", ServerConfig(kind="inprocess", torch_threads=1, max_batch_size=8), 8123)
+    assert command[:3] == [sys.executable, "-m", "infra.openai_server"]
+    assert ["--host", "127.0.0.1"] == command[command.index("--host"):][:2]
+    assert {"--max-batch": "8", "--torch-threads": "1", "--port": "8123", "--served-model-name": "/models/m"} == {
+        flag: command[command.index(flag) + 1] for flag in ("--max-batch", "--torch-threads", "--port", "--served-model-name")
+    }
 
 
 # -- a real server process --------------------------------------------------------------------
@@ -202,3 +211,13 @@ def test_selflengthen_serve_runs_until_ctrl_c(tiny_model_dir, tmp_path):
             process.kill()
             process.wait()
     assert "Finished server process" in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_server_stops_when_its_block_ends(tiny_model_dir, tmp_path):
+    with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1), log_path=tmp_path / "s.log") as served:
+        health = served.base_url.removesuffix("/v1") + "/health"
+        with urllib.request.urlopen(health, timeout=5) as response:
+            assert response.status == 200
+    with pytest.raises(OSError):
+        urllib.request.urlopen(health, timeout=2)
