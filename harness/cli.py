@@ -173,6 +173,35 @@ def cmd_judge(args) -> int:
     return 0
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="Serve a model over OpenAI's API with the in-process engine until Ctrl-C.")
+    p.add_argument("model", help="local checkpoint folder or smollm2-135m (the embedded default)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    p.add_argument("--max-batch", type=int, default=16, help="most requests decoded together")
+    p.add_argument("--torch-threads", type=int, help="CPU threads for torch (default: the idle cores)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    from harness.models import resolve_model
+    from infra.inprocess import InProcessConfig
+    from infra.openai_server import LOOPBACK, run_server
+
+    if args.host not in LOOPBACK:
+        raise UserError(f"--host must be a loopback address ({', '.join(LOOPBACK)}), got {args.host!r}")
+    path = Path(resolve_model(args.model))
+    if not path.is_dir():
+        raise UserError(f"serve needs a local checkpoint folder; {args.model} is not one")
+    try:
+        config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads)
+        console.print(f"serving {args.model} at http://{args.host}:{args.port}/v1 (Ctrl-C stops)")
+        run_server(config, args.port, args.host, model_name=args.model)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
 # These two own their argument parsing and exit codes (0 ok, 1 regression, 2 bad input).
 _DELEGATED = {
     "leaderboard": ("leaderboard.publish", "Build leaderboard.{json,md,html} from run directories."),
@@ -184,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge):
+    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_serve):
         add(sub)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

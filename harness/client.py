@@ -10,22 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import math
+from typing import Any, Literal
 
 import openai
 
 from harness.errors import UserError, first_line
 from harness.serve import Endpoint
-from infra.backend import Completion, truncate_at_stop
+from infra.backend import Completion, TokenLogprob, Unsupported, truncate_at_stop
 from infra.sampling import SamplingConfig
+
+
+class UnsupportedSetting(UserError, Unsupported):
+    """A sampling field the target cannot honour: a one-line user error, and `Unsupported` to backends' callers."""
 
 
 class EndpointError(UserError):
     """The endpoint could not be reached or refused a request after all retries."""
 
 
-def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Map a SamplingConfig to request fields for one server kind: the only place that knows.
+_STRUCTURED = frozenset({"json_schema", "top_logprobs"})
+FEATURES: dict[str, frozenset[str]] = {
+    "transformers": frozenset(),  # transformers serve takes neither a JSON schema nor logprobs
+    "vllm": _STRUCTURED,
+    "inprocess": _STRUCTURED,
+    "openai": _STRUCTURED,  # OpenAI's own fields; a server that answers without logprobs is refused
+}
+"""The optional SamplingConfig fields each server kind honours."""
+
+
+def sampling_request(
+    sampling: SamplingConfig,
+    kind: str,
+    model_defaults: dict[str, Any] | None = None,
+    api: Literal["chat", "completions"] = "chat",
+) -> dict[str, Any]:
+    """Map a SamplingConfig to request fields for one server kind and API: the only place that knows.
 
     - transformers serve samples only when `do_sample` is true, which no OpenAI field sets, and
       refuses top_k / repetition_penalty as plain fields (422): they travel in a
@@ -33,12 +53,14 @@ def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[s
       shared by all later ones, so a server must be warmed up with its role's sampling. That
       JSON replaces the model's own generation config, so `model_defaults` (its eos/pad ids)
       go in first, or generation would not stop at the end-of-turn token.
-    - vLLM takes top_k and repetition_penalty as extra body fields, per request.
+    - vLLM and the inprocess server take top_k and repetition_penalty as extra body fields, per request.
     - any other OpenAI-compatible server gets the standard fields only, and top_k or
       repetition_penalty is refused rather than dropped.
+    - `json_schema`: OpenAI's `response_format` (strict), except vLLM's own `structured_outputs`.
+      `top_logprobs`: chat sends `logprobs: true` + `top_logprobs: n`, completions `logprobs: n`.
+      A kind without them (transformers) refuses them (`refuse_unsupported`) instead of dropping them.
     """
-    if kind == "openai":
-        refuse_unsupported(sampling, "endpoint-openai", "sampling")
+    refuse_unsupported(sampling, f"endpoint-{kind}", "sampling")
     fields: dict[str, Any] = {"temperature": sampling.temperature, "max_tokens": sampling.max_tokens}
     if sampling.do_sample:
         fields["top_p"] = sampling.top_p
@@ -57,11 +79,23 @@ def sampling_request(sampling: SamplingConfig, kind: str, model_defaults: dict[s
         if sampling.repetition_penalty is not None:
             generation["repetition_penalty"] = sampling.repetition_penalty
         extra["generation_config"] = json.dumps(generation)
-    elif kind == "vllm":
+    elif kind in ("vllm", "inprocess"):
         if sampling.top_k is not None:
             extra["top_k"] = sampling.top_k
         if sampling.repetition_penalty is not None:
             extra["repetition_penalty"] = sampling.repetition_penalty
+    if sampling.json_schema is not None:
+        if kind == "vllm":
+            extra["structured_outputs"] = {"json": sampling.json_schema}
+        else:
+            fields["response_format"] = {
+                "type": "json_schema", "json_schema": {"name": "reply", "schema": sampling.json_schema, "strict": True}
+            }
+    if sampling.top_logprobs is not None:
+        if api == "chat":
+            fields.update(logprobs=True, top_logprobs=sampling.top_logprobs)
+        else:
+            fields["logprobs"] = sampling.top_logprobs
     if extra:
         fields["extra_body"] = extra
     return fields
@@ -113,6 +147,11 @@ def refuse_unsupported(sampling: SamplingConfig, target: str, where: str) -> Non
     and lm-eval's `lm-eval-hf`, `lm-eval-vllm`, `lm-eval-endpoint-<kind>`.
     """
     refusals = []
+    if target.startswith("endpoint-transformers"):
+        for name in sorted(_STRUCTURED):
+            if getattr(sampling, name) is not None:
+                refusals.append((name, "transformers serve takes neither a JSON schema nor logprobs "
+                                       "(use an inprocess or vllm server)"))
     if target.startswith("lm-eval"):
         if sampling.json_schema is not None:
             refusals.append(("json_schema", "lm-eval generates free text"))
@@ -135,7 +174,7 @@ def refuse_unsupported(sampling: SamplingConfig, target: str, where: str) -> Non
                          "(use the inprocess backend, vllm, or server.continuous_batching: false)"))
     if refusals:
         name, why = refusals[0]
-        raise UserError(f"{where}.{name} cannot be honoured: {why}")
+        raise UnsupportedSetting(f"{where}.{name} cannot be honoured: {why}")
 
 
 def endpoint_target(kind: str, continuous_batching: bool) -> str:
@@ -148,6 +187,7 @@ class EndpointClient:
 
     def __init__(self, endpoint: Endpoint, max_concurrency: int = 8, max_retries: int = 3, timeout: float = 600.0):
         self.endpoint = endpoint
+        self.features = FEATURES.get(endpoint.kind, frozenset())
         self.max_concurrency = max_concurrency
         self._openai = openai.AsyncOpenAI(
             base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=max_retries, timeout=timeout
@@ -162,10 +202,11 @@ class EndpointClient:
                 self._openai.chat.completions.create,
                 model=self.endpoint.model,
                 messages=messages,
-                **self._sampling_fields(sampling),
+                **self._sampling_fields(sampling, "chat"),
             )
         choice = response.choices[0]
-        return _completion(choice.message.content, choice.finish_reason, response.usage, sampling.stop)
+        logprobs = _chat_logprobs(choice.logprobs, sampling, self.endpoint.base_url)
+        return _completion(choice.message.content, choice.finish_reason, response.usage, sampling.stop, logprobs)
 
     async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
         async with self._slot():
@@ -173,10 +214,11 @@ class EndpointClient:
                 self._openai.completions.create,
                 model=self.endpoint.model,
                 prompt=prompt,
-                **self._sampling_fields(sampling),
+                **self._sampling_fields(sampling, "completions"),
             )
         choice = response.choices[0]
-        return _completion(choice.text, choice.finish_reason, response.usage, sampling.stop)
+        logprobs = _completion_logprobs(choice.logprobs, sampling, self.endpoint.base_url)
+        return _completion(choice.text, choice.finish_reason, response.usage, sampling.stop, logprobs)
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """The served model's chat prompt, to continue by raw completion."""
@@ -188,10 +230,11 @@ class EndpointClient:
             self._tokenizer = AutoTokenizer.from_pretrained(self.endpoint.tokenizer)
         return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def _sampling_fields(self, sampling: SamplingConfig) -> dict[str, Any]:
+    def _sampling_fields(self, sampling: SamplingConfig, api: Literal["chat", "completions"]) -> dict[str, Any]:
+        refuse_unsupported(sampling, self.endpoint.kind)
         if self.endpoint.kind == "transformers" and self._model_defaults is None:
             self._model_defaults = served_generation_defaults(self.endpoint.tokenizer)
-        return sampling_request(sampling, self.endpoint.kind, self._model_defaults)
+        return sampling_request(sampling, self.endpoint.kind, self._model_defaults, api)
 
     async def close(self) -> None:
         await self._openai.close()
@@ -208,9 +251,9 @@ class EndpointClient:
         except openai.APITimeoutError:
             raise EndpointError(f"request to {where} timed out after all retries") from None
         except openai.APIConnectionError as exc:
-            raise EndpointError(f"cannot reach the endpoint at {where}: {first_line(exc)}") from None
+            raise EndpointError(f"cannot reach the endpoint at {where}: {first_line(exc.__cause__ or exc)}") from None
         except openai.APIStatusError as exc:
-            raise EndpointError(f"{where} answered HTTP {exc.status_code}: {first_line(exc)}") from None
+            raise EndpointError(f"{where} answered HTTP {exc.status_code}: {first_line(exc.__cause__ or exc)}") from None
 
 
 def served_generation_defaults(model: str | None) -> dict[str, Any]:
@@ -227,7 +270,9 @@ def served_generation_defaults(model: str | None) -> dict[str, Any]:
     return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
 
 
-def _completion(text: str | None, finish_reason: str | None, usage, stop: list[str]) -> Completion:
+def _completion(
+    text: str | None, finish_reason: str | None, usage, stop: list[str], logprobs: list[TokenLogprob] | None = None
+) -> Completion:
     """The reply, cut at the first stop string: transformers serve's continuous batching ignores
     `stop`, and without it leaves the stop string in the text; OpenAI's contract is to cut there."""
     text, stopped = truncate_at_stop(text or "", stop)
@@ -236,4 +281,42 @@ def _completion(text: str | None, finish_reason: str | None, usage, stop: list[s
         finish_reason="stop" if stopped else finish_reason,
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
+        logprobs=logprobs,
     )
+
+
+def _chat_logprobs(logprobs, sampling: SamplingConfig, where: str) -> list[TokenLogprob] | None:
+    """`choices[0].logprobs.content` as TokenLogprobs; None when none were asked for."""
+    if sampling.top_logprobs is None:
+        return None
+    if logprobs is None or logprobs.content is None:
+        raise Unsupported(f"top_logprobs was asked for but {where} returned no logprobs")
+    return [
+        TokenLogprob(e.token, e.logprob, _merged((t.token, t.logprob) for t in e.top_logprobs or []))
+        for e in logprobs.content
+    ]
+
+
+def _completion_logprobs(logprobs, sampling: SamplingConfig, where: str) -> list[TokenLogprob] | None:
+    """The legacy parallel lists (`tokens`, `token_logprobs`, `top_logprobs`) as TokenLogprobs."""
+    if sampling.top_logprobs is None:
+        return None
+    if logprobs is None or logprobs.tokens is None:
+        raise Unsupported(f"top_logprobs was asked for but {where} returned no logprobs")
+    tops = logprobs.top_logprobs or [None] * len(logprobs.tokens)
+    return [
+        TokenLogprob(token, value, _merged((top or {}).items()))
+        for token, value, top in zip(logprobs.tokens, logprobs.token_logprobs, tops)
+    ]
+
+
+def _merged(pairs) -> dict[str, float]:
+    """Alternatives keyed by text; tokens with the same text (byte pieces) share their summed probability."""
+    top: dict[str, float] = {}
+    for text, value in pairs:
+        if text in top:
+            high, low = max(top[text], value), min(top[text], value)
+            value = high + math.log1p(math.exp(low - high))
+        top[text] = value
+    return top
+

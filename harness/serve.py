@@ -25,7 +25,7 @@ from typing import Literal
 
 from harness.errors import UserError
 
-ServerKind = Literal["transformers", "vllm"]
+ServerKind = Literal["transformers", "vllm", "inprocess"]
 
 
 @dataclass
@@ -33,7 +33,9 @@ class ServerConfig:
     """How to serve a model locally.
 
     Fields:
-        kind: `transformers` (`transformers serve`, CPU default) or `vllm` (`vllm serve`, GPU).
+        kind: `transformers` (`transformers serve`, CPU default), `vllm` (`vllm serve`, GPU) or
+            `inprocess` (`python -m infra.openai_server`: our continuous-batching engine, with
+            per-request sampling, JSON-schema output and top logprobs; local checkpoint folders only).
         continuous_batching: pass `--continuous-batching` to transformers serve; without it the
             server answers one request at a time.
         torch_threads: intra-op threads of the server process (OMP_NUM_THREADS); None leaves
@@ -41,16 +43,18 @@ class ServerConfig:
         cb_num_blocks, cb_max_batch_tokens: transformers' continuous-batching cache. Left to
             itself on a CPU it reserves ~60% of RAM (14 GB here) and ran 22 tok/s instead of 81;
             64 blocks of 256 tokens hold 16 requests of ~1,000 tokens. None lets transformers decide.
+        max_batch_size: inprocess only: most requests decoded together.
         startup_timeout: seconds to wait for the health check.
         lora_adapters: vLLM only: adapter name -> folder, served by name with `--enable-lora`.
         extra_args: further command-line arguments for the server.
     """
 
-    kind: ServerKind = field(default="transformers", metadata={"help": "transformers (CPU) or vllm (GPU)."})
+    kind: ServerKind = field(default="transformers", metadata={"help": "transformers (CPU), vllm (GPU) or inprocess."})
     continuous_batching: bool = field(default=True, metadata={"help": "transformers serve --continuous-batching."})
     torch_threads: int | None = field(default=None, metadata={"help": "OMP_NUM_THREADS for the server process."})
     cb_num_blocks: int | None = field(default=64, metadata={"help": "transformers CB: KV-cache blocks (256 tokens each)."})
     cb_max_batch_tokens: int | None = field(default=1024, metadata={"help": "transformers CB: tokens per forward step."})
+    max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
     startup_timeout: float = field(default=600.0, metadata={"help": "Seconds to wait for /health."})
     lora_adapters: dict[str, str] = field(default_factory=dict, metadata={"help": "vLLM: adapter name -> path."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "Extra server arguments."})
@@ -67,7 +71,7 @@ class Endpoint:
 
     base_url: str
     model: str
-    kind: Literal["transformers", "vllm", "openai"] = "openai"
+    kind: Literal["transformers", "vllm", "inprocess", "openai"] = "openai"
     tokenizer: str | None = None
     api_key_env: str | None = None
 
@@ -105,8 +109,13 @@ def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
         if config.lora_adapters:
             cmd.append("--enable-lora")
             cmd += ["--lora-modules", *(f"{name}={path}" for name, path in config.lora_adapters.items())]
+    elif config.kind == "inprocess":
+        cmd = [sys.executable, "-m", "infra.openai_server", "--model", model, "--host", "127.0.0.1",
+               "--port", str(port), "--served-model-name", model, "--max-batch", str(config.max_batch_size)]
+        if config.torch_threads:
+            cmd += ["--torch-threads", str(config.torch_threads)]
     else:
-        raise UserError(f"unknown server kind {config.kind!r}; use transformers or vllm")
+        raise UserError(f"unknown server kind {config.kind!r}; use transformers, vllm or inprocess")
     return cmd + list(config.extra_args)
 
 
@@ -130,6 +139,9 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
     if config.torch_threads:
         env["OMP_NUM_THREADS"] = str(config.torch_threads)
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if config.kind == "inprocess":  # the child imports the same `infra` as this process, from any folder
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     log_path = Path(log_path) if log_path else Path(os.devnull)
     if log_path != Path(os.devnull):
         log_path.parent.mkdir(parents=True, exist_ok=True)

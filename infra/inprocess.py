@@ -11,9 +11,16 @@ So one worker thread owns a decode loop. Every step it admits waiting requests i
 left-padded prefill, then their key/value cache is left-padded to the running cache's length and
 stacked under it), runs one forward pass for all rows, and picks each row's next token with that
 row's own sampling (temperature, top-k, top-p, repetition penalty, or greedy). A row leaves as
-soon as it hits EOS, a stop string or max_tokens; its caller's future resolves at once. Positions
-are passed per row, so padding never shifts a row's rotary positions. This needs a model whose
-forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
+soon as it hits EOS, a stop string, max_tokens or the end of its JSON schema; its caller's future
+resolves at once. Positions are passed per row, so padding never shifts a row's rotary positions.
+This needs a model whose forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
+
+A request with `json_schema` gets its own llguidance matcher (`infra.structured`): each step its
+row's logits are masked to the tokens the schema allows, then the chosen token is fed back to
+the matcher. With `top_logprobs`, each generated token comes back with its log-probability and the
+n best alternatives', read from the distribution the token was drawn from: logits after the
+repetition penalty and the schema mask, then for sampled rows after temperature, top-k and top-p
+(tokens those cut have no probability and are never listed); greedy rows use temperature 1.
 
 Callers stay plain async code: `chat`/`complete` queue a request and await a future. `torch_threads`
 sets torch's process-wide thread count: on a shared 2-core machine one thread is ~10x faster than
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import queue
 import threading
 import time
@@ -35,9 +43,10 @@ import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
-from infra.backend import Completion, truncate_at_stop
-from infra.sampling import SamplingConfig
+from infra.backend import Completion, TokenLogprob, truncate_at_stop
 from infra.compute import check_precision, torch_threads, use_bf16
+from infra.sampling import SamplingConfig
+from infra.structured import SchemaGuide
 
 
 @dataclass
@@ -79,6 +88,7 @@ class _Request:
     sampling: SamplingConfig
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    matcher: object | None = None  # llguidance.LLMatcher for a request with json_schema
 
 
 @dataclass
@@ -88,6 +98,12 @@ class _Row:
     request: _Request
     generator: object | None  # torch.Generator for a seeded request
     tokens: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # filled when the request asks for top_logprobs
+    schema_done: bool = False  # the JSON schema is complete and allows nothing more
+
+    @property
+    def matcher(self):
+        return self.request.matcher
 
 
 _SHUTDOWN = object()
@@ -176,6 +192,8 @@ class InProcessBackend:
     always stops; requests still waiting or decoding at close fail with a RuntimeError.
     """
 
+    features = frozenset({"json_schema", "top_logprobs"})
+
     def __init__(self, config: InProcessConfig) -> None:
         if not config.model.is_dir():
             raise FileNotFoundError(f"model path {config.model} does not exist or is not a folder")
@@ -203,6 +221,7 @@ class InProcessBackend:
         # transformers renamed forward's `past_key_values` to `cache` (5.24); take whichever this version has.
         self._cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self._add_bos = self._tokenizer_adds_bos()
+        self._guide = SchemaGuide(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
@@ -222,15 +241,25 @@ class InProcessBackend:
         """Continue `prompt` exactly as given; BOS is prepended only if the tokenizer expects one and it is missing."""
         if self._closed:
             raise RuntimeError("InProcessBackend is closed")
+        top = sampling.top_logprobs
+        if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
+            raise ValueError(f"top_logprobs must be a non-negative integer, got {top!r}")
+        matcher = None
+        if sampling.json_schema is not None:  # compiled off the event loop: the first one builds the token trie
+            matcher = await asyncio.to_thread(self._guide.matcher, sampling.json_schema)
         ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if self._add_bos and (not ids or ids[0] != self.tokenizer.bos_token_id):
             ids = [self.tokenizer.bos_token_id, *ids]
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._queue.put(_Request(ids, sampling, future, loop))
+        self._queue.put(_Request(ids, sampling, future, loop, matcher))
         return await future
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def is_serving(self) -> bool:
+        """True while the decode worker runs and the backend takes requests."""
+        return not self._closed and self._worker.is_alive()
 
     def close(self) -> None:
         """Stop the worker after its current step; fail the requests it did not finish."""
@@ -321,7 +350,8 @@ class InProcessBackend:
         real_ids = torch.where(mask.bool(), padded["input_ids"], padded["input_ids"][:, -1:])
         seen = torch.zeros(len(arrivals), self.model.config.vocab_size, dtype=torch.bool, device=device)
         seen.scatter_(1, real_ids, True)
-        rows = [_Row(request, _seeded_generator(request.sampling, device)) for request in arrivals]
+        rows = [_Row(request, _seeded_generator(request.sampling, device),
+                     logprobs=None if request.sampling.top_logprobs is None else []) for request in arrivals]
         self._stack(rows, cache, mask, seen)
         first = len(self._rows) - len(rows)
         self._pick_next(output.logits[:, -1, :].float(), range(first, len(self._rows)))
@@ -364,39 +394,77 @@ class InProcessBackend:
         index = torch.tensor(list(row_indices), device=logits.device)
         penalty = torch.tensor([r.request.sampling.repetition_penalty or 1.0 for r in rows], device=logits.device)
         scores = penalize_repeats(logits, self._seen[index], penalty)
+        guided = [i for i, r in enumerate(rows) if r.matcher is not None]
+        if guided:
+            self._guide.mask(scores, guided, [rows[i].matcher for i in guided])
         chosen = scores.argmax(dim=-1)
+        # Per row asking for logprobs: (log-probs, token ids) of the distribution its token came from.
         sampled = [i for i, r in enumerate(rows) if r.request.sampling.do_sample]
+        drawn_from = {i: (scores[i].log_softmax(-1), None) for i, r in enumerate(rows)
+                      if r.logprobs is not None and not r.request.sampling.do_sample}
         if sampled:
-            chosen[sampled] = self._sample(scores[sampled], [rows[i] for i in sampled])
+            values, candidates = self._warp(scores[sampled], [rows[i] for i in sampled])
+            picks = self._draw(values.softmax(dim=-1), [rows[i] for i in sampled])
+            chosen[sampled] = candidates.gather(-1, picks.unsqueeze(-1)).squeeze(-1)
+            for position, i in enumerate(sampled):
+                if rows[i].logprobs is not None:
+                    drawn_from[i] = (values[position].log_softmax(-1), candidates[position])
         self._next[index] = chosen
         self._seen[index, chosen] = True
         finished = []
-        for row, token in zip(rows, chosen.tolist()):
+        for i, (row, token) in enumerate(zip(rows, chosen.tolist())):
             row.tokens.append(token)
+            if i in drawn_from:
+                row.logprobs.append(self._token_logprob(token, row.request.sampling.top_logprobs, *drawn_from[i]))
+            if row.matcher is not None and token not in self._eos_ids:
+                row.schema_done = self._guide.advance(row.matcher, token)
             if self._row_finished(row):
                 finished.append(row)
         if finished:
             self._retire(finished)
 
-    def _sample(self, scores, rows: list[_Row]):
+    def _warp(self, scores, rows: list[_Row]):
+        """The sampled rows' candidates after temperature, top-k and top-p: (values, token ids)."""
         settings = [r.request.sampling for r in rows]
         temperature = torch.tensor([s.temperature for s in settings], device=scores.device)
         top_p = torch.tensor([s.top_p for s in settings], device=scores.device)
         top_k = [s.top_k or self._default_top_k for s in settings]
-        values, candidates = warp_top_k_top_p(scores, temperature, top_k, top_p)
-        probs = values.softmax(dim=-1)
-        picks = torch.empty(len(rows), dtype=torch.long, device=scores.device)
+        return warp_top_k_top_p(scores, temperature, top_k, top_p)
+
+    @staticmethod
+    def _draw(probs, rows: list[_Row]):
+        """One candidate position per row; a seeded row draws from its own generator."""
+        picks = torch.empty(len(rows), dtype=torch.long, device=probs.device)
         unseeded = [i for i, r in enumerate(rows) if r.generator is None]
         if unseeded:
             picks[unseeded] = torch.multinomial(probs[unseeded], 1).squeeze(-1)
         for i, row in enumerate(rows):
             if row.generator is not None:
                 picks[i] = torch.multinomial(probs[i], 1, generator=row.generator)[0]
-        return candidates.gather(-1, picks.unsqueeze(-1)).squeeze(-1)
+        return picks
+
+    def _token_logprob(self, token: int, top_n: int, logprobs, token_ids) -> TokenLogprob:
+        """`token`'s log-probability and the `top_n` best finite alternatives, from a distribution over
+        the vocabulary (`token_ids` None) or over candidate `token_ids`. Alternatives that decode to the
+        same text (byte pieces of one character) share an entry holding their summed probability."""
+        best = logprobs.topk(min(top_n, logprobs.numel()))
+        if token_ids is None:
+            chosen = float(logprobs[token])
+            best_ids = best.indices.tolist()
+        else:
+            chosen = float(logprobs[(token_ids == token).nonzero()[0, 0]])
+            best_ids = token_ids[best.indices].tolist()
+        top: dict[str, float] = {}
+        for token_id, value in zip(best_ids, best.values.tolist()):
+            if value == -math.inf:
+                break
+            text = self.tokenizer.decode([token_id])
+            top[text] = _log_add(top[text], value) if text in top else value
+        return TokenLogprob(self.tokenizer.decode([token]), chosen, top)
 
     def _row_finished(self, row: _Row) -> bool:
         sampling = row.request.sampling
-        if row.tokens[-1] in self._eos_ids or len(row.tokens) >= sampling.max_tokens:
+        if row.tokens[-1] in self._eos_ids or len(row.tokens) >= sampling.max_tokens or row.schema_done:
             return True
         if not sampling.stop:
             return False
@@ -409,7 +477,7 @@ class InProcessBackend:
         done = {id(row) for row in finished}
         for row in finished:
             completion = completion_from_tokens(row.tokens, len(row.request.prompt_ids), row.request.sampling,
-                                                self.tokenizer, self._eos_ids)
+                                                self.tokenizer, self._eos_ids, row.logprobs, row.schema_done)
             row.request.loop.call_soon_threadsafe(_resolve, row.request.future, completion)
         keep = [i for i, row in enumerate(self._rows) if id(row) not in done]
         if not keep:
@@ -451,10 +519,12 @@ def _seeded_generator(sampling: SamplingConfig, device):
 
 
 def completion_from_tokens(
-    tokens: list[int], prompt_tokens: int, sampling: SamplingConfig, tokenizer, eos_ids: set[int]
+    tokens: list[int], prompt_tokens: int, sampling: SamplingConfig, tokenizer, eos_ids: set[int],
+    logprobs: list[TokenLogprob] | None = None, schema_done: bool = False,
 ) -> Completion:
     """A finished row as a Completion: cut at EOS (counted, not shown) or the first stop string (not
-    shown), and say why it ended."""
+    shown), and say why it ended. `logprobs` keep one entry per shown token; a completed JSON schema
+    ends the reply like EOS does."""
     ended_by_eos = False
     for index, token in enumerate(tokens):
         if token in eos_ids:
@@ -464,10 +534,16 @@ def completion_from_tokens(
     text, stopped = truncate_at_stop(tokenizer.decode(shown, skip_special_tokens=True), sampling.stop)
     return Completion(
         text=text,
-        finish_reason="stop" if ended_by_eos or stopped else "length",
+        finish_reason="stop" if ended_by_eos or stopped or schema_done else "length",
         prompt_tokens=prompt_tokens,
         completion_tokens=len(tokens),
+        logprobs=None if logprobs is None else logprobs[: len(shown)],
     )
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) without overflow."""
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
 def _resolve(future: asyncio.Future, completion: Completion) -> None:

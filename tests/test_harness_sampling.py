@@ -1,11 +1,13 @@
 """Sampling parameters travel differently per server kind; one function maps them."""
 
 import json
+import math
 
 import pytest
 
 from harness.client import sampling_request
 from harness.errors import UserError
+from infra.backend import Unsupported
 from infra.sampling import SamplingConfig
 
 REFERENCE = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1, max_tokens=64, stop=["\n\n"])
@@ -103,3 +105,79 @@ def test_lm_eval_endpoint_gen_kwargs_carry_transformers_generation_config():
 
     kwargs = lm_eval_gen_kwargs(SamplingConfig(temperature=0.7, top_k=20, seed=1), "endpoint-transformers-cb")
     assert json.loads(kwargs["generation_config"])["top_k"] == 20 and kwargs["seed"] == 1
+# -- structured output and logprobs per server kind ----------------------------------------------
+
+SCHEMA = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+STRUCTURED = SamplingConfig(max_tokens=64, json_schema=SCHEMA, top_logprobs=3)
+
+
+def test_inprocess_gets_a_json_schema_response_format_and_chat_logprobs():
+    fields = sampling_request(STRUCTURED, "inprocess")
+    assert fields["response_format"] == {"type": "json_schema",
+                                         "json_schema": {"name": "reply", "schema": SCHEMA, "strict": True}}
+    assert (fields["logprobs"], fields["top_logprobs"]) == (True, 3)
+
+
+def test_raw_completions_ask_for_logprobs_as_a_count():
+    fields = sampling_request(STRUCTURED, "inprocess", api="completions")
+    assert fields["logprobs"] == 3 and "top_logprobs" not in fields
+
+
+def test_vllm_gets_the_json_schema_as_structured_outputs():
+    fields = sampling_request(STRUCTURED, "vllm")
+    assert fields["extra_body"] == {"structured_outputs": {"json": SCHEMA}}
+    assert "response_format" not in fields and fields["top_logprobs"] == 3
+
+
+def test_inprocess_gets_top_k_and_penalty_as_extra_body_fields():
+    assert sampling_request(REFERENCE, "inprocess")["extra_body"] == {"top_k": 20, "repetition_penalty": 1.1}
+
+
+def test_transformers_refuses_a_json_schema_naming_the_field():
+    with pytest.raises(Unsupported, match=r"json_schema cannot be honoured"):
+        sampling_request(SamplingConfig(json_schema=SCHEMA), "transformers")
+
+
+def test_transformers_refuses_top_logprobs_naming_the_field():
+    with pytest.raises(Unsupported, match=r"top_logprobs cannot be honoured"):
+        sampling_request(SamplingConfig(top_logprobs=2), "transformers")
+
+
+def test_client_features_follow_the_server_kind():
+    from harness.client import EndpointClient
+    from harness.serve import Endpoint
+
+    features = {kind: EndpointClient(Endpoint("http://127.0.0.1:9/v1", "m", kind=kind)).features
+                for kind in ("transformers", "vllm", "inprocess")}
+    assert features == {"transformers": frozenset(), "vllm": {"json_schema", "top_logprobs"},
+                        "inprocess": {"json_schema", "top_logprobs"}}
+
+
+def test_chat_logprobs_become_token_logprobs_with_same_text_alternatives_merged():
+    from openai.types.chat.chat_completion import ChoiceLogprobs
+
+    from harness.client import _chat_logprobs
+
+    wire = ChoiceLogprobs.model_validate({"content": [{"token": "a", "logprob": -0.5, "bytes": None, "top_logprobs": [
+        {"token": "a", "logprob": -0.5}, {"token": "\ufffd", "logprob": math.log(0.1)},
+        {"token": "\ufffd", "logprob": math.log(0.2)}]}]})
+    (entry,) = _chat_logprobs(wire, STRUCTURED, "here")
+    assert (entry.token, entry.logprob, entry.top["a"]) == ("a", -0.5, -0.5)
+    assert entry.top["\ufffd"] == pytest.approx(math.log(0.3))
+
+
+def test_completion_logprobs_parallel_lists_become_token_logprobs():
+    from openai.types.completion_choice import Logprobs
+
+    from harness.client import _completion_logprobs
+
+    wire = Logprobs(tokens=["x", "y"], token_logprobs=[-1.0, -2.0], top_logprobs=[{"x": -1.0}, {"y": -2.0, "z": -3.0}])
+    parsed = _completion_logprobs(wire, STRUCTURED, "here")
+    assert [(e.token, e.logprob, e.top) for e in parsed] == [("x", -1.0, {"x": -1.0}), ("y", -2.0, {"y": -2.0, "z": -3.0})]
+
+
+def test_a_reply_without_the_logprobs_asked_for_is_refused():
+    from harness.client import _chat_logprobs
+
+    with pytest.raises(Unsupported, match="top_logprobs"):
+        _chat_logprobs(None, STRUCTURED, "http://127.0.0.1:9/v1")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ from infra.inprocess import (
     warp_top_k_top_p,
 )
 from infra.sampling import SamplingConfig
+from tests.schemas import JUDGE_SCHEMA, follows_judge_schema
 
 # Greedy with a repetition penalty: deterministic, and varied enough text on the random tiny model.
 GREEDY = SamplingConfig(max_tokens=12, repetition_penalty=2.0)
@@ -34,6 +37,14 @@ def gather(*calls):
         return await asyncio.gather(*calls)
 
     return asyncio.run(run())
+
+
+async def until(condition, timeout_s: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail the test instead of hanging when it never does."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout_s:.0f}s"
+        await asyncio.sleep(0.001)
 
 
 def prefills_during(backend, action):
@@ -92,8 +103,7 @@ def test_a_request_joins_a_running_batch_and_decodes_as_it_would_alone(backend):
             return completion
 
         first = asyncio.create_task(request("long", PROMPTS[1], long, 0))
-        while backend.stats.decode_steps == steps_before:  # the long request is decoding
-            await asyncio.sleep(0.001)
+        await until(lambda: backend.stats.decode_steps > steps_before)  # the long request is decoding
         return await asyncio.gather(first, request("short", PROMPTS[2], short, 0))
 
     steps_before = backend.stats.decode_steps
@@ -252,8 +262,7 @@ def test_closing_mid_decode_fails_the_request_in_flight_without_finishing_it(tin
 
     async def run():
         request = asyncio.create_task(backend.complete(PROMPTS[0], endless))
-        while backend.stats.decode_steps < 3:
-            await asyncio.sleep(0.001)
+        await until(lambda: backend.stats.decode_steps >= 3)
         await asyncio.to_thread(backend.close)
         return await asyncio.gather(request, return_exceptions=True)
 
@@ -276,3 +285,70 @@ def test_adapter_is_merged_at_load(tiny_model_dir, tmp_path):
         InProcessConfig(tiny_model_dir, adapter=adapter, torch_threads=1)
     ) as tuned:
         assert gather(base.chat(CHAT, GREEDY))[0].text != gather(tuned.chat(CHAT, GREEDY))[0].text
+
+
+# -- structured output and logprobs ------------------------------------------------------------
+
+JUDGED = SamplingConfig(temperature=1.0, max_tokens=300, json_schema=JUDGE_SCHEMA)
+
+
+def probability_mass(entry) -> float:
+    return sum(math.exp(value) for value in entry.top.values())
+
+
+def test_backend_declares_json_schema_and_top_logprobs(backend):
+    assert backend.features == {"json_schema", "top_logprobs"}
+
+
+def test_sampled_replies_under_a_json_schema_follow_it(backend):
+    replies = gather(*(backend.chat(CHAT, JUDGED) for _ in range(20)))
+    assert [r.text for r in replies if not follows_judge_schema(r.text)] == []
+    assert {r.finish_reason for r in replies} == {"stop"}
+    assert len({r.text for r in replies}) > 1
+
+
+def test_a_constrained_row_leaves_its_unconstrained_neighbour_unchanged(backend):
+    free, constrained = gather(backend.complete(PROMPTS[0], GREEDY), backend.complete(PROMPTS[0], JUDGED))
+    assert follows_judge_schema(constrained.text)
+    assert free == alone(backend, PROMPTS[0], GREEDY)
+
+
+def test_an_unusable_json_schema_is_refused_naming_the_field(backend):
+    with pytest.raises(ValueError, match="json_schema"):
+        alone(backend, PROMPTS[0], SamplingConfig(json_schema={"type": "no-such-type"}))
+
+
+def test_a_negative_top_logprobs_is_refused_naming_the_field(backend):
+    with pytest.raises(ValueError, match="top_logprobs"):
+        alone(backend, PROMPTS[0], SamplingConfig(top_logprobs=-1))
+
+
+def test_greedy_top_logprobs_over_the_whole_vocabulary_sum_to_one(backend):
+    completion = alone(backend, PROMPTS[1], SamplingConfig(max_tokens=6, top_logprobs=len(backend.tokenizer)))
+    assert len(completion.logprobs) == completion.completion_tokens
+    for entry in completion.logprobs:
+        assert probability_mass(entry) == pytest.approx(1.0, abs=1e-4)
+        assert entry.top[entry.token] >= entry.logprob - 1e-6  # more when byte pieces share its text
+
+
+def test_sampled_top_logprobs_cover_the_top_k_distribution_the_token_was_drawn_from(backend):
+    sampled = SamplingConfig(temperature=1.0, top_k=5, max_tokens=8, top_logprobs=5, seed=3)
+    for entry in alone(backend, PROMPTS[2], sampled).logprobs:
+        assert probability_mass(entry) == pytest.approx(1.0, abs=1e-4)
+        assert entry.top[entry.token] >= entry.logprob - 1e-6
+
+
+def test_top_logprobs_are_taken_after_temperature(backend):
+    vocabulary = len(backend.tokenizer)
+    greedy = alone(backend, PROMPTS[0], SamplingConfig(max_tokens=1, top_logprobs=vocabulary)).logprobs[0].top
+    hot = alone(backend, PROMPTS[0], SamplingConfig(temperature=0.5, top_k=vocabulary, max_tokens=1,
+                                                    top_logprobs=vocabulary)).logprobs[0].top
+    whole_tokens = [text for text in greedy if "\ufffd" not in text]  # byte pieces share an entry
+    first, second = sorted(whole_tokens, key=greedy.get, reverse=True)[:2]
+    assert hot[first] - hot[second] == pytest.approx((greedy[first] - greedy[second]) / 0.5, abs=1e-3)
+
+
+def test_constrained_top_logprobs_list_only_tokens_the_schema_allows(backend):
+    completion = alone(backend, PROMPTS[0], SamplingConfig(max_tokens=300, json_schema=JUDGE_SCHEMA, top_logprobs=20))
+    assert completion.logprobs[0].top == {"{": 0.0}
+    assert all(probability_mass(entry) <= 1.0 + 1e-4 for entry in completion.logprobs)

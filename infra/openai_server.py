@@ -1,0 +1,114 @@
+"""Serve one InProcessBackend over OpenAI's HTTP API, on loopback only.
+
+Why a server of our own: `transformers serve --continuous-batching` shares the first request's
+sampling with every later one and has no structured output or logprobs, and vLLM needs a GPU.
+This puts the in-process engine (per-request sampling, stop strings, seeds, JSON schemas, top
+logprobs) behind `GET /health`, `GET /v1/models`, `POST /v1/chat/completions` and
+`POST /v1/completions`, so lm-eval and the judges can reach it like any other endpoint.
+Request and response shapes live in `infra.openai_wire`.
+
+    python -m infra.openai_server --model PATH --port 8000 [--max-batch 16] [--torch-threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from infra.inprocess import InProcessBackend, InProcessConfig
+from infra.openai_wire import RequestError, chat_request, chat_response, completion_request, completion_response
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def build_app(backend: InProcessBackend, model_name: str) -> FastAPI:
+    """The HTTP routes over `backend`, which answers to the model name `model_name`."""
+    app = FastAPI(title="selflengthen in-process server", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestError)
+    async def refused(_request: Request, error: RequestError) -> JSONResponse:
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        alive = backend.is_serving()
+        return JSONResponse({"status": "ok" if alive else "stopped"}, status_code=200 if alive else 503)
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "selflengthen"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> dict:
+        messages, sampling = chat_request(await _body(request, model_name))
+        completion = await _generate(backend.chat(messages, sampling))
+        return chat_response(completion, model_name)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> dict:
+        prompt, sampling = completion_request(await _body(request, model_name))
+        completion = await _generate(backend.complete(prompt, sampling))
+        return completion_response(completion, model_name)
+
+    return app
+
+
+async def _body(request: Request, model_name: str) -> dict:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestError(None, "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise RequestError(None, "the request body must be a JSON object")
+    if body.get("model") not in (None, model_name):
+        raise RequestError("model", f"model {body['model']!r} is not served here (this server has {model_name!r})", 404)
+    return body
+
+
+async def _generate(call):
+    """Await the backend; what it refuses (an unusable schema, an Unsupported field) is a 400."""
+    try:
+        return await call
+    except ValueError as error:  # Unsupported is one
+        named = [field for field in ("json_schema", "top_logprobs") if field in str(error)]
+        raise RequestError(named[0] if named else None, str(error)) from None
+
+
+def run_server(config: InProcessConfig, port: int, host: str = "127.0.0.1", model_name: str | None = None) -> None:
+    """Load the model, serve until SIGINT/SIGTERM, then stop the decode worker."""
+    if host not in LOOPBACK:
+        raise ValueError(f"host must be a loopback address ({', '.join(LOOPBACK)}), got {host!r}")
+    with InProcessBackend(config) as backend:
+        app = build_app(backend, model_name or str(config.model))
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.openai_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, type=Path, help="local checkpoint folder")
+    parser.add_argument("--port", required=True, type=int, help="TCP port to listen on")
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--served-model-name", help="the name requests use (default: the --model argument)")
+    parser.add_argument("--adapter", type=Path, help="LoRA adapter folder merged into the model at load")
+    parser.add_argument("--max-batch", type=int, default=16, help="most requests decoded together")
+    parser.add_argument("--torch-threads", type=int, help="CPU threads for torch (default: the idle cores)")
+    parser.add_argument("--precision", default="auto", help="fp32, bf16 or auto")
+    args = parser.parse_args(argv)
+    try:
+        config = InProcessConfig(args.model, adapter=args.adapter, max_batch_size=args.max_batch,
+                                 torch_threads=args.torch_threads, precision=args.precision)
+        run_server(config, args.port, args.host, args.served_model_name or str(args.model))
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
