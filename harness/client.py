@@ -231,7 +231,6 @@ class EndpointClient:
         return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def _sampling_fields(self, sampling: SamplingConfig, api: Literal["chat", "completions"]) -> dict[str, Any]:
-        refuse_unsupported(sampling, self.endpoint.kind)
         if self.endpoint.kind == "transformers" and self._model_defaults is None:
             self._model_defaults = served_generation_defaults(self.endpoint.tokenizer)
         return sampling_request(sampling, self.endpoint.kind, self._model_defaults, api)

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import UserError
 from harness.evaluate import check_tasks, run_eval
 from harness.experiment_config import ExperimentConfig, eval_config
-from harness.judging import judge_endpoint, judge_reliability, judge_run, reliability_server
+from harness.judging import judge_against_reference, judge_endpoint, judge_reliability, judge_run, reliability_server
 from harness.models import check_model_available, resolve_model
 from harness.plan import plan_stages, slug
 from harness.stages import DONE, STALE, StageRecorder, invalidate
@@ -166,16 +167,22 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
 
 def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], run_dirs: list[Path], out: Path,
                console: Console, recorder: StageRecorder) -> None:
-    """Judge every run not judged yet with one judge server, then the reliability repeats with another."""
+    """Judge every run not judged yet (with the sanity check), then the reliability repeats and pairwise passes."""
+    base_dir = next((d for c, d in zip(checkpoints, run_dirs) if c.arm == "base"), None)
     passes = [("judge", config.judge, judge_run, "judge_server.log")]
     if config.judge.repeat:
         passes.append(("judge_repeat", reliability_server(config.judge), judge_reliability, "judge_repeat_server.log"))
+    if config.judge.pairwise and base_dir is not None:
+        def against_base(run_dir, endpoint, judge, console):
+            return judge_against_reference(run_dir, base_dir, endpoint, judge, console)
+
+        passes.append(("judge_pairwise", config.judge, against_base, "judge_server.log"))
     for kind, judge, step, log in passes:
         todo = [(f"{kind}/{c.name}", d) for c, d in zip(checkpoints, run_dirs)
-                if recorder.stages[f"{kind}/{c.name}"].status != DONE]
+                if f"{kind}/{c.name}" in recorder.stages and recorder.stages[f"{kind}/{c.name}"].status != DONE]
         if not todo:
             continue
-        console.rule(f"{kind.replace('_', ' ')}: {len(todo)} run(s) with {judge.model}")
+        console.rule(f"{kind.replace('_', ' ')}: {len(todo)} run(s) with {escape(judge.model)}")
         with judge_endpoint(judge, out / log) as endpoint:
             for name, run_dir in todo:
                 with recorder.stage(name):

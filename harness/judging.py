@@ -1,10 +1,12 @@
 """`selflengthen judge`: put an LLM judge behind an endpoint and grade a run's answers.
 
-The judge gets its own server (greedy sampling; with continuous batching a transformers server
-keeps the first request's generation config, so it must not be shared with a sampling role).
-For the same reason the reliability pass, whose repeats sample, gets a server of its own
-without continuous batching. Judgements are cached per run directory, so a re-run or a crash
-costs nothing twice.
+On CPU the judge runs on the in-process server (`selflengthen serve`), which honours each
+request's sampling, the rubric's JSON schema and logprobs (so scores are probability-weighted);
+on GPU on vLLM. A transformers server cannot do either and, with continuous batching, keeps the
+first request's sampling, so the reliability pass gets a server of its own there. Each judged
+run also gets the sanity check (degraded answers must score lower) and a trust verdict per task;
+pairwise mode compares a run with the base arm's answers. Judgements are cached per run
+directory, so a re-run or a crash costs nothing twice.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.client import EndpointClient
 from harness.errors import UserError
@@ -28,9 +31,15 @@ from infra.compute import compute_threads
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
 from judges.judgements import judge_scores
+from judges.pairwise import PairwiseConfig, judge_pairwise
 from judges.reliability import ReliabilityConfig, measure_reliability
+from judges.sanity import SanityConfig, check_sanity
+from judges.trust import with_trust
 
 JUDGE_CACHE = "judge_cache.sqlite"
+JUDGE_SANITY = "judge_sanity.json"
+JUDGE_RELIABILITY = "judge_reliability.json"
+JUDGE_PAIRWISE = "pairwise.json"
 
 
 @dataclass
@@ -45,16 +54,21 @@ class JudgeRunConfig(JudgeConfig):
             `retry_temperature` would silently repeat the greedy configuration.
         repeat: re-judge a subset this many times and report agreement (0: off; else at least 2).
         repeat_subset: samples per task re-judged.
+        sanity_subset: answers per task degraded for the sanity check (0: off; the quality column is
+            then marked unreliable, as nothing shows the judge can see quality).
+        pairwise: also compare each run with the base arm's answers in both orders (`run` only).
     `cache_path` is set per run directory and refused here.
     """
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Judge model: Hub id, local path or smollm2-135m."})
     endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running judge server."})
     api_key_env: str | None = field(default=None, metadata={"help": "Env var with the judge endpoint's API key."})
-    server: ServerConfig = field(default_factory=lambda: ServerConfig(continuous_batching=False),
-                                 metadata={"help": "How to start the judge server."})
+    server: ServerConfig = field(default_factory=lambda: ServerConfig(kind="inprocess"),
+                                 metadata={"help": "How to start the judge server (CPU: inprocess; GPU: vllm)."})
     repeat: int = field(default=0, metadata={"help": "Re-judge a subset R times and report agreement (0: off)."})
     repeat_subset: int = field(default=20, metadata={"help": "Samples per task re-judged when repeat > 1."})
+    sanity_subset: int = field(default=20, metadata={"help": "Answers per task degraded for the sanity check (0: off)."})
+    pairwise: bool = field(default=False, metadata={"help": "Also judge each run against the base arm, both orders."})
 
     def __post_init__(self) -> None:
         try:
@@ -65,6 +79,8 @@ class JudgeRunConfig(JudgeConfig):
             raise UserError(f"judge.repeat must be 0 (off) or at least 2, got {self.repeat}")
         if self.repeat_subset < 1:
             raise UserError(f"judge.repeat_subset must be at least 1, got {self.repeat_subset}")
+        if self.sanity_subset == 1 or self.sanity_subset < 0:
+            raise UserError(f"judge.sanity_subset must be 0 (off) or at least 2, got {self.sanity_subset}")
         if self.cache_path is not None:
             raise UserError("judge.cache_path is set per run directory (judge_cache.sqlite there); remove it")
         if self.api_key_env and not self.endpoint:
@@ -94,28 +110,57 @@ def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int =
 
 
 def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
-    """Grade `run_dir/scores.json` into `run_dir/judgements.json`."""
+    """Grade `run_dir/scores.json` into `run_dir/judgements.json`, with the sanity check and a trust verdict per task."""
     console = console or Console(stderr=True)
     scores, judge_config = _inputs(run_dir, config)
     judgements = _run(judge_scores, scores, endpoint, judge_config)
+    if not judgements["tasks"]:
+        raise UserError(f"nothing to judge in {run_dir / 'scores.json'}: no task has both samples and a rubric "
+                        f"(judge.rubric: {config.rubric})")
+    sanity = None
+    if config.sanity_subset:
+        sanity = _run(check_sanity, scores, endpoint, judge_config, SanityConfig(subset_size=config.sanity_subset))
+        write_json(run_dir / JUDGE_SANITY, sanity)
+    judgements = with_trust(judgements, sanity, _read_optional(run_dir / JUDGE_RELIABILITY))
     write_json(run_dir / "judgements.json", judgements)
     for task, entry in judgements["tasks"].items():
-        console.print(
-            f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} judged "
-            f"({entry['failures']} failures)"
-        )
+        trust = entry["trust"]
+        verdict = "reliable" if trust["reliable"] else "unreliable: " + "; ".join(trust["unreliable_reasons"])
+        console.print(escape(f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} "
+                             f"judged ({entry['failures']} failures); judge {verdict}"), highlight=False)
     return judgements
 
 
 def judge_reliability(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
-    """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`."""
+    """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`; the agreement joins the trust."""
     console = console or Console(stderr=True)
     scores, judge_config = _inputs(run_dir, config)
     reliability = ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset)
     report = _run(measure_reliability, scores, endpoint, judge_config, reliability)
-    write_json(run_dir / "judge_reliability.json", report)
+    write_json(run_dir / JUDGE_RELIABILITY, report)
+    judgements = _read_optional(run_dir / "judgements.json")
+    if judgements is not None:
+        write_json(run_dir / "judgements.json", with_trust(judgements, _read_optional(run_dir / JUDGE_SANITY), report))
     for task, entry in report["tasks"].items():
-        console.print(f"{task}: judge agreement {json.dumps({k: v for k, v in entry.items() if k != 'samples'})}")
+        agreement = json.dumps({k: v for k, v in entry.items() if k != "samples"})
+        console.print(escape(f"{task}: judge agreement {agreement}"), highlight=False)
+    return report
+
+
+def judge_against_reference(run_dir: Path, reference_dir: Path, endpoint: Endpoint, config: JudgeRunConfig,
+                            console: Console | None = None) -> dict:
+    """Pairwise: each answer of `run_dir` against `reference_dir`'s on the same prompt, in both orders (pairwise.json)."""
+    console = console or Console(stderr=True)
+    scores, judge_config = _inputs(run_dir, config)
+    reference, _ = _inputs(reference_dir, config)
+    compare = lambda answers, client, settings: judge_pairwise(answers, reference, client, settings, PairwiseConfig())  # noqa: E731
+    report = _run(compare, scores, endpoint, judge_config)
+    report["reference"] = reference.get("model")
+    write_json(run_dir / JUDGE_PAIRWISE, report)
+    for task, entry in report["tasks"].items():
+        console.print(escape(f"{task}: against {report['reference']}: win rate {_fmt_rate(entry.get('win_rate'))} "
+                             f"{entry.get('win_rate_ci')}, length-controlled {_fmt_rate(entry.get('lc_win_rate'))}, "
+                             f"position bias {_fmt_rate(entry.get('position_bias_rate'))}"), highlight=False)
     return report
 
 
@@ -154,5 +199,13 @@ def _run(step, scores: dict, endpoint: Endpoint, judge_config: JudgeConfig, *ext
         raise UserError(str(exc)) from None
 
 
+def _read_optional(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.1f}"
+
+
+def _fmt_rate(value) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

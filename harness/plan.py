@@ -57,6 +57,10 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[Checkpoint]
         judged = [_judge(config, stage, checkpoint) for stage, checkpoint in zip(scored, checkpoints)]
         if config.judge.repeat:
             judged += [_judge_repeat(config, stage, checkpoint) for stage, checkpoint in zip(scored, checkpoints)]
+        base = next((stage for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
+        if config.judge.pairwise and base is not None:
+            judged += [_judge_pairwise(config, stage, base, checkpoint)
+                       for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
     stages += judged
     board = out / "leaderboard"
     stages.append(Stage("leaderboard", "leaderboard", "-", None, None, None, board, board / "stage.json",
@@ -140,7 +144,19 @@ def _judge(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint) -> St
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
                 "max_retries": judge.max_retries}
     return Stage(f"judge/{checkpoint.name}", "judge", judge.model, _judge_backend(config), judge.max_concurrency,
-                 sampling, score.output, score.output / "judge.stage.json", inputs, [score.output / "judgements.json"])
+                 sampling, score.output, score.output / "judge.stage.json", inputs,
+                 [score.output / "judgements.json", score.output / "judge_sanity.json"],
+                 extra={"sanity_subset": judge.sanity_subset})
+
+
+def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: Checkpoint) -> Stage:
+    judge = config.judge
+    inputs = {"kind": "judge_pairwise", "upstream": [score.fingerprint, base.fingerprint],
+              "settings": _judge_settings(config), "version": files_version(_package_dir("judges") / "rubrics")}
+    sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens}
+    return Stage(f"judge_pairwise/{checkpoint.name}", "judge_pairwise", judge.model, _judge_backend(config),
+                 judge.max_concurrency, sampling, score.output, score.output / "judge_pairwise.stage.json", inputs,
+                 [score.output / "pairwise.json"], extra={"reference": "base"})
 
 
 def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint) -> Stage:

@@ -146,7 +146,7 @@ def invalidate(stage: Stage) -> None:
             for path in lm_dir.iterdir():
                 if not path.name.startswith("requests_cache"):
                     path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
-    elif stage.kind in ("judge", "judge_repeat"):
+    elif stage.kind in ("judge", "judge_repeat", "judge_pairwise"):
         for path in stage.outputs:
             path.unlink(missing_ok=True)
         if stage.kind == "judge" and old_inputs.get("settings") != stage.inputs.get("settings"):
