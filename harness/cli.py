@@ -114,7 +114,9 @@ def cmd_train(args) -> int:
     from harness.config import load_config
     from harness.train import TrainRunConfig, run_training
 
-    checkpoints = run_training(load_config(TrainRunConfig, args.config), console)
+    config = load_config(TrainRunConfig, args.config)
+    _require_seed_files(config.method)
+    checkpoints = run_training(config, console)
     table = Table(title="registered checkpoints")
     for column in ("checkpoint", "path", "train samples", "train tokens"):
         table.add_column(column)
@@ -122,6 +124,21 @@ def cmd_train(args) -> int:
         table.add_row(Text(c.name), Text(c.path), str(c.train_stats.get("samples")), str(c.train_stats.get("train_tokens")))
     console.print(table)
     return 0
+
+
+def _require_seed_files(method) -> None:
+    """Each language's seed instructions load, checked before a model is loaded for minutes."""
+    from selflengthen.self_instruct import load_seed_instructions
+
+    for lang in method.languages:
+        path = None
+        try:
+            path = method.seed_file(lang)
+            load_seed_instructions(path)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"seed file {path} is not UTF-8 text (byte offset {exc.start})") from None
+        except ValueError as exc:  # missing, malformed or too small: the message names the file and line
+            raise UserError(str(exc)) from None
 
 
 def _add_run(sub) -> None:
