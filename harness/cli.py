@@ -151,8 +151,13 @@ def cmd_run(args) -> int:
     from harness.config import load_config
     from harness.experiment import ExperimentConfig, run_experiment
 
+    config = load_config(ExperimentConfig, args.config)
+    if config.arms.self_lengthen:
+        if config.data_dir:  # where run_experiment looks for the default seed files too
+            os.environ["SELFLENGTHEN_DATA_DIR"] = str(Path(config.data_dir).resolve())
+        _require_seed_files(config.self_lengthen)
     started = time.monotonic()
-    run_experiment(load_config(ExperimentConfig, args.config), console)
+    run_experiment(config, console)
     console.print(f"experiment finished in {time.monotonic() - started:.0f}s")
     return 0
 

@@ -1,4 +1,4 @@
-"""Unusable input to score, eval, train and judge: exit 2, one `error:` line naming the field or
+"""Unusable input to score, eval, train, run and judge: exit 2, one `error:` line naming the field or
 file, no traceback, and no file that a re-run would take for finished work."""
 
 from __future__ import annotations
@@ -143,6 +143,25 @@ TRAIN_CASES = [
 ]
 
 
+def experiment_config(tmp: Path, self_lengthen: dict) -> str:
+    path = tmp / "experiment.yaml"
+    arms = {"base": False, "self_lengthen": True, "backtranslation": False, "imitation": False}
+    path.write_text(yaml.safe_dump({"model": str(tmp), "out_dir": str(tmp / "out"), "arms": arms,
+                                    "backtranslation": {"corpus": str(tmp / "corpus.jsonl")},  # required though off
+                                    "self_lengthen": self_lengthen}))
+    return str(path)
+
+
+RUN_CASES = [
+    BadInput("run: a word for limit", lambda tmp: ["run", config("experiment.yaml", "limit: all\n")(tmp)], "limit", ("out",)),
+    BadInput("run: missing seed file", lambda tmp: ["run", experiment_config(
+        tmp, {"languages": ["en"], "seed_files": {"en": str(tmp / "none.jsonl")}})], "none.jsonl", ("out",)),
+    BadInput("run: non-UTF-8 seed file", lambda tmp: ["run", experiment_config(
+        tmp, {"languages": ["en"], "seed_files": {"en": seeds(tmp, b'{"prompt": "\xff"}\n' + TWO_SEEDS)}})],
+             "seeds.jsonl is not UTF-8", ("out",)),
+]
+
+
 def run_dir(tmp: Path, scores: bytes | None) -> str:
     path = tmp / "run"
     path.mkdir(exist_ok=True)
@@ -168,7 +187,7 @@ JUDGE_CASES = [
     BadInput("markup in the run directory", lambda tmp: ["judge", str(tmp / MARKUP)], MARKUP, ("run/judgements.json",)),
 ]
 
-ALL_CASES = SCORE_CASES + EVAL_CASES + TRAIN_CASES + JUDGE_CASES
+ALL_CASES = SCORE_CASES + EVAL_CASES + TRAIN_CASES + RUN_CASES + JUDGE_CASES
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.name for c in ALL_CASES])
