@@ -137,9 +137,9 @@ def _length_demand(row: dict, where: str) -> int:
     number = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and value.strip().isdecimal():
+    elif (isinstance(value, float) and math.isfinite(value) and value.is_integer()) or (
+        isinstance(value, str) and value.strip().isdecimal()
+    ):
         number = int(value)
     if number is None or not 1 <= number <= MAX_DEMAND:
         raise ScoringInputError(f"{where}: 'length' must be a whole number of words from 1 to {MAX_DEMAND:,}, got {value!r}")

@@ -94,7 +94,7 @@ def test_sigterm_during_in_process_synthesis_exits_130_with_consistent_journals(
     while not (ledger.is_file() and ledger.stat().st_size) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)  # requests are being answered: the decode worker is busy
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=120)
+    _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "interrupted" in stderr
     assert "Traceback" not in stderr and "Event loop is closed" not in stderr, stderr
