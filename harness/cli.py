@@ -14,10 +14,20 @@ import traceback
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
-from harness.errors import UserError
+from harness.errors import UserError, describe_input_error
 
 console = Console(stderr=True)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line and exit 2 like every other unusable input."""
+
+    def error(self, message: str):
+        _print_error(f"{message} (see `{self.prog} --help`)")
+        sys.exit(2)
 
 
 def _add_score(sub) -> None:
@@ -31,10 +41,12 @@ def _add_score(sub) -> None:
 def cmd_score(args) -> int:
     from infra.journal import write_json_atomically as write_json
     from harness.tables import print_scores
-    from tasks.scoring import ScoringInputError, load_predictions, score_predictions
+    from tasks.scoring import ScoringInputError, score_file
 
+    if args.output.is_dir():
+        raise UserError(f"--output {args.output} is a directory; give the path of the scores file to write")
     try:
-        scores = score_predictions(args.task, load_predictions(args.input))
+        scores = score_file(args.task, args.input)
     except ScoringInputError as exc:
         raise UserError(str(exc)) from None
     write_json(args.output, scores)
@@ -86,7 +98,7 @@ def cmd_eval(args) -> int:
     started = time.monotonic()
     scores = run_eval(config, args.out, console)
     print_scores(scores)
-    console.print(f"wrote {args.out / 'scores.json'} in {time.monotonic() - started:.0f}s")
+    console.print(f"wrote {escape(str(args.out / 'scores.json'))} in {time.monotonic() - started:.0f}s")
     return 0
 
 
@@ -102,14 +114,31 @@ def cmd_train(args) -> int:
     from harness.config import load_config
     from harness.train import TrainRunConfig, run_training
 
-    checkpoints = run_training(load_config(TrainRunConfig, args.config), console)
+    config = load_config(TrainRunConfig, args.config)
+    _require_seed_files(config.method)
+    checkpoints = run_training(config, console)
     table = Table(title="registered checkpoints")
     for column in ("checkpoint", "path", "train samples", "train tokens"):
         table.add_column(column)
     for c in checkpoints:
-        table.add_row(c.name, c.path, str(c.train_stats.get("samples")), str(c.train_stats.get("train_tokens")))
+        table.add_row(Text(c.name), Text(c.path), str(c.train_stats.get("samples")), str(c.train_stats.get("train_tokens")))
     console.print(table)
     return 0
+
+
+def _require_seed_files(method) -> None:
+    """Each language's seed instructions load, checked before a model is loaded for minutes."""
+    from selflengthen.self_instruct import load_seed_instructions
+
+    for lang in method.languages:
+        path = None
+        try:
+            path = method.seed_file(lang)
+            load_seed_instructions(path)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"seed file {path} is not UTF-8 text (byte offset {exc.start})") from None
+        except ValueError as exc:  # missing, malformed or too small: the message names the file and line
+            raise UserError(str(exc)) from None
 
 
 def _add_run(sub) -> None:
@@ -162,6 +191,8 @@ def cmd_judge(args) -> int:
     overrides = {"model": args.model, "endpoint": args.endpoint, "api_key_env": args.api_key_env,
                  "rubric": args.rubric, "repeat": args.repeat}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    for run_dir in args.run_dirs:
+        _require_scores(run_dir)  # before a judge server is started (minutes) for nothing
     with judge_endpoint(config, args.run_dirs[0] / "judge_server.log") as endpoint:
         for run_dir in args.run_dirs:
             judge_run(run_dir, endpoint, config, console)
@@ -202,6 +233,23 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _require_scores(run_dir: Path) -> None:
+    """A run directory holding a readable scores.json with a `tasks` mapping, or a UserError naming it."""
+    import json
+
+    path = run_dir / "scores.json"
+    if not path.is_file():
+        raise UserError(f"{path} not found: run `selflengthen eval --out {run_dir}` first")
+    try:
+        scores = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
+    if not isinstance(scores, dict) or not isinstance(scores.get("tasks"), dict):
+        raise UserError(f"{path} has no 'tasks' mapping; is it a scores.json written by `selflengthen eval`?")
+
+
 # These two own their argument parsing and exit codes (0 ok, 1 regression, 2 bad input).
 _DELEGATED = {
     "leaderboard": ("leaderboard.publish", "Build leaderboard.{json,md,html} from run directories."),
@@ -210,7 +258,7 @@ _DELEGATED = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selflengthen", description=__doc__.splitlines()[0])
+    parser = _OneLineParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_serve):
@@ -221,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Exit codes: 0 ok, 2 unusable input (one `error:` line), 130 interrupted,
+    1 an unexpected failure (a bug: one line, --debug shows the traceback)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # rich shows progress; must be set before tqdm is imported
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in _DELEGATED:
@@ -233,25 +283,53 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         return args.func(args)
-    except UserError as exc:
-        if debug:
-            traceback.print_exc()
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 2
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; finished work is kept, re-run the same command to resume")
-        return 130
-    except Exception as exc:  # a library's ValueError, an OSError...: still one line, traceback on request
+        return _interrupted()
+    except Exception as exc:
+        if _raised_while_interrupted(exc):  # a clean-up step failed because the run was interrupted
+            return _interrupted()
         if debug:
             traceback.print_exc()
+        if isinstance(exc, UserError):
+            _print_error(str(exc))
+            return 2
+        described = describe_input_error(exc)
+        if described:
+            _print_error(described)
+            return 2
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        console.print(f"[red]error:[/] {type(exc).__name__}: {message} (--debug shows the traceback)",
-                      highlight=False, soft_wrap=True)
+        _print_error(f"{type(exc).__name__}: {message} (--debug shows the traceback)")
         return 1
 
 
+def _print_error(message: str) -> None:
+    """`error: <message>` on one line; the message is shown as-is, never read as rich markup."""
+    console.print(Text.assemble(("error:", "red"), " ", message), highlight=False, soft_wrap=True)
+
+
+def _interrupted() -> int:
+    console.print("[yellow]interrupted[/]; finished work is kept, re-run the same command to resume")
+    return 130
+
+
+def _raised_while_interrupted(exc: BaseException) -> bool:
+    """True when a KeyboardInterrupt is among the exceptions this one was raised while handling."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
+
+
 def _raise_keyboard_interrupt(signum, frame):
-    """SIGTERM stops like Ctrl-C, so servers are shut down and partial work is kept."""
+    """SIGTERM stops like Ctrl-C, so servers are shut down and partial work is kept.
+
+    Only the first one: a second SIGTERM during that clean-up ends the process at once (the
+    servers' watchdogs stop them, the journals are already consistent on disk).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     raise KeyboardInterrupt
 
 

@@ -32,6 +32,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte offset {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -108,8 +110,8 @@ def _coerce(tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
             raise UserError(f"{label} must be a mapping, got {type(value).__name__}")
         inner = args[1] if len(args) == 2 else Any
         return {k: _coerce(inner, v, f"{label}.{k}", scope) for k, v in value.items()}
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if tp is float:
+        return _number(value, label)
     if tp is bool and not isinstance(value, bool):
         raise UserError(f"{label} must be true or false, got {value!r}")
     if tp is int and (not isinstance(value, int) or isinstance(value, bool)):
@@ -133,3 +135,15 @@ def expand_variables(value: str, scope: Mapping[str, str], label: str) -> str:
         return scope[name]
 
     return _VARIABLE.sub(replace, value)
+
+
+def _number(value: Any, label: str) -> float:
+    """A float field's value; YAML 1.1 reads `1e-3` as a string, so a numeric string is accepted."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise UserError(f"{label} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{label} must be a number, got {value!r}")
+    return float(value)

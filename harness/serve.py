@@ -3,7 +3,8 @@
 `with serve(model, ServerConfig(kind="transformers"), log_path=...) as endpoint:` gives an
 `Endpoint`; the caller never sees a process id. The server is a child process in its own
 process group, bound to 127.0.0.1 on a free port, its log streamed to a file, and stopped on
-exit, on errors and on Ctrl-C.
+exit, on errors and on Ctrl-C. The group is led by `server_watchdog.py`, which stops the server
+when this process dies without doing so itself (kill -9), so no orphan outlives a run.
 """
 
 from __future__ import annotations
@@ -149,7 +150,8 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
         log.write(f"$ {' '.join(cmd)}\n".encode())
         log.flush()
         process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+            watched(cmd), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
         )
     endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model=model, kind=config.kind, tokenizer=model)
     try:
@@ -157,6 +159,12 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
         yield endpoint
     finally:
         stop_process(process)
+
+
+def watched(cmd: list[str]) -> list[str]:
+    """`cmd` run under the watchdog that ends its process group when this process is gone."""
+    watchdog = Path(__file__).with_name("server_watchdog.py")
+    return [sys.executable, "-I", str(watchdog), str(os.getpid()), "--", *cmd]
 
 
 def wait_until_healthy(process: subprocess.Popen, url: str, timeout: float, log_path: Path) -> None:

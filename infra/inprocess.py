@@ -478,7 +478,7 @@ class InProcessBackend:
         for row in finished:
             completion = completion_from_tokens(row.tokens, len(row.request.prompt_ids), row.request.sampling,
                                                 self.tokenizer, self._eos_ids, row.logprobs, row.schema_done)
-            row.request.loop.call_soon_threadsafe(_resolve, row.request.future, completion)
+            _settle_in_loop(row.request, _resolve, completion)
         keep = [i for i, row in enumerate(self._rows) if id(row) not in done]
         if not keep:
             self._clear_batch()
@@ -495,7 +495,7 @@ class InProcessBackend:
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
-            request.loop.call_soon_threadsafe(_reject, request.future, error)
+            _settle_in_loop(request, _reject, error)
 
 
 def _left_pad(tensor, length: int):
@@ -544,6 +544,16 @@ def completion_from_tokens(
 def _log_add(a: float, b: float) -> float:
     """log(exp(a) + exp(b)) without overflow."""
     return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def _settle_in_loop(request: _Request, settle, value) -> None:
+    """Hand `value` to the request's future in its loop; a loop already closed (the caller was
+    interrupted and asyncio.run has returned) has nobody waiting, so there is nothing to do."""
+    try:
+        request.loop.call_soon_threadsafe(settle, request.future, value)
+    except RuntimeError:
+        if not request.loop.is_closed():
+            raise
 
 
 def _resolve(future: asyncio.Future, completion: Completion) -> None:

@@ -8,9 +8,14 @@ from pathlib import Path
 
 
 def iter_jsonl(path: Path, error: type[ValueError]) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line; `error` for a malformed line or a non-object."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    """(line number, object) for each non-blank line; `error` for a malformed line, a non-object or non-UTF-8 bytes."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as problem:
+                raise error(f"{path} line {number}: not UTF-8 text (byte {raw[problem.start:problem.start + 1]!r} "
+                            f"at column {problem.start + 1})") from None
             if not line.strip():
                 continue
             try:

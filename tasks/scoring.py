@@ -8,6 +8,7 @@ Bai et al. 2024); see the benchmark READMEs.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ _LONGEN_CJK = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 _LBW_CJK = re.compile(r"[\u4e00-\u9fff]")
 _LBW_WORD = re.compile(r"\b[a-zA-Z]+\b")
 _NUMBER = re.compile(r"\d[\d,]*")
+# The largest word demand taken as meant: the benchmarks ask for at most tens of thousands, and a
+# demand like 1e308 would score every answer 0 (or overflow) instead of failing visibly.
+MAX_DEMAND = 1_000_000
 
 
 class ScoringInputError(ValueError):
@@ -63,12 +67,18 @@ def longen_demand(constraint_type: str, constraint: str) -> list[int]:
     """The numbers of a LonGen constraint ('around 2000 words' -> [2000], '2000字至3000字' -> [2000, 3000])."""
     if constraint_type not in LONGEN_TYPES:
         raise ScoringInputError(f"unknown LonGen constraint type {constraint_type!r}; expected one of {LONGEN_TYPES}")
+    if not isinstance(constraint, str):
+        raise ScoringInputError(f"'constraint' must be a string, got {type(constraint).__name__}")
     numbers = [int(n.replace(",", "")) for n in _NUMBER.findall(constraint)]
     expected = 2 if constraint_type == "range" else 1
     if len(numbers) != expected:
         raise ScoringInputError(
             f"LonGen constraint {constraint!r} of type {constraint_type!r} should hold {expected} number(s), found {numbers}"
         )
+    if not all(1 <= n <= MAX_DEMAND for n in numbers):
+        raise ScoringInputError(f"'constraint' {constraint!r} demands {numbers} words; each must be 1 to {MAX_DEMAND:,}")
+    if numbers != sorted(numbers):
+        raise ScoringInputError(f"'constraint' {constraint!r} is a range from {numbers[0]} down to {numbers[1]}")
     return numbers
 
 
@@ -119,29 +129,47 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _field(row: dict, key: str, index: int) -> Any:
+def _field(row: dict, key: str, where: str) -> Any:
     if key not in row or row[key] is None:
-        raise ScoringInputError(f"row {index + 1} has no {key!r} field")
+        raise ScoringInputError(f"{where} has no {key!r} field")
     return row[key]
 
 
-def score_sample(task: str, row: dict, index: int = 0) -> dict:
-    """One scored sample record (the `samples` entries of scores.json) from a row with a `response`."""
+def _length_demand(row: dict, where: str) -> int:
+    """The `length` field as a whole number of words in [1, MAX_DEMAND] (100, 100.0 and "100" are 100)."""
+    value = _field(row, "length", where)
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif (isinstance(value, float) and math.isfinite(value) and value.is_integer()) or (
+        isinstance(value, str) and value.strip().isdecimal()
+    ):
+        number = int(value)
+    if number is None or not 1 <= number <= MAX_DEMAND:
+        raise ScoringInputError(f"{where}: 'length' must be a whole number of words from 1 to {MAX_DEMAND:,}, got {value!r}")
+    return number
+
+
+def score_sample(task: str, row: dict, where: str = "row 1") -> dict:
+    """One scored sample record (the `samples` entries of scores.json) from a row with a `response`.
+
+    `where` names the row in errors: "row 3", or "preds.jsonl line 4".
+    """
     family = family_of(task)
-    response = _field(row, "response", index)
+    response = _field(row, "response", where)
     if not isinstance(response, str):
-        raise ScoringInputError(f"row {index + 1}: 'response' must be a string, got {type(response).__name__}")
-    doc_id = row.get("doc_id", index)
+        raise ScoringInputError(f"{where}: 'response' must be a string, got {type(response).__name__}")
+    doc_id = row.get("doc_id")
     if family == "longen":
-        constraint_type = _field(row, "type", index)
-        constraint = _field(row, "constraint", index)
+        constraint_type = _field(row, "type", where)
+        constraint = _field(row, "constraint", where)
         try:
             bounds = longen_bounds(constraint_type, constraint)
         except ScoringInputError as error:
-            raise ScoringInputError(f"row {index + 1}: {error}") from None
+            raise ScoringInputError(f"{where}: {error}") from None
         demand = longen_demand(constraint_type, constraint)
         words = count_words_longen(response)
-        prompt = _field(row, "query", index)
+        prompt = _field(row, "query", where)
         required = sum(demand) / len(demand)  # a range's midpoint
         required = int(required) if required.is_integer() else required
         return {
@@ -149,10 +177,8 @@ def score_sample(task: str, row: dict, index: int = 0) -> dict:
             "required_words": required, "bounds": list(bounds), "type": constraint_type,
             "language": row.get("language") or prompt_language(prompt), "score": longen_score(words, bounds),
         }
-    prompt = _field(row, "prompt", index)
-    required = int(_field(row, "length", index))
-    if required <= 0:
-        raise ScoringInputError(f"row {index + 1}: 'length' must be positive, got {required}")
+    prompt = _field(row, "prompt", where)
+    required = _length_demand(row, where)
     words = count_words_longbench_write(response)
     sample = {
         "doc_id": doc_id, "prompt": prompt, "response": response, "words": words,
@@ -179,15 +205,18 @@ def lm_eval_metrics(task: str, doc: dict, response: str) -> dict[str, float]:
     return {"words": sample["words"], "length_ratio": sample["length_ratio"], "S_l": sample["score"]}
 
 
-def score_predictions(task: str, rows: list[dict]) -> dict:
+def score_predictions(task: str, rows: list[dict], locations: list[str] | None = None) -> dict:
     """Score benchmark rows that carry a `response`: {"task", "n", <aggregates>, "samples"} (docs/run_directory.md).
 
     longen: overall, about, range, above, below (0-1; a type with no samples is None).
     longbench_write*: S_l (0-100). longwrite_ruler*: words, length_ratio, S_l and `by_length`,
-    the same three per demanded length.
+    the same three per demanded length. `locations` name the rows in errors (default "row N");
+    a row without `doc_id` gets its index, and two rows with one doc_id are an error.
     """
     family = family_of(task)
-    samples = [score_sample(task, row, i) for i, row in enumerate(rows)]
+    locations = locations or [f"row {i + 1}" for i in range(len(rows))]
+    samples = [score_sample(task, {"doc_id": i, **row}, where) for i, (row, where) in enumerate(zip(rows, locations))]
+    _require_unique_doc_ids(samples, locations)
     result: dict[str, Any] = {"task": task, "n": len(samples)}
     scores = [s["score"] for s in samples]
     if family == "longen":
@@ -207,6 +236,17 @@ def score_predictions(task: str, rows: list[dict]) -> dict:
     return result
 
 
+def _require_unique_doc_ids(samples: list[dict], locations: list[str]) -> None:
+    first_seen: dict[Any, str] = {}
+    for sample, where in zip(samples, locations):
+        doc_id = sample["doc_id"]
+        if not isinstance(doc_id, (int, str)) or isinstance(doc_id, bool):
+            raise ScoringInputError(f"{where}: 'doc_id' must be an integer or a string, got {doc_id!r}")
+        if doc_id in first_seen:
+            raise ScoringInputError(f"{where}: duplicate 'doc_id' {doc_id!r} (first at {first_seen[doc_id]})")
+        first_seen[doc_id] = where
+
+
 def _ruler_aggregates(samples: list[dict]) -> dict[str, float | None]:
     return {
         "words": _mean([s["words"] for s in samples]),
@@ -219,24 +259,42 @@ def load_predictions(path: str | Path) -> list[dict]:
     """Rows to score from a JSONL file: benchmark rows with a `response`, or lm-eval's samples_*.jsonl.
 
     An lm-eval sample record ({"doc_id", "doc", "filtered_resps", ...}) becomes its `doc` plus
-    `doc_id` and `response` = the first filtered response.
+    `doc_id` and `response` = the first filtered response. A file without rows is an error.
     """
+    return [row for _, row in _read_predictions(Path(path))]
+
+
+def score_file(task: str, path: str | Path) -> dict:
+    """`score_predictions` over a predictions file, with errors naming the file and line."""
     path = Path(path)
+    numbered = _read_predictions(path)
+    return score_predictions(task, [row for _, row in numbered], [f"{path} line {number}" for number, _ in numbered])
+
+
+def _read_predictions(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise ScoringInputError(f"predictions file {path} does not exist")
     rows = []
     for number, record in iter_jsonl(path, ScoringInputError):
+        where = f"{path} line {number}"
         if "doc" in record and "filtered_resps" in record:
-            record = _row_from_lm_eval_sample(record)
+            record = _row_from_lm_eval_sample(record, where)
         if not isinstance(record.get("response"), str):
-            raise ScoringInputError(f"{path} line {number}: no 'response' string in the row")
-        rows.append(record)
+            raise ScoringInputError(f"{where}: no 'response' string in the row")
+        rows.append((number, record))
+    if not rows:
+        raise ScoringInputError(f"predictions file {path} holds no rows")
     return rows
 
 
-def _row_from_lm_eval_sample(record: dict) -> dict:
-    response = record["filtered_resps"][0] if record["filtered_resps"] else None
-    return {**record["doc"], "doc_id": record.get("doc_id"), "response": response}
+def _row_from_lm_eval_sample(record: dict, where: str) -> dict:
+    responses, doc = record["filtered_resps"], record["doc"]
+    if not isinstance(responses, list):
+        raise ScoringInputError(f"{where}: 'filtered_resps' must be a list of responses, got {type(responses).__name__}")
+    if not isinstance(doc, dict):
+        raise ScoringInputError(f"{where}: 'doc' must be an object, got {type(doc).__name__}")
+    doc_id = {"doc_id": record["doc_id"]} if "doc_id" in record else {}
+    return {**doc, **doc_id, "response": responses[0] if responses else None}
 
 
 def score_lm_eval_samples(samples: dict[str, list[dict]], model_name: str) -> dict:
