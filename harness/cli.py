@@ -162,6 +162,8 @@ def cmd_run(args) -> int:
         return 0
     from harness.experiment import run_experiment
 
+    if config.arms.self_lengthen:
+        _require_seed_files(config.self_lengthen)
     started = time.monotonic()
     run_experiment(config, console)
     console.print(f"experiment finished in {time.monotonic() - started:.0f}s")
