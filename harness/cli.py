@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from harness.errors import UserError, describe_input_error
+from harness.errors import UserError, describe_input_error, first_line
 
 console = Console(stderr=True)
 
@@ -60,7 +60,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--model", help="Hub id, local path, or smollm2-135m (the embedded default)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--endpoint", help="base URL of a running OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
-    src.add_argument("--serve", choices=["transformers", "vllm"], help="start this server locally (default transformers)")
+    src.add_argument("--serve", choices=["transformers", "inprocess", "vllm"],
+                     help="start this server locally (default transformers)")
     src.add_argument("--backend", choices=["hf", "vllm"], help="use lm-eval's in-process backend instead of a server")
     p.add_argument("--api-key-env", help="environment variable holding the endpoint's API key")
     p.add_argument("--tasks", help="comma-separated task names, e.g. longbench_write_en_mini,longen_mini")
@@ -116,13 +117,15 @@ def cmd_train(args) -> int:
 
     config = load_config(TrainRunConfig, args.config)
     _require_seed_files(config.method)
-    checkpoints = run_training(config, console)
+    outcome = run_training(config, console)
     table = Table(title="registered checkpoints")
     for column in ("checkpoint", "path", "train samples", "train tokens"):
         table.add_column(column)
-    for c in checkpoints:
+    for c in outcome.checkpoints:
         table.add_row(Text(c.name), Text(c.path), str(c.train_stats.get("samples")), str(c.train_stats.get("train_tokens")))
     console.print(table)
+    if outcome.stop_reason:
+        raise UserError(outcome.stop_reason)
     return 0
 
 
@@ -228,7 +231,7 @@ def cmd_serve(args) -> int:
         raise UserError(f"serve needs a local checkpoint folder; {args.model} is not one")
     try:
         config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads)
-        console.print(f"serving {args.model} at http://{args.host}:{args.port}/v1 (Ctrl-C stops)")
+        console.print(escape(f"serving {args.model} at http://{args.host}:{args.port}/v1 (Ctrl-C stops)"))
         run_server(config, args.port, args.host, model_name=args.model)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -275,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     1 an unexpected failure (a bug: one line, --debug shows the traceback)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # rich shows progress; must be set before tqdm is imported
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in _DELEGATED:
+    command = next((i for i, arg in enumerate(argv) if arg != "--debug"), None)
+    if command is not None and argv[command] in _DELEGATED:  # `selflengthen --debug check ...` passes --debug on
         import importlib
 
-        return importlib.import_module(_DELEGATED[argv[0]][0]).main(argv[1:])
+        rest = argv[command + 1:] + (["--debug"] if "--debug" in argv[:command] else [])
+        return importlib.import_module(_DELEGATED[argv[command]][0]).main(rest)
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"
@@ -299,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         if described:
             _print_error(described)
             return 2
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = first_line(exc) if str(exc).strip() else ""
         _print_error(f"{type(exc).__name__}: {message} (--debug shows the traceback)")
         return 1
 

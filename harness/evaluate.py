@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
 from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
@@ -27,7 +28,7 @@ from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
-from tasks.scoring import score_lm_eval_samples
+from tasks.scoring import ScoringInputError, score_lm_eval_samples
 
 
 @dataclass
@@ -127,7 +128,10 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
             gen_kwargs = {**gen_kwargs, "max_gen_toks": config.max_gen_toks}
         samples = generate_answers(GenerationRequest(lm_name, lm_args, gen_kwargs, config.tasks, config.limit),
                                    task_manager, out_dir / "lm_eval", console, data_dir)
-    scores = score_lm_eval_samples(samples, model_name=run["model"])
+    try:
+        scores = score_lm_eval_samples(samples, model_name=run["model"])
+    except ScoringInputError as exc:  # a benchmark row the formulas cannot score
+        raise UserError(str(exc)) from None
     write_json(out_dir / "scores.json", scores)
     return scores
 
@@ -148,9 +152,9 @@ def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, consol
     if server.kind == "transformers" and server.torch_threads is None:
         server = dataclasses.replace(server, torch_threads=compute_threads(1))
     with contextlib.ExitStack() as stack:
-        with console.status(f"starting {server.kind} serve for {model_path}"):
+        with console.status(escape(f"starting {server.kind} serve for {model_path}")):
             endpoint = stack.enter_context(serve(model_path, server, log_path=out_dir / "server.log"))
-        console.print(f"[green]server ready[/] at {endpoint.base_url} (log: {out_dir / 'server.log'})")
+        console.print("[green]server ready[/] at " + escape(f"{endpoint.base_url} (log: {out_dir / 'server.log'})"))
         yield _endpoint_model(endpoint, config)
 
 

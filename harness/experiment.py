@@ -31,9 +31,16 @@ from harness.judging import judge_against_reference, judge_endpoint, judge_relia
 from harness.models import check_model_available, resolve_model
 from harness.plan import plan_stages, slug
 from harness.stages import DONE, STALE, StageRecorder, invalidate
-from harness.train import NoTrainingData, TrainRunConfig, merge_once, role_backends, run_training
+from harness.synthesis_backends import merge_once, role_backends
+from harness.train import TrainRunConfig, run_training
 from infra.journal import write_json_atomically as write_json
-from selflengthen.baselines import build_backtranslation_data, build_imitation_data, train_baseline
+from selflengthen.baselines import (
+    build_backtranslation_data,
+    build_imitation_data,
+    finished_data_result,
+    train_baseline,
+    why_no_samples,
+)
 
 
 @dataclasses.dataclass
@@ -60,7 +67,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     stages, _ = plan_stages(config)
     for stage in stages:
         if stage.status == STALE:
-            console.print(f"[yellow]{stage.name}: stale[/] (its inputs or settings changed since it ran); redoing it")
+            console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); redoing it")
             invalidate(stage)
     recorder = StageRecorder(stages)
     out = Path(config.out_dir)
@@ -90,33 +97,28 @@ def train_arms(config: ExperimentConfig, base: str, out: Path, console: Console,
     if config.arms.self_lengthen:
         method = dataclasses.replace(config.self_lengthen, work_dir=str(out / "train" / "self_lengthen"),
                                      seed=config.self_lengthen.seed + config.seed)
-        try:
-            trained = run_training(TrainRunConfig(model=config.model, backend=config.backend, method=method),
-                                   console, recorder)
-        except NoTrainingData as exc:
-            trained = exc.checkpoints
-            skipped["self_lengthen"] = f"stopped after {len(trained)} iteration(s): {exc}"
-            console.print(f"[yellow]self_lengthen stopped early:[/] {exc}")
+        outcome = run_training(TrainRunConfig(model=config.model, backend=config.backend, method=method),
+                               console, recorder)
+        if outcome.stop_reason:
+            skipped["self_lengthen"] = f"stopped after {len(outcome.checkpoints)} iteration(s): {outcome.stop_reason}"
+            console.print(f"[yellow]self_lengthen stopped early:[/] {escape(outcome.stop_reason)}")
         checkpoints += [ScoredCheckpoint(f"self_lengthen/{c.name}", c.path, "self_lengthen", c.iteration, c.train_stats)
-                        for c in trained]
+                        for c in outcome.checkpoints]
     for arm in ("backtranslation", "imitation"):
         if not getattr(config.arms, arm):
             continue
-        try:
-            checkpoints.append(train_baseline_arm(arm, config, base, out / "train" / arm, console, recorder))
-        except _NoTrainingData as exc:
-            skipped[arm] = str(exc)
-            console.print(f"[yellow]{arm} skipped:[/] {exc}")
+        checkpoint, skip_reason = train_baseline_arm(arm, config, base, out / "train" / arm, console, recorder)
+        if checkpoint is not None:
+            checkpoints.append(checkpoint)
+        else:
+            skipped[arm] = skip_reason
+            console.print(f"[yellow]{arm} skipped:[/] {escape(skip_reason)}")
     return checkpoints, skipped
 
 
-class _NoTrainingData(Exception):
-    """A baseline's data step kept no training sample, so there is nothing to train or score."""
-
-
 def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path, console: Console,
-                       recorder: StageRecorder) -> ScoredCheckpoint:
-    """Build the baseline's data with the base model, fine-tune, merge, and return the checkpoint."""
+                       recorder: StageRecorder) -> tuple[ScoredCheckpoint | None, str | None]:
+    """Build the baseline's data with the base model, fine-tune and merge: the checkpoint, or why there is none."""
     settings = getattr(config, arm)
     settings = dataclasses.replace(settings, seed=settings.seed + config.seed)
     if arm == "imitation" and settings.instructions_file is None and config.arms.self_lengthen:
@@ -124,20 +126,19 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
         if _has_instructions(instructions):
             settings = dataclasses.replace(settings, instructions_file=str(instructions))
     with recorder.stage(f"{arm}/data"):
-        if not (work / "stats.json").is_file() or not (work / "data.jsonl").is_file():
+        data = finished_data_result(work)
+        if data is None:
             build = build_backtranslation_data if arm == "backtranslation" else build_imitation_data
             with console.status(f"{arm}: building training data"), _base_backend(base, config, work,
                                                                                  settings.max_in_flight) as model:
-                asyncio.run(build(model, settings, work))
-    stats = json.loads((work / "stats.json").read_text(encoding="utf-8"))
-    if not stats.get("samples"):
-        outcomes = ", ".join(f"{k} {v}" for k, v in stats.get("outcomes", {}).items()) or "no items"
-        raise _NoTrainingData(f"no training sample was kept ({outcomes}); see {work}")
+                data = asyncio.run(build(model, settings, work))
+    if why_no_samples(data):
+        return None, why_no_samples(data)
     with recorder.stage(f"{arm}/train"):
         with console.status(f"{arm}: fine-tuning"):
             train_stats = train_baseline(work, base, settings.train)
         merged = merge_once(base, work / "adapter", work / "merged")
-    return ScoredCheckpoint(arm, str(merged), arm, None, train_stats)
+    return ScoredCheckpoint(arm, str(merged), arm, None, train_stats), None
 
 
 def out_instructions(config: ExperimentConfig) -> Path:
@@ -157,7 +158,7 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
     name = f"score/{checkpoint.name}"
     if recorder.stages[name].status == DONE:
         return run_dir
-    console.rule(f"scoring {checkpoint.name}")
+    console.rule(escape(f"scoring {checkpoint.name}"))
     run_info = {"model": checkpoint.name, "arm": checkpoint.arm, "iteration": checkpoint.iteration,
                 "train_stats": checkpoint.train_stats}
     with recorder.stage(name):
@@ -200,7 +201,7 @@ def render_leaderboard(run_dirs: list[Path], out: Path, console: Console) -> dic
     except LeaderboardError as exc:
         raise UserError(str(exc)) from None
     print_leaderboard(load_leaderboard(paths["json"]), console)
-    console.print(f"leaderboard: {paths['markdown']} and {paths['html']}")
+    console.print(escape(f"leaderboard: {paths['markdown']} and {paths['html']}"))
     return paths
 
 

@@ -20,7 +20,8 @@ from harness.evaluate import EvalConfig, validate_eval
 from harness.judging import JudgeRunConfig
 from harness.models import DEFAULT_MODEL
 from harness.serve import ServerConfig
-from harness.train import SynthesisBackendConfig, TrainRunConfig, validate_training
+from harness.synthesis_backends import SynthesisBackendConfig
+from harness.train import TrainRunConfig, validate_training
 from harness.client import endpoint_target, refuse_unsupported
 from infra.sampling import SamplingConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig

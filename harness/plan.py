@@ -17,7 +17,8 @@ from rich.table import Table
 
 from harness.experiment_config import ExperimentConfig
 from harness.stages import Stage, files_version, settings_of
-from harness.train import ROLES, synthesis_stage, train_stage
+from harness.synthesis_backends import ROLES
+from harness.train import synthesis_stage, train_stage
 from judges.reliability import ReliabilityConfig
 
 TRAINER = "trl (LoRA)"

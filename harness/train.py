@@ -20,50 +20,26 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.client import EndpointClient, endpoint_target, refuse_unsupported
+from harness.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
+from harness.synthesis_backends import ROLES, SynthesisBackendConfig, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
-from harness.serve import ServerConfig, serve
-from infra.compute import compute_threads
-from infra.backend import TextBackend
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data
-from infra.inprocess import InProcessBackend, InProcessConfig
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.lora import train_role
-from selflengthen.merge import merge_adapter
 
-ROLES = ("generator", "extender")
 CHECKPOINTS_FILE = "checkpoints.json"
 FINAL_DATA = "final_data.jsonl"
-
-
-@dataclass
-class SynthesisBackendConfig:
-    """Where the roles' text comes from during synthesis.
-
-    Fields:
-        kind: `inprocess` (CPU default: continuous batching in this process) or `endpoint`
-            (a server per role: transformers serve with merged checkpoints, or one vLLM server
-            with LoRA adapters by name).
-        server: how to start the servers for `endpoint`.
-        max_batch_size: `inprocess`: requests decoded together.
-        torch_threads: `inprocess`: torch threads; None takes the cores idle at start.
-    """
-
-    kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
-    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
-    max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
-    torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
 
 
 @dataclass
@@ -81,14 +57,6 @@ class TrainRunConfig:
     method: SelfLengthenConfig = field(default_factory=SelfLengthenConfig, metadata={"help": "Self-Lengthen."})
 
 
-class NoTrainingData(UserError):
-    """An iteration kept no training pair; `checkpoints` holds the iterations finished before it."""
-
-    def __init__(self, message: str, checkpoints: list[Checkpoint]):
-        super().__init__(message)
-        self.checkpoints = checkpoints
-
-
 @dataclass
 class Checkpoint:
     """A model the harness can score: a servable folder plus where it came from."""
@@ -98,6 +66,14 @@ class Checkpoint:
     iteration: int
     adapter: str
     train_stats: dict
+
+
+@dataclass
+class TrainingOutcome:
+    """What `run_training` produced: one checkpoint per finished iteration, and why it stopped early (or None)."""
+
+    checkpoints: list[Checkpoint]
+    stop_reason: str | None = None
 
 
 class StageTracker(Protocol):
@@ -124,8 +100,8 @@ def validate_training(config: TrainRunConfig, method_label: str = "method") -> N
 
 
 def run_training(config: TrainRunConfig, console: Console | None = None,
-                 tracker: StageTracker | None = None) -> list[Checkpoint]:
-    """Run (or resume) every iteration; return the registered checkpoints, one per iteration."""
+                 tracker: StageTracker | None = None) -> TrainingOutcome:
+    """Run (or resume) every iteration; an iteration that kept no training pair stops the loop, with the reason."""
     console = console or Console(stderr=True)
     validate_training(config)
     stage = tracker.stage if tracker else (lambda name: contextlib.nullcontext())
@@ -142,9 +118,12 @@ def run_training(config: TrainRunConfig, console: Console | None = None,
         with stage(synthesis_stage(k)):
             if not (it_dir / RESULT_FILE).is_file():
                 synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
-        console.print(f"iteration {k}: synthesis {_summary(it_dir)}")
+        console.print(escape(f"iteration {k}: synthesis {_summary(it_dir)}"))
+        missing = next((reason for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA))
+                        if (reason := _no_rows(it_dir / data, role, k))), None)
+        if missing:
+            return TrainingOutcome(checkpoints, missing)
         for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
-            _require_rows(it_dir / data, role, k, checkpoints)
             with stage(train_stage(k, role)), console.status(f"iteration {k}: fine-tuning the {role}"):
                 adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
                 if role == "generator":
@@ -153,8 +132,8 @@ def run_training(config: TrainRunConfig, console: Console | None = None,
         checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
     count = build_final_data(iteration_dirs, work / FINAL_DATA, method.seed, method.final_data)
-    console.print(f"final length-following data: {count} examples in {work / FINAL_DATA}")
-    return checkpoints
+    console.print(escape(f"final length-following data: {count} examples in {work / FINAL_DATA}"))
+    return TrainingOutcome(checkpoints)
 
 
 def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, method: SelfLengthenConfig,
@@ -168,56 +147,13 @@ def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, 
             asyncio.run(run_synthesis(generator, extender, method, it_dir, lambda step: progress.advance(bars[step])))
 
 
-@contextlib.contextmanager
-def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it_dir: Path, max_in_flight: int
-                  ) -> Iterator[tuple[TextBackend, TextBackend]]:
-    """The Generator and Extender of this iteration, as text backends; the same one when equal.
-
-    Endpoint clients let `max_in_flight` requests through: the method's limiter is the one cap.
-    """
-    with contextlib.ExitStack() as stack:
-        if backend.kind == "inprocess":
-            made: dict = {}
-            for role in ROLES:
-                key = adapters[role]
-                if key not in made:
-                    made[key] = stack.enter_context(InProcessBackend(InProcessConfig(
-                        model=Path(base), adapter=key, max_batch_size=backend.max_batch_size,
-                        torch_threads=backend.torch_threads or compute_threads(1))))
-            yield made[adapters["generator"]], made[adapters["extender"]]
-        elif backend.server.kind == "vllm":
-            names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
-            server = dataclasses.replace(backend.server, lora_adapters={role: path for role, path in names.items()})
-            endpoint = stack.enter_context(serve(base, server, log_path=it_dir / "server.log"))
-            clients = [EndpointClient(dataclasses.replace(endpoint, model=role if adapters[role] else base),
-                                      max_concurrency=max_in_flight) for role in ROLES]
-            yield clients[0], clients[1]
-        else:
-            served: dict = {}
-            for role in ROLES:
-                adapter = adapters[role]
-                if adapter not in served:
-                    path = base if adapter is None else str(merge_once(base, adapter, it_dir / f"{role}_input_merged"))
-                    server = dataclasses.replace(backend.server, torch_threads=backend.server.torch_threads
-                                                 or compute_threads(1 if adapters["generator"] == adapters["extender"] else 2))
-                    endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
-                    served[adapter] = EndpointClient(endpoint, max_concurrency=max_in_flight)
-            yield served[adapters["generator"]], served[adapters["extender"]]
-
-
-def merge_once(base: str, adapter: Path, out: Path) -> Path:
-    """The merged checkpoint in `out`, merging only if a finished one is not already there."""
-    return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
-
-
-def _require_rows(path: Path, role: str, k: int, checkpoints: list[Checkpoint]) -> None:
+def _no_rows(path: Path, role: str, k: int) -> str | None:
+    """Why iteration k cannot train `role` (its data file holds no pair), or None."""
     rows = sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
-    if rows == 0:
-        raise NoTrainingData(
-            f"iteration {k} kept no {role} training pairs ({path}); see {path.parent / RESULT_FILE} for the "
-            "rejection counts, then raise the sizes or relax the filters",
-            checkpoints,
-        )
+    if rows:
+        return None
+    return (f"iteration {k} kept no {role} training pairs ({path}); see {path.parent / RESULT_FILE} for the "
+            "rejection counts, then raise the sizes or relax the filters")
 
 
 def _summary(it_dir: Path) -> str:

@@ -285,3 +285,12 @@ def test_markup_in_a_reason_prints_literally_in_the_check_output(tmp_path):
     console = Console(record=True, width=300)
     print_check(compare(base, worse, None, 0.02), console)
     assert f"([bold]m[/]): candidate [bold]m[/]: {reason}" in console.export_text()
+
+
+def test_the_top_level_debug_flag_reaches_check(tmp_path, capsys, monkeypatch):
+    from harness.cli import main as selflengthen
+
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    assert selflengthen(["--debug", "check", "--baseline", str(base), "--candidate", str(base)]) == 2
+    assert capsys.readouterr().err.startswith("Traceback (most recent call last):")

@@ -7,11 +7,10 @@ import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import harness.train as train
+import harness.synthesis_backends as synthesis_backends
 from harness.serve import Endpoint
-from harness.train import SynthesisBackendConfig, role_backends
+from harness.synthesis_backends import SynthesisBackendConfig, role_backends
 from harness.serve import ServerConfig
 from selflengthen.config import GeneratorConfig, ExtenderConfig, SelfInstructConfig, SelfLengthenConfig
 from selflengthen.pipeline import run_synthesis
@@ -67,7 +66,7 @@ def test_synthesis_keeps_max_in_flight_requests_in_flight_above_eight(tiny_model
     def recorded_server(model, config, log_path=None):  # the real server process is replaced by the recorder
         yield Endpoint(base_url=url, model=model, kind="vllm", tokenizer=str(tiny_model_dir))
 
-    monkeypatch.setattr(train, "serve", recorded_server)
+    monkeypatch.setattr(synthesis_backends, "serve", recorded_server)
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"prompt": f"Write an essay about topic {i}."}) + "\n" for i in range(4)))
     method = SelfLengthenConfig(

@@ -12,7 +12,7 @@ work directory; `train_baseline` fine-tunes with `train_role` and adds the train
 from selflengthen.baselines.backtranslation import build_backtranslation_data
 from selflengthen.baselines.config import BacktranslationConfig, HubCorpus, ImitationConfig
 from selflengthen.baselines.imitation import build_imitation_data
-from selflengthen.baselines.runner import BaselineDataResult
+from selflengthen.baselines.runner import BaselineDataResult, finished_data_result, why_no_samples
 from selflengthen.baselines.fine_tune import train_baseline
 
 __all__ = [
@@ -22,5 +22,7 @@ __all__ = [
     "ImitationConfig",
     "build_backtranslation_data",
     "build_imitation_data",
+    "finished_data_result",
     "train_baseline",
+    "why_no_samples",
 ]

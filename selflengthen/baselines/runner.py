@@ -8,9 +8,10 @@ Generator data) and `stats.json` says how many there are, how long, and what fai
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,27 @@ class BaselineRun(JournaledRun):
         )
         write_json_atomically(result.stats_file, stats_payload(result))
         return result
+
+
+def finished_data_result(work_dir: Path) -> BaselineDataResult | None:
+    """The result of a data run that finished in `work_dir` before (its data and stats are there), else None."""
+    work_dir = Path(work_dir)
+    if not (work_dir / STATS_FILE).is_file() or not (work_dir / DATA_FILE).is_file():
+        return None
+    stats = json.loads((work_dir / STATS_FILE).read_text(encoding="utf-8"))
+    names = {f.name for f in fields(BaselineDataResult)}
+    result = BaselineDataResult(**{k: v for k, v in stats.items() if k in names})
+    result.data_file, result.stats_file = Path(result.data_file), Path(result.stats_file)
+    result.requests = RequestStats(**result.requests) if isinstance(result.requests, dict) else result.requests
+    return result
+
+
+def why_no_samples(result: BaselineDataResult) -> str | None:
+    """Why the arm cannot be trained (no sample was kept, with the items' outcomes), or None when it can."""
+    if result.samples:
+        return None
+    outcomes = ", ".join(f"{name} {count}" for name, count in result.outcomes.items()) or "no items"
+    return f"no training sample was kept ({outcomes}); see {result.data_file.parent}"
 
 
 def stats_payload(result: BaselineDataResult) -> dict[str, Any]:

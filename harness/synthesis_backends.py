@@ -1,0 +1,87 @@
+"""Where the roles' text comes from during synthesis: in process, or servers started for the block.
+
+On CPU an in-process batched model, because it honours each request's sampling, repetition
+penalty and stop strings, which `transformers serve --continuous-batching` does not; on GPU a
+vLLM server with both adapters by name; or one `transformers serve` per role serving merged
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.client import EndpointClient
+from harness.serve import ServerConfig, serve
+from infra.backend import TextBackend
+from infra.compute import compute_threads
+from infra.inprocess import InProcessBackend, InProcessConfig
+from selflengthen.merge import merge_adapter
+
+ROLES = ("generator", "extender")
+
+
+@dataclass
+class SynthesisBackendConfig:
+    """Where the roles' text comes from during synthesis.
+
+    Fields:
+        kind: `inprocess` (CPU default: continuous batching in this process) or `endpoint`
+            (a server per role: transformers serve with merged checkpoints, or one vLLM server
+            with LoRA adapters by name).
+        server: how to start the servers for `endpoint`.
+        max_batch_size: `inprocess`: requests decoded together.
+        torch_threads: `inprocess`: torch threads; None takes the cores idle at start.
+    """
+
+    kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
+    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
+    max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
+    torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
+
+
+
+@contextlib.contextmanager
+def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it_dir: Path, max_in_flight: int
+                  ) -> Iterator[tuple[TextBackend, TextBackend]]:
+    """The Generator and Extender of this iteration, as text backends; the same one when equal.
+
+    Endpoint clients let `max_in_flight` requests through: the method's limiter is the one cap.
+    """
+    with contextlib.ExitStack() as stack:
+        if backend.kind == "inprocess":
+            made: dict = {}
+            for role in ROLES:
+                key = adapters[role]
+                if key not in made:
+                    made[key] = stack.enter_context(InProcessBackend(InProcessConfig(
+                        model=Path(base), adapter=key, max_batch_size=backend.max_batch_size,
+                        torch_threads=backend.torch_threads or compute_threads(1))))
+            yield made[adapters["generator"]], made[adapters["extender"]]
+        elif backend.server.kind == "vllm":
+            names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
+            server = dataclasses.replace(backend.server, lora_adapters={role: path for role, path in names.items()})
+            endpoint = stack.enter_context(serve(base, server, log_path=it_dir / "server.log"))
+            clients = [EndpointClient(dataclasses.replace(endpoint, model=role if adapters[role] else base),
+                                      max_concurrency=max_in_flight) for role in ROLES]
+            yield clients[0], clients[1]
+        else:
+            served: dict = {}
+            for role in ROLES:
+                adapter = adapters[role]
+                if adapter not in served:
+                    path = base if adapter is None else str(merge_once(base, adapter, it_dir / f"{role}_input_merged"))
+                    server = dataclasses.replace(backend.server, torch_threads=backend.server.torch_threads
+                                                 or compute_threads(1 if adapters["generator"] == adapters["extender"] else 2))
+                    endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
+                    served[adapter] = EndpointClient(endpoint, max_concurrency=max_in_flight)
+            yield served[adapters["generator"]], served[adapters["extender"]]
+
+
+def merge_once(base: str, adapter: Path, out: Path) -> Path:
+    """The merged checkpoint in `out`, merging only if a finished one is not already there."""
+    return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
