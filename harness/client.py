@@ -1,7 +1,8 @@
 """One async client for OpenAI-compatible endpoints, with bounded concurrency and retries.
 
-It implements `infra.backend.TextBackend`, so the method, the judges and lm-eval-side
-code all talk to a model the same way. Retries with exponential backoff on timeouts, 5xx,
+It implements `infra.backend.TextBackend`, so the method and the judges talk to a server the
+same way as to the in-process engine. (lm-eval talks to servers through its own client; its
+gen_kwargs come from `lm_eval_gen_kwargs` here.) Retries with exponential backoff on timeouts, 5xx,
 429 and connection errors come from the `openai` package itself (`max_retries`); once they
 are spent the caller gets an `EndpointError` with one line saying what failed.
 """
