@@ -58,10 +58,9 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
         check_model_available(config.judge.model, "judge.model")
     check_tasks(config.tasks, config.data_dir)
     stages, _ = plan_stages(config)
-    for stage in stages:
-        if stage.status == STALE:
-            console.print(f"[yellow]{stage.name}: stale[/] (its inputs or settings changed since it ran); redoing it")
-            invalidate(stage)
+    for stage in [stage for stage in stages if stage.status == STALE]:  # all of them, before any is cleared
+        console.print(f"[yellow]{stage.name}: stale[/] (its inputs or settings changed since it ran); redoing it")
+        invalidate(stage)
     recorder = StageRecorder(stages)
     out = Path(config.out_dir)
     base = resolve_model(config.model)
@@ -133,9 +132,10 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
     if not stats.get("samples"):
         outcomes = ", ".join(f"{k} {v}" for k, v in stats.get("outcomes", {}).items()) or "no items"
         raise _NoTrainingData(f"no training sample was kept ({outcomes}); see {work}")
+    trained = recorder.stages[f"{arm}/train"].status == DONE  # its stats are in stats.json; nothing is rewritten
     with recorder.stage(f"{arm}/train"):
         with console.status(f"{arm}: fine-tuning"):
-            train_stats = train_baseline(work, base, settings.train)
+            train_stats = stats if trained else train_baseline(work, base, settings.train)
         merged = merge_once(base, work / "adapter", work / "merged")
     return ScoredCheckpoint(arm, str(merged), arm, None, train_stats)
 
