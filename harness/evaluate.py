@@ -141,7 +141,12 @@ def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, consol
     """Yield lm-eval's (model name, model args, gen_kwargs), starting a server if needed."""
     if config.backend in ("hf", "vllm"):
         gen_kwargs = lm_eval_gen_kwargs(config.sampling, config.backend)
-        yield config.backend, {"pretrained": model_path, "batch_size": config.num_concurrent}, gen_kwargs
+        args = {"pretrained": model_path, "batch_size": config.num_concurrent}
+        if config.backend == "hf":  # lm-eval's hf backend asks for CUDA unless told otherwise
+            import torch
+
+            args["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+        yield config.backend, args, gen_kwargs
         return
     if config.endpoint:
         endpoint = Endpoint(base_url=config.endpoint.rstrip("/"), model=config.model, api_key_env=config.api_key_env)

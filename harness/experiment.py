@@ -39,6 +39,7 @@ from selflengthen.baselines import (
     build_imitation_data,
     finished_data_result,
     train_baseline,
+    trained_stats,
     why_no_samples,
 )
 
@@ -65,10 +66,9 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
         check_model_available(config.judge.model, "judge.model")
     check_tasks(config.tasks, config.data_dir)
     stages, _ = plan_stages(config)
-    for stage in stages:
-        if stage.status == STALE:
-            console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); redoing it")
-            invalidate(stage)
+    for stage in [stage for stage in stages if stage.status == STALE]:  # all of them, before any is cleared
+        console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); redoing it")
+        invalidate(stage)
     recorder = StageRecorder(stages)
     out = Path(config.out_dir)
     base = resolve_model(config.model)
@@ -134,9 +134,10 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
                 data = asyncio.run(build(model, settings, work))
     if why_no_samples(data):
         return None, why_no_samples(data)
+    trained = recorder.stages[f"{arm}/train"].status == DONE  # its stats are in stats.json; nothing is rewritten
     with recorder.stage(f"{arm}/train"):
         with console.status(f"{arm}: fine-tuning"):
-            train_stats = train_baseline(work, base, settings.train)
+            train_stats = trained_stats(work) if trained else train_baseline(work, base, settings.train)
         merged = merge_once(base, work / "adapter", work / "merged")
     return ScoredCheckpoint(arm, str(merged), arm, None, train_stats), None
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from harness.client import endpoint_target, refuse_unsupported
 from harness.config import expand_variables, from_dict, load_yaml
 from harness.errors import UserError
 from harness.evaluate import EvalConfig, validate_eval
@@ -22,11 +23,12 @@ from harness.models import DEFAULT_MODEL
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
 from harness.train import TrainRunConfig, validate_training
-from harness.client import endpoint_target, refuse_unsupported
 from infra.sampling import SamplingConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
 from tasks.data import DATA_DIR_ENV
+
+JUDGE_SERVER_KIND = JudgeRunConfig.__dataclass_fields__["server"].default_factory().kind
 
 
 @dataclass
@@ -91,6 +93,10 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     for arm in ("self_lengthen", "backtranslation", "imitation"):
         if arms.get(arm) is False:
             raw.pop(arm, None)  # a disabled arm's section is not read (nor its variables expanded)
+    judge = raw.get("judge")
+    if isinstance(judge, dict) and isinstance(judge.get("server"), dict):
+        # A partial section would otherwise start from ServerConfig's kind (transformers), not the judge's.
+        judge["server"] = {"kind": JUDGE_SERVER_KIND, **judge["server"]}
     variables = {}
     if isinstance(raw.get("data_dir"), str):
         raw["data_dir"] = expand_variables(raw["data_dir"], os.environ, f"{where}.data_dir")
@@ -123,6 +129,12 @@ def validate_experiment(config: ExperimentConfig) -> None:
     if config.limit is not None and config.limit < 1:
         raise UserError(f"limit must be at least 1 or unset, got {config.limit}")
     validate_eval(eval_config(config, config.model), where="eval")
+    _refuse_unused_server_fields(config.eval.server, "eval.server")
+    _refuse_unused_backend_fields(config.backend)
+    if config.judge_enabled and not config.judge.endpoint:
+        _refuse_unused_server_fields(config.judge.server, "judge.server")
+    if not config.judge.repeat and config.judge.repeat_subset != JudgeRunConfig().repeat_subset:
+        raise UserError("judge.repeat_subset is only used with judge.repeat (at least 2); remove it")
     if config.self_lengthen.work_dir != SelfLengthenConfig().work_dir:
         raise UserError("self_lengthen.work_dir is set by run (out_dir/train/self_lengthen); remove it")
     if config.arms.self_lengthen:
@@ -150,6 +162,40 @@ def _refuse_for_backend(config: ExperimentConfig, arm: str) -> None:
         server = config.backend.server
         refuse_unsupported(getattr(config, arm).sampling, endpoint_target(server.kind, server.continuous_batching),
                            f"{arm}.sampling")
+
+
+SERVER_FIELD_KINDS = {"continuous_batching": "transformers", "cb_num_blocks": "transformers",
+                      "cb_max_batch_tokens": "transformers", "lora_adapters": "vllm", "max_batch_size": "inprocess"}
+"""ServerConfig fields that only one server kind reads (`harness.serve.server_command`)."""
+
+
+def _refuse_unused_server_fields(server: ServerConfig, where: str) -> None:
+    """A one-line error for a server field the server's kind would silently ignore."""
+    default = ServerConfig()
+    for name, kind in SERVER_FIELD_KINDS.items():
+        if getattr(server, name) != getattr(default, name) and server.kind != kind:
+            raise UserError(f"{where}.{name} is only used by {kind} servers, not {server.kind}; remove it")
+    if server.kind == "transformers" and not server.continuous_batching:
+        for name in ("cb_num_blocks", "cb_max_batch_tokens"):
+            if getattr(server, name) != getattr(default, name):
+                raise UserError(f"{where}.{name} is only used with {where}.continuous_batching: true; remove it")
+
+
+def _refuse_unused_backend_fields(backend: SynthesisBackendConfig) -> None:
+    """The synthesis backend's fields of the other kind are refused; `run` sets the adapters itself."""
+    if backend.server.lora_adapters:
+        raise UserError("backend.server.lora_adapters is set by run (each iteration's role adapters); remove it")
+    if backend.kind == "inprocess":
+        for name in (f.name for f in dataclasses.fields(ServerConfig)):
+            if getattr(backend.server, name) != getattr(ServerConfig(), name):
+                raise UserError(f"backend.server.{name} is only used with backend.kind: endpoint "
+                                "(inprocess starts no server); remove it")
+    default = SynthesisBackendConfig()
+    for name in ("max_batch_size", "torch_threads"):
+        if backend.kind == "endpoint" and getattr(backend, name) != getattr(default, name):
+            raise UserError(f"backend.{name} is only used with backend.kind: inprocess (set backend.server.{name})")
+    if backend.kind == "endpoint":
+        _refuse_unused_server_fields(backend.server, "backend.server")
 
 
 def _seed_files(given: dict[str, str], languages: list[str], data_dir: str | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from selflengthen.baselines.backtranslation import build_backtranslation_data
 from selflengthen.baselines.config import BacktranslationConfig, HubCorpus, ImitationConfig
 from selflengthen.baselines.imitation import build_imitation_data
 from selflengthen.baselines.runner import BaselineDataResult, finished_data_result, why_no_samples
-from selflengthen.baselines.fine_tune import train_baseline
+from selflengthen.baselines.fine_tune import train_baseline, trained_stats
 
 __all__ = [
     "BacktranslationConfig",
@@ -24,5 +24,6 @@ __all__ = [
     "build_imitation_data",
     "finished_data_result",
     "train_baseline",
+    "trained_stats",
     "why_no_samples",
 ]

@@ -49,3 +49,8 @@ def train_baseline(
     stats.update(adapter_dir=str(output_dir), training=train_stats)
     write_json_atomically(stats_file, stats)
     return stats
+
+
+def trained_stats(work_dir: Path) -> dict[str, Any]:
+    """`stats.json` of a baseline already fine-tuned in `work_dir`: its data facts with the training ones merged in."""
+    return json.loads((Path(work_dir) / STATS_FILE).read_text(encoding="utf-8"))
