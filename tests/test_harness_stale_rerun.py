@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ import yaml
 from harness.cli import main
 from harness.experiment_config import load_experiment
 from harness.plan import plan_stages
+from harness.serve import ServerConfig, serve
 from harness.stages import read_marker
 
 pytestmark = pytest.mark.slow
@@ -58,7 +60,7 @@ CHANGES = {
                        "judge/backtranslation", "leaderboard"}),
     "eval": ({"eval": {"max_gen_toks": 6}},
              {f"score/{SL_RUN}", "score/backtranslation", f"judge/{SL_RUN}", "judge/backtranslation", "leaderboard"}),
-    "judge": ({"judge": {"max_tokens": 150}}, {f"judge/{SL_RUN}", "judge/backtranslation", "leaderboard"}),
+    "judge": ({"judge": {"max_tokens": 20}}, {f"judge/{SL_RUN}", "judge/backtranslation", "leaderboard"}),
     "scored documents": ({"limit": 2},
                          {f"score/{SL_RUN}", "score/backtranslation", f"judge/{SL_RUN}", "judge/backtranslation",
                           "leaderboard"}),
@@ -66,7 +68,7 @@ CHANGES = {
 RERUN = ["synthesis", "eval", "scored documents"]
 
 
-def experiment(tmp_path: Path, model: Path, data_dir: Path) -> dict:
+def experiment(tmp_path: Path, model: Path, data_dir: Path, judge_url: str) -> dict:
     """Two trained arms, one document each; the tiny model writes noise, so the filters accept any ending."""
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps({"prompt": f"Write a long essay about topic {i}."}) + "\n" for i in range(2)))
@@ -92,8 +94,7 @@ def experiment(tmp_path: Path, model: Path, data_dir: Path) -> dict:
             "instruction_min_words": 1, "instruction_max_tokens": 12, "min_rating": None,
             "tokenizer": str(model), "sampling": SAMPLING, "train": TRAIN,
         },
-        "judge": {"model": str(model), "max_tokens": 200, "max_retries": 0, "sanity_subset": 0,
-                  "server": {"torch_threads": 1}},
+        "judge": {"model": str(model), "endpoint": judge_url, "max_tokens": 16, "max_retries": 0, "sanity_subset": 0},
     }
 
 
@@ -117,10 +118,17 @@ def merged(raw: dict, change: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model_dir, data_dir) -> tuple[dict, Path]:
+def judge_url(tiny_model_dir) -> Iterator[str]:
+    """One judge server for every run of this file (a speed-only setting: no stage's fingerprint holds it)."""
+    with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
+        yield endpoint.base_url
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, tiny_model_dir, data_dir, judge_url) -> tuple[dict, Path]:
     """The experiment's config and its finished folder."""
     folder = tmp_path_factory.mktemp("finished")
-    raw = experiment(folder, tiny_model_dir, data_dir)
+    raw = experiment(folder, tiny_model_dir, data_dir, judge_url)
     result = cli(write_config(raw, folder))
     assert result.returncode == 0, result.stderr[-4000:]
     return raw, folder / "exp"
