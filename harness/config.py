@@ -74,11 +74,6 @@ def load_config(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, load_yaml(path), where=f"{Path(path).name}")
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """The plain-data form of a config, for writing next to the results it produced."""
-    return dataclasses.asdict(config)
-
-
 def _coerce(tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
