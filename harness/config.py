@@ -47,9 +47,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "",
-              variables: Mapping[str, str] | None = None) -> T:
+              variables: Mapping[str, str] | None = None, base: T | None = None) -> T:
     """Build dataclass `cls` from `data`, checking field names and simple types.
 
+    Fields `data` leaves out come from `base` when given, else from the class defaults. A nested
+    section starts from its field's own default (a factory may differ from the class defaults:
+    the reference's stop strings), so writing one value of a section keeps the others.
     `${NAME}` in a string expands from `variables`, else from the environment.
     """
     data = data or {}
@@ -62,11 +65,23 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "",
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UserError(f"unknown field {unknown[0]!r} in {label}; known fields: {', '.join(sorted(fields))}")
-    kwargs = {name: _coerce(hints[name], value, f"{label}.{name}", scope) for name, value in data.items()}
+    kwargs = {name: _field_value(fields[name], hints[name], value, f"{label}.{name}", scope)
+              for name, value in data.items()}
+    if base is not None:
+        kwargs = {**{name: getattr(base, name) for name in fields}, **kwargs}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise UserError(f"invalid {label}: {exc}") from None
+
+
+def _field_value(spec: dataclasses.Field, tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
+    """`value` coerced to the field's type; a mapping for a dataclass field overlays the field's default."""
+    if isinstance(value, dict) and spec.default_factory is not dataclasses.MISSING:
+        default = spec.default_factory()
+        if dataclasses.is_dataclass(default):
+            return from_dict(type(default), value, label, scope, base=default)
+    return _coerce(tp, value, label, scope)
 
 
 def load_config(cls: type[T], path: str | Path) -> T:

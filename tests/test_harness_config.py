@@ -72,3 +72,19 @@ def test_unset_environment_variable_is_named(monkeypatch):
     monkeypatch.delenv("SL_TEST_UNSET", raising=False)
     with pytest.raises(UserError, match=r"Outer.name uses an unset environment variable: \$SL_TEST_UNSET"):
         from_dict(Outer, {"name": "$SL_TEST_UNSET/x"})
+
+
+def test_a_section_overlays_its_fields_default_not_the_class_defaults():
+    """tiny.yaml's `sampling: {max_tokens: 640, ...}` keeps the reference's stop strings."""
+    from selflengthen.config import REFERENCE_STOP, SelfLengthenConfig
+
+    config = from_dict(SelfLengthenConfig, {"sampling": {"max_tokens": 640}})
+    assert config.sampling.max_tokens == 640
+    assert config.sampling.stop == REFERENCE_STOP
+    assert config.sampling.temperature == 0.7
+
+
+def test_a_section_can_still_clear_a_defaulted_list():
+    from selflengthen.config import SelfLengthenConfig
+
+    assert from_dict(SelfLengthenConfig, {"sampling": {"stop": []}}).sampling.stop == []
