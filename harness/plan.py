@@ -180,12 +180,14 @@ def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> 
         print(json.dumps({"stages": [stage.as_json() for stage in stages]}, indent=2))
         return
     table = Table(title="plan")
-    for column in ("stage", "status", "model", "backend", "concurrency", "sampling", "output"):
+    for column in ("stage", "status", "wall s", "model", "backend", "concurrency", "sampling", "output"):
         table.add_column(column)
     colours = {"done": "green", "todo": "yellow", "stale": "red"}
     for stage in stages:
         status = stage.status
-        table.add_row(escape(stage.name), f"[{colours[status]}]{status}[/]", escape(stage.model),
+        seconds = stage.seconds
+        table.add_row(escape(stage.name), f"[{colours[status]}]{status}[/]", "-" if seconds is None else f"{seconds:.0f}",
+                      escape(stage.model),
                       escape(stage.backend or "-"), _concurrency(stage), escape(_short(stage.sampling)),
                       escape(str(stage.output)))
     console.print(table)

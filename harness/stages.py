@@ -21,6 +21,8 @@ import functools
 import hashlib
 import json
 import shutil
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +72,15 @@ class Stage:
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "model": self.model, "backend": self.backend,
                 "concurrency": self.concurrency, "sampling": self.sampling, "output": str(self.output),
-                "kind": self.kind, "fingerprint": self.fingerprint, **self.extra}
+                "kind": self.kind, "fingerprint": self.fingerprint, "seconds": self.seconds, **self.extra}
+
+    @property
+    def seconds(self) -> float | None:
+        """Wall seconds spent on this stage so far, over every attempt (None before it first ran)."""
+        record = read_marker(self.marker)
+        if record is None or record.get("fingerprint") != self.fingerprint:
+            return None
+        return record.get("seconds")
 
 
 def fingerprint(inputs: dict[str, Any]) -> str:
@@ -120,9 +130,23 @@ class StageRecorder:
             yield
             return
         record = {"name": name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}
-        write_json_atomically(stage.marker, {**record, "finished": False})
-        yield
-        write_json_atomically(stage.marker, {**record, "finished": True})
+        earlier = _resumed_seconds(stage)
+        write_json_atomically(stage.marker, {**record, "finished": False, "seconds": earlier})
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            seconds = round(earlier + time.monotonic() - started, 1)
+            finished = sys.exc_info()[0] is None
+            write_json_atomically(stage.marker, {**record, "finished": finished, "seconds": seconds})
+
+
+def _resumed_seconds(stage: Stage) -> float:
+    """Wall seconds an interrupted earlier attempt of this same stage already spent (0 for a fresh stage)."""
+    record = read_marker(stage.marker) or {}
+    if record.get("fingerprint") != stage.fingerprint:
+        return 0.0
+    return float(record.get("seconds") or 0.0)
 
 
 def invalidate(stage: Stage) -> None:
