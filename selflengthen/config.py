@@ -98,7 +98,7 @@ class FilterConfig:
     """The quality filters every answer must pass, and the short-sample dropout.
 
     Fields: terminal_punctuation, ngram_words, ngram_chars, meta_words, head_lines, tail_lines,
-    drop_short.
+    drop_short, trim_unfinished.
     """
 
     terminal_punctuation: list[str] = field(
@@ -142,6 +142,12 @@ class FilterConfig:
     tail_lines: int = field(default=3, metadata={"help": "...and in this many last lines."})
     drop_short: bool = field(
         default=True, metadata={"help": "Drop short extended answers with probability 2*r^3 before training."}
+    )
+    trim_unfinished: bool = field(
+        default=False,
+        metadata={"help": "Deviation from the reference, which rejects such answers: an answer that stops "
+                          "mid-sentence (a small model at its token budget) is cut back to its last terminal "
+                          "punctuation before the filters run."},
     )
 
 

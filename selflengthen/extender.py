@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.filters import passes_filters
+from selflengthen.filters import passes_filters, trim_unfinished
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from selflengthen.text import count_words, first_half, join_paragraphs, leading_fraction, split_paragraphs
@@ -63,6 +63,6 @@ async def _extension_round(
     continuation = await model.complete(f"{key}/continue", prompt, config.sampling)
     if continuation is None:
         return None, "error"
-    candidate = (kept + continuation).strip()
+    candidate = trim_unfinished(kept + continuation, config.filters)
     ok, reason = passes_filters(candidate, lang, config.filters)
     return (candidate, reason) if ok else (None, reason)

@@ -1,5 +1,6 @@
 """The filters that keep only well-formed answers, and the dropout that favours long ones.
 
+`trim_unfinished` optionally cuts an answer back to its last finished sentence (a deviation);
 `passes_filters` checks one answer (terminal punctuation, no repeated n-gram, no talk about
 "the revised version" at its edges); `drop_short` thins a whole population so the training data
 leans long: the shortest sample always goes, the longest nearly always stays.
@@ -31,6 +32,19 @@ def passes_filters(text: str, lang: str, config: FilterConfig) -> tuple[bool, st
     if has_meta_words(text, config.meta_words.get(lang, []), config.head_lines, config.tail_lines):
         return False, "meta_words"
     return True, "ok"
+
+
+def trim_unfinished(text: str, config: FilterConfig) -> str:
+    """`text` cut after its last terminal punctuation when `config.trim_unfinished` is on, else unchanged.
+
+    A cut-off answer's finished sentences are kept instead of losing the whole answer; with no
+    terminal punctuation at all the text is returned as it is, and the filters reject it.
+    """
+    text = text.strip()
+    if not config.trim_unfinished or any(text.endswith(mark) for mark in config.terminal_punctuation):
+        return text
+    end = max((text.rfind(mark) + len(mark) for mark in config.terminal_punctuation if mark in text), default=0)
+    return text[:end] if end else text
 
 
 def ngram_units(text: str, lang: str) -> list[str]:

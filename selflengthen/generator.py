@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.filters import passes_filters
+from selflengthen.filters import passes_filters, trim_unfinished
 from infra.recorded_model import RecordedModel
 
 
@@ -18,8 +18,9 @@ async def generate_initial(
         if reply is None:
             tally["generate.error"] += 1
             continue
+        reply = trim_unfinished(reply, config.filters)
         ok, reason = passes_filters(reply, lang, config.filters)
         if ok:
-            return reply.strip()
+            return reply
         tally[f"generate.{reason}"] += 1
     return None

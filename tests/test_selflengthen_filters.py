@@ -5,7 +5,7 @@ import random
 import pytest
 
 from selflengthen.config import FilterConfig
-from selflengthen.filters import drop_short, keep_probability, passes_filters
+from selflengthen.filters import drop_short, keep_probability, passes_filters, trim_unfinished
 
 CONFIG = FilterConfig()
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
@@ -144,3 +144,22 @@ def test_drop_short_keeps_order_and_uses_the_length_function():
     kept = drop_short(records, random.Random(0), length=lambda r: len(r["t"]))
     assert {"t": "a"} not in kept
     assert kept == [r for r in records if r in kept]
+
+
+def test_trim_unfinished_is_off_by_default_so_a_cut_answer_is_rejected_as_the_reference_does():
+    text = "The town slept. The ferry ran twice a day and"
+    assert trim_unfinished(text, FilterConfig()) == text
+    assert passes_filters(trim_unfinished(text, FilterConfig()), "en", FilterConfig()) == (False, "no_terminal_punctuation")
+
+
+def test_trim_unfinished_cuts_a_cut_answer_back_to_its_last_finished_sentence():
+    config = FilterConfig(trim_unfinished=True)
+    assert trim_unfinished("The town slept. Did the ferry run? It ran twice a day and", config) == (
+        "The town slept. Did the ferry run?")
+    assert trim_unfinished("他走了。然后", config) == "他走了。"
+
+
+def test_trim_unfinished_leaves_a_finished_answer_and_one_with_no_sentence_end_alone():
+    config = FilterConfig(trim_unfinished=True)
+    assert trim_unfinished("  All done.  ", config) == "All done."
+    assert trim_unfinished("no sentence ends here", config) == "no sentence ends here"
