@@ -58,9 +58,23 @@ def check_precision(precision: str) -> None:
 
 
 def use_bf16(precision: str) -> bool:
-    """'auto' means bf16 on a GPU that supports it and fp32 everywhere else (CPUs included)."""
+    """'auto' means bf16 where the hardware computes it natively, fp32 elsewhere.
+
+    On a GPU, torch says whether it supports bf16. On a CPU, torch is asked whether it found
+    AVX512-BF16 or AMX tiles: without them bf16 matmuls are emulated and slower than fp32.
+    """
     import torch
 
     if precision == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if torch.cuda.is_available():
+            return torch.cuda.is_bf16_supported()
+        return cpu_computes_bf16()
     return precision == "bf16"
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether torch's CPU kernels found native bf16 instructions (AVX512-BF16 or AMX) on this CPU."""
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)

@@ -72,7 +72,7 @@ class InProcessConfig:
         default=None, metadata={"help": "CPU threads for torch; None takes the cores other processes leave idle."}
     )
     precision: str = field(
-        default="auto", metadata={"help": "'fp32', 'bf16', or 'auto': bf16 on a GPU that supports it, else fp32."}
+        default="auto", metadata={"help": "'fp32', 'bf16', or 'auto': bf16 where the GPU or CPU computes it natively (AVX512-BF16 or AMX), else fp32."}
     )
 
     def __post_init__(self) -> None:

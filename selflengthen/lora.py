@@ -83,7 +83,7 @@ class TrainConfig:
     # Compute
     precision: str = field(
         default="auto",
-        metadata={"help": "'bf16', 'fp32', or 'auto': bf16 on a GPU that supports it (as the reference), else fp32."},
+        metadata={"help": "'bf16', 'fp32', or 'auto': bf16 where the GPU or CPU computes it natively (AVX512-BF16 or AMX), else fp32."},
     )
     torch_threads: int | None = field(
         default=None,
