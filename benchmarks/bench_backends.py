@@ -2,11 +2,16 @@
 
     python benchmarks/bench_backends.py MODEL_DIR [--batch-sizes 1 8 16] [--max-tokens 128]
     python benchmarks/bench_backends.py MODEL_DIR --serve-url http://127.0.0.1:8000/v1
+    python benchmarks/bench_backends.py MODEL_DIR --samples-per-prompt 2 [--batch-sizes 16]
 
 The first form loads MODEL_DIR with `InProcessBackend`; the second sends the same requests to a
 server already started by hand (e.g. `transformers serve --continuous-batching ...`) so serving
 flags can be compared on the same prompts. Each row: mode (greedy, or the paper's sampled
 setting), how many requests ran at once, completion tokens, seconds, tokens per second.
+
+`--samples-per-prompt N` measures prefix sharing instead: the same number of requests on long
+(~800-token, Extender-sized) prompts, once all distinct and once N requests per prompt (the n
+samples of one instruction), with the in-process engine's prefill seconds and tokens for each.
 """
 
 from __future__ import annotations
@@ -79,6 +84,30 @@ async def run(backend, batch_sizes: list[int], modes: list[str], max_tokens: int
     return rows
 
 
+def long_prompts(count: int, backend) -> list[str]:
+    """`count` distinct prompts of about 800 tokens, rendered with the chat template."""
+    body = " ".join(f"Sentence {j} of the answer describes the river town, its market and its ferry." for j in range(50))
+    return [backend.apply_chat_template([{"role": "user", "content": f"Expand this answer (#{i}): {body}"}])
+            for i in range(count)]
+
+
+async def measure_prefix_sharing(backend, requests: int, per_prompt: int) -> list[dict]:
+    """Prefill cost of `requests` long prompts, all distinct against `per_prompt` requests per prompt."""
+    sampling = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1, max_tokens=16)
+    rows = []
+    for label, distinct in (("distinct", requests), (f"{per_prompt} per prompt", requests // per_prompt)):
+        texts = long_prompts(distinct, backend)
+        batch = [texts[i % distinct] for i in range(requests)]
+        seconds_before, tokens_before = backend.stats.prefill_seconds, backend.stats.prefill_tokens
+        started = time.perf_counter()
+        await asyncio.gather(*(backend.complete(text, sampling) for text in batch))
+        rows.append({"prompts": label, "requests": requests, "wall_s": round(time.perf_counter() - started, 2),
+                     "prefill_s": round(backend.stats.prefill_seconds - seconds_before, 2),
+                     "prefill_tokens": backend.stats.prefill_tokens - tokens_before})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="checkpoint folder (also the model name sent to --serve-url)")
@@ -88,6 +117,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads for the in-process backend")
     parser.add_argument("--serve-url", default=None, help="measure this OpenAI-compatible server instead")
     parser.add_argument("--serve-kind", default="transformers", help="how the harness maps sampling for that server")
+    parser.add_argument("--samples-per-prompt", type=int, default=None, help="measure prefix sharing instead")
     args = parser.parse_args()
     if args.serve_url:
         asyncio.run(run(OpenAIChat(args.serve_url, str(args.model), args.serve_kind), args.batch_sizes, args.modes, args.max_tokens))
@@ -96,6 +126,10 @@ def main() -> None:
 
     config = InProcessConfig(args.model, max_batch_size=max(args.batch_sizes), torch_threads=args.threads)
     with InProcessBackend(config) as backend:
+        if args.samples_per_prompt:
+            asyncio.run(measure(backend, "sampled", 1, 8))  # warm-up
+            asyncio.run(measure_prefix_sharing(backend, max(args.batch_sizes), args.samples_per_prompt))
+            return
         asyncio.run(run(backend, args.batch_sizes, args.modes, args.max_tokens))
 
 

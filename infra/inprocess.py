@@ -116,6 +116,8 @@ class DecodeStats:
     prefill_sizes: list[int] = field(default_factory=list)
     """Requests admitted by each prefill, in order."""
     prefill_seconds: float = 0.0
+    prefill_tokens: int = 0
+    """Prompt tokens run through the model (a prompt shared by several arrivals counts once)."""
     decode_steps: int = 0
     rows_decoded: int = 0
     """Sum over decode steps of the rows in the batch: rows_decoded / decode_steps is the mean occupancy."""
@@ -337,7 +339,12 @@ class InProcessBackend:
         started = time.perf_counter()
         self.stats.prefill_sizes.append(len(arrivals))
         device = self.model.device
-        padded = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in arrivals]}, return_tensors="pt").to(device)
+        # Arrivals with the same prompt (the n samples of one instruction) share one prefill row.
+        distinct: dict[tuple[int, ...], int] = {}
+        row_of = [distinct.setdefault(tuple(r.prompt_ids), len(distinct)) for r in arrivals]
+        prompts = [list(prompt) for prompt in distinct]
+        self.stats.prefill_tokens += sum(len(p) for p in prompts)
+        padded = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(device)
         mask = padded["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = SpareRoomCache()
@@ -346,6 +353,13 @@ class InProcessBackend:
                 input_ids=padded["input_ids"], attention_mask=mask, position_ids=positions,
                 use_cache=True, logits_to_keep=1, **{self._cache_argument: cache},
             )
+        logits = output.logits
+        if len(prompts) < len(arrivals):
+            order = torch.tensor(row_of, device=device)
+            for layer in cache.layers:
+                layer.keys, layer.values = layer.keys.index_select(0, order), layer.values.index_select(0, order)
+            padded = {"input_ids": padded["input_ids"][order]}
+            mask, logits = mask[order], logits[order]
         # Each row's prompt tokens count as seen; padding columns repeat the row's last (real) token.
         real_ids = torch.where(mask.bool(), padded["input_ids"], padded["input_ids"][:, -1:])
         seen = torch.zeros(len(arrivals), self.model.config.vocab_size, dtype=torch.bool, device=device)
@@ -354,7 +368,7 @@ class InProcessBackend:
                      logprobs=None if request.sampling.top_logprobs is None else []) for request in arrivals]
         self._stack(rows, cache, mask, seen)
         first = len(self._rows) - len(rows)
-        self._pick_next(output.logits[:, -1, :].float(), range(first, len(self._rows)))
+        self._pick_next(logits[:, -1, :].float(), range(first, len(self._rows)))
         self.stats.prefill_seconds += time.perf_counter() - started
 
     def _stack(self, rows: list[_Row], cache, mask, seen) -> None:

@@ -84,6 +84,20 @@ def test_max_batch_size_splits_a_crowd(tiny_model_dir):
         assert small.stats.rows_decoded <= 2 * small.stats.decode_steps
 
 
+def test_arrivals_with_the_same_prompt_are_prefilled_once_and_decode_as_if_alone(backend):
+    shared, other = PROMPTS[1], PROMPTS[0]
+    prompt_tokens = {p: len(backend.tokenizer(p)["input_ids"]) for p in (shared, other)}
+    before = backend.stats.prefill_tokens
+    results, prefills = prefills_during(backend, lambda: gather(
+        backend.complete(shared, GREEDY), backend.complete(other, GREEDY), backend.complete(shared, GREEDY),
+        backend.complete(shared, SAMPLED)))
+    assert prefills == [4]
+    assert backend.stats.prefill_tokens - before == prompt_tokens[shared] + prompt_tokens[other]
+    assert results[0] == results[2] == alone(backend, shared, GREEDY)
+    assert results[1] == alone(backend, other, GREEDY)
+    assert results[3].completion_tokens > 0
+
+
 def test_greedy_batched_with_padding_equals_one_at_a_time(backend):
     batched = gather(*(backend.complete(p, GREEDY) for p in PROMPTS))
     one_by_one = [alone(backend, p, GREEDY) for p in PROMPTS]
