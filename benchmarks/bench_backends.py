@@ -97,7 +97,7 @@ async def measure_prefix_sharing(backend, requests: int, per_prompt: int) -> lis
     rows = []
     for label, distinct in (("distinct", requests), (f"{per_prompt} per prompt", requests // per_prompt)):
         texts = long_prompts(distinct, backend)
-        batch = [texts[i % distinct] for i in range(requests)]
+        batch = [texts[i * distinct // requests] for i in range(requests)]  # a prompt's samples arrive together
         seconds_before, tokens_before = backend.stats.prefill_seconds, backend.stats.prefill_tokens
         started = time.perf_counter()
         await asyncio.gather(*(backend.complete(text, sampling) for text in batch))
