@@ -14,7 +14,9 @@ judge's coarse integers. How the position and the values are found:
 4. "1" vs "10": when a value's text is a prefix of another value's text (1 of 10 on a 1–10 scale)
    and the token ends where the value ends, the alternative "1" might be the start of "10". It is
    read as 1 only if "10" is itself a token at that position (generated or among the alternatives),
-   i.e. the tokenizer spells 10 in one token; otherwise the dimension is not weighted (argmax kept).
+   i.e. the tokenizer spells 10 in one token. Otherwise, when "1" was not the generated token and
+   its probability is at most AMBIGUOUS_MASS_LIMIT, it is left out (reading it as 1 or as 10 would
+   move the score by at most that mass times the scale's span); else the argmax is kept.
 5. p is renormalised over the counted values; the generated token is always among them.
 """
 
@@ -28,6 +30,9 @@ from collections.abc import Hashable, Mapping
 from judges.parser import dimension_pattern
 from judges.rubric import Rubric
 from infra.backend import TokenLogprob
+
+AMBIGUOUS_MASS_LIMIT = 0.05
+"""Most probability an ambiguous alternative ("1" that may begin "10") may hold and still be left out."""
 
 
 def weighted_scores(
@@ -78,8 +83,14 @@ def value_distribution(
     alternatives = {**token.top, token.token: token.logprob}
     seen = {alt.strip() for alt in alternatives}
     spelled = {(prefix + text + suffix).strip(): label for text, label in candidates.items()}
-    if not suffix.strip() and _ambiguous(prefix, candidates, seen):
-        return None
+    if not suffix.strip():
+        unclear = _ambiguous(prefix, candidates, seen)
+        if unclear:
+            unclear_alternatives = [alt for alt in alternatives if alt.strip() in unclear]
+            mass = sum(math.exp(alternatives[alt]) for alt in unclear_alternatives)
+            if token.token in unclear_alternatives or mass > AMBIGUOUS_MASS_LIMIT:
+                return None
+            alternatives = {alt: lp for alt, lp in alternatives.items() if alt not in unclear_alternatives}
     mass: dict[Hashable, float] = {}
     for alt, logprob in alternatives.items():
         label = spelled.get(alt.strip())
@@ -89,13 +100,14 @@ def value_distribution(
     return {label: m / total for label, m in mass.items()} if total > 0 else None
 
 
-def _ambiguous(prefix: str, candidates: Mapping[str, Hashable], seen: set[str]) -> bool:
-    """Whether a seen alternative spells a value that may be the first token of a longer value."""
+def _ambiguous(prefix: str, candidates: Mapping[str, Hashable], seen: set[str]) -> set[str]:
+    """The seen alternatives that spell a value which may be the first token of a longer value."""
+    unclear = set()
     for short in candidates:
         longer = [c for c in candidates if c != short and c.startswith(short)]
         if (prefix + short).strip() in seen and any((prefix + c).strip() not in seen for c in longer):
-            return True
-    return False
+            unclear.add((prefix + short).strip())
+    return unclear
 
 
 def _token_starts(tokens: list[TokenLogprob]):

@@ -119,6 +119,18 @@ def test_on_a_ten_point_scale_a_one_token_is_ambiguous_unless_ten_is_a_token():
     assert weighted_scores(clear, LONGEN, {"Clarity": 7.0}) == {"Clarity": pytest.approx(0.5 * 7 + 0.1 + 2 + 1.6)}
 
 
+def test_an_unlikely_ambiguous_one_is_left_out_and_the_rest_weighted():
+    # SmolLM2 spells 10 as "1","0": a " 1" holding at most 5% is dropped, bounding the error by 5% x 9 points.
+    reply = tokens('{"Clarity":', (" 7", {" 7": 0.6, " 1": 0.04, " 8": 0.3, " 6": 0.06}), "}")
+    assert weighted_scores(reply, LONGEN, {"Clarity": 7.0}) == {
+        "Clarity": pytest.approx((0.6 * 7 + 0.3 * 8 + 0.06 * 6) / 0.96)}
+
+
+def test_a_generated_ambiguous_one_keeps_its_argmax_however_likely():
+    reply = tokens('{"Clarity":', (" 1", {" 1": 0.97, " 2": 0.03}), "}")
+    assert weighted_scores(reply, LONGEN, {"Clarity": 1.0}) == {}
+
+
 def test_a_value_written_over_two_tokens_keeps_its_argmax():
     split_ten = tokens('{"Clarity":', (" 1", {" 1": 0.9, " 9": 0.1}), "0", "}")
     assert weighted_scores(split_ten, LONGEN, {"Clarity": 10.0}) == {}
