@@ -107,7 +107,7 @@ async def check_sanity(
     """Judge originals and their degradations; per task and degradation, how often the original wins."""
     plans = [subset_plan(plan, sanity.subset_size, sanity.seed) for plan in plan_tasks(scores, config)]
     degraded = {plan.task: degraded_answers(plan, sanity.seed) for plan in plans}
-    total = sum(len(p.samples) + sum(a is not None for a in answers) for p in plans for answers in degraded[p.task].values())
+    total = sum(len(p.samples) + sum(a is not None for answers in degraded[p.task].values() for a in answers) for p in plans)
     mode = request_mode(client, config)
     with JudgementCache(config.cache_path) as cache, progress_tracker(progress, total, "judge sanity check") as advance:
         judge = Judge(client, config, cache, asyncio.Semaphore(config.max_concurrency), mode)

@@ -124,3 +124,17 @@ def test_a_passing_judge_is_reliable_and_carries_agreement():
     assert trust["reliable"] is True and trust["unreliable_reasons"] == []
     assert trust["agreement"]["krippendorff_alpha"] == 0.9 and set(trust["sanity"]) == {"truncated", "swapped"}
     assert "trust" not in judgements["tasks"]["longbench_write_en_mini"]
+
+
+def test_the_sanity_progress_bar_ends_at_its_total():
+    from rich.progress import Progress
+
+    answers = ["One opening.\n\nTwo middle.\n\nThree end.", "Single paragraph only.", "x"]
+    scores = {"tasks": {"longbench_write_en_mini": {"samples": [
+        {"doc_id": i, "prompt": f"p{i}", "response": a} for i, a in enumerate(answers)]}}}
+    client = ScriptedBackend(script=lambda messages, sampling, call: json.dumps(dict.fromkeys(LBW.dimensions, 3)),
+                             script_gets="messages")
+    with Progress(disable=True) as progress:
+        asyncio.run(check_sanity(scores, client, JudgeConfig(model="j"), SanityConfig(subset_size=None), progress=progress))
+        (bar,) = progress.tasks
+        assert bar.completed == bar.total == client.calls
