@@ -43,7 +43,6 @@ NO_EFFECT_ON_RESULTS = {
     "backend.max_batch_size": "requests decoded together by the in-process synthesis engine",
     "backend.torch_threads": "CPU threads of the in-process synthesis engine",
     "*.train.torch_threads": "CPU threads of the trainer",
-    "eval.server.torch_threads": "OMP_NUM_THREADS of the transformers server (its environment, not its command)",
     "*.startup_timeout": "how long to wait for a server's health check",
     "*.train.logging_steps": "how often the trainer logs the loss",
     # Where, not what.
@@ -54,8 +53,8 @@ NO_EFFECT_ON_RESULTS = {
 }
 
 EXPECTED_REFUSALS = {
-    # What examples/tiny.yaml's setup (in-process synthesis, transformers eval server, in-process judge
-    # server, no judge repeats) cannot honour.
+    # What examples/tiny.yaml's setup (in-process synthesis, in-process eval and judge servers, no judge
+    # repeats) cannot honour.
     "self_lengthen.work_dir": "run sets it (out_dir/train/self_lengthen)",
     "judge.cache_path": "run sets it per run directory",
     "judge.api_key_env": "only with judge.endpoint",
@@ -64,11 +63,11 @@ EXPECTED_REFUSALS = {
     "judge.server.cb_num_blocks": "a transformers-only flag",
     "judge.server.cb_max_batch_tokens": "a transformers-only flag",
     "judge.server.lora_adapters": "a vllm-only flag",
-    "eval.server.max_batch_size": "an inprocess-only flag; the eval server is transformers",
+    "eval.server.continuous_batching": "a transformers-only flag; the eval server is inprocess",
+    "eval.server.cb_num_blocks": "a transformers-only flag",
+    "eval.server.cb_max_batch_tokens": "a transformers-only flag",
     "eval.server.lora_adapters": "a vllm-only flag",
     "eval.sampling.max_tokens": "answer length is eval.max_gen_toks",
-    "eval.sampling.repetition_penalty": "transformers serve with continuous batching drops it",
-    "eval.sampling.stop": "transformers serve ignores stop strings",
     "eval.sampling.json_schema": "lm-eval generates free text",
     "eval.sampling.top_logprobs": "lm-eval returns no log-probabilities",
     "backend.server.*": "synthesis runs in-process: no server is started",
@@ -122,6 +121,7 @@ def hand_values(tmp: Path, data_dir: Path) -> dict[str, object]:
         "data_dir": str(other_data),
         "tasks": ["longen_mini"],
         "backend.kind": Together({"backend.kind": "endpoint", "backend.server.kind": "vllm"}),
+        "eval.backend": Together({"eval.backend": "hf", "eval.server": None}),
         "self_lengthen.languages": ["en", "zh"],
         "self_lengthen.seed_files": {"en": str(seeds)},
         "self_lengthen.work_dir": str(tmp / "work"),
