@@ -130,7 +130,7 @@ class StageRecorder:
             yield
             return
         record = {"name": name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}
-        earlier = _resumed_seconds(stage)
+        earlier = stage.seconds or 0.0  # an interrupted earlier attempt of this same stage
         write_json_atomically(stage.marker, {**record, "finished": False, "seconds": earlier})
         started = time.monotonic()
         try:
@@ -139,14 +139,6 @@ class StageRecorder:
             seconds = round(earlier + time.monotonic() - started, 1)
             finished = sys.exc_info()[0] is None
             write_json_atomically(stage.marker, {**record, "finished": finished, "seconds": seconds})
-
-
-def _resumed_seconds(stage: Stage) -> float:
-    """Wall seconds an interrupted earlier attempt of this same stage already spent (0 for a fresh stage)."""
-    record = read_marker(stage.marker) or {}
-    if record.get("fingerprint") != stage.fingerprint:
-        return 0.0
-    return float(record.get("seconds") or 0.0)
 
 
 def invalidate(stage: Stage) -> None:
