@@ -87,8 +87,8 @@ def value_distribution(
         unclear = _ambiguous(prefix, candidates, seen)
         if unclear:
             unclear_alternatives = [alt for alt in alternatives if alt.strip() in unclear]
-            mass = sum(math.exp(alternatives[alt]) for alt in unclear_alternatives)
-            if token.token in unclear_alternatives or mass > AMBIGUOUS_MASS_LIMIT:
+            unclear_mass = sum(math.exp(alternatives[alt]) for alt in unclear_alternatives)
+            if token.token in unclear_alternatives or unclear_mass > AMBIGUOUS_MASS_LIMIT:
                 return None
             alternatives = {alt: lp for alt, lp in alternatives.items() if alt not in unclear_alternatives}
     mass: dict[Hashable, float] = {}
