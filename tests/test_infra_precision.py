@@ -11,22 +11,15 @@ def cpu_only(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
-def test_auto_takes_bf16_on_a_cpu_with_avx512_bf16(cpu_only, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert use_bf16("auto") is True
-
-
-def test_auto_takes_bf16_on_a_cpu_with_amx_tiles(cpu_only, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert use_bf16("auto") is True
-
-
-def test_auto_stays_fp32_on_a_cpu_without_native_bf16(cpu_only, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert use_bf16("auto") is False
+@pytest.mark.parametrize(("avx512_bf16", "amx_tiles", "expected"), [
+    (True, False, True),
+    (False, True, True),
+    (False, False, False),
+], ids=["avx512_bf16", "amx_tiles", "neither"])
+def test_auto_takes_bf16_only_on_a_cpu_with_native_bf16(cpu_only, monkeypatch, avx512_bf16, amx_tiles, expected):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx_tiles)
+    assert use_bf16("auto") is expected
 
 
 def test_explicit_precision_overrides_the_hardware(cpu_only, monkeypatch):
