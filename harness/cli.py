@@ -196,6 +196,8 @@ def cmd_judge(args) -> int:
     overrides = {"model": args.model, "endpoint": args.endpoint, "api_key_env": args.api_key_env,
                  "rubric": args.rubric, "repeat": args.repeat}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if config.sanity_scope != "every_run":
+        raise UserError("judge.sanity_scope: base needs an experiment's base arm; `judge` degrades each run's own answers")
     for run_dir in args.run_dirs:
         _require_scores(run_dir)  # before a judge server is started (minutes) for nothing
     with judge_endpoint(config, args.run_dirs[0] / "judge_server.log") as endpoint:

@@ -180,15 +180,18 @@ def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], ru
 
         passes.append(("judge_pairwise", config.judge, against_base, "judge_server.log"))
     for kind, judge, step, log in passes:
-        todo = [(f"{kind}/{c.name}", d) for c, d in zip(checkpoints, run_dirs)
+        todo = [(f"{kind}/{c.name}", d, c.arm == "base") for c, d in zip(checkpoints, run_dirs)
                 if f"{kind}/{c.name}" in recorder.stages and recorder.stages[f"{kind}/{c.name}"].status != DONE]
         if not todo:
             continue
         console.rule(f"{kind.replace('_', ' ')}: {len(todo)} run(s) with {escape(judge.model)}")
         with judge_endpoint(judge, out / log) as endpoint:
-            for name, run_dir in todo:
+            for name, run_dir, is_base in sorted(todo, key=lambda item: not item[2]):  # the base first
                 with recorder.stage(name):
-                    step(run_dir, endpoint, judge, console)
+                    if kind == "judge" and judge.sanity_scope == "base" and not is_base:
+                        judge_run(run_dir, endpoint, judge, console, sanity_from=base_dir)
+                    else:
+                        step(run_dir, endpoint, judge, console)
 
 
 def render_leaderboard(run_dirs: list[Path], out: Path, console: Console) -> dict[str, Path]:

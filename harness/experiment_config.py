@@ -133,6 +133,8 @@ def validate_experiment(config: ExperimentConfig) -> None:
     _refuse_unused_backend_fields(config.backend)
     if config.judge_enabled and not config.judge.endpoint:
         _refuse_unused_server_fields(config.judge.server, "judge.server")
+    if config.judge_enabled and config.judge.sanity_scope == "base" and not config.arms.base:
+        raise UserError("judge.sanity_scope: base needs arms.base (its answers are the ones degraded)")
     if not config.judge.repeat and config.judge.repeat_subset != JudgeRunConfig().repeat_subset:
         raise UserError("judge.repeat_subset is only used with judge.repeat (at least 2); remove it")
     if config.self_lengthen.work_dir != SelfLengthenConfig().work_dir:

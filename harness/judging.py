@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -56,6 +57,9 @@ class JudgeRunConfig(JudgeConfig):
         repeat_subset: samples per task re-judged.
         sanity_subset: answers per task degraded for the sanity check (0: off; the quality column is
             then marked unreliable, as nothing shows the judge can see quality).
+        sanity_scope: `every_run` degrades each run's own answers; `base` (`run` only) degrades the
+            base arm's answers once and gives every run that verdict. The check asks whether the
+            judge sees quality on a task, so one measurement serves all arms at a fraction of the calls.
         pairwise: also compare each run with the base arm's answers in both orders (`run` only).
     `cache_path` is set per run directory and refused here.
     """
@@ -68,6 +72,9 @@ class JudgeRunConfig(JudgeConfig):
     repeat: int = field(default=0, metadata={"help": "Re-judge a subset R times and report agreement (0: off)."})
     repeat_subset: int = field(default=20, metadata={"help": "Samples per task re-judged when repeat > 1."})
     sanity_subset: int = field(default=20, metadata={"help": "Answers per task degraded for the sanity check (0: off)."})
+    sanity_scope: Literal["every_run", "base"] = field(
+        default="every_run", metadata={"help": "Whose answers the sanity check degrades: each run's own, or once "
+                                               "the base arm's for every run (`run` only)."})
     pairwise: bool = field(default=False, metadata={"help": "Also judge each run against the base arm, both orders."})
 
     def __post_init__(self) -> None:
@@ -81,6 +88,10 @@ class JudgeRunConfig(JudgeConfig):
             raise UserError(f"judge.repeat_subset must be at least 1, got {self.repeat_subset}")
         if self.sanity_subset == 1 or self.sanity_subset < 0:
             raise UserError(f"judge.sanity_subset must be 0 (off) or at least 2, got {self.sanity_subset}")
+        if self.sanity_scope not in ("every_run", "base"):
+            raise UserError(f"judge.sanity_scope must be every_run or base, got {self.sanity_scope!r}")
+        if self.sanity_scope == "base" and not self.sanity_subset:
+            raise UserError("judge.sanity_scope is not used with judge.sanity_subset: 0 (no sanity check); remove it")
         if self.cache_path is not None:
             raise UserError("judge.cache_path is set per run directory (judge_cache.sqlite there); remove it")
         if self.api_key_env and not self.endpoint:
@@ -109,16 +120,26 @@ def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int =
         yield endpoint
 
 
-def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
-    """Grade `run_dir/scores.json` into `run_dir/judgements.json`, with the sanity check and a trust verdict per task."""
+def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None,
+              sanity_from: Path | None = None) -> dict:
+    """Grade `run_dir/scores.json` into `run_dir/judgements.json`, with the sanity check and a trust verdict per task.
+
+    `sanity_from`: a run directory whose sanity report (judged already) this run's trust uses instead
+    of degrading its own answers; the copy names where it came from.
+    """
     console = console or Console(stderr=True)
     scores, judge_config = _inputs(run_dir, config)
+    if sanity_from is not None and not (sanity_from / JUDGE_SANITY).is_file():
+        raise UserError(f"{sanity_from / JUDGE_SANITY} not found: judge {sanity_from} first (judge.sanity_scope: base)")
     judgements = _run(judge_scores, scores, endpoint, judge_config)
     if not judgements["tasks"]:
         raise UserError(f"nothing to judge in {run_dir / 'scores.json'}: no task has both samples and a rubric "
                         f"(judge.rubric: {config.rubric})")
     sanity = None
-    if config.sanity_subset:
+    if sanity_from is not None:
+        sanity = {**json.loads((sanity_from / JUDGE_SANITY).read_text(encoding="utf-8")), "answers_from": sanity_from.name}
+        write_json(run_dir / JUDGE_SANITY, sanity)
+    elif config.sanity_subset:
         sanity = _run(check_sanity, scores, endpoint, judge_config, SanityConfig(subset_size=config.sanity_subset))
         write_json(run_dir / JUDGE_SANITY, sanity)
     judgements = with_trust(judgements, sanity, _read_optional(run_dir / JUDGE_RELIABILITY))

@@ -55,10 +55,10 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[Checkpoint]
     stages += scored
     judged = []
     if config.judge_enabled:
-        judged = [_judge(config, stage, checkpoint) for stage, checkpoint in zip(scored, checkpoints)]
+        base = next((stage for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
+        judged = [_judge(config, stage, checkpoint, base) for stage, checkpoint in zip(scored, checkpoints)]
         if config.judge.repeat:
             judged += [_judge_repeat(config, stage, checkpoint) for stage, checkpoint in zip(scored, checkpoints)]
-        base = next((stage for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
         if config.judge.pairwise and base is not None:
             judged += [_judge_pairwise(config, stage, base, checkpoint)
                        for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
@@ -138,16 +138,19 @@ def _judge_settings(config: ExperimentConfig) -> dict:
     return settings_of(dataclasses.asdict(config.judge), drop=("server", "cache_path"))
 
 
-def _judge(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint) -> Stage:
+def _judge(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint, base: Stage | None) -> Stage:
     judge = config.judge
-    inputs = {"kind": "judge", "upstream": [score.fingerprint], "settings": _judge_settings(config),
+    upstream = [score.fingerprint]
+    if judge.sanity_scope == "base" and checkpoint.arm != "base" and base is not None:
+        upstream.append(base.fingerprint)  # its sanity verdict comes from the base arm's answers
+    inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(config),
               "version": files_version(_package_dir("judges") / "rubrics")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
                 "max_retries": judge.max_retries}
     return Stage(f"judge/{checkpoint.name}", "judge", judge.model, _judge_backend(config), judge.max_concurrency,
                  sampling, score.output, score.output / "judge.stage.json", inputs,
                  [score.output / "judgements.json", score.output / "judge_sanity.json"],
-                 extra={"sanity_subset": judge.sanity_subset})
+                 extra={"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
 
 
 def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: Checkpoint) -> Stage:
