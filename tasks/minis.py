@@ -1,4 +1,4 @@
-"""The *_mini benchmarks: fixed, small subsets of the real files with length demands scaled down.
+"""The *_mini and *_small benchmarks: fixed subsets of the real files with length demands scaled down.
 
 A 2-core CPU cannot write 8,000-word answers for 240 prompts, so each mini task keeps a few rows
 and divides every length demand by MINI_SCALE, in the prompt text and in the constraint / length
@@ -18,6 +18,8 @@ from tasks.scoring import prompt_language
 MINI_SCALE = 10
 MINI_MIN_WORDS = 100
 MINI_MAX_WORDS = 800
+SMALL_BOUNDS = (40, 1200)
+"""The *_small variants' scaled demands: wider than the minis', so 40+ English prompts qualify."""
 
 _CN_DIGITS = "零一二三四五六七八九"
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
@@ -92,20 +94,21 @@ def rewrite_number(text: str, old: int, new: int) -> str:
     return text
 
 
-def scaled(value: int) -> int | None:
-    """The mini demand for a real demand, or None when it does not divide evenly or leaves 100-800."""
+def scaled(value: int, bounds: tuple[int, int] = (MINI_MIN_WORDS, MINI_MAX_WORDS)) -> int | None:
+    """The mini demand for a real demand, or None when it does not divide evenly or leaves `bounds` (100-800)."""
     if value % MINI_SCALE:
         return None
     small = value // MINI_SCALE
-    return small if MINI_MIN_WORDS <= small <= MINI_MAX_WORDS else None
+    return small if bounds[0] <= small <= bounds[1] else None
 
 
-def scale_row(row: dict, text_key: str, numbers: list[int], apply: Callable[[dict, dict[int, int]], dict]) -> dict | None:
+def scale_row(row: dict, text_key: str, numbers: list[int], apply: Callable[[dict, dict[int, int]], dict],
+              bounds: tuple[int, int] = (MINI_MIN_WORDS, MINI_MAX_WORDS)) -> dict | None:
     """`row` with its demands scaled in text and field (via `apply`), or None when not cleanly possible."""
     text = row[text_key]
     mapping = {}
     for number in numbers:
-        small = scaled(number)
+        small = scaled(number, bounds)
         if small is None or count_mentions(text, number) != 1 or count_mentions(text, small) != 0:
             return None
         mapping[number] = small
@@ -114,7 +117,7 @@ def scale_row(row: dict, text_key: str, numbers: list[int], apply: Callable[[dic
     return apply({**row, text_key: text}, mapping)
 
 
-def scale_longen_row(row: dict) -> dict | None:
+def scale_longen_row(row: dict, bounds: tuple[int, int] = (MINI_MIN_WORDS, MINI_MAX_WORDS)) -> dict | None:
     """A LonGen row with its demand(s) scaled in `query` and `constraint`, or None when not eligible."""
     numbers = [int(n) for n in re.findall(r"\d+", row["constraint"])]
 
@@ -124,12 +127,13 @@ def scale_longen_row(row: dict) -> dict | None:
             constraint = re.sub(rf"(?<!\d){old}(?!\d)", str(new), constraint)
         return {**new_row, "constraint": constraint}
 
-    return scale_row(row, "query", numbers, apply)
+    return scale_row(row, "query", numbers, apply, bounds)
 
 
-def scale_longbench_write_row(row: dict) -> dict | None:
+def scale_longbench_write_row(row: dict, bounds: tuple[int, int] = (MINI_MIN_WORDS, MINI_MAX_WORDS)) -> dict | None:
     """A LongBench-Write / Ruler row with its demand scaled in `prompt` and `length`, or None when not eligible."""
-    return scale_row(row, "prompt", [row["length"]], lambda new_row, mapping: {**new_row, "length": mapping[row["length"]]})
+    return scale_row(row, "prompt", [row["length"]],
+                     lambda new_row, mapping: {**new_row, "length": mapping[row["length"]]}, bounds)
 
 
 def _indexed(rows: list[dict], scale: Callable[[dict], dict | None]) -> list[dict]:
@@ -184,10 +188,26 @@ def longwrite_ruler_mini(rows: list[dict]) -> list[dict]:
     return sorted(chosen, key=lambda r: r["source_index"])
 
 
+def longen_en_small(rows: list[dict]) -> list[dict]:
+    """40 English LonGen rows, 10 per type, evenly spaced over the file's eligible ones (demands 200-800)."""
+    eligible = [r for r in _indexed(rows, scale_longen_row) if r["language"] == "en"]
+    chosen = [row for constraint_type in ("about", "range", "above", "below")
+              for row in evenly_spaced([r for r in eligible if r["type"] == constraint_type], 10)]
+    return sorted(chosen, key=lambda r: r["source_index"])
+
+
+def longbench_write_en_small(rows: list[dict]) -> list[dict]:
+    """40 English LongBench-Write rows whose demands scale cleanly into 40-1200 words (SMALL_BOUNDS), evenly
+    spaced over the file (sorted by demand), so every demand length is represented."""
+    return evenly_spaced(_indexed(rows, lambda row: scale_longbench_write_row(row, SMALL_BOUNDS)), 40)
+
+
 # mini name -> (real benchmark it is cut from, derivation)
 MINIS: dict[str, tuple[str, Callable[[list[dict]], list[dict]]]] = {
     "longen_mini": ("longen", longen_mini),
     "longbench_write_mini": ("longbench_write", lambda rows: longbench_write_mini(rows, 12)),
     "longbench_write_en_mini": ("longbench_write_en", lambda rows: longbench_write_mini(rows, 8)),
     "longwrite_ruler_mini": ("longwrite_ruler", longwrite_ruler_mini),
+    "longen_en_small": ("longen", longen_en_small),
+    "longbench_write_en_small": ("longbench_write_en", longbench_write_en_small),
 }

@@ -17,14 +17,16 @@ from tasks.jsonl import iter_jsonl
 
 LONGEN_TYPES = ("about", "range", "above", "below")
 
-# Which scorer a task name uses; the *_mini variants are scored exactly like their full task.
+# Which scorer a task name uses; the *_mini and *_small variants are scored exactly like their full task.
 TASK_FAMILIES = {
     "longen": "longen",
     "longen_mini": "longen",
+    "longen_en_small": "longen",
     "longbench_write": "longbench_write",
     "longbench_write_mini": "longbench_write",
     "longbench_write_en": "longbench_write",
     "longbench_write_en_mini": "longbench_write",
+    "longbench_write_en_small": "longbench_write",
     "longwrite_ruler": "longwrite_ruler",
     "longwrite_ruler_mini": "longwrite_ruler",
 }

@@ -1,4 +1,4 @@
-"""The *_mini benchmarks: a fixed subset, demands divided by 10 in text and field alike, all within 100-800."""
+"""The *_mini and *_small benchmarks: fixed subsets, demands divided by 10 in text and field alike (minis 100-800, smalls 40-1200)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from tasks.data import load_benchmark
 from tasks.minis import (
     MINIS,
+    SMALL_BOUNDS,
     chinese_numeral,
     count_mentions,
     parse_chinese_numeral,
@@ -89,6 +90,7 @@ def sources(data_dir):
 def test_mini_sizes(minis):
     assert {name: len(rows) for name, rows in minis.items()} == {
         "longen_mini": 12, "longbench_write_mini": 12, "longbench_write_en_mini": 8, "longwrite_ruler_mini": 6,
+        "longen_en_small": 40, "longbench_write_en_small": 40,
     }
 
 
@@ -110,21 +112,28 @@ def test_longwrite_ruler_mini_has_one_english_and_one_chinese_prompt_per_demand(
     assert languages == {(n, zh): 1 for n in (100, 200, 500) for zh in (False, True)}
 
 
+def test_longen_en_small_is_english_with_ten_rows_per_type(minis):
+    rows = minis["longen_en_small"]
+    assert Counter(r["type"] for r in rows) == {"about": 10, "range": 10, "above": 10, "below": 10}
+    assert {r["language"] for r in rows} == {"en"}
+
+
 def demands(name: str, row: dict) -> list[int]:
-    return longen_demand(row["type"], row["constraint"]) if name == "longen_mini" else [row["length"]]
+    return longen_demand(row["type"], row["constraint"]) if name.startswith("longen") else [row["length"]]
 
 
-def test_every_mini_demand_is_the_real_one_divided_by_ten_and_within_100_800(minis, sources):
+def test_every_demand_is_the_real_one_divided_by_ten_within_100_800_or_for_small_40_1200(minis, sources):
     for name, rows in minis.items():
+        low, high = SMALL_BOUNDS if name.endswith("_small") else (100, 800)
         for row in rows:
             real = sources[name][row["source_index"]]
             assert [n * 10 for n in demands(name, row)] == demands(name, real), (name, row["source_index"])
-            assert all(100 <= n <= 800 for n in demands(name, row)), (name, row["source_index"])
+            assert all(low <= n <= high for n in demands(name, row)), (name, row["source_index"])
 
 
 def test_every_mini_text_mentions_its_new_number_once_and_the_old_one_never(minis, sources):
     for name, rows in minis.items():
-        text_key = "query" if name == "longen_mini" else "prompt"
+        text_key = "query" if name.startswith("longen") else "prompt"
         for row in rows:
             for new, old in zip(demands(name, row), demands(name, sources[name][row["source_index"]])):
                 assert count_mentions(row[text_key], new) == 1, (name, row["source_index"], new)
@@ -133,7 +142,7 @@ def test_every_mini_text_mentions_its_new_number_once_and_the_old_one_never(mini
 
 def test_mini_rows_differ_from_their_source_only_in_the_scaled_fields(minis, sources):
     for name, rows in minis.items():
-        changed = {"query", "constraint"} if name == "longen_mini" else {"prompt", "length"}
+        changed = {"query", "constraint"} if name.startswith("longen") else {"prompt", "length"}
         for row in rows:
             real = sources[name][row["source_index"]]
             assert {k: v for k, v in row.items() if k not in changed | {"source_index"}} == \
