@@ -44,7 +44,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from infra.backend import Completion, TokenLogprob, truncate_at_stop
-from infra.compute import check_precision, torch_threads, use_bf16
+from infra.compute import check_precision, prepack_output_layer, torch_threads, use_bf16
 from infra.sampling import SamplingConfig
 from infra.structured import SchemaGuide
 
@@ -215,6 +215,7 @@ class InProcessBackend:
 
             model = PeftModel.from_pretrained(model, config.adapter).merge_and_unload()
         self.model = model.to(device).eval()
+        prepack_output_layer(self.model)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
