@@ -147,6 +147,10 @@ def validate_experiment(config: ExperimentConfig) -> None:
         if config.backtranslation is None:
             raise UserError("backtranslation.corpus: set a corpus (or corpus_hf), or arms.backtranslation: false")
         _refuse_for_backend(config, "backtranslation")
+        if config.backtranslation.sampling.max_tokens != BacktranslationConfig.__dataclass_fields__[
+                "sampling"].default_factory().max_tokens:
+            raise UserError("backtranslation.sampling.max_tokens is not used: instruction_max_tokens and "
+                            "rating_max_tokens set each request's length; remove it")
     if config.arms.imitation:
         _refuse_for_backend(config, "imitation")
         if config.imitation.instructions_file is None and not config.arms.self_lengthen:

@@ -60,7 +60,7 @@ def backtranslation_config(data_dir, tiny_model_dir, **fields) -> Backtranslatio
         "rating_attempts": 2,
         "tokenizer": str(tiny_model_dir),
         "max_in_flight": 2,
-        "sampling": SAMPLING,
+        "sampling": {k: v for k, v in SAMPLING.items() if k != "max_tokens"},  # lengths: the *_max_tokens above
         "train": TRAIN,
         **fields,
     }

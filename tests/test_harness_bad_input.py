@@ -66,6 +66,8 @@ def test_eval_refuses_bad_flags_before_writing_anything(tmp_path, flags, field):
     ("eval", {"sampling": {"repetition_penalty": 1.1}, "server": {"kind": "transformers"}},
      "eval.sampling.repetition_penalty"),
     ("backend", {"kind": "endpoint"}, "self_lengthen.sampling.repetition_penalty"),
+    ("backtranslation", {"sampling": {"max_tokens": 64}}, "backtranslation.sampling.max_tokens is not used"),
+    ("arms", {"base": False}, "judge.sanity_scope: base needs arms.base"),
     ("limit", 0, "limit"),
     ("tasks", [], "tasks"),
 ])

@@ -14,6 +14,7 @@ import yaml
 pytestmark = pytest.mark.slow
 
 SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12}
+UNCAPPED = {k: v for k, v in SAMPLING.items() if k != "max_tokens"}  # backtranslation: per-request lengths
 TRAIN = {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
 
 
@@ -41,7 +42,7 @@ def experiment(tmp_path: Path, model: Path, data_dir: Path) -> Path:
         "backtranslation": {
             "corpus": str(data_dir / "federalist.jsonl"), "max_documents": 2, "shown_words": 40,
             "instruction_min_words": 1, "instruction_max_tokens": 12, "min_rating": None,
-            "tokenizer": str(model), "sampling": SAMPLING, "train": TRAIN,
+            "tokenizer": str(model), "sampling": UNCAPPED, "train": TRAIN,
         },
         "imitation": {"max_instructions": 1, "plan_attempts": 1, "plan_max_tokens": 16, "sampling": SAMPLING,
                       "train": TRAIN},

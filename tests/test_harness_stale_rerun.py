@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SL = "self_lengthen/iter_1"
 SL_RUN = f"{SL}/generator"
 SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12}
+UNCAPPED = {k: v for k, v in SAMPLING.items() if k != "max_tokens"}  # backtranslation: per-request lengths
 TRAIN = {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
 
 ALL_STAGES = [f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", "backtranslation/data",
@@ -92,7 +93,7 @@ def experiment(tmp_path: Path, model: Path, data_dir: Path, judge_url: str) -> d
         "backtranslation": {
             "corpus": str(data_dir / "federalist.jsonl"), "max_documents": 1, "shown_words": 40,
             "instruction_min_words": 1, "instruction_max_tokens": 12, "min_rating": None,
-            "tokenizer": str(model), "sampling": SAMPLING, "train": TRAIN,
+            "tokenizer": str(model), "sampling": UNCAPPED, "train": TRAIN,
         },
         "judge": {"model": str(model), "endpoint": judge_url, "max_tokens": 16, "max_retries": 0, "sanity_subset": 0},
     }
