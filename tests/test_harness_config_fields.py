@@ -71,6 +71,8 @@ EXPECTED_REFUSALS = {
     "eval.sampling.json_schema": "lm-eval generates free text",
     "eval.sampling.top_logprobs": "lm-eval returns no log-probabilities",
     "backend.server.*": "synthesis runs in-process: no server is started",
+    "arms.base": "judge.sanity_scope: base degrades the base arm's answers",
+    "backtranslation.sampling.max_tokens": "instruction_max_tokens and rating_max_tokens set each request's length",
 }
 
 CONSUMERS = {
