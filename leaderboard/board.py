@@ -4,7 +4,7 @@ The file is the truth; every view and the regression check read it through these
 Shape: {"version", "created", "base", "tasks": [names], "method": {...}, "length_control": {task: fit},
 "rows": [{"id", "model", "arm", "iteration", "train_stats", "is_base", "run_dir",
 "tasks": {task: {"n", "primary", "metrics": {name: {"value", "ci", "n", "field", "type",
-"higher_is_better", "vs_base"}}, "judge_failures", "quality_trust": {"reliable", "reasons", "failures", "n",
+"higher_is_better", "vs_base", "vs_previous"}}, "judge_failures", "quality_trust": {"reliable", "reasons", "failures", "n",
 "failures_rate", "sanity": {degradation: {"rate", "ci", "p_value", "above_chance", "n"}} or null,
 "agreement": {"repeats_n", "krippendorff_alpha", "spearman", "mean_std"} or null} or null (task not judged),
 "samples": [...], "example"}}}]}.

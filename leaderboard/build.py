@@ -65,7 +65,7 @@ def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
 def _metric_spec(estimate: Estimate, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
     """A metric column: the estimate, and which sample field (and type) holds its per-prompt values."""
     return estimate.to_json() | {"field": field, "type": sample_type, "higher_is_better": higher_is_better,
-                                 "vs_base": None}
+                                 "vs_base": None, "vs_previous": None}
 
 
 def _metric(values: dict, field: str, sample_type: str | None, higher_is_better: bool | None) -> dict:
@@ -153,17 +153,30 @@ def _pick_base(rows: list[dict], base: str | None) -> dict | None:
     return arms[0] if len(arms) == 1 else None
 
 
+def _compare(row: dict, reference_row: dict, key: str, extra: dict | None = None) -> None:
+    """Set each metric's `key` to its paired test against `reference_row` over the prompts both answered."""
+    for task, entry in row["tasks"].items():
+        reference = reference_row["tasks"].get(task)
+        for name, spec in entry["metrics"].items():
+            if reference is None or name not in reference["metrics"]:
+                continue
+            test = paired_test(metric_values(reference, name), metric_values(entry, name))
+            spec[key] = test.to_json() | (extra or {}) if test else None
+
+
 def _compare_to_base(rows: list[dict], base_row: dict) -> None:
     for row in rows:
-        if row is base_row:
-            continue
-        for task, entry in row["tasks"].items():
-            reference = base_row["tasks"].get(task)
-            for name, spec in entry["metrics"].items():
-                if reference is None or name not in reference["metrics"]:
-                    continue
-                test = paired_test(metric_values(reference, name), metric_values(entry, name))
-                spec["vs_base"] = test.to_json() if test else None
+        if row is not base_row:
+            _compare(row, base_row, "vs_base")
+
+
+def _compare_to_previous_iteration(rows: list[dict]) -> None:
+    """Each iteration after the first against the iteration before it of the same arm, over the same prompts."""
+    by_step = {(row["arm"], row["iteration"]): row for row in rows if isinstance(row.get("iteration"), int)}
+    for (arm, step), row in by_step.items():
+        previous = by_step.get((arm, step - 1))
+        if previous is not None:
+            _compare(row, previous, "vs_previous", {"model": previous["id"]})
 
 
 def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
@@ -186,6 +199,7 @@ def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
     if base_row is not None:
         base_row["is_base"] = True
         _compare_to_base(rows, base_row)
+    _compare_to_previous_iteration(rows)
     return {
         "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base": base_row["id"] if base_row else None, "tasks": tasks, "method": METHOD,

@@ -63,6 +63,26 @@ def _trust_cells(entry: dict) -> list[str]:
     return [md_text(text(trust)) for text in (failures_text, sanity_text, agreement_text, verdict_text)]
 
 
+def _iteration_steps(board: dict) -> list[str]:
+    """Each iteration against the one before it (same arm, same prompts): the change and its Wilcoxon p."""
+    body = []
+    for row in board["rows"]:
+        for task, entry in row["tasks"].items():
+            for name, spec in entry["metrics"].items():
+                test = spec.get("vs_previous")
+                if test is None:
+                    continue
+                arrow = ("▲ " if test["diff"] > 0 else "▼ ") if test["significant"] else ""
+                change = f"{arrow}{'+' if test['diff'] > 0 else ''}{number(test['diff'])}"
+                body.append([md_text(task), md_text(test["model"]), _model(row), md_text(label(name)), change,
+                             f"{test['p']:.2g}", str(test["n_pairs"])])
+    if not body:
+        return []
+    header = ["task", "from", "to", "metric", "change", "p", "prompts"]
+    legend = "Paired Wilcoxon over the prompts both iterations answered; ▲/▼ = significant at p < 0.05."
+    return ["## Iteration over iteration", "", legend, ""] + _table(header, body) + [""]
+
+
 def render_markdown(board: dict) -> str:
     """The whole leaderboard as Markdown."""
     any_judged = any(judged(board, task) for task in board["tasks"])
@@ -80,6 +100,7 @@ def render_markdown(board: dict) -> str:
             body.append([_model(row), md_text(row.get("arm") or "–"), md_text(iteration(row)), str(entry["n"])]
                         + [_metric_cell(entry, m) for m in metrics] + (_trust_cells(entry) if has_judge else []))
         lines += [f"## {md_text(task)}", ""] + _table(header, body) + [""]
+    lines += _iteration_steps(board)
     keys = train_stat_keys(board)
     if keys:
         body = [[md_text(row["model"]), md_text(row.get("arm") or "–"), md_text(iteration(row))]

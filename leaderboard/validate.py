@@ -172,13 +172,16 @@ def _metric(path: Path, field: str, spec) -> None:
     count(path, f"{field}.n", spec.get("n"))
     flag(path, f"{field}.higher_is_better", spec.get("higher_is_better"))
     _interval(path, f"{field}.ci", spec.get("ci"))
-    test = spec.get("vs_base")
-    mapping(path, f"{field}.vs_base", test, optional=True)
-    if test is not None:
-        number(path, f"{field}.vs_base.diff", test.get("diff"), optional=False)
-        number(path, f"{field}.vs_base.p", test.get("p"), optional=False)
-        count(path, f"{field}.vs_base.n_pairs", test.get("n_pairs"), optional=False)
-        flag(path, f"{field}.vs_base.significant", test.get("significant"), optional=False)
+    for key in ("vs_base", "vs_previous"):
+        test = spec.get(key)
+        mapping(path, f"{field}.{key}", test, optional=True)
+        if test is not None:
+            number(path, f"{field}.{key}.diff", test.get("diff"), optional=False)
+            number(path, f"{field}.{key}.p", test.get("p"), optional=False)
+            count(path, f"{field}.{key}.n_pairs", test.get("n_pairs"), optional=False)
+            flag(path, f"{field}.{key}.significant", test.get("significant"), optional=False)
+    if spec.get("vs_previous") is not None:
+        text(path, f"{field}.vs_previous.model", spec["vs_previous"].get("model"), optional=False, empty=False)
 
 
 def _quality_trust(path: Path, field: str, trust) -> None:

@@ -57,6 +57,18 @@ def test_a_longer_writing_iteration_is_significantly_better_than_base_on_length(
     assert test["diff"] > 0 and test["significant"] and test["n_pairs"] == 15
 
 
+def test_each_iteration_is_tested_against_the_one_before_it_on_the_same_prompts(board):
+    words = row(board, "sl-iter2")["tasks"]["longbench_write_en_mini"]["metrics"]["words"]
+    step = words["vs_previous"]
+    before = metric_values(row(board, "sl-iter1")["tasks"]["longbench_write_en_mini"], "words")
+    after = metric_values(row(board, "sl-iter2")["tasks"]["longbench_write_en_mini"], "words")
+    assert step["model"] == "sl-iter1" and step["n_pairs"] == 15
+    assert step["diff"] == pytest.approx(sum(after[d] - before[d] for d in after) / len(after))
+    assert step["diff"] > 0 and step["significant"]
+    firsts = [row(board, "sl-iter1"), row(board, "smollm2-135m"), row(board, "backtranslation")]
+    assert all(spec["vs_previous"] is None for r in firsts for e in r["tasks"].values() for spec in e["metrics"].values())
+
+
 def test_judge_failures_are_counted_and_never_scored(board):
     lbw = row(board, "sl-iter2")["tasks"]["longbench_write_en_mini"]
     assert lbw["judge_failures"] == 1

@@ -36,8 +36,8 @@ def test_publish_writes_the_json_and_both_file_views(published):
 def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published):
     text = render_markdown(published[1])
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
-        "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Training data per arm",
-        "## Method"]
+        "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Iteration over iteration",
+        "## Training data per arm", "## Method"]
     header = ("| model | arm | iter | n | S_l | mean words | quality (judge) | quality @ common length | judge failures "
               "| judge sanity | judge agreement | judge verdict |")
     assert header in text
@@ -47,6 +47,15 @@ def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published
     assert "| model | arm | iter | training samples | mean answer words | training tokens |" in text
     assert "| sl-iter3 | self_lengthen | 3 | 480 | 1,540 | 1,050,000 |" in text
     assert "Wilcoxon" in text and "log(words+1)" in text
+
+
+def test_markdown_lists_each_iteration_against_the_one_before(published):
+    text = render_markdown(published[1])
+    rows = [line for line in text.splitlines() if line.startswith("| longbench_write_en_mini | sl-iter2 | sl-iter3 |")]
+    assert [line.split(" | ")[3] for line in rows] == ["S_l", "mean words", "quality (judge)", "quality @ common length"]
+    assert re.fullmatch(r"\| longbench_write_en_mini \| sl-iter2 \| sl-iter3 \| mean words \| ▲ \+[\d,.]+ \| [0-9.e-]+ \| 15 \|",
+                        rows[1])
+    assert not any("| smollm2-135m | sl-iter1 |" in line for line in text.splitlines())
 
 
 def test_markdown_escapes_pipes_in_model_names(published):
