@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
-from judges.judgements import judge_scores
+from judges.judgements import ProgressOption, judge_scores
 from judges.pairwise import PairwiseConfig, judge_pairwise
 from judges.reliability import ReliabilityConfig, measure_reliability
 from judges.sanity import SanityConfig, check_sanity
@@ -121,17 +122,18 @@ def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int =
 
 
 def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None,
-              sanity_from: Path | None = None) -> dict:
+              sanity_from: Path | None = None, progress: ProgressOption = True) -> dict:
     """Grade `run_dir/scores.json` into `run_dir/judgements.json`, with the sanity check and a trust verdict per task.
 
     `sanity_from`: a run directory whose sanity report (judged already) this run's trust uses instead
-    of degrading its own answers; the copy names where it came from.
+    of degrading its own answers; the copy names where it came from. `progress`: a rich Progress
+    shared with runs judged at the same time, or True for bars of its own.
     """
     console = console or Console(stderr=True)
     scores, judge_config = _inputs(run_dir, config)
     if sanity_from is not None and not (sanity_from / JUDGE_SANITY).is_file():
         raise UserError(f"{sanity_from / JUDGE_SANITY} not found: judge {sanity_from} first (judge.sanity_scope: base)")
-    judgements = _run(judge_scores, scores, endpoint, judge_config)
+    judgements = _run(functools.partial(judge_scores, progress=progress), scores, endpoint, judge_config)
     if not judgements["tasks"]:
         raise UserError(f"nothing to judge in {run_dir / 'scores.json'}: no task has both samples and a rubric "
                         f"(judge.rubric: {config.rubric})")
@@ -140,7 +142,8 @@ def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console
         sanity = {**json.loads((sanity_from / JUDGE_SANITY).read_text(encoding="utf-8")), "answers_from": sanity_from.name}
         write_json(run_dir / JUDGE_SANITY, sanity)
     elif config.sanity_subset:
-        sanity = _run(check_sanity, scores, endpoint, judge_config, SanityConfig(subset_size=config.sanity_subset))
+        sanity = _run(functools.partial(check_sanity, progress=progress), scores, endpoint, judge_config,
+                      SanityConfig(subset_size=config.sanity_subset))
         write_json(run_dir / JUDGE_SANITY, sanity)
     judgements = with_trust(judgements, sanity, _read_optional(run_dir / JUDGE_RELIABILITY))
     write_json(run_dir / "judgements.json", judgements)

@@ -1,4 +1,5 @@
-"""`judge.sanity_scope: base`: the sanity check degrades the base arm's answers once; other runs take that verdict.
+"""`judge.sanity_scope: base` (the base arm's answers degraded once, other runs take that verdict), and the
+experiment's judging of several runs at the same time.
 
 The judge is a real in-process server on the tiny random model (its replies fail to parse, which
 does not matter here); the server's access log counts the requests each run sent.
@@ -6,15 +7,19 @@ does not matter here); the server's access log counts the requests each run sent
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from harness.errors import UserError
+from harness.experiment import judge_together
 from harness.experiment_config import ExperimentConfig, validate_experiment
 from harness.judging import JUDGE_SANITY, JudgeRunConfig, judge_run
 from harness.serve import ServerConfig, serve
+from harness.stages import StageRecorder
 
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand.",
@@ -76,3 +81,24 @@ def test_sanity_scope_base_without_a_base_arm_is_refused():
     config.arms.base = False
     with pytest.raises(UserError, match="needs arms.base"):
         validate_experiment(config)
+
+
+@pytest.mark.slow
+def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_stop_the_others(tiny_model_dir, tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    base = write_run(tmp_path / "base", "base")
+    arms = [write_run(tmp_path / f"arm{i}", f"arm{i}") for i in range(3)]
+    broken = tmp_path / "broken"  # no scores.json: its judge_run refuses
+    broken.mkdir()
+    config = JudgeRunConfig(model=str(tiny_model_dir), max_tokens=16, max_retries=0, sanity_subset=2, top_logprobs=0,
+                            sanity_scope="base")
+    todo = [(f"judge/{d.name}", d, False) for d in [*arms, broken]]
+    with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
+        judge_run(base, endpoint, config)
+        with pytest.raises(UserError, match="scores.json not found"):
+            judge_together(todo, endpoint, config, Console(file=io.StringIO()), StageRecorder([]), base)
+
+    for arm in arms:
+        assert json.loads((arm / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["n"] == len(ANSWERS)
+        assert json.loads((arm / JUDGE_SANITY).read_text())["answers_from"] == "base"
