@@ -45,6 +45,7 @@ from selflengthen.baselines import (
     trained_stats,
     why_no_samples,
 )
+from selflengthen.pipeline import INITIAL_ANSWERS
 
 
 @dataclasses.dataclass
@@ -146,8 +147,9 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
 
 
 def out_instructions(config: ExperimentConfig) -> Path:
-    """Self-Lengthen's first-iteration instructions: the imitation teacher answers the same ones."""
-    return Path(config.out_dir) / "train" / "self_lengthen" / "iter_1" / "instructions.jsonl"
+    """The instructions Self-Lengthen's Generator answered in iteration 1 (the seeds too with include_seeds):
+    the imitation teacher answers the same ones, so both arms learn from answers to one instruction set."""
+    return Path(config.out_dir) / "train" / "self_lengthen" / "iter_1" / f"{INITIAL_ANSWERS}.jsonl"
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from selflengthen.baselines import (
     train_baseline,
 )
 from selflengthen.baselines.backtranslation import clean_instruction
-from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections
+from selflengthen.baselines.imitation import NOTHING_WRITTEN, clean_section, join_sections, load_instructions
 from infra.journal import read_jsonl
 from selflengthen.text import count_words
 from tests.fakes import ScriptedBackend, kind_of, replies_by_kind
@@ -395,3 +395,19 @@ def test_training_on_imitation_data_merges_the_training_tokens_into_stats(tmp_pa
     assert stats["samples"] == stats["training"]["samples"] == 2 and stats["steps"] == 1
     assert stats["train_tokens"] > stats["loss_tokens"] > 0
     assert stats["answer_words_mean"] == stats["training"]["answer_words_mean"]
+
+
+def test_the_instructions_self_lengthen_answered_are_read_once_each_with_their_instruction_keys(tmp_path):
+    answers = [
+        {"key": "gen/seed/en/0/0", "instruction_key": "seed/en/0", "lang": "en", "instruction": "Write about rivers.",
+         "answer": "Rivers flow."},
+        {"key": "gen/seed/en/0/1", "instruction_key": "seed/en/0", "lang": "en", "instruction": "Write about rivers.",
+         "answer": None},
+        {"key": "gen/si/en/3/0", "instruction_key": "si/en/3", "lang": "en", "instruction": "Describe a fox.",
+         "answer": "A fox."},
+        {"key": "gen/si/zh/1/0", "instruction_key": "si/zh/1", "lang": "zh", "instruction": "写一篇文章。", "answer": "文。"},
+    ]
+    path = tmp_path / "initial_answers.jsonl"
+    path.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers), encoding="utf-8")
+    assert load_instructions(path, ["en"]) == [("seed/en/0", "en", "Write about rivers."),
+                                               ("si/en/3", "en", "Describe a fox.")]

@@ -81,16 +81,18 @@ async def _with_fields(produce, **fields: Any) -> dict[str, Any]:
 
 
 def load_instructions(path: Path, languages: list[str]) -> list[tuple[str, str, str]]:
-    """(key, lang, instruction) of every accepted instruction in a Self-Lengthen `instructions.jsonl`."""
+    """(key, lang, instruction) of every accepted instruction in a Self-Lengthen `instructions.jsonl` (or of
+    every instruction answered in its `initial_answers.jsonl`), each instruction once."""
     path = path / f"{INSTRUCTIONS}.jsonl" if path.is_dir() else path
     if not path.is_file():
         raise ValueError(f"instructions file not found: {path}")
-    found = []
+    found, seen = [], set()
     for number, record in enumerate(read_jsonl(path), start=1):
         if not isinstance(record, dict) or not {"key", "lang", "instruction"} <= record.keys():
             raise ValueError(f"{path}:{number}: expected a Self-Lengthen instruction record (key, lang, instruction)")
-        if record["instruction"] and record["lang"] in languages:
-            found.append((record["key"], record["lang"], record["instruction"]))
+        if record["instruction"] and record["lang"] in languages and (record["lang"], record["instruction"]) not in seen:
+            seen.add((record["lang"], record["instruction"]))
+            found.append((record.get("instruction_key", record["key"]), record["lang"], record["instruction"]))
     if not found:
         raise ValueError(f"{path} holds no accepted instructions in {', '.join(languages)}")
     return found
