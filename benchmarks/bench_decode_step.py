@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 
 from harness.models import DEFAULT_MODEL, resolve_model
-from infra.compute import prepack_output_layer
+from infra.compute import prepacked_output_layer
 
 
 def step_seconds(model, batch: int, steps: int) -> float:
@@ -43,8 +43,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     plain = AutoModelForCausalLM.from_pretrained(resolve_model(args.model), dtype=torch.float32).eval()
     packed = AutoModelForCausalLM.from_pretrained(resolve_model(args.model), dtype=torch.float32).eval()
-    if not prepack_output_layer(packed):
+    head = prepacked_output_layer(packed)
+    if head is None:
         raise SystemExit("this torch build or model cannot prepack the output layer")
+    packed.set_output_embeddings(head)
     probe = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.inference_mode():
         difference = (plain(input_ids=probe).logits - packed(input_ids=probe).logits).abs().max().item()

@@ -44,7 +44,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from infra.backend import Completion, TokenLogprob, truncate_at_stop
-from infra.compute import check_precision, prepack_output_layer, torch_threads, use_bf16
+from infra.compute import (
+    PACKED_HEAD_MAX_ROWS,
+    check_precision,
+    prepacked_output_layer,
+    torch_threads,
+    use_bf16,
+)
 from infra.sampling import SamplingConfig
 from infra.structured import SchemaGuide
 
@@ -215,7 +221,7 @@ class InProcessBackend:
 
             model = PeftModel.from_pretrained(model, config.adapter).merge_and_unload()
         self.model = model.to(device).eval()
-        prepack_output_layer(self.model)
+        self._heads = (self.model.get_output_embeddings(), prepacked_output_layer(self.model))
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
@@ -349,6 +355,7 @@ class InProcessBackend:
         mask = padded["attention_mask"]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = SpareRoomCache()
+        self._use_output_layer_for(len(prompts))
         with torch.inference_mode():
             output = self.model(
                 input_ids=padded["input_ids"], attention_mask=mask, position_ids=positions,
@@ -394,6 +401,7 @@ class InProcessBackend:
         self.stats.rows_decoded += len(self._rows)
         mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
         positions = self._mask.sum(dim=1, keepdim=True)
+        self._use_output_layer_for(len(self._rows))
         with torch.inference_mode():
             output = self.model(
                 input_ids=self._next.unsqueeze(-1), attention_mask=mask, position_ids=positions,
@@ -402,6 +410,13 @@ class InProcessBackend:
         self._mask = mask
         self._pick_next(output.logits[:, -1, :].float(), range(len(self._rows)))
         self.stats.decode_seconds += time.perf_counter() - started
+
+    def _use_output_layer_for(self, rows: int) -> None:
+        """The prepacked output layer (CPU fp32) up to PACKED_HEAD_MAX_ROWS rows, the model's own beyond."""
+        plain, packed = self._heads
+        head = packed if packed is not None and rows <= PACKED_HEAD_MAX_ROWS else plain
+        if self.model.get_output_embeddings() is not head:
+            self.model.set_output_embeddings(head)
 
     def _pick_next(self, logits, row_indices: range) -> None:
         """Choose the next token of the given rows, record it, and retire the rows that finished."""

@@ -84,6 +84,22 @@ def test_max_batch_size_splits_a_crowd(tiny_model_dir):
         assert small.stats.rows_decoded <= 2 * small.stats.decode_steps
 
 
+def test_the_prepacked_output_layer_serves_up_to_16_rows_and_the_models_own_beyond(tiny_model_dir, monkeypatch):
+    with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=32, torch_threads=1)) as engine:
+        plain, packed = engine._heads
+        assert packed is not None and type(packed) is not type(plain)  # the tiny model's head is CPU fp32 Linear
+        used = []
+        forward = engine.model.forward
+        monkeypatch.setattr(engine.model, "forward", lambda *a, **k: used.append(engine.model.get_output_embeddings())
+                            or forward(*a, **k))
+        one = SamplingConfig(max_tokens=2)
+        gather(engine.complete(PROMPTS[0], one))
+        assert used and all(head is packed for head in used)
+        used.clear()
+        gather(*(engine.complete(f"{PROMPTS[0]} {i}", one) for i in range(17)))
+        assert any(head is plain for head in used)  # the steps with all 17 rows
+
+
 def test_arrivals_with_the_same_prompt_are_prefilled_once_and_decode_as_if_alone(backend):
     shared, other = PROMPTS[1], PROMPTS[0]
     prompt_tokens = {p: len(backend.tokenizer(p)["input_ids"]) for p in (shared, other)}
