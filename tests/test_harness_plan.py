@@ -86,7 +86,7 @@ def downstream_of(config: Path, roots: set[str]) -> set[str]:
 
 
 @pytest.mark.parametrize(("field", "value", "kind"), [
-    ("eval__max_gen_toks", 64, "score/"),
+    ("eval__max_gen_toks", 48, "score/"),
     ("judge__max_tokens", 100, "judge/"),
     ("self_lengthen__train__learning_rate", 3e-3, "/train_"),
     ("self_lengthen__extender__rounds", 3, "/synthesis"),
