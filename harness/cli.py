@@ -211,6 +211,25 @@ def cmd_judge(args) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="An experiment's wall time per stage and training-data yield, as Markdown.")
+    p.add_argument("out_dir", type=Path, help="the experiment's out_dir, e.g. runs/tiny")
+    p.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from harness.report import experiment_report
+
+    text = experiment_report(args.out_dir)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="Serve a model over OpenAI's API with the in-process engine until Ctrl-C.")
     p.add_argument("model", help="local checkpoint folder or smollm2-135m (the embedded default)")
@@ -268,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_serve):
+    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_report, _add_serve):
         add(sub)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -1,0 +1,125 @@
+"""What an experiment cost and yielded, as Markdown: the facts a reader needs beside its leaderboard.
+
+`selflengthen run` leaves them scattered: each stage's wall time in its marker, each Self-Lengthen
+iteration's request and filter counts in `synthesis.json`, each baseline's in `stats.json`. This collects
+them into three tables (wall time per stage, synthesis yield per iteration, baseline yield) and a table of
+rejections per filter, so a null result comes with the numbers that explain it. It reads only files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import UserError
+from leaderboard.render_markdown import md_text
+
+# Stage-name prefixes in the order `run` executes them; anything else sorts last.
+_STAGE_ORDER = ("self_lengthen/", "backtranslation/", "imitation/", "score/", "judge/", "judge_repeat/", "leaderboard")
+_SYNTHESIS_COLUMNS = {
+    "instructions": "self-instructed instructions kept", "initial_answers": "initial answers",
+    "extended_answers": "extended answers", "generator_examples": "Generator examples",
+    "extender_examples": "Extender examples",
+}
+_BASELINE_COLUMNS = {"items": "items tried", "samples": "training examples", "answer_words_mean": "mean answer words"}
+
+
+def experiment_report(out_dir: Path) -> str:
+    """The Markdown report of the experiment written under `out_dir` (its `out_dir` setting)."""
+    if not (out_dir / "experiment.json").is_file() and not (out_dir / "train").is_dir():
+        raise UserError(f"{out_dir} holds no experiment (no experiment.json, no train/); "
+                        "give the out_dir of a `selflengthen run`")
+    iterations = _synthesis_per_iteration(out_dir)
+    baselines = {arm: _read(out_dir / "train" / arm / "stats.json")
+                 for arm in ("backtranslation", "imitation") if (out_dir / "train" / arm / "stats.json").is_file()}
+    lines = [f"# Experiment report: {md_text(out_dir.name)}", ""]
+    lines += _stage_table(out_dir)
+    if iterations:
+        lines += _synthesis_table(iterations)
+    if baselines:
+        lines += _baseline_table(baselines)
+    sources = {f"iteration {k}": s for k, s in iterations.items()} | baselines
+    if any(s.get("rejections") for s in sources.values()):
+        lines += _rejection_table(sources)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _read(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object")
+    return data
+
+
+def _synthesis_per_iteration(out_dir: Path) -> dict[int, dict]:
+    found = {}
+    for path in (out_dir / "train" / "self_lengthen").glob("iter_*/synthesis.json"):
+        suffix = path.parent.name.removeprefix("iter_")
+        if suffix.isdigit():
+            found[int(suffix)] = _read(path)
+    return dict(sorted(found.items()))
+
+
+def _stage_rank(name: str) -> tuple[int, bool, str]:
+    """Run order: prefix, then the base arm before the others (it is scored and judged first), then name."""
+    rank = next((i for i, prefix in enumerate(_STAGE_ORDER) if name.startswith(prefix)), len(_STAGE_ORDER))
+    return rank, not name.endswith("/base"), name
+
+
+def _stage_table(out_dir: Path) -> list[str]:
+    markers = [_read(p) for p in sorted(out_dir.rglob("*stage.json"))
+               if p.name in ("stage.json", "judge.stage.json", "judge_repeat.stage.json")
+               and not any(part.endswith(".stale") for part in p.relative_to(out_dir).parts)]
+    rows = sorted((m for m in markers if isinstance(m.get("name"), str)), key=lambda m: _stage_rank(m["name"]))
+    if not rows:
+        return []
+    body = [[md_text(m["name"]), _number(m.get("seconds")), "yes" if m.get("finished") else "**no**"] for m in rows]
+    about = ("Seconds of each stage, summed over an interrupted attempt and its resume. The judge stages other "
+             "than the base's run concurrently, so each shows the wall time they shared.")
+    return ["## Wall time per stage", "", about, ""] + _table(["stage", "seconds", "finished"], body) + [""]
+
+
+def _synthesis_table(iterations: dict[int, dict]) -> list[str]:
+    header = ["iteration", *_SYNTHESIS_COLUMNS.values(), "requests sent", "request errors", "seconds",
+              "Generator examples per CPU-hour"]
+    body = []
+    for k, s in iterations.items():
+        requests = s.get("requests") or {}
+        seconds = s.get("seconds")
+        per_hour = s.get("generator_examples", 0) * 3600 / seconds if seconds else None
+        body.append([str(k), *(_number(s.get(key)) for key in _SYNTHESIS_COLUMNS), _number(requests.get("sent")),
+                     _number(requests.get("errors")), _number(seconds), _number(per_hour)])
+    about = "Per CPU-hour is per hour of the synthesis stage's wall time (the machine's cores together)."
+    return ["## Self-Lengthen synthesis per iteration", "", about, ""] + _table(header, body) + [""]
+
+
+def _baseline_table(baselines: dict[str, dict]) -> list[str]:
+    body = []
+    for arm, s in baselines.items():
+        outcomes = ", ".join(f"{md_text(k)} {v}" for k, v in sorted((s.get("outcomes") or {}).items()))
+        body.append([md_text(arm), *(_number(s.get(key)) for key in _BASELINE_COLUMNS), outcomes or "-",
+                     _number((s.get("requests") or {}).get("sent")), _number(s.get("seconds"))])
+    return ["## Baseline training data", ""] \
+        + _table(["arm", *_BASELINE_COLUMNS.values(), "outcomes per item", "requests sent", "seconds"], body) + [""]
+
+
+def _rejection_table(sources: dict[str, dict]) -> list[str]:
+    filters = sorted({f for s in sources.values() for f in (s.get("rejections") or {})})
+    body = [[md_text(f), *(_number((s.get("rejections") or {}).get(f, 0)) for s in sources.values())] for f in filters]
+    about = "How many replies each filter or parse step turned away (one reply can be retried and counted again)."
+    return ["## Rejections per filter", "", about, ""] + _table(["filter", *(md_text(name) for name in sources)], body) + [""]
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
