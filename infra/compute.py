@@ -10,6 +10,10 @@ import time
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
+PRECISION_ENV = "SELFLENGTHEN_PRECISION"
+"""Set to bf16 or fp32, it decides what `precision: auto` means on this machine: the way to run the
+bf16 paths on a CPU without native bf16 (slower, same code) and the fp32 paths on one with it."""
+
 
 def compute_threads(busy_processes: int = 1) -> int:
     """Torch threads per process when `busy_processes` of ours compute at once on this machine.
@@ -57,15 +61,29 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32', got {precision!r}")
 
 
+def forced_precision() -> str | None:
+    """The precision that SELFLENGTHEN_PRECISION forces on `auto` (None when unset or empty)."""
+    value = os.environ.get(PRECISION_ENV, "").strip()
+    if not value:
+        return None
+    if value not in ("bf16", "fp32"):
+        raise ValueError(f"{PRECISION_ENV} must be 'bf16' or 'fp32', got {value!r}")
+    return value
+
+
 def use_bf16(precision: str) -> bool:
     """'auto' means bf16 where the hardware computes it natively, fp32 elsewhere.
 
     On a GPU, torch says whether it supports bf16. On a CPU, torch is asked whether it found
     AVX512-BF16 or AMX tiles: without them bf16 matmuls are emulated and slower than fp32.
+    SELFLENGTHEN_PRECISION, when set, overrides that choice (an explicit bf16/fp32 still wins).
     """
     import torch
 
     if precision == "auto":
+        forced = forced_precision()
+        if forced is not None:
+            return forced == "bf16"
         if torch.cuda.is_available():
             return torch.cuda.is_bf16_supported()
         return cpu_computes_bf16()

@@ -28,6 +28,7 @@ Any `TrainConfig` field is a `--flag` of that command line.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -100,9 +101,25 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        """Refuse settings no trainer can use, before a model is loaded."""
         check_precision(self.precision)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.num_train_epochs) and self.num_train_epochs > 0):
+            raise ValueError(f"num_train_epochs must be a finite number > 0, got {self.num_train_epochs}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"max_steps must be at least 1, or -1 to use the epochs, got {self.max_steps}")
+        for name in ("lora_r", "lora_alpha", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "max_length", "logging_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("save_total_limit", "torch_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 or unset, got {getattr(self, name)}")
 
 
 def load_prompt_completion_pairs(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
@@ -201,6 +218,7 @@ def train_role(
         seed=config.seed,
         max_length=config.max_length,
         bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a machine without a GPU unless told so
         activation_checkpointing=config.activation_checkpointing,
         logging_steps=config.logging_steps,
         save_strategy="steps",

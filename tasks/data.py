@@ -56,7 +56,30 @@ def load_benchmark(name: str, data_dir: str | Path | None = None) -> list[dict]:
     return [dict(row) for row in datasets.load_dataset(source[0], split=source[1])]
 
 
+def benchmark_source(name: str, data_dir: str | Path | None = None) -> Path | str | None:
+    """Where benchmark `name`'s rows come from (a mini's: its real benchmark's): the local file, the Hub
+    dataset id, or None for a name that is not a benchmark. The harness fingerprints the file's content."""
+    name = MINIS[name][0] if name in MINIS else name
+    if name not in HUB_SOURCES:
+        return None
+    folder = resolve_data_dir(data_dir)
+    if folder is not None:
+        return folder / f"{name}.jsonl"
+    return HUB_SOURCES[name][0] if HUB_SOURCES[name] else None
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise BenchmarkDataError(f"benchmark file {path} does not exist (check {DATA_DIR_ENV})")
     return [record for _, record in iter_jsonl(path, BenchmarkDataError)]
+
+
+def pin_data_dir_setting(environ=os.environ) -> None:
+    """Make a relative SELFLENGTHEN_DATA_DIR absolute against the folder the command started in.
+
+    Child processes (servers, lm-eval, the CLI under test) may run elsewhere; they inherit the
+    absolute path, so the setting means what it meant where the user typed it.
+    """
+    value = environ.get(DATA_DIR_ENV)
+    if value and not os.path.isabs(value):
+        environ[DATA_DIR_ENV] = os.path.abspath(value)

@@ -85,9 +85,10 @@ def test_max_batch_size_splits_a_crowd(tiny_model_dir):
 
 
 def test_the_prepacked_output_layer_serves_up_to_16_rows_and_the_models_own_beyond(tiny_model_dir, monkeypatch):
-    with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=32, torch_threads=1)) as engine:
+    fp32 = InProcessConfig(tiny_model_dir, max_batch_size=32, torch_threads=1, precision="fp32")  # prepacking is fp32-only
+    with InProcessBackend(fp32) as engine:
         plain, packed = engine._heads
-        assert packed is not None and type(packed) is not type(plain)  # the tiny model's head is CPU fp32 Linear
+        assert packed is not None and type(packed) is not type(plain)
         used = []
         forward = engine.model.forward
         monkeypatch.setattr(engine.model, "forward", lambda *a, **k: used.append(engine.model.get_output_embeddings())

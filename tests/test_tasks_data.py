@@ -50,3 +50,26 @@ def test_benchmark_not_on_the_hub_asks_for_the_setting(monkeypatch):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     with pytest.raises(BenchmarkDataError, match=r"^longwrite_ruler is not on the Hugging Face Hub; set SELFLENGTHEN_DATA_DIR"):
         load_benchmark("longwrite_ruler")
+
+
+def test_a_relative_data_dir_setting_means_the_folder_the_command_started_in(tmp_path, monkeypatch):
+    from tasks.data import DATA_DIR_ENV, pin_data_dir_setting
+
+    monkeypatch.chdir(tmp_path)
+    environ = {DATA_DIR_ENV: "../shared/data"}
+    pin_data_dir_setting(environ)
+    assert environ[DATA_DIR_ENV] == str(tmp_path.parent / "shared" / "data")
+    absolute = {DATA_DIR_ENV: "/elsewhere/data"}
+    pin_data_dir_setting(absolute)
+    assert absolute[DATA_DIR_ENV] == "/elsewhere/data"
+
+
+def test_the_test_session_hands_child_processes_an_absolute_data_dir():
+    import os
+
+    from tasks.data import DATA_DIR_ENV
+
+    value = os.environ.get(DATA_DIR_ENV)
+    if value is None:
+        pytest.skip(f"{DATA_DIR_ENV} is not set")
+    assert os.path.isabs(value)

@@ -1,0 +1,132 @@
+"""Every path whose arithmetic depends on the precision, run under fp32 and under bf16 on any CPU.
+
+`forced_precision` (conftest) makes `precision: auto` mean one of the two for the test and its child
+processes, so a CPU without AVX512-BF16 runs the bf16 paths too (emulated, slower) and one with it
+runs the fp32 paths: whichever CPU CI gets, both are covered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from infra.compute import use_bf16
+from infra.inprocess import InProcessBackend, InProcessConfig
+from infra.sampling import SamplingConfig
+from tests.schemas import JUDGE_SCHEMA, follows_judge_schema
+from tests.test_selflengthen_lora import PROMPT, quick_config, write_chat_jsonl
+
+CHAT = [{"role": "user", "content": "Write a long essay"}]
+GREEDY = SamplingConfig(max_tokens=8, repetition_penalty=2.0)
+
+
+def dtype_name(forced: str) -> str:
+    return {"fp32": "torch.float32", "bf16": "torch.bfloat16"}[forced]
+
+
+def gather(*calls):
+    async def run():
+        return await asyncio.gather(*calls)
+
+    return asyncio.run(run())
+
+
+def test_auto_follows_the_forced_precision(forced_precision):
+    assert use_bf16("auto") is (forced_precision == "bf16")
+    assert use_bf16("fp32") is False and use_bf16("bf16") is True  # an explicit setting still wins
+
+
+@pytest.mark.slow
+def test_lora_trains_resumes_and_merges_under_each_precision(forced_precision, tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from selflengthen.lora import train_role
+    from selflengthen.merge import merge_adapter
+
+    torch.set_num_threads(1)
+    data = write_chat_jsonl(tmp_path / "train.jsonl")
+    real_step, calls = SFTTrainer.training_step, []
+
+    def crash_on_second_step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("injected crash")
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(SFTTrainer, "training_step", crash_on_second_step)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        train_role(data, tiny_model_dir, tmp_path / "gen", quick_config())
+    monkeypatch.setattr(SFTTrainer, "training_step", real_step)
+    adapter = train_role(data, tiny_model_dir, tmp_path / "gen", quick_config())
+    stats = json.loads((adapter / "train_stats.json").read_text())
+    assert stats["resumed_from"].endswith("checkpoint-1") and stats["steps"] == 2
+    assert math.isfinite(stats["final_loss"])
+
+    merged_dir = merge_adapter(tiny_model_dir, adapter, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), adapter)
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits.float(), with_adapter(ids).logits.float(), atol=1e-2)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_trains_on_the_cpu_under_each_precision(forced_precision, tiny_model_dir, tmp_path):
+    data = write_chat_jsonl(tmp_path / "train.jsonl")
+    out = tmp_path / "gen"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "selflengthen.lora", "--train_file", str(data), "--base_model", str(tiny_model_dir),
+               "--output_dir", str(out), "--max_steps", "1", "--torch_threads", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = json.loads((out / "train_stats.json").read_text())
+    assert stats["steps"] == 1 and stats["config"]["precision"] == "auto"
+
+
+def test_the_engine_loads_decodes_and_constrains_under_each_precision(forced_precision, tiny_model_dir):
+    import torch
+
+    with InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1)) as engine:
+        assert str(engine.model.dtype) == dtype_name(forced_precision)
+        plain, packed = engine._heads
+        assert (packed is not None) is (forced_precision == "fp32")  # oneDNN prepacking is fp32-only
+
+        ids = engine.tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            output = engine.model.generate(**ids, max_new_tokens=GREEDY.max_tokens, do_sample=False,
+                                           repetition_penalty=GREEDY.repetition_penalty,
+                                           pad_token_id=engine.tokenizer.pad_token_id)
+        expected = engine.tokenizer.decode(output[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert gather(engine.complete(PROMPT, GREEDY))[0].text == expected
+
+        seeded = SamplingConfig(temperature=1.0, max_tokens=8, seed=11)
+        first, second = gather(engine.chat(CHAT, seeded), engine.chat(CHAT, seeded))
+        assert first.text == second.text
+
+        judged = SamplingConfig(temperature=1.0, max_tokens=300, json_schema=JUDGE_SCHEMA, top_logprobs=20)
+        reply = gather(engine.chat(CHAT, judged))[0]
+        assert follows_judge_schema(reply.text)
+        assert all(sum(math.exp(v) for v in entry.top.values()) <= 1.0 + 1e-3 for entry in reply.logprobs)
+
+
+def test_judge_weighting_scores_the_engines_logprobs_under_each_precision(forced_precision, tiny_model_dir):
+    from judges import JudgeConfig, judge_scores
+
+    samples = {"tasks": {"longbench_write_en_mini": {"samples": [
+        {"doc_id": 0, "prompt": "Write 50 words about rivers.", "response": "Rivers run to the sea."}]}}}
+    with InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1)) as engine:
+        judged = asyncio.run(judge_scores(samples, engine, JudgeConfig(model="tiny", max_tokens=300), progress=False))
+    assert judged["judge"]["structured"] and judged["judge"]["top_logprobs"]
+    judgement = judged["tasks"]["longbench_write_en_mini"]["samples"][0]
+    assert judgement["error"] is None, judgement
+    assert judgement["weighted"]  # the engine's logprobs were weighted, not only the argmax kept
+    assert all(1.0 <= value <= 5.0 and math.isfinite(value) for value in judgement["scores"].values())
