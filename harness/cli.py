@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from harness.errors import UserError, describe_input_error, first_line
+from tasks.data import pin_data_dir_setting
 
 console = Console(stderr=True)
 
@@ -30,11 +31,24 @@ class _OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _path(value: str) -> Path:
+    """A path flag's value; an empty one (`--out ''`) is a typo, not the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return Path(value)
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
 def _add_score(sub) -> None:
     p = sub.add_parser("score", help="Score answers produced elsewhere with a benchmark's published formula.")
     p.add_argument("--task", required=True, help="longen, longbench_write, longbench_write_en (or a *_mini / ruler task)")
-    p.add_argument("--input", required=True, type=Path, help="JSONL: rows of the benchmark file plus a `response` field")
-    p.add_argument("--output", required=True, type=Path, help="where to write scores.json")
+    p.add_argument("--input", required=True, type=_path, help="JSONL: rows of the benchmark file plus a `response` field")
+    p.add_argument("--output", required=True, type=_path, help="where to write scores.json")
     p.set_defaults(func=cmd_score)
 
 
@@ -56,7 +70,7 @@ def cmd_score(args) -> int:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="Generate answers with lm-eval through an endpoint and score them.")
-    p.add_argument("--config", type=Path, help="YAML file with EvalConfig fields; flags override it")
+    p.add_argument("--config", type=_path, help="YAML file with EvalConfig fields; flags override it")
     p.add_argument("--model", help="Hub id, local path, or smollm2-135m (the embedded default)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--endpoint", help="base URL of a running OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
@@ -68,8 +82,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--limit", type=int, help="documents per task at most")
     p.add_argument("--num-concurrent", type=int, help="requests in flight")
     p.add_argument("--max-gen-toks", type=int, help="cap on answer tokens for every task (default: each task's own)")
-    p.add_argument("--data-dir", help="folder with the benchmark .jsonl files (default: SELFLENGTHEN_DATA_DIR, else the Hub)")
-    p.add_argument("--out", required=True, type=Path, help="run directory; re-running into it resumes")
+    p.add_argument("--data-dir", type=_text, help="folder with the benchmark .jsonl files (default: SELFLENGTHEN_DATA_DIR, else the Hub)")
+    p.add_argument("--out", required=True, type=_path, help="run directory; re-running into it resumes")
     p.set_defaults(func=cmd_eval)
 
 
@@ -77,7 +91,7 @@ def cmd_eval(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.evaluate import EvalConfig, run_eval
+    from harness.evaluate import EvalConfig, run_eval, validate_eval
     from harness.tables import print_scores
 
     data = load_yaml(args.config) if args.config else {}
@@ -96,6 +110,9 @@ def cmd_eval(args) -> int:
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.serve:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, kind=args.serve))
+    validate_eval(config)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
     started = time.monotonic()
     scores = run_eval(config, args.out, console)
     print_scores(scores)
@@ -105,7 +122,7 @@ def cmd_eval(args) -> int:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="Run (or resume) K Self-Lengthen iterations; one checkpoint per iteration.")
-    p.add_argument("config", type=Path, help="YAML file with TrainRunConfig fields (model, backend, method)")
+    p.add_argument("config", type=_path, help="YAML file with TrainRunConfig fields (model, backend, method)")
     p.set_defaults(func=cmd_train)
 
 
@@ -113,10 +130,13 @@ def cmd_train(args) -> int:
     from rich.table import Table
 
     from harness.config import load_config
-    from harness.train import TrainRunConfig, run_training
+    from harness.models import check_model_available
+    from harness.train import TrainRunConfig, run_training, validate_training
 
     config = load_config(TrainRunConfig, args.config)
+    validate_training(config)
     _require_seed_files(config.method)
+    check_model_available(config.model, "model")  # a Hub id without a cached copy: refused before any work
     outcome = run_training(config, console)
     table = Table(title="registered checkpoints")
     for column in ("checkpoint", "path", "train samples", "train tokens"):
@@ -146,7 +166,7 @@ def _require_seed_files(method) -> None:
 
 def _add_run(sub) -> None:
     p = sub.add_parser("run", help="The whole experiment: train every arm, score, judge, render the leaderboard.")
-    p.add_argument("config", type=Path, help="EXPERIMENT.yaml (ExperimentConfig fields), e.g. examples/tiny.yaml")
+    p.add_argument("config", type=_path, help="EXPERIMENT.yaml (ExperimentConfig fields), e.g. examples/tiny.yaml")
     p.add_argument("--plan", action="store_true", help="print every stage and its status (done/todo/stale); run nothing")
     p.add_argument("--json", action="store_true", help="with --plan: the plan as JSON on stdout")
     p.set_defaults(func=cmd_run)
@@ -155,9 +175,11 @@ def _add_run(sub) -> None:
 def cmd_run(args) -> int:
     from harness.experiment_config import load_experiment
 
-    config = load_experiment(args.config)
     if args.json and not args.plan:
         raise UserError("--json is only used with --plan")
+    config = load_experiment(args.config)  # the same validation for a plan and a run, before anything else
+    if config.arms.self_lengthen:
+        _require_seed_files(config.self_lengthen)
     if args.plan:
         from harness.plan import plan_stages, print_plan
 
@@ -165,8 +187,6 @@ def cmd_run(args) -> int:
         return 0
     from harness.experiment import run_experiment
 
-    if config.arms.self_lengthen:
-        _require_seed_files(config.self_lengthen)
     started = time.monotonic()
     run_experiment(config, console)
     console.print(f"experiment finished in {time.monotonic() - started:.0f}s")
@@ -175,8 +195,8 @@ def cmd_run(args) -> int:
 
 def _add_judge(sub) -> None:
     p = sub.add_parser("judge", help="Grade a run's answers with an LLM judge (judgements.json).")
-    p.add_argument("run_dirs", type=Path, nargs="+", help="run directories written by `selflengthen eval`")
-    p.add_argument("--config", type=Path, help="YAML file with JudgeRunConfig fields; flags override it")
+    p.add_argument("run_dirs", type=_path, nargs="+", help="run directories written by `selflengthen eval`")
+    p.add_argument("--config", type=_path, help="YAML file with JudgeRunConfig fields; flags override it")
     p.add_argument("--judge-model", dest="model", help="judge model: Hub id, local path or smollm2-135m")
     p.add_argument("--endpoint", help="base URL of a running judge server")
     p.add_argument("--api-key-env", help="environment variable holding the judge endpoint's API key")
@@ -189,13 +209,17 @@ def cmd_judge(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.judging import JudgeRunConfig, judge_endpoint, judge_reliability, judge_run, reliability_server
+    from harness.judging import (JudgeRunConfig, check_rubric, judge_endpoint, judge_reliability, judge_run,
+                                 reliability_server)
 
     data = load_yaml(args.config) if args.config else {}
     config = from_dict(JudgeRunConfig, data, where=args.config.name if args.config else "judge config")
     overrides = {"model": args.model, "endpoint": args.endpoint, "api_key_env": args.api_key_env,
                  "rubric": args.rubric, "repeat": args.repeat}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    check_rubric(config.rubric, "--rubric" if args.rubric is not None else "rubric")
+    if config.endpoint and not config.endpoint.startswith(("http://", "https://")):
+        raise UserError(f"--endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {config.endpoint!r}")
     if config.sanity_scope != "every_run":
         raise UserError("judge.sanity_scope: base needs an experiment's base arm; `judge` degrades each run's own answers")
     for run_dir in args.run_dirs:
@@ -213,8 +237,8 @@ def cmd_judge(args) -> int:
 
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="An experiment's wall time per stage and training-data yield, as Markdown.")
-    p.add_argument("out_dir", type=Path, help="the experiment's out_dir, e.g. runs/tiny")
-    p.add_argument("--out", type=Path, help="write the Markdown here instead of stdout")
+    p.add_argument("out_dir", type=_path, help="the experiment's out_dir, e.g. runs/tiny")
+    p.add_argument("--out", type=_path, help="write the Markdown here instead of stdout")
     p.set_defaults(func=cmd_report)
 
 
@@ -298,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand. Exit codes: 0 ok, 2 unusable input (one `error:` line), 130 interrupted,
     1 an unexpected failure (a bug: one line, --debug shows the traceback)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # rich shows progress; must be set before tqdm is imported
+    pin_data_dir_setting()
     argv = sys.argv[1:] if argv is None else argv
     command = next((i for i, arg in enumerate(argv) if arg != "--debug"), None)
     if command is not None and argv[command] in _DELEGATED:  # `selflengthen --debug check ...` passes --debug on

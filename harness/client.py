@@ -14,8 +14,6 @@ import json
 import math
 from typing import Any, Literal
 
-import openai
-
 from harness.errors import UserError, first_line
 from harness.serve import Endpoint
 from infra.backend import Completion, TokenLogprob, Unsupported, truncate_at_stop
@@ -190,6 +188,8 @@ class EndpointClient:
         self.endpoint = endpoint
         self.features = FEATURES.get(endpoint.kind, frozenset())
         self.max_concurrency = max_concurrency
+        import openai  # here, not at the top: refusing a bad config must not wait for it
+
         self._openai = openai.AsyncOpenAI(
             base_url=endpoint.base_url, api_key=endpoint.api_key, max_retries=max_retries, timeout=timeout
         )
@@ -245,6 +245,8 @@ class EndpointClient:
         return self._semaphore
 
     async def _call(self, method, **kwargs):
+        import openai
+
         where = self.endpoint.base_url
         try:
             return await method(**kwargs)

@@ -10,6 +10,7 @@ explicit mapping (an experiment's `data_dir`), never by changing the environment
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -24,6 +25,27 @@ from harness.errors import UserError
 
 T = TypeVar("T")
 
+LARGEST_INT = 2**63 - 1
+"""No count a config means is larger; beyond it a value overflows the libraries it reaches."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, but a key given twice in one mapping is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {first_line[key]})", key_node.start_mark)
+                first_line[key] = line
+            except TypeError:  # an unhashable key: yaml's own error follows
+                continue
+        return super().construct_mapping(node, deep=deep)
+
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, turning every failure into a one-line UserError."""
@@ -31,7 +53,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not UTF-8 text (byte offset {exc.start})") from None
     except yaml.YAMLError as exc:
@@ -55,7 +77,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "",
     the reference's stop strings), so writing one value of a section keeps the others.
     `${NAME}` in a string expands from `variables`, else from the environment.
     """
-    data = data or {}
+    data = {} if data is None else data
     scope = {**os.environ, **(variables or {})}
     label = where or cls.__name__
     if not isinstance(data, dict):
@@ -105,6 +127,8 @@ def _coerce(tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
                 errors.append(str(exc))
         raise UserError(errors[0] if errors else f"{label}: unexpected value {value!r}")
     if dataclasses.is_dataclass(tp):
+        if value is None:
+            raise UserError(f"{label} must be a mapping, got null (leave the section out for its defaults)")
         return value if isinstance(value, tp) else from_dict(tp, value, label, scope)
     if origin is typing.Literal:
         if value not in args:
@@ -126,6 +150,8 @@ def _coerce(tp: Any, value: Any, label: str, scope: Mapping[str, str]) -> Any:
         raise UserError(f"{label} must be true or false, got {value!r}")
     if tp is int and (not isinstance(value, int) or isinstance(value, bool)):
         raise UserError(f"{label} must be an integer, got {value!r}")
+    if tp is int and abs(value) > LARGEST_INT:
+        raise UserError(f"{label} is too large to mean anything: {value}")
     if tp is str and not isinstance(value, str):
         raise UserError(f"{label} must be a string, got {value!r}")
     if isinstance(value, str) and "$" in value:
@@ -151,9 +177,16 @@ def _number(value: Any, label: str) -> float:
     """A float field's value; YAML 1.1 reads `1e-3` as a string, so a numeric string is accepted."""
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise UserError(f"{label} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserError(f"{label} must be a number, got {value!r}")
-    return float(value)
+    else:
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+    if not math.isfinite(number):
+        raise UserError(f"{label} must be a finite number, got {value!r}")
+    return number

@@ -22,12 +22,13 @@ from rich.markup import escape
 from harness.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
 from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.errors import UserError
-from harness.models import DEFAULT_MODEL, check_model_available, resolve_model
+from harness.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
 from infra.journal import write_json_atomically as write_json
 from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
+from tasks.registry import task_names, unknown_task
 from tasks.scoring import ScoringInputError, score_lm_eval_samples
 
 
@@ -71,6 +72,13 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
     """Refuse, naming the field, every setting that is out of range or that the backend would ignore."""
     if not config.tasks or any(not task.strip() for task in config.tasks):
         raise UserError(f"{where}.tasks must name at least one task, got {config.tasks!r}")
+    unknown = unknown_task(config.tasks)
+    if unknown is not None:
+        raise UserError(f"unknown task {unknown!r}; available: {', '.join(task_names())}")
+    if not config.endpoint:
+        check_model_name(config.model, f"{where}.model")
+    elif not _is_http_url(config.endpoint):
+        raise UserError(f"{where}.endpoint must be an http(s) URL such as http://127.0.0.1:8000/v1, got {config.endpoint!r}")
     for name in ("limit", "max_gen_toks"):
         value = getattr(config, name)
         if value is not None and value < 1:
@@ -87,6 +95,17 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
         raise UserError(f"{where}.server is not used: answers come from "
                         f"{config.endpoint or 'lm-eval ' + config.backend}, not a server the harness starts")
     refuse_unsupported(config.sampling, "lm-eval-" + eval_target(config), f"{where}.sampling")
+
+
+def _is_http_url(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def eval_target(config: EvalConfig) -> str:

@@ -18,8 +18,8 @@ from harness.client import endpoint_target, refuse_unsupported
 from harness.config import expand_variables, from_dict, load_yaml
 from harness.errors import UserError
 from harness.evaluate import EvalConfig, validate_eval
-from harness.judging import JudgeRunConfig
-from harness.models import DEFAULT_MODEL
+from harness.judging import JudgeRunConfig, check_rubric
+from harness.models import DEFAULT_MODEL, check_model_name
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
 from harness.train import TrainRunConfig, validate_training
@@ -123,9 +123,21 @@ def resolved(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def validate_experiment(config: ExperimentConfig) -> None:
-    """One-line errors naming the field, for everything that would be ignored, overridden or fail later."""
+    """One-line errors naming the field, for everything that would be ignored, overridden or fail later.
+
+    `run` and `run --plan` both come through here first, so a plan refuses what the run would.
+    """
     if not config.tasks or any(not t.strip() for t in config.tasks):
         raise UserError(f"tasks must name at least one task, got {config.tasks!r}")
+    check_model_name(config.model, "model")
+    if not config.out_dir.strip():
+        raise UserError("out_dir must name a folder, got an empty string")
+    if Path(config.out_dir).exists() and not Path(config.out_dir).is_dir():
+        raise UserError(f"out_dir: {config.out_dir} exists and is not a folder")
+    if config.judge_enabled:
+        if not config.judge.endpoint:
+            check_model_name(config.judge.model, "judge.model")
+        check_rubric(config.judge.rubric, "judge.rubric")
     if config.limit is not None and config.limit < 1:
         raise UserError(f"limit must be at least 1 or unset, got {config.limit}")
     validate_eval(eval_config(config, config.model), where="eval")
@@ -146,6 +158,9 @@ def validate_experiment(config: ExperimentConfig) -> None:
     if config.arms.backtranslation:
         if config.backtranslation is None:
             raise UserError("backtranslation.corpus: set a corpus (or corpus_hf), or arms.backtranslation: false")
+        corpus = config.backtranslation.corpus
+        if corpus is not None and not Path(corpus).is_file():
+            raise UserError(f"backtranslation.corpus: file not found: {corpus}")
         _refuse_for_backend(config, "backtranslation")
         if config.backtranslation.sampling.max_tokens != BacktranslationConfig.__dataclass_fields__[
                 "sampling"].default_factory().max_tokens:

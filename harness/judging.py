@@ -106,6 +106,18 @@ class JudgeRunConfig(JudgeConfig):
                             "continuous_batching: false, or judge.max_retries: 0")
 
 
+def check_rubric(rubric: str, field_name: str = "rubric") -> None:
+    """'auto', a packaged rubric or a readable rubric YAML; anything else is refused before a judge starts."""
+    if rubric == "auto":
+        return
+    from judges.rubric import load_rubric
+
+    try:
+        load_rubric(rubric)
+    except JudgeError as exc:
+        raise UserError(f"{field_name}: {exc}") from None
+
+
 @contextlib.contextmanager
 def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int = 1) -> Iterator[Endpoint]:
     """The judge's endpoint: the given one, or a local server started for the block."""

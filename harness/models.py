@@ -44,6 +44,14 @@ def resolve_model(model: str) -> str:
     return model
 
 
+def check_model_name(model: str, field_name: str = "model") -> None:
+    """Refuse an empty model and a local path that does not exist, without touching the Hub cache."""
+    if not model or not model.strip():
+        raise UserError(f"{field_name} must name a model (a Hub id, a local folder or {DEFAULT_MODEL}), got {model!r}")
+    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
+        raise UserError(f"{field_name}: model path does not exist: {model}")
+
+
 def check_model_available(model: str, field_name: str = "model") -> None:
     """Fail fast, naming the field, when `model` is a Hub id this machine cannot load.
 

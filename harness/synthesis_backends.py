@@ -19,7 +19,6 @@ from harness.client import EndpointClient
 from harness.serve import ServerConfig, serve
 from infra.backend import TextBackend
 from infra.compute import compute_threads
-from infra.inprocess import InProcessBackend, InProcessConfig
 from selflengthen.merge import merge_adapter
 
 ROLES = ("generator", "extender")
@@ -54,6 +53,8 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
     """
     with contextlib.ExitStack() as stack:
         if backend.kind == "inprocess":
+            from infra.inprocess import InProcessBackend, InProcessConfig  # torch: only when work starts
+
             made: dict = {}
             for role in ROLES:
                 key = adapters[role]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -36,6 +37,22 @@ class SamplingConfig:
     top_logprobs: int | None = field(
         default=None, metadata={"help": "Return the top-n tokens with log-probabilities at each position; None: none."}
     )
+
+    def __post_init__(self) -> None:
+        """Refuse what no backend can honour, before any request is made."""
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature) and self.temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature!r}")
+        if not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k must be at least 1 or unset, got {self.top_k!r}")
+        if self.repetition_penalty is not None and not (
+                math.isfinite(self.repetition_penalty) and self.repetition_penalty > 0):
+            raise ValueError(f"repetition_penalty must be a finite number > 0 or unset, got {self.repetition_penalty!r}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens!r}")
+        if self.top_logprobs is not None and self.top_logprobs < 0:
+            raise ValueError(f"top_logprobs must be at least 0 or unset, got {self.top_logprobs!r}")
 
     @property
     def do_sample(self) -> bool:

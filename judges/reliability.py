@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from statistics import fmean, pstdev
 from typing import Any
 
-from scipy.stats import spearmanr
 
 from judges.cache import JudgementCache
 from judges.config import JudgeConfig
@@ -88,6 +87,8 @@ def mean_pairwise_spearman(ratings: Ratings) -> tuple[float | None, list[float |
         pairs = [(x, y) for x, y in zip(a, b) if _present(x) and _present(y)]
         xs, ys = zip(*pairs) if pairs else ((), ())
         varied = len(pairs) >= 3 and len(set(xs)) > 1 and len(set(ys)) > 1
+        from scipy.stats import spearmanr  # here: scipy takes half a second to import
+
         rhos.append(float(spearmanr(xs, ys).statistic) if varied else None)
     defined = [r for r in rhos if r is not None]
     return (fmean(defined) if defined else None), rhos

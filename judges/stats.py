@@ -9,7 +9,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import binomtest
 
 LENGTH_SLOPE_L2 = 0.01
 """Ridge on the length slope of the LC fit, so perfectly length-separated preferences still fit finitely."""
@@ -41,6 +40,8 @@ def sign_test_p(wins: int, losses: int) -> float | None:
     """One-sided sign test p-value that wins beat losses more often than chance (ties dropped); None without any."""
     if wins + losses == 0:
         return None
+    from scipy.stats import binomtest  # here: scipy takes half a second to import
+
     return float(binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue)
 
 

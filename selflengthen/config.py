@@ -174,6 +174,10 @@ class FinalDataConfig:
     )
 
 
+MAX_ITERATIONS = 100
+"""The paper runs 3; a hundred is far beyond any budget, and a larger number is a typo, not a plan."""
+
+
 @dataclass
 class SelfLengthenConfig:
     """The whole method: K iterations of self-instruct, generate, extend, filter, train.
@@ -234,8 +238,8 @@ class SelfLengthenConfig:
             raise ValueError(f"stop_at_fraction must be in (0, 1] or null, got {self.stop_at_fraction}")
         if self.max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
-        if self.iterations < 1:
-            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+        if not 1 <= self.iterations <= MAX_ITERATIONS:
+            raise ValueError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
 
     def seed_file(self, lang: str) -> Path:
         """The seed instruction file of `lang`: the configured one, else the data-dir default."""

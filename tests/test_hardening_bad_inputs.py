@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_harness_cli_errors import assert_one_line_error, run_cli
+from tests.test_harness_cli_errors import assert_one_line_error, run_main
 
 LBW = {"prompt": "Write 100 words.", "type": "x", "length": 100, "response": "hello world"}
 LONGEN = {"query": "Write about 100 words.", "type": "about", "constraint": "about 100 words", "response": "hi"}
@@ -191,8 +191,8 @@ ALL_CASES = SCORE_CASES + EVAL_CASES + TRAIN_CASES + RUN_CASES + JUDGE_CASES
 
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=[c.name for c in ALL_CASES])
-def test_bad_input_exits_2_with_one_line_naming_it_and_leaves_no_finished_work(case, tmp_path):
-    result = run_cli(*case.args(tmp_path), cwd=tmp_path)
+def test_bad_input_exits_2_with_one_line_naming_it_and_leaves_no_finished_work(case, tmp_path, capsys, monkeypatch):
+    result = run_main(case.args(tmp_path), capsys, monkeypatch, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result, case.names(tmp_path) if callable(case.names) else case.names)
     for name in case.unfinished:

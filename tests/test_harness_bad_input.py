@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.test_harness_cli_errors import run_main
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
-    env.pop("SELFLENGTHEN_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """`selflengthen ARGS` in this process, from the repository root (refusals need no child process)."""
+    return lambda *args: run_main(list(args), capsys, monkeypatch, cwd=ROOT)
 
 
 def assert_refused(result: subprocess.CompletedProcess, field: str) -> None:
@@ -44,7 +43,7 @@ def experiment(tmp_path: Path, data_dir: Path, **sections) -> Path:
     (["--tasks", ""], "tasks"),
     (["--model", "nobody/no-such-model"], "model"),
 ])
-def test_eval_refuses_bad_flags_before_writing_anything(tmp_path, flags, field):
+def test_eval_refuses_bad_flags_before_writing_anything(cli, tmp_path, flags, field):
     out = tmp_path / "run"
     base = ["--model", "smollm2-135m", "--tasks", "longen_mini"]
     result = cli("eval", *base, *flags, "--out", str(out))
@@ -71,25 +70,25 @@ def test_eval_refuses_bad_flags_before_writing_anything(tmp_path, flags, field):
     ("limit", 0, "limit"),
     ("tasks", [], "tasks"),
 ])
-def test_run_refuses_bad_experiment_fields_before_any_work(data_dir, tmp_path, section, values, field):
+def test_run_refuses_bad_experiment_fields_before_any_work(cli, data_dir, tmp_path, section, values, field):
     result = cli("run", str(experiment(tmp_path, data_dir, **{section: values})))
     assert_refused(result, field)
     assert not (tmp_path / "exp").exists()
 
 
 @pytest.mark.parametrize("repeat", ["1", "-3"])
-def test_judge_refuses_a_repeat_count_before_judging(tmp_path, repeat):
+def test_judge_refuses_a_repeat_count_before_judging(cli, tmp_path, repeat):
     result = cli("judge", str(tmp_path / "run"), "--repeat", repeat)
     assert_refused(result, "repeat")
 
 
-def test_unknown_model_fails_fast_naming_the_field(data_dir, tmp_path):
+def test_unknown_model_fails_fast_naming_the_field(cli, data_dir, tmp_path):
     result = cli("run", str(experiment(tmp_path, data_dir, model="nobody/no-such-model")))
     assert_refused(result, "model: 'nobody/no-such-model'")
     assert not (tmp_path / "exp").exists()
 
 
-def test_backtranslation_corpus_is_not_demanded_when_that_arm_is_off(data_dir, tmp_path, monkeypatch):
+def test_backtranslation_corpus_is_not_demanded_when_that_arm_is_off(cli, data_dir, tmp_path, monkeypatch):
     path = experiment(tmp_path, data_dir, arms={"backtranslation": False})
     raw = yaml.safe_load(path.read_text())
     raw.pop("backtranslation")

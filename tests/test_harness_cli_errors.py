@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,29 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
     )
+
+
+def run_main(argv: list[str], capsys, monkeypatch, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`selflengthen ARGV` in this process: its exit code and output, as `run_cli` gives them, in milliseconds.
+
+    For inputs refused before any work starts, where no process boundary is being tested.
+    """
+    from harness.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("SELFLENGTHEN_DEBUG", raising=False)
+    if cwd is not None:
+        monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["selflengthen", *argv], code, captured.out, captured.err)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
