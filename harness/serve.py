@@ -4,12 +4,15 @@
 `Endpoint`; the caller never sees a process id. The server is a child process in its own
 process group, bound to 127.0.0.1 on a free port, its log streamed to a file, and stopped on
 exit, on errors and on Ctrl-C. The group is led by `server_watchdog.py`, which stops the server
-when this process dies without doing so itself (kill -9), so no orphan outlives a run.
+when this process dies without doing so itself (kill -9), so no orphan outlives a run. Before a
+server starts, CUDA memory this process cached (in-process training) is handed back, so the server
+finds the GPU free.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -27,6 +30,8 @@ from typing import Literal
 from harness.errors import UserError
 
 ServerKind = Literal["transformers", "vllm", "inprocess"]
+VllmDtype = Literal["bfloat16", "float16", "float32", "auto"]
+VLLM_DTYPES = ("bfloat16", "float16", "float32", "auto")
 
 
 @dataclass
@@ -47,7 +52,13 @@ class ServerConfig:
         max_batch_size: inprocess only: most requests decoded together.
         startup_timeout: seconds to wait for the health check.
         lora_adapters: vLLM only: adapter name -> folder, served by name with `--enable-lora`.
-        extra_args: further command-line arguments for the server.
+        dtype: vLLM only: `vllm serve --dtype`, the precision every checkpoint is served in, so the base
+            and the trained arms are compared in one precision. bfloat16 (the default; Qwen2.5's own
+            dtype, and what merged checkpoints keep) needs a GPU of compute capability 8.0 or more
+            (A100, H100, L4, RTX 30xx+); on older GPUs (V100, T4) set float16. `auto` is vLLM's own
+            choice per checkpoint (its config's dtype, float16 for a float32 one), which can differ
+            between checkpoints; it is not the default for that reason.
+        extra_args: further command-line arguments for the server (for vLLM not `--dtype`: use `dtype`).
     """
 
     kind: ServerKind = field(default="transformers", metadata={"help": "transformers (CPU), vllm (GPU) or inprocess."})
@@ -58,7 +69,16 @@ class ServerConfig:
     max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
     startup_timeout: float = field(default=600.0, metadata={"help": "Seconds to wait for /health."})
     lora_adapters: dict[str, str] = field(default_factory=dict, metadata={"help": "vLLM: adapter name -> path."})
+    dtype: VllmDtype = field(default="bfloat16", metadata={
+        "help": "vLLM: --dtype for every checkpoint (bfloat16 needs compute capability >= 8.0; else float16)."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "Extra server arguments."})
+
+    def __post_init__(self):
+        if self.dtype not in VLLM_DTYPES:
+            raise UserError(f"server dtype must be one of {', '.join(VLLM_DTYPES)}, got {self.dtype!r}")
+        if self.kind == "vllm" and any(arg == "--dtype" or str(arg).startswith("--dtype=") for arg in self.extra_args):
+            raise UserError("server extra_args sets --dtype; set the server's dtype field instead "
+                            "(the plan shows it and every checkpoint is served with it)")
 
 
 @dataclass
@@ -107,6 +127,7 @@ def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
     elif config.kind == "vllm":
         exe = _console_script("vllm")
         cmd = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model]
+        cmd += ["--dtype", config.dtype]
         if config.lora_adapters:
             cmd.append("--enable-lora")
             cmd += ["--lora-modules", *(f"{name}={path}" for name, path in config.lora_adapters.items())]
@@ -118,6 +139,25 @@ def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
     else:
         raise UserError(f"unknown server kind {config.kind!r}; use transformers, vllm or inprocess")
     return cmd + list(config.extra_args)
+
+
+def server_label(config: ServerConfig) -> str:
+    """How the plan names a started server: `vllm serve --dtype bfloat16`, `transformers serve`, ..."""
+    return f"{config.kind} serve" + (f" --dtype {config.dtype}" if config.kind == "vllm" else "")
+
+
+def release_cuda_cache() -> None:
+    """Hand CUDA memory this process cached back to the driver, so a server started next can use it.
+
+    After in-process training the caching allocator keeps the freed blocks (GBs for a 7B model), which
+    another process, such as vLLM sizing its KV cache from free memory, cannot use. A process that never
+    touched CUDA (or never imported torch) has nothing to release, and torch is not imported for it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return
+    gc.collect()  # the trainer's reference cycles still hold tensors until collected
+    torch.cuda.empty_cache()
 
 
 def _console_script(name: str) -> str:
@@ -136,6 +176,7 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
     config = config or ServerConfig()
     port = free_port()
     cmd = server_command(model, config, port)
+    release_cuda_cache()
     env = dict(os.environ)
     if config.torch_threads:
         env["OMP_NUM_THREADS"] = str(config.torch_threads)

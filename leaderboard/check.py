@@ -1,9 +1,15 @@
-"""The regression check: is a candidate significantly worse than a baseline on any task and metric?
+"""The regression check: is a candidate significantly worse than a baseline on a task's primary metric?
 
 Both sides are leaderboard.json files or run directories. Rows are matched by model name (or, when each
 side has exactly one row, to each other); per task and metric the same prompts (doc_ids) are compared
-with the paired Wilcoxon test of leaderboard/stats.py. A comparison is a regression when the candidate
-is lower, p < 0.05, and the drop of the mean over the shared prompts exceeds ``max_drop`` times the
+with the paired Wilcoxon test of leaderboard/stats.py. The gate: each task's primary metric (the task
+YAML's `metadata.primary_metric`, carried in leaderboard.json as the task's `primary`), or the metrics
+named with --metric instead. Every other higher-is-better metric is compared and reported, never gated,
+so testing LonGen's four constraint types beside its overall score cannot multiply false alarms.
+The gated p-values are Holm-corrected across all gated comparisons (all tasks, all matched rows), which
+keeps the chance that two identical models fail the check at or below 5% (measured:
+tests/test_check_false_alarms.py). A gated comparison is a regression when the candidate is lower, the
+Holm-adjusted p < 0.05, and the drop of the mean over the shared prompts exceeds ``max_drop`` times the
 baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores). A judge quality metric
 whose judge is unreliable on either side (leaderboard/trust.py) is compared and shown but not gated.
 Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error (1 means a regression only).
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -44,7 +50,13 @@ class Comparison:
     candidate: float
     p: float
     allowed_drop: float
-    not_gated: tuple[str, ...] = ()  # why this metric is not trusted (an unreliable judge); empty: gated
+    selected: bool = False  # chosen for the gate: the task's primary metric, or a metric named with --metric
+    unreliable: tuple[str, ...] = ()  # why the judge behind this metric is not trusted; such a metric is not gated
+    p_holm: float | None = None  # Holm-adjusted across every gated comparison of the check; None when not gated
+
+    @property
+    def gated(self) -> bool:
+        return self.selected and not self.unreliable
 
     @property
     def drop(self) -> float:
@@ -52,11 +64,12 @@ class Comparison:
 
     @property
     def significant_drop(self) -> bool:
-        return self.p < ALPHA and self.drop > self.allowed_drop
+        """Lower by more than the tolerance at p < 0.05: the Holm-adjusted p when gated, else the comparison's own."""
+        return (self.p if self.p_holm is None else self.p_holm) < ALPHA and self.drop > self.allowed_drop
 
     @property
     def regression(self) -> bool:
-        return self.significant_drop and not self.not_gated
+        return self.gated and self.significant_drop
 
 
 @dataclass(frozen=True)
@@ -65,14 +78,20 @@ class CheckResult:
 
     comparisons: list[Comparison] = field(default_factory=list)
     error: str | None = None
+    metrics: tuple[str, ...] = ()  # the metrics named with --metric; empty: each task's primary metric is gated
 
     @property
     def regressions(self) -> list[Comparison]:
         return [c for c in self.comparisons if c.regression]
 
     @property
+    def gated(self) -> list[Comparison]:
+        return [c for c in self.comparisons if c.gated]
+
+    @property
     def ungated(self) -> list[Comparison]:
-        return [c for c in self.comparisons if c.not_gated]
+        """Comparisons chosen for the gate but left out of it: their judge is unreliable."""
+        return [c for c in self.comparisons if c.selected and c.unreliable]
 
     @property
     def exit_code(self) -> int:
@@ -95,15 +114,27 @@ def _pairs(baseline: dict, candidate: dict) -> list[tuple[dict, dict]]:
     return [(row, by_id[row["id"]]) for row in baseline["rows"] if row["id"] in by_id]
 
 
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input's order: the i-th smallest (from 0) times (m - i),
+    made non-decreasing and capped at 1. Rejecting where adjusted p < alpha is Holm's procedure at alpha."""
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(range(len(p_values)), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
 def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: float) -> list[Comparison]:
     found = []
     for task, old_entry in old["tasks"].items():
         new_entry = new["tasks"].get(task)
         if new_entry is None:
             continue
-        names = metrics or [m for m, spec in old_entry["metrics"].items() if spec.get("higher_is_better")]
+        gate = list(metrics) if metrics else [old_entry["primary"]] if old_entry.get("primary") else []
+        names = [m for m, spec in old_entry["metrics"].items() if m in gate or spec.get("higher_is_better")]
         for metric in names:
-            if metric not in old_entry["metrics"] or metric not in new_entry["metrics"]:
+            if metric not in new_entry["metrics"]:
                 continue
             before, after = metric_values(old_entry, metric), metric_values(new_entry, metric)
             test = paired_test(before, after)
@@ -115,7 +146,8 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
                        (("baseline", old, old_entry), ("candidate", new, new_entry))
                        for reason in unreliable_reasons(entry, metric)]
             found.append(Comparison(task, metric, old["id"], new["id"], test.n_pairs, base_mean,
-                                    base_mean + test.diff, test.p, max_drop * abs(base_mean), tuple(reasons)))
+                                    base_mean + test.diff, test.p, max_drop * abs(base_mean), metric in gate,
+                                    tuple(reasons)))
     return found
 
 
@@ -128,20 +160,33 @@ def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
         old, new = _load(baseline), _load(candidate)
     except LeaderboardError as error:
         return CheckResult(error=str(error))
+    return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}")
+
+
+def compare_boards(old: dict, new: dict, metrics: list[str] | None = None, max_drop: float = DEFAULT_MAX_DROP,
+                   where: str = "the two leaderboards") -> CheckResult:
+    """The check of two loaded leaderboards: every comparison, the gated ones with Holm-adjusted p-values.
+
+    ``where`` names the inputs in errors (no model in both, nothing to gate).
+    """
     pairs = _pairs(old, new)
     if not pairs:
-        return CheckResult(error=f"no model appears in both {baseline} and {candidate}")
+        return CheckResult(error=f"no model appears in both {where}")
     comparisons = [c for old_row, new_row in pairs for c in _compare_rows(old_row, new_row, metrics, max_drop)]
-    if not comparisons:
-        wanted = f" for metric(s) {', '.join(metrics)}" if metrics else ""
-        return CheckResult(error=f"no common task with shared prompts{wanted} in {baseline} and {candidate}")
-    return CheckResult(comparisons)
+    if not any(c.selected for c in comparisons):
+        wanted = f" for metric(s) {', '.join(metrics)}" if metrics else " for its primary metric" if comparisons else ""
+        return CheckResult(error=f"no common task with shared prompts{wanted} in {where}")
+    gated = [i for i, c in enumerate(comparisons) if c.gated]
+    for i, adjusted in zip(gated, holm_adjusted([comparisons[i].p for i in gated])):
+        comparisons[i] = replace(comparisons[i], p_holm=adjusted)
+    return CheckResult(comparisons, metrics=tuple(dict.fromkeys(metrics or ())))
 
 
 def check_table(result: CheckResult) -> Table:
-    """A rich table of every comparison, regressions in red, metrics of an unreliable judge 'not gated'."""
+    """A rich table of every comparison: gated ones 'ok' or 'REGRESSION' (red) with their Holm-adjusted p,
+    the others 'reported', and a chosen metric of an unreliable judge 'not gated'."""
     table = Table(title="regression check (candidate vs. baseline, paired over shared prompts)", title_justify="left")
-    for name in ("task", "metric", "model", "n", "baseline", "candidate", "change", "p", "verdict"):
+    for name in ("task", "metric", "model", "n", "baseline", "candidate", "change", "p", "p (Holm)", "verdict"):
         table.add_column(name, justify="left" if name in ("task", "metric", "model", "verdict") else "right",
                          no_wrap=name == "verdict", min_width=10 if name == "verdict" else None)
     for c in result.comparisons:
@@ -149,11 +194,21 @@ def check_table(result: CheckResult) -> Table:
         if c.candidate_model != c.baseline_model:
             model = f"{c.baseline_model} → {c.candidate_model}"
         verdict = Text("REGRESSION", style="red") if c.regression else Text("ok", style="green")
-        if c.not_gated:
+        if c.selected and c.unreliable:
             verdict = Text("not gated", style="yellow")
+        elif not c.selected:
+            verdict = Text("reported", style="dim")
         table.add_row(Text(c.task), Text(label(c.metric)), Text(model), str(c.n_pairs), number(c.baseline), number(c.candidate),
-                      f"{-c.drop:+.3g}", f"{c.p:.2g}", verdict)
+                      f"{-c.drop:+.3g}", f"{c.p:.2g}", "–" if c.p_holm is None else f"{c.p_holm:.2g}", verdict)
     return table
+
+
+def gate_summary(result: CheckResult) -> Text:
+    """One line saying what was gated and how (metric names come from users: Text, never markup)."""
+    what = ("metric(s) " + ", ".join(result.metrics) + " (named with --metric)" if result.metrics
+            else "each task's primary metric")
+    return Text(f"gated: {what}, {len(result.gated)} comparison(s), Holm-corrected at p < {ALPHA}; "
+                "the other metrics are reported, not gated")
 
 
 def print_check(result: CheckResult, console: Console | None = None) -> None:
@@ -162,10 +217,11 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
         print("error: " + " ".join(result.error.split()), file=sys.stderr)
         return
     console.print(check_table(result))
+    console.print(gate_summary(result))
     for c in result.ungated:  # reasons hold model names and judgements.json text: Text, never markup
         drop = "a significant drop, " if c.significant_drop else ""
         console.print(Text(f"not gated ({drop}unreliable judge): {c.task} {label(c.metric)} ({c.candidate_model}): "
-                           + "; ".join(c.not_gated), style="yellow"))
+                           + "; ".join(c.unreliable), style="yellow"))
     count = len(result.regressions)
     console.print(f"[red]{count} regression(s)[/red]" if count else "[green]no regression[/green]")
 
@@ -176,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, required=True, help="leaderboard.json or run directory")
     parser.add_argument("--candidate", type=Path, required=True, help="leaderboard.json or run directory")
     parser.add_argument("--metric", action="append", dest="metrics",
-                        help="metric to compare (repeatable); default: every score where higher is better")
+                        help="metric to gate on instead of each task's primary metric (repeatable); "
+                             "the other scores are reported, not gated")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
                         help="tolerated drop as a fraction of the baseline mean, finite and >= 0 (default %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")

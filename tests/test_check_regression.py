@@ -1,4 +1,5 @@
-"""The regression check: exit code 0 when fine, 1 on a significant drop beyond tolerance, 2 on bad input."""
+"""The regression check: exit code 0 when fine, 1 on a significant drop of a gated metric beyond tolerance, 2 on bad
+input; gated: each task's primary metric (or the metrics named), Holm-corrected; the others reported."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import pytest
 from rich.console import Console
 
 from leaderboard.board import write_json_atomic
-from leaderboard.check import check_table, compare, main, print_check
+from leaderboard.build import build_leaderboard
+from leaderboard.check import check_table, compare, holm_adjusted, main, print_check
+from tasks.metadata import primary_metric
+from tasks.scoring import TASK_FAMILIES, score_predictions
 from tests.leaderboard_boards import BASELINE, hand_made_board
 from tests.leaderboard_runs import MODELS, make_run_dir
 
@@ -177,6 +181,7 @@ def test_rich_markup_in_names_prints_literally_in_the_check_table(tmp_path):
     for spec in (board, worse):
         row_task = spec["rows"][0]["tasks"]["[bold]task[/]"]
         row_task["metrics"]["[/bold]"] = row_task["metrics"].pop("S_l")
+        row_task["primary"] = "[/bold]"
     result = compare(write(tmp_path, "a.json", board), write(tmp_path, "b.json", worse), None, 0.02)
     console = Console(record=True, width=200)
     console.print(check_table(result))
@@ -209,13 +214,13 @@ WORSE_QUALITY = [q - 2 - 0.05 * i for i, q in enumerate(QUALITY)]
 def test_a_big_drop_in_reliable_judge_quality_is_a_regression(tmp_path):
     base = write(tmp_path, "base.json", judged_board(QUALITY, RELIABLE))
     worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE))
-    assert main(["--baseline", str(base), "--candidate", str(worse)]) == 1
+    assert main(["--baseline", str(base), "--candidate", str(worse), "--metric", "quality"]) == 1
 
 
 def test_a_big_drop_in_unreliable_judge_quality_is_not_gated_and_says_why(tmp_path, capsys):
     base = write(tmp_path, "base.json", judged_board(QUALITY, RELIABLE))
     worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, UNRELIABLE))
-    assert main(["--baseline", str(base), "--candidate", str(worse)]) == 0
+    assert main(["--baseline", str(base), "--candidate", str(worse), "--metric", "quality"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "│ not gated │" in out and "no regression" in out
     assert ("not gated (a significant drop, unreliable judge): longbench_write_en_mini quality (judge) (sl-iter2): "
@@ -226,9 +231,9 @@ def test_an_unreliable_baseline_judge_is_not_gated_either(tmp_path):
     base = write(tmp_path, "base.json", judged_board(QUALITY, UNRELIABLE))
     worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE))
     result = compare(base, worse, ["quality"], 0.02)
-    (comparison,) = result.comparisons
+    (comparison,) = result.ungated
     assert result.exit_code == 0 and comparison.significant_drop
-    assert comparison.not_gated == (f"baseline sl-iter2: {NOT_ABOVE_CHANCE}",)
+    assert comparison.unreliable == (f"baseline sl-iter2: {NOT_ABOVE_CHANCE}",)
 
 
 def test_an_unreliable_judge_does_not_stop_a_length_regression(tmp_path):
@@ -245,7 +250,7 @@ def test_quality_of_an_older_leaderboard_without_quality_trust_is_not_gated(tmp_
     worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, None))
     result = compare(base, worse, ["quality"], 0.02)
     assert result.exit_code == 0
-    assert result.comparisons[0].not_gated[1] == "candidate sl-iter2: judge not validated (no sanity check)"
+    assert result.ungated[0].unreliable[1] == "candidate sl-iter2: judge not validated (no sanity check)"
 
 
 def lower_quality(run_dir, by: float) -> None:
@@ -283,7 +288,7 @@ def test_markup_in_a_reason_prints_literally_in_the_check_output(tmp_path):
     worse = write(tmp_path, "new.json", judged_board(WORSE_QUALITY, RELIABLE | {"reliable": False, "reasons": [reason]},
                                                      model="[bold]m[/]"))
     console = Console(record=True, width=300)
-    print_check(compare(base, worse, None, 0.02), console)
+    print_check(compare(base, worse, ["quality"], 0.02), console)
     assert f"([bold]m[/]): candidate [bold]m[/]: {reason}" in console.export_text()
 
 
@@ -294,3 +299,137 @@ def test_the_top_level_debug_flag_reaches_check(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
     assert selflengthen(["--debug", "check", "--baseline", str(base), "--candidate", str(base)]) == 2
     assert capsys.readouterr().err.startswith("Traceback (most recent call last):")
+
+
+# --- what is gated: each task's primary metric, Holm-corrected across tasks ---------------------------------------
+
+def two_task_board(first: list[float], second: list[float]) -> dict:
+    """``hand_made_board`` with a second task (S_l its primary metric too) beside the first."""
+    board = hand_made_board(first)
+    other = hand_made_board(second, task="longwrite_ruler_mini")
+    board["rows"][0]["tasks"] |= other["rows"][0]["tasks"]
+    board["tasks"] += other["tasks"]
+    return board
+
+
+# Twelve prompts, ten lower and two higher: the exact Wilcoxon p is 0.034, under 0.05 alone, not after Holm over two.
+BORDERLINE = [s - d if d not in (1, 11) else s + d for s, d in zip(BASELINE, range(1, 13))]
+
+
+def test_a_borderline_drop_on_the_only_task_is_a_regression(tmp_path):
+    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
+    result = compare(base, write(tmp_path, "new.json", hand_made_board(BORDERLINE)), None, 0.02)
+    (comparison,) = result.gated
+    assert comparison.p == pytest.approx(0.0342, abs=1e-4) and comparison.p_holm == comparison.p
+    assert result.exit_code == 1
+
+
+def test_holm_correction_over_two_gated_tasks_lets_the_same_borderline_drop_pass(tmp_path):
+    base = write(tmp_path, "base.json", two_task_board(BASELINE, BASELINE))
+    result = compare(base, write(tmp_path, "new.json", two_task_board(BORDERLINE, BASELINE)), None, 0.02)
+    first, second = result.gated
+    assert first.p == pytest.approx(0.0342, abs=1e-4) and first.p_holm == pytest.approx(2 * first.p)
+    assert second.p == second.p_holm == 1.0
+    assert result.exit_code == 0 and not first.regression
+
+
+def test_holm_adjusted_p_values_follow_the_step_down_definition():
+    assert holm_adjusted([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm_adjusted([0.4, 0.3]) == pytest.approx([0.6, 0.6])
+    assert holm_adjusted([0.9, 0.8, 0.7]) == pytest.approx([1.0, 1.0, 1.0])
+    assert holm_adjusted([]) == []
+
+
+def longen_board(about: list[float], below: list[float]) -> dict:
+    """A LonGen-like row: `overall` (the primary metric) over every prompt, `about` and `below` over their own."""
+    board = hand_made_board(about + below, task="longen_mini")
+    entry = board["rows"][0]["tasks"]["longen_mini"]
+    for sample in entry["samples"]:
+        sample["type"] = "about" if sample["doc_id"] < len(about) else "below"
+    overall, words = entry["metrics"]["S_l"], entry["metrics"]["words"]
+    entry["metrics"] = {"overall": overall, "about": overall | {"type": "about"}, "below": overall | {"type": "below"},
+                        "words": words}
+    entry["primary"] = "overall"
+    return board
+
+
+ABOUT = [s / 100 for s in BASELINE]
+BELOW = [1 - s / 100 for s in BASELINE]
+
+
+def test_a_drop_in_a_secondary_metric_is_reported_not_gated(tmp_path, capsys):
+    """About drops, below rises as much: the primary overall holds, so the check passes and shows the drop."""
+    base = write(tmp_path, "base.json", longen_board(ABOUT, BELOW))
+    moved = longen_board([a - 0.2 - 0.01 * i for i, a in enumerate(ABOUT)],
+                         [b + 0.2 + 0.01 * i for i, b in enumerate(BELOW)])
+    new = write(tmp_path, "new.json", moved)
+    result = compare(base, new, None, 0.02)
+    about = next(c for c in result.comparisons if c.metric == "about")
+    assert [c.metric for c in result.gated] == ["overall"] and result.gated[0].p > 0.5
+    assert not about.selected and about.significant_drop and about.p_holm is None and not about.regression
+    assert result.exit_code == 0
+    assert main(["--baseline", str(base), "--candidate", str(new)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ reported │" in out and "gated: each task's primary metric, 1 comparison(s), Holm-corrected" in out
+
+
+def test_naming_a_metric_gates_it_instead_of_the_primary(tmp_path, capsys):
+    base = write(tmp_path, "base.json", longen_board(ABOUT, BELOW))
+    new = write(tmp_path, "new.json", longen_board([a - 0.2 - 0.01 * i for i, a in enumerate(ABOUT)],
+                                                   [b + 0.2 + 0.01 * i for i, b in enumerate(BELOW)]))
+    result = compare(base, new, ["about"], 0.02)
+    assert [c.metric for c in result.gated] == ["about"] and [c.metric for c in result.regressions] == ["about"]
+    assert next(c for c in result.comparisons if c.metric == "overall").selected is False
+    assert main(["--baseline", str(base), "--candidate", str(new), "--metric", "about"]) == 1
+    assert "gated: metric(s) about (named with --metric)" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_board_whose_tasks_declare_no_primary_metric_is_unusable_input(tmp_path):
+    board = hand_made_board(BASELINE)
+    board["rows"][0]["tasks"]["longbench_write_en_mini"]["primary"] = None
+    path = write(tmp_path, "old.json", board)
+    result = compare(path, path, None, 0.02)
+    assert result.exit_code == 2 and "no common task with shared prompts for its primary metric" in result.error
+    assert compare(path, path, ["S_l"], 0.02).exit_code == 0
+
+
+# --- where the primary metric comes from: the task YAML, through scores.json into leaderboard.json ----------------
+
+def test_every_task_declares_a_primary_metric_its_scorer_reports():
+    for task, family in TASK_FAMILIES.items():
+        scored = score_predictions(task, [])
+        assert scored["primary_metric"] == primary_metric(task, family)
+        assert primary_metric(task, family) in scored, task
+    assert primary_metric("longen_mini", "longen") == "overall"
+    assert primary_metric("longbench_write_en_mini", "longbench_write") == "S_l"
+    assert primary_metric("longwrite_ruler", "longwrite_ruler") == "S_l"
+
+
+def longen_run(root, primary=None):
+    """A run directory of the real scorer on hand-made LonGen rows; ``primary`` overrides its declaration."""
+    rows = [{"type": kind, "constraint": f"{kind} 100 words" if kind != "range" else "100-200 words",
+             "query": f"Write {kind} 100 words.", "response": " ".join(["word"] * (60 + 20 * i))}
+            for i, kind in enumerate(["about", "range", "above", "below"] * 3)]
+    scored = score_predictions("longen_mini", rows)
+    if primary is not None:
+        scored["primary_metric"] = primary
+    out = root / "run"
+    write_json_atomic(out / "scores.json", {"model": "m", "tasks": {"longen_mini": scored}})
+    write_json_atomic(out / "run.json", {"model": "m", "arm": "base", "iteration": None, "train_stats": None,
+                                         "tasks": ["longen_mini"]})
+    return out
+
+
+def test_the_declared_primary_metric_reaches_leaderboard_json(tmp_path):
+    board = build_leaderboard([longen_run(tmp_path / "a")], base=None)
+    assert board["rows"][0]["tasks"]["longen_mini"]["primary"] == "overall"
+    board = build_leaderboard([longen_run(tmp_path / "b", primary="below")], base=None)
+    assert board["rows"][0]["tasks"]["longen_mini"]["primary"] == "below"
+    assert [c.metric for c in compare(tmp_path / "b" / "run", tmp_path / "b" / "run").gated] == ["below"]
+
+
+def test_a_primary_metric_that_is_not_a_string_is_unusable_input(tmp_path):
+    run = longen_run(tmp_path, primary=["overall"])
+    result = compare(run, run)
+    assert result.exit_code == 2
+    assert "tasks['longen_mini'].primary_metric must be a string or null, got ['overall']" in result.error
