@@ -1,7 +1,8 @@
 """Build leaderboard.json from run directories: one row per checkpoint, every number with a 95% interval.
 
 Columns per task: the length scores the task reports (LonGen overall and per type, LongBench-Write S_l,
-anything else that is a mean of the samples' scores), mean output words, judge quality and its
+anything else that is a mean of the samples' scores), mean output words, the degeneration metrics the
+samples carry (effective words, repeated 10-grams, ended at cap, ends a sentence), judge quality and its
 length-controlled version when judged, judge failures and how far to trust the judge (leaderboard/trust.py).
 Rows other than the base carry a paired test against the base over the same prompts. Methods: see
 leaderboard/stats.py and README.md.
@@ -21,6 +22,10 @@ from leaderboard.validate import is_number
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
 SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")
+# Degeneration per sample (tasks/scoring.py), each a metric of its own: whether higher is better (None: neither).
+# ends_sentence and ended_at_cap are true/false per sample, so their means are shares.
+DEGENERATION = {"effective_words": None, "repeated_10gram_share": False, "ended_at_cap": False,
+                "ends_sentence": True}
 METHOD = {
     "ci": "95% percentile bootstrap of the mean over samples (scipy.stats.bootstrap, 9999 resamples, seed 0)",
     "paired_test": "two-sided Wilcoxon signed-rank test vs. the base model over prompts matched by doc_id "
@@ -33,7 +38,49 @@ METHOD = {
     "failures exceed 20% of the judged samples, when the sanity check (truncated, shuffled and swapped answers "
     "judged against the original) was not measured, or when any degradation is not scored below the original "
     "significantly above chance (one-sided sign test, p < 0.05)",
+    "degeneration": "per sample, under the benchmark's own word counter (lowercased): repeated 10-grams = "
+    "1 - distinct/total word 10-grams (0 below 10 words; near 1 for an answer that loops); effective words = "
+    "words before the first 10-gram that repeats an earlier one; ended at cap = the endpoint's finish reason "
+    "was 'length' (mean over the samples whose finish reason is known); ends a sentence = the answer ends "
+    "with . ! ? or … (or their CJK forms), closing quotes and brackets allowed; lower is better for repeated "
+    "10-grams and ended at cap",
 }
+
+
+
+def _decoding_method(runs: list[RunDir]) -> str:
+    """The Method section's decoding: per task, what each run's run.json recorded (tasks alike grouped)."""
+    per_task: dict[str, dict[str, list[str]]] = {}
+    for run in runs:
+        recorded = run.run.get("decoding")
+        for task in run.scores["tasks"]:
+            record = recorded.get(task) if isinstance(recorded, dict) else None
+            per_task.setdefault(task, {}).setdefault(_decoding_text(record), []).append(run.model)
+    grouped: dict[str, list[str]] = {}
+    mixed = []
+    for task, texts in per_task.items():
+        if len(texts) == 1:
+            grouped.setdefault(next(iter(texts)), []).append(task)
+        else:
+            mixed.append(f"{task}: " + "; ".join(f"{text} ({', '.join(models)})" for text, models in texts.items()))
+    return "; ".join([f"{', '.join(tasks)}: {text}" for text, tasks in grouped.items()] + mixed)
+
+
+def _decoding_text(record) -> str:
+    if not isinstance(record, dict):
+        return "decoding not recorded (run.json written before it was)"
+    if not record.get("temperature"):
+        text = "greedy"
+    else:
+        text = f"sampled at temperature {record['temperature']}, top_p {record.get('top_p')}"
+        text += f", top_k {record['top_k']}" if record.get("top_k") is not None else ""
+        text += f", seed {record.get('seed')} ({record.get('seeding')})"
+    if record.get("repetition_penalty") is not None:
+        text += f", repetition penalty {record['repetition_penalty']}"
+    if record.get("max_gen_toks") is not None:
+        text += f", at most {record['max_gen_toks']} new tokens"
+    source = "the task's published decoding" if record.get("source") == "task" else f"set by {record.get('source')}"
+    return f"{text} ({source})"
 
 
 def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
@@ -49,7 +96,7 @@ def _reported_metrics(entry: dict) -> list[tuple[str, str, str | None]]:
     mean = sum(scores) / len(scores) if scores else None
     found = []
     for key, value in entry.items():
-        if key in ("n", "words") or not is_number(value):
+        if key in ("n", "words") or key in DEGENERATION or not is_number(value):
             continue
         if key in types:
             found.append((key, "score", key))
@@ -74,7 +121,7 @@ def _metric(values: dict, field: str, sample_type: str | None, higher_is_better:
 
 def _task_entry(entry: dict, judged: dict | None) -> dict:
     reported = _reported_metrics(entry)
-    extra_fields = [field for _, field, _ in reported if field not in ("score", "words")]
+    extra_fields = [field for _, field, _ in reported if field not in ("score", "words")] + list(DEGENERATION)
     quality = {}
     if judged is not None:
         quality = {s["doc_id"]: s.get("quality") for s in judged["samples"] if is_number(s.get("quality"))}
@@ -92,9 +139,16 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
         result["metrics"][name] = _metric(values, field, sample_type, True if field == "score" else None)
         if result["primary"] is None and field == "score" and sample_type is None:
             result["primary"] = name
+    if entry.get("primary_metric") in result["metrics"]:  # the task YAML's declaration, written by the scorer
+        result["primary"] = entry["primary_metric"]
     words = {s["doc_id"]: float(s["words"]) for s in samples if is_number(s["words"])}
     if words:
         result["metrics"]["words"] = _metric(words, "words", None, None)
+    for name, higher_is_better in DEGENERATION.items():
+        values = {s["doc_id"]: float(s[name]) for s in samples
+                  if is_number(s.get(name)) or isinstance(s.get(name), bool)}
+        if values:
+            result["metrics"][name] = _metric(values, name, None, higher_is_better)
     if judged is not None:
         result["metrics"]["quality"] = _metric({d: float(q) for d, q in quality.items()}, "quality", None, True)
         failures = judged.get("failures")
@@ -183,7 +237,8 @@ def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
     """The leaderboard of these run directories; ``base`` names the reference model (default: the arm 'base')."""
     if not run_dirs:
         raise LeaderboardError("no run directories given")
-    rows = [_row(load_run_dir(Path(p))) for p in run_dirs]
+    runs = [load_run_dir(Path(p)) for p in run_dirs]
+    rows = [_row(run) for run in runs]
     seen = set()
     for row in rows:
         if row["id"] in seen:
@@ -202,6 +257,7 @@ def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
     _compare_to_previous_iteration(rows)
     return {
         "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "base": base_row["id"] if base_row else None, "tasks": tasks, "method": METHOD,
+        "base": base_row["id"] if base_row else None, "tasks": tasks,
+        "method": {**METHOD, "decoding": _decoding_method(runs)},
         "length_control": length_control, "rows": rows,
     }

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
-from leaderboard.trust import MAX_FAILURE_RATE, unreliable_reasons
+from leaderboard.trust import MAX_FAILURE_RATE, task_trust, unreliable_reasons
 
 # The training facts a reader compares across arms, in this order, when train_stats has them.
-TRAIN_STATS = {"samples": "training samples", "answer_words_mean": "mean answer words",
-               "train_tokens": "training tokens", "steps": "steps", "final_loss": "final loss"}
+# length_demands: the share of the training instructions that carry a length demand ("about N words").
+TRAIN_STATS = {"samples": "training samples", "length_demands": "share with a length demand",
+               "answer_words_mean": "mean answer words", "train_tokens": "training tokens", "steps": "steps",
+               "final_loss": "final loss"}
 LABELS = {"words": "mean words", "length_ratio": "words / demanded", "quality": "quality (judge)",
-          "quality_lc": "quality @ common length", **TRAIN_STATS}
+          "quality_lc": "quality @ common length", "effective_words": "effective words",
+          "repeated_10gram_share": "repeated 10-grams", "ended_at_cap": "ended at cap",
+          "ends_sentence": "ends a sentence", **TRAIN_STATS}
+# Header words of the terminal's compact table, which must fit 80 columns (COMPACT_LEGEND spells them out).
+SHORT_LABELS = {"words": "words", "length_ratio": "ratio", "quality": "qual.", "quality_lc": "q@len",
+                "repeated_10gram_share": "rep.", "ended_at_cap": "cap", "ends_sentence": "sent."}
+# Metrics whose per-sample values are 0-1 shares or true/false: written as percentages.
+SHARES = ("repeated_10gram_share", "ended_at_cap", "ends_sentence")
+# The columns after the length scores, in this order: length, degeneration, then quality (last, so the judge
+# verdict stands next to it).
+TAIL = ("words", "effective_words", "repeated_10gram_share", "ended_at_cap", "ends_sentence", "quality", "quality_lc")
+# What the terminal's compact table keeps besides each task's primary score.
+COMPACT = ("words", "repeated_10gram_share", "ended_at_cap", "ends_sentence", "quality", "quality_lc")
 LEGEND = ("value [95% CI]; ▲/▼ = significantly higher/lower than the base model "
-          "(paired Wilcoxon over the same prompts, p < 0.05)")
+          "(paired Wilcoxon over the same prompts, p < 0.05); lower is better for repeated 10-grams and ended at cap")
+TONE_LEGEND = "▲/▼ in green where the difference is better, in red where it is worse"
+DEGENERATION_LEGEND = ("repeated 10-grams = share of the answer's word 10-grams that repeat an earlier one "
+                       "(1 - distinct/total; 0 below 10 words); effective words = words before the first repeated "
+                       "10-gram; ended at cap = cut by the token limit (share of the answers whose finish reason "
+                       "is known); ends a sentence = the answer ends with . ! ? or …")
+COMPACT_LEGEND = ("▲/▼ = significantly higher/lower than the base model (paired Wilcoxon, p < 0.05; green better, "
+                  "red worse); rep. = repeated 10-grams (share of the word 10-grams that repeat an earlier one), "
+                  "cap = ended at the token cap, sent. = ends a sentence (shares of the answers), qual. = judge "
+                  "quality, q@len = quality at the common length; ⚠1 = unreliable judge for reason (1) under the "
+                  "table, not gated by the regression check")
 UNRELIABLE = "⚠ unreliable"
-TRUST_COLUMNS = ("judge failures", "judge sanity", "judge agreement", "judge verdict")
+UNRELIABLE_MARK = "⚠"  # the same marking where a cell has no room for the word (HTML; terminal: with its reasons)
+TRUST_COLUMNS = ("judge failures", "judge sanity", "judge agreement")
+VERDICT = "judge verdict"
 TRUST_LEGEND = (f"{UNRELIABLE} = do not trust this judge quality: judge failures above {MAX_FAILURE_RATE:.0%} of "
                 "the samples, or the sanity check (truncated, shuffled and swapped answers must score below the "
                 "original; rate = share of pairs where the original wins, ties half; one-sided sign test "
-                "p < 0.05) not measured or not significantly above chance; the judge verdict column gives the "
-                "reason, and the regression check does not gate on it. judge agreement: Krippendorff's α and "
-                "mean Spearman ρ between repeated judgements, and the mean spread (sd) of a sample's quality")
+                "p < 0.05) not measured or not significantly above chance; the judge verdict column points to "
+                "the reasons under each table, and the regression check does not gate on it. judge agreement: "
+                "Krippendorff's α and mean Spearman ρ between repeated judgements, and the mean spread (sd) of a "
+                "sample's quality")
 
 
 def label(metric: str) -> str:
@@ -26,15 +53,43 @@ def label(metric: str) -> str:
 
 
 def task_metrics(board: dict, task: str) -> list[str]:
-    """The metric columns of one task across rows: the length scores first, then length, then quality (last, so
-    the judge-trust columns stand next to it)."""
+    """The metric columns of one task across rows: the length scores first, then TAIL's order."""
     names = list(dict.fromkeys(m for row in board["rows"] for m in row["tasks"].get(task, {}).get("metrics", {})))
-    tail = [m for m in ("words", "quality", "quality_lc") if m in names]
+    tail = [m for m in TAIL if m in names]
     return [m for m in names if m not in tail] + tail
 
 
+def compact_metrics(board: dict, task: str) -> list[str]:
+    """The terminal's narrow choice: the task's primary score (else its first metric), then COMPACT's columns."""
+    names = task_metrics(board, task)
+    primary = next((row["tasks"][task].get("primary") for row in board["rows"]
+                    if row["tasks"].get(task, {}).get("primary") in names), None)
+    first = primary or next((m for m in names if m not in TAIL), None)
+    return ([first] if first else []) + [m for m in COMPACT if m in names]
+
+
+def reason_notes(board: dict, task: str) -> list[str]:
+    """Every distinct reason why a row's judge is unreliable on ``task``, in first-seen order: each view lists
+    them once under the task's table and the verdict cells point to them by number. Judge text: escape it."""
+    reasons = (reason for row in board["rows"] if task in row["tasks"]
+               for reason in (task_trust(row["tasks"][task]) or {}).get("reasons", []))
+    return list(dict.fromkeys(reasons))
+
+
+def reason_numbers(trust: dict | None, notes: list[str]) -> list[str]:
+    """The numbers of this judge's reasons in ``notes`` (none for a reliable or absent judge)."""
+    return [str(notes.index(reason) + 1) for reason in (trust or {}).get("reasons", [])]
+
+
+def verdict_short(trust: dict | None, notes: list[str]) -> str:
+    """'reliable', or 'unreliable (1, 3)': the numbers of this judge's reasons in ``notes``."""
+    if trust is None:
+        return "–"
+    return "reliable" if trust["reliable"] else "unreliable (" + ", ".join(reason_numbers(trust, notes)) + ")"
+
+
 def judged(board: dict, task: str) -> bool:
-    """Whether any row has judge results for the task (then the views show a judge-failures column)."""
+    """Whether any row has judge results for the task (then the views show its judge verdict and details)."""
     return any(row["tasks"].get(task, {}).get("judge_failures") is not None for row in board["rows"])
 
 
@@ -80,13 +135,6 @@ def agreement_text(trust: dict | None) -> str:
             f"sd {number(agreement.get('mean_std'))}{size}")
 
 
-def verdict_text(trust: dict | None) -> str:
-    """'reliable', or 'unreliable: reason; reason' (reasons may hold names from judgements.json: escape them)."""
-    if trust is None:
-        return "–"
-    return "reliable" if trust["reliable"] else "unreliable: " + "; ".join(trust["reasons"])
-
-
 def train_stat_keys(board: dict) -> list[str]:
     """The train_stats columns: the well-known facts present in any row, else every key there is."""
     present = list(dict.fromkeys(k for row in board["rows"] for k in (row.get("train_stats") or {})))
@@ -104,26 +152,54 @@ def number(value: float | None) -> str:
     return f"{value:.2f}"
 
 
+def value_text(spec: dict, value: float | None) -> str:
+    """One value of a metric: a share as a percentage ('97%'), any other number by its size."""
+    if value is None:
+        return "–"
+    return f"{value:.0%}" if spec.get("field") in SHARES else number(value)
+
+
+def change_text(spec: dict, diff: float) -> str:
+    """A difference of means: '+12 pts' (percentage points) for a share, '+1.5' otherwise."""
+    if spec.get("field") in SHARES:
+        return f"{100 * diff:+.0f} pts"
+    return ("+" if diff > 0 else "") + number(diff)
+
+
 def interval(spec: dict) -> str:
     if not spec.get("ci"):
         return ""
     low, high = spec["ci"]
-    return f"[{number(low)}, {number(high)}]"
+    return f"[{value_text(spec, low)}, {value_text(spec, high)}]"
+
+
+def arrow(spec: dict) -> str:
+    """▲ or ▼ when the row differs significantly from the base; empty otherwise."""
+    test = spec.get("vs_base")
+    if not test or not test["significant"]:
+        return ""
+    return "▲" if test["diff"] > 0 else "▼"
 
 
 def marker(spec: dict) -> str:
     """▲ or ▼ with the p-value when the row differs significantly from the base; empty otherwise."""
-    test = spec.get("vs_base")
-    if not test or not test["significant"]:
-        return ""
-    return f"{'▲' if test['diff'] > 0 else '▼'} p={test['p']:.2g}"
+    sign = arrow(spec)
+    return f"{sign} p={spec['vs_base']['p']:.2g}" if sign else ""
+
+
+def tone(spec: dict) -> str | None:
+    """'better' or 'worse' for a significant difference from the base, by the metric's direction (repeated
+    10-grams and ended at cap: lower is better); None when not significant or the metric has no direction."""
+    if not arrow(spec) or spec.get("higher_is_better") is None:
+        return None
+    return "better" if (spec["vs_base"]["diff"] > 0) == spec["higher_is_better"] else "worse"
 
 
 def cell(spec: dict | None) -> str:
     """'62.5 [50.7, 73.5] ▲ p=0.0003' — a metric's value, its interval and its test against the base."""
     if spec is None:
         return "–"
-    return " ".join(part for part in (number(spec["value"]), interval(spec), marker(spec)) if part)
+    return " ".join(part for part in (value_text(spec, spec["value"]), interval(spec), marker(spec)) if part)
 
 
 def iteration(row: dict) -> str:

@@ -11,11 +11,17 @@ import math
 from html import escape
 
 from leaderboard.format import (
+    DEGENERATION_LEGEND,
     LEGEND,
+    SHARES,
+    TONE_LEGEND,
     TRUST_COLUMNS,
     TRUST_LEGEND,
     UNRELIABLE,
+    UNRELIABLE_MARK,
+    VERDICT,
     agreement_text,
+    arrow,
     failures_text,
     interval,
     iteration,
@@ -24,12 +30,15 @@ from leaderboard.format import (
     label,
     marker,
     number,
+    reason_notes,
     sanity_parts,
     sanity_text,
     task_metrics,
+    tone,
     train_stat_keys,
     unreliable_metric,
-    verdict_text,
+    value_text,
+    verdict_short,
 )
 from leaderboard.svg import PALETTE, Chart, padded_range
 from leaderboard.trust import task_trust
@@ -41,14 +50,14 @@ max-width:1320px;color:#111;padding:0 1em;line-height:1.4}
 h1{font-size:1.7em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}
 .meta,.legend-text,.caption{color:#555;font-size:.9em}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-variant-numeric:tabular-nums;font-size:.92em}
-thead th{border-top:2px solid #111;border-bottom:1px solid #111;padding:.35em .7em;cursor:pointer;
-user-select:none;text-align:right;white-space:nowrap}
+thead th{border-top:2px solid #111;border-bottom:1px solid #111;padding:.35em .5em;cursor:pointer;
+user-select:none;text-align:right;vertical-align:bottom;min-width:3em;max-width:7em}
 thead th:first-child,tbody td:first-child,td.text,th.text{text-align:left}
 th[data-dir=asc]::after{content:" \\25B2";font-size:.7em}th[data-dir=desc]::after{content:" \\25BC";font-size:.7em}
-tbody td{padding:.3em .7em;text-align:right;white-space:nowrap}tbody tr:last-child td{border-bottom:2px solid #111}
+tbody td{padding:.3em .5em;text-align:right;white-space:nowrap}tbody tr:last-child td{border-bottom:2px solid #111}
 tr.base td{background:#f3f3f3}.ci{color:#777;font-size:.82em}.up{color:#1a7f37}.down{color:#b42318}
-.sig{font-size:.8em;margin-left:.2em}.unreliable{color:#b54708;font-size:.8em;margin-left:.2em}
-td.verdict{white-space:normal;min-width:16em;max-width:28em}.figures{display:flex;flex-wrap:wrap;gap:18px}
+.sig{font-size:.8em;margin-left:.2em;cursor:help}.unreliable{color:#b54708;font-size:.8em;margin-left:.2em}
+td.wrap{white-space:normal;min-width:16em;max-width:32em}.figures{display:flex;flex-wrap:wrap;gap:18px}
 svg text{font-family:inherit;font-size:11px;fill:#222}svg .title{font-size:13px;font-weight:bold}
 svg .label{font-size:12px}svg .legend{font-size:11px}svg .note{fill:#777;font-size:13px}
 svg .grid{stroke:#e6e6e6}svg .legend-box{fill:#fff;fill-opacity:.85;stroke:#ccc}svg .frame{fill:none;stroke:#444}
@@ -80,6 +89,9 @@ document.body.dataset.sortable = "ready";
 """
 
 
+TONES = {"better": "up", "worse": "down", None: "plain"}
+
+
 def _colors(board: dict) -> dict[str, str]:
     return {row["id"]: PALETTE[i % len(PALETTE)] for i, row in enumerate(board["rows"])}
 
@@ -92,43 +104,67 @@ def _td(text: str, value=None, css: str = "") -> str:
 
 
 def _metric_td(entry: dict, metric: str) -> str:
+    """The value with ▲/▼ (its p-value on hover) and ⚠ for an unreliable judge, the interval small beneath it:
+    two short lines, so a task's columns fit the page."""
     spec = entry["metrics"].get(metric)
     if spec is None:
         return _td("–")
-    sign = marker(spec)
-    css = "up" if sign.startswith("▲") else "down"
-    text = escape(number(spec["value"])) + f' <span class="ci">{escape(interval(spec))}</span>'
-    if sign:
-        text += f' <span class="sig {css}">{escape(sign)}</span>'
+    text = escape(value_text(spec, spec["value"]))
+    if arrow(spec):
+        hover = f"{marker(spec)}, paired Wilcoxon vs. the base model"
+        text += f' <span class="sig {TONES[tone(spec)]}" title="{escape(hover)}">{escape(arrow(spec))}</span>'
     if unreliable_metric(entry, metric):
-        text += f' <span class="unreliable">{escape(UNRELIABLE)}</span>'
+        text += f' <span class="unreliable" title="see the judge verdict">{escape(UNRELIABLE_MARK)}</span>'
+    if interval(spec):
+        text += f'<br><span class="ci">{escape(interval(spec))}</span>'
     return _td(text, spec["value"])
 
 
+def _verdict_td(entry: dict, notes: list[str]) -> str:
+    """'reliable', or 'unreliable (1, 2)' pointing to the reasons listed once under the table."""
+    trust = task_trust(entry)
+    verdict = escape(verdict_short(trust, notes))
+    if trust is not None and not trust["reliable"]:
+        verdict = f'<span class="unreliable">{verdict}</span>'
+    return _td(verdict, css="text")
+
+
 def _trust_tds(entry: dict) -> list[str]:
-    """Failures (sorted by rate), sanity rates (failing ones in red), agreement and the verdict with reasons.
-    Degradation names and reasons come from judgements.json: escaped like every other text."""
+    """Failures (sorted by rate), sanity rates (failing ones in red) and agreement.
+    Degradation names come from judgements.json: escaped like every other text."""
     trust = task_trust(entry)
     parts = sanity_parts(trust)
     sanity = ", ".join(escape(part) if passed else f'<span class="down">{escape(part)} ✗</span>'
                        for part, passed in parts) or escape(sanity_text(trust))
-    verdict = escape(verdict_text(trust))
-    if trust is not None and not trust["reliable"]:
-        verdict = f'<span class="unreliable">{verdict}</span>'
     return [_td(escape(failures_text(trust)), (trust or {}).get("failures_rate")),
-            _td(sanity, css="text"), _td(escape(agreement_text(trust)), css="text"),
-            _td(verdict, css="text verdict")]
+            _td(sanity, css="text wrap"), _td(escape(agreement_text(trust)), css="text")]
 
 
-def _table(header: list[str], rows: list[str]) -> str:
-    head = "".join(f'<th{" class=text" if i < 2 else ""}>{escape(h)}</th>' for i, h in enumerate(header))
-    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+def _table(header: list[str], rows: list[str], css: str = "sortable", text: tuple[int, ...] = (0, 1)) -> str:
+    """A sortable table; the headers of the ``text`` columns are left-aligned like their cells."""
+    head = "".join(f'<th{" class=text" if i in text else ""}>{escape(h)}</th>' for i, h in enumerate(header))
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _judge_section(board: dict, task: str) -> str:
+    """The judge's reasons, once per task (judgements.json text, escaped), and its failures, sanity and agreement."""
+    notes = reason_notes(board, task)
+    reasons = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    listed = f'<p class="caption">Judge unreliable because:</p><ol class="reasons">{reasons}</ol>' if notes else ""
+    rows = []
+    for row in board["rows"]:
+        if task in row["tasks"]:
+            name = escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else "")
+            rows.append(f"<tr>{_td(name, css='text')}{''.join(_trust_tds(row['tasks'][task]))}</tr>")
+    return (f'{listed}<p class="caption">Judge of the quality columns:</p>'
+            + _table(["model", *TRUST_COLUMNS], rows, css="sortable judge", text=(0, 2, 3)))
 
 
 def _task_table(board: dict, task: str) -> str:
     metrics = task_metrics(board, task)
     has_judge = judged(board, task)
-    header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + list(TRUST_COLUMNS) * has_judge
+    notes = reason_notes(board, task)
+    header = ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + [VERDICT] * has_judge
     rows = []
     for row in board["rows"]:
         entry = row["tasks"].get(task)
@@ -139,9 +175,10 @@ def _task_table(board: dict, task: str) -> str:
                  _td(escape(iteration(row)), row.get("iteration") if row.get("iteration") is not None else -1),
                  _td(escape(str(entry["n"])), entry["n"])]
         cells += [_metric_td(entry, m) for m in metrics]
-        cells += _trust_tds(entry) if has_judge else []
+        cells += [_verdict_td(entry, notes)] * has_judge
         rows.append(f'<tr class="{"base" if row.get("is_base") else ""}">{"".join(cells)}</tr>')
-    return f"<h2>{escape(task)}</h2>" + _table(header, rows)
+    table = _table(header, rows, text=(0, 1, len(header) - 1) if has_judge else (0, 1))
+    return f"<h2>{escape(task)}</h2>" + table + (_judge_section(board, task) if has_judge else "")
 
 
 def _training_table(board: dict) -> str:
@@ -308,6 +345,8 @@ def render_html(board: dict) -> str:
     base = f"base model: {escape(board['base'])}" if board.get("base") else "no base model"
     any_judged = any(judged(board, task) for task in board["tasks"])
     trust_legend = f'<p class="legend-text">{escape(TRUST_LEGEND)}.</p>' if any_judged else ""
+    if any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"]):
+        trust_legend = f'<p class="legend-text">{escape(DEGENERATION_LEGEND)}.</p>' + trust_legend
     tables = "".join(_task_table(board, task) for task in board["tasks"])
     iterations = "".join(iteration_charts(board)) or "<p>No Self-Lengthen iterations in this leaderboard.</p>"
     quality = "".join(quality_charts(board)) or "<p>No judged task.</p>"
@@ -323,7 +362,8 @@ def render_html(board: dict) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Self-Lengthen leaderboard</title>'
         f"<style>{STYLE}</style></head><body><h1>Self-Lengthen leaderboard</h1>"
         f'<p class="meta">{escape(board.get("created") or "")} · {base}</p>'
-        f'<p class="legend-text">{escape(LEGEND)}. Click a column header to sort.</p>{trust_legend}'
+        f'<p class="legend-text">{escape(LEGEND)}; {escape(TONE_LEGEND)}; hover over one for its p-value. '
+        f'Click a column header to sort.</p>{trust_legend}'
         f"{tables}{_training_table(board)}{figures}{_examples(board)}{_method(board)}"
         f"<script>{SCRIPT}</script></body></html>\n"
     )

@@ -9,22 +9,27 @@ from __future__ import annotations
 import re
 
 from leaderboard.format import (
+    DEGENERATION_LEGEND,
     LEGEND,
+    SHARES,
     TRUST_COLUMNS,
     TRUST_LEGEND,
     UNRELIABLE,
+    VERDICT,
     agreement_text,
     cell,
+    change_text,
     failures_text,
     iteration,
     judged,
     label,
     number,
+    reason_notes,
     sanity_text,
     task_metrics,
     train_stat_keys,
     unreliable_metric,
-    verdict_text,
+    verdict_short,
 )
 from leaderboard.trust import task_trust
 
@@ -57,10 +62,15 @@ def _metric_cell(entry: dict, metric: str) -> str:
     return cell(entry["metrics"].get(metric)) + marked
 
 
-def _trust_cells(entry: dict) -> list[str]:
-    """Failures, sanity rates, agreement and the verdict with its reasons (judgements.json text: escaped)."""
-    trust = task_trust(entry)
-    return [md_text(text(trust)) for text in (failures_text, sanity_text, agreement_text, verdict_text)]
+def _judge_section(board: dict, task: str) -> list[str]:
+    """Under a judged task's table: its reasons, numbered once (the verdict cells point to them), and a table of
+    each row's judge failures, sanity rates and agreement (judgements.json text: escaped)."""
+    notes = reason_notes(board, task)
+    lines = ["Judge unreliable because:", ""] + [f"{i}. {md_text(note)}" for i, note in enumerate(notes, 1)] + [""]
+    body = [[_model(row)] + [md_text(text(task_trust(row["tasks"][task])))
+                             for text in (failures_text, sanity_text, agreement_text)]
+            for row in board["rows"] if task in row["tasks"]]
+    return (lines if notes else []) + ["Judge of the quality columns:", ""] + _table(["model", *TRUST_COLUMNS], body)
 
 
 def _iteration_steps(board: dict) -> list[str]:
@@ -73,7 +83,7 @@ def _iteration_steps(board: dict) -> list[str]:
                 if test is None:
                     continue
                 arrow = ("▲ " if test["diff"] > 0 else "▼ ") if test["significant"] else ""
-                change = f"{arrow}{'+' if test['diff'] > 0 else ''}{number(test['diff'])}"
+                change = arrow + change_text(spec, test["diff"])
                 body.append([md_text(task), md_text(test["model"]), _model(row), md_text(label(name)), change,
                              f"{test['p']:.2g}", str(test["n_pairs"])])
     if not body:
@@ -86,20 +96,24 @@ def _iteration_steps(board: dict) -> list[str]:
 def render_markdown(board: dict) -> str:
     """The whole leaderboard as Markdown."""
     any_judged = any(judged(board, task) for task in board["tasks"])
-    lines = ["# Leaderboard", "", LEGEND + ".", ""] + ([md_text(TRUST_LEGEND) + ".", ""] if any_judged else [])
+    any_shares = any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"])
+    lines = ["# Leaderboard", "", LEGEND + ".", ""] + ([DEGENERATION_LEGEND + ".", ""] if any_shares else [])
+    lines += [md_text(TRUST_LEGEND) + ".", ""] if any_judged else []
     for task in board["tasks"]:
         metrics = task_metrics(board, task)
         has_judge = judged(board, task)
-        header = ["model", "arm", "iter", "n"] + [md_text(label(m)) for m in metrics]
-        header += list(TRUST_COLUMNS) if has_judge else []
+        notes = reason_notes(board, task)
+        header = ["model", "arm", "iter", "n"] + [md_text(label(m)) for m in metrics] + [VERDICT] * has_judge
         body = []
         for row in board["rows"]:
             entry = row["tasks"].get(task)
             if entry is None:
                 continue
             body.append([_model(row), md_text(row.get("arm") or "–"), md_text(iteration(row)), str(entry["n"])]
-                        + [_metric_cell(entry, m) for m in metrics] + (_trust_cells(entry) if has_judge else []))
+                        + [_metric_cell(entry, m) for m in metrics]
+                        + [verdict_short(task_trust(entry), notes)] * has_judge)
         lines += [f"## {md_text(task)}", ""] + _table(header, body) + [""]
+        lines += _judge_section(board, task) + [""] if has_judge else []
     lines += _iteration_steps(board)
     keys = train_stat_keys(board)
     if keys:

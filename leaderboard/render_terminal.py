@@ -1,66 +1,71 @@
 """The leaderboard as rich tables in the terminal, read from leaderboard.json only.
 
+One table per task. Where the console is wide enough, every metric with its interval and p-value; where
+it is not (a log, 80 columns), a compact table: the primary score, length, degeneration and quality, each
+value with its ▲/▼ only, and a pointer to leaderboard.md / leaderboard.html for the rest. The judge's
+reasons are listed once under each table and the verdict cells point to them by number.
+
 Names come from users and models, so every one goes in as a rich Text, never as markup: ``[/bold]`` in a
 model name prints as itself.
 """
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
 from leaderboard.format import (
+    COMPACT_LEGEND,
+    DEGENERATION_LEGEND,
     LEGEND,
-    TRUST_COLUMNS,
+    SHARES,
+    SHORT_LABELS,
+    TONE_LEGEND,
     TRUST_LEGEND,
     UNRELIABLE,
-    agreement_text,
-    failures_text,
+    UNRELIABLE_MARK,
+    VERDICT,
+    arrow,
+    compact_metrics,
     interval,
     iteration,
     judged,
     label,
     marker,
-    number,
-    sanity_parts,
-    sanity_text,
+    reason_notes,
+    reason_numbers,
     task_metrics,
+    tone,
     unreliable_metric,
-    verdict_text,
+    value_text,
+    verdict_short,
 )
 from leaderboard.trust import task_trust
 
+TONES = {"better": "green", "worse": "red", None: None}
+POINTER = ("Every metric with its 95% interval and p-value, and the judge's failures, sanity check and "
+           "agreement: leaderboard.md and leaderboard.html beside leaderboard.json.")
 
-def _styled(entry: dict, metric: str) -> Text:
+
+def _value(entry: dict, metric: str, compact: bool, notes: list[str]) -> Text:
+    """Value, interval and test (compact: value and ▲/▼); an unreliable judge's quality ends in ⚠ unreliable
+    (compact: ⚠ and the numbers of its reasons under the table)."""
     spec = entry["metrics"].get(metric)
     if spec is None:
         return Text("–")
-    sign = marker(spec)
-    text = Text.assemble(number(spec["value"]), " ", (interval(spec), "dim"))
+    text = Text(value_text(spec, spec["value"]))
+    if not compact and interval(spec):
+        text.append(" " + interval(spec), style="dim")
+    sign = arrow(spec) if compact else marker(spec)
     if sign:
-        text.append(" " + sign, style="green" if sign.startswith("▲") else "red")
+        text.append(" " + sign, style=TONES[tone(spec)])
     if unreliable_metric(entry, metric):
-        text.append(" " + UNRELIABLE, style="yellow")
+        numbers = ",".join(reason_numbers(task_trust(entry), notes))
+        text.append(" " + (UNRELIABLE_MARK + numbers if compact else UNRELIABLE), style="yellow")
     return text
-
-
-def _sanity(trust: dict | None) -> Text:
-    """Each degradation's rate, red when not significantly above chance; names from judgements.json stay text."""
-    parts = sanity_parts(trust)
-    if not parts:
-        return Text(sanity_text(trust))
-    text = Text()
-    for i, (part, passed) in enumerate(parts):
-        text.append(", " * (i > 0))
-        text.append(part + ("" if passed else " ✗"), style=None if passed else "red")
-    return text
-
-
-def _trust_cells(entry: dict) -> list[Text]:
-    trust = task_trust(entry)
-    verdict = Text(verdict_text(trust), style="yellow" if trust and not trust["reliable"] else "")
-    return [Text(failures_text(trust)), _sanity(trust), Text(agreement_text(trust)), verdict]
 
 
 def _model(row: dict) -> Text:
@@ -69,27 +74,67 @@ def _model(row: dict) -> Text:
     return Text(row["model"])
 
 
-def leaderboard_tables(board: dict) -> list[Table]:
-    """One rich Table per task: rows are checkpoints, columns the task's metrics with intervals."""
-    tables = []
-    for task in board["tasks"]:
-        metrics = task_metrics(board, task)
-        has_judge = judged(board, task)
-        caption = Text(LEGEND + (f". {TRUST_LEGEND}" if has_judge else ""))
-        table = Table(title=Text(task), caption=caption, title_justify="left")
-        for name in ["model", "arm", "iter", "n"] + [label(m) for m in metrics] + list(TRUST_COLUMNS) * has_judge:
-            table.add_column(Text(name), justify="left" if name in ("model", "arm") + TRUST_COLUMNS[1:] else "right")
-        for row in board["rows"]:
-            entry = row["tasks"].get(task)
-            if entry is None:
-                continue
-            table.add_row(_model(row), Text(row.get("arm") or "–"), Text(iteration(row)), Text(str(entry["n"])),
-                          *[_styled(entry, m) for m in metrics], *(_trust_cells(entry) if has_judge else []))
-        tables.append(table)
-    return tables
+def _verdict(entry: dict, notes: list[str]) -> Text:
+    trust = task_trust(entry)
+    return Text(verdict_short(trust, notes), style="yellow" if trust and not trust["reliable"] else "")
+
+
+def task_table(board: dict, task: str, compact: bool) -> Table:
+    """The task's rows: every metric with interval and p-value, or (compact) a few values with ▲/▼ only."""
+    metrics = compact_metrics(board, task) if compact else task_metrics(board, task)
+    notes = reason_notes(board, task)
+    verdicts = judged(board, task) and not compact  # compact: the quality cells carry the reason numbers
+    rows = [row for row in board["rows"] if task in row["tasks"]]
+    if compact:
+        sizes = sorted({row["tasks"][task]["n"] for row in rows})
+        prompts = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+        table = Table(title=Text(f"{task} · {prompts} prompts"), title_justify="left", box=box.SIMPLE_HEAD,
+                      show_edge=False, pad_edge=False, collapse_padding=True)
+        table.add_column("model", overflow="fold")
+        for metric in metrics:
+            table.add_column(Text(SHORT_LABELS.get(metric, label(metric))), justify="right", no_wrap=True)
+    else:
+        table = Table(title=Text(task), title_justify="left")
+        for name in ("model", "arm", "iter", "n"):
+            table.add_column(name, justify="left" if name in ("model", "arm") else "right")
+        for metric in metrics:
+            table.add_column(Text(label(metric)), justify="right")
+        if verdicts:
+            table.add_column(VERDICT)
+    for row in rows:
+        entry = row["tasks"][task]
+        cells = [_value(entry, m, compact, notes) for m in metrics] + [_verdict(entry, notes)] * verdicts
+        names = [] if compact else [Text(row.get("arm") or "–"), Text(iteration(row)), Text(str(entry["n"]))]
+        table.add_row(_model(row), *names, *cells)
+    return table
+
+
+def _fits(console: Console, table: Table) -> bool:
+    """Whether the table's widest layout, every cell on one line, fits the console."""
+    unbounded = console.options.update_width(1_000_000)
+    return Measurement.get(console, unbounded, table).maximum <= console.width
 
 
 def print_leaderboard(board: dict, console: Console | None = None) -> None:
+    """Each task's table and its judge reasons, then one legend: every table full where all of them fit the
+    console, else every table compact."""
     console = console or Console()
-    for table in leaderboard_tables(board):
-        console.print(table)
+    compact = not all(_fits(console, task_table(board, task, compact=False)) for task in board["tasks"])
+    for task in board["tasks"]:
+        console.print(task_table(board, task, compact))
+        notes = reason_notes(board, task)
+        if notes:  # judgements.json text: Text cells, never markup
+            reasons = Table.grid(padding=(0, 1), pad_edge=True)
+            reasons.add_column(justify="right", no_wrap=True)
+            reasons.add_column()
+            for i, note in enumerate(notes, 1):
+                reasons.add_row(f"({i})", Text(note))
+            console.print(Text("judge unreliable because:", style="yellow"), reasons)
+        console.print()
+    legend = [f"{LEGEND}; {TONE_LEGEND}"]
+    if any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"]):
+        legend.append(DEGENERATION_LEGEND)
+    if any(judged(board, task) for task in board["tasks"]):
+        legend.append(TRUST_LEGEND)
+    for paragraph in [COMPACT_LEGEND, POINTER] if compact else legend:
+        console.print(Text(paragraph + ("" if paragraph.endswith(".") else ".")), style="dim")

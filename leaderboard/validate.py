@@ -11,9 +11,15 @@ from pathlib import Path
 
 from leaderboard.errors import LeaderboardError
 
-# Sample fields every view and statistic reads as numbers, and those it shows as text.
-NUMERIC_SAMPLE_FIELDS = ("score", "words", "required_words", "quality", "quality_lc")
-TEXT_SAMPLE_FIELDS = ("type", "prompt", "response")
+# Sample fields every view and statistic reads as numbers, as true/false (a metric's mean is then a share),
+# and as text.
+NUMERIC_SAMPLE_FIELDS = ("score", "words", "required_words", "quality", "quality_lc", "repeated_10gram_share",
+                         "effective_words")
+FLAG_SAMPLE_FIELDS = ("ends_sentence", "ended_at_cap")
+TEXT_SAMPLE_FIELDS = ("type", "prompt", "response", "finish_reason")
+MAX_SAMPLE_MAGNITUDE = 1e12
+"""No score, word count or quality comes near this; a sample value beyond it (1.7e308 is finite) would
+overflow the bootstrap sums and the length-control fit, so it is refused as unusable input."""
 
 
 def is_number(value) -> bool:
@@ -75,7 +81,13 @@ def samples(path: Path, field: str, value, numeric: tuple[str, ...] = ()) -> Non
             _fail(path, f"{where}.doc_id", "unique within the task", doc_id)
         seen.add(doc_id)
         for name in dict.fromkeys(NUMERIC_SAMPLE_FIELDS + numeric):
-            number(path, f"{where}.{name}", sample.get(name))
+            if name not in FLAG_SAMPLE_FIELDS:
+                value = sample.get(name)
+                number(path, f"{where}.{name}", value)
+                if value is not None and abs(value) > MAX_SAMPLE_MAGNITUDE:
+                    _fail(path, f"{where}.{name}", f"a number within ±{MAX_SAMPLE_MAGNITUDE:g}", value)
+        for name in FLAG_SAMPLE_FIELDS:
+            flag(path, f"{where}.{name}", sample.get(name))
         for name in TEXT_SAMPLE_FIELDS:
             text(path, f"{where}.{name}", sample.get(name))
 
@@ -96,6 +108,7 @@ def scores_file(path: Path, document: dict) -> None:
         fields = {key for sample in listed if isinstance(sample, dict) for key in sample}
         numeric = tuple(key for key, value in entry.items() if key in fields and is_number(value))
         samples(path, f"tasks[{name!r}].samples", listed, numeric)
+        text(path, f"tasks[{name!r}].primary_metric", entry.get("primary_metric"))
 
 
 def _interval(path: Path, field: str, ci) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.jsonl import iter_jsonl
+from tasks.metadata import primary_metric
 
 LONGEN_TYPES = ("about", "range", "above", "below")
 
@@ -32,7 +33,8 @@ TASK_FAMILIES = {
 }
 
 # LonGen counts CJK ideographs, CJK punctuation and full-width forms one each.
-_LONGEN_CJK = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
+_LONGEN_CJK_CHARS = "\u4e00-\u9fff\u3000-\u303f\uff00-\uffef"
+_LONGEN_CJK = re.compile(f"[{_LONGEN_CJK_CHARS}]")
 # LongBench-Write counts CJK ideographs one each, plus ASCII-letter words.
 _LBW_CJK = re.compile(r"[\u4e00-\u9fff]")
 _LBW_WORD = re.compile(r"\b[a-zA-Z]+\b")
@@ -40,6 +42,15 @@ _NUMBER = re.compile(r"\d[\d,]*")
 # The largest word demand taken as meant: the benchmarks ask for at most tens of thousands, and a
 # demand like 1e308 would score every answer 0 (or overflow) instead of failing visibly.
 MAX_DEMAND = 1_000_000
+
+# Degeneration: a response's word n-grams (n = REPEAT_N) under its benchmark's own word counter.
+REPEAT_N = 10
+# The finish reason of an OpenAI-compatible endpoint for an answer cut by the token cap.
+FINISH_AT_CAP = "length"
+# A sentence end, possibly followed by closing quotes, brackets or Markdown emphasis, at the very end.
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\u2026][\s\"'\u201d\u2019\u00bb)\]}*_\u300d\u300f\uff09\u3011]*\Z")
+_LONGEN_TOKEN = re.compile(rf"[{_LONGEN_CJK_CHARS}]|[^\s{_LONGEN_CJK_CHARS}]+")
+_LBW_TOKEN = re.compile(rf"{_LBW_CJK.pattern}|{_LBW_WORD.pattern}")
 
 
 class ScoringInputError(ValueError):
@@ -63,6 +74,48 @@ def count_words_longen(text: str) -> int:
 def count_words_longbench_write(text: str) -> int:
     """LongBench-Write's word count: CJK ideographs plus words matching `\\b[a-zA-Z]+\\b`."""
     return len(_LBW_CJK.findall(text)) + len(_LBW_WORD.findall(text))
+
+
+def word_tokens(family: str, text: str) -> list[str]:
+    """The response's words in order, lowercased, under the benchmark's own counter (as many as `words`)."""
+    pattern = _LONGEN_TOKEN if family == "longen" else _LBW_TOKEN
+    return [token.lower() for token in pattern.findall(text)]
+
+
+def repeated_ngram_share(tokens: list[str], n: int = REPEAT_N) -> float:
+    """1 - distinct/total word n-grams: 0 without repeats, near 1 for a loop; 0 below n words."""
+    grams = [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def effective_words(tokens: list[str], n: int = REPEAT_N) -> int:
+    """Words before the first n-gram that repeats an earlier one (all words when none does)."""
+    seen = set()
+    for i in range(len(tokens) - n + 1):
+        gram = tuple(tokens[i:i + n])
+        if gram in seen:
+            return i
+        seen.add(gram)
+    return len(tokens)
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether the text ends with . ! ? … (or their CJK forms), closing quotes and brackets allowed after."""
+    return bool(_SENTENCE_END.search(text.rstrip()))
+
+
+def degeneration(family: str, response: str, finish_reason: str | None) -> dict:
+    """The sample fields that see a looping or cut-off answer (docs/run_directory.md).
+
+    `ended_at_cap` is None when the finish reason is unknown (an external file without one, lm-eval's
+    in-process backends), never a guess.
+    """
+    tokens = word_tokens(family, response)
+    return {
+        "repeated_10gram_share": repeated_ngram_share(tokens), "effective_words": effective_words(tokens),
+        "ends_sentence": ends_sentence(response), "finish_reason": finish_reason,
+        "ended_at_cap": None if finish_reason is None else finish_reason == FINISH_AT_CAP,
+    }
 
 
 def longen_demand(constraint_type: str, constraint: str) -> list[int]:
@@ -137,6 +190,14 @@ def _field(row: dict, key: str, where: str) -> Any:
     return row[key]
 
 
+def _text_field(row: dict, key: str, where: str) -> str:
+    """A field the sample keeps as text (the prompt): a list or a number there is a malformed row."""
+    value = _field(row, key, where)
+    if not isinstance(value, str):
+        raise ScoringInputError(f"{where}: {key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
 def _length_demand(row: dict, where: str) -> int:
     """The `length` field as a whole number of words in [1, MAX_DEMAND] (100, 100.0 and "100" are 100)."""
     value = _field(row, "length", where)
@@ -162,6 +223,10 @@ def score_sample(task: str, row: dict, where: str = "row 1") -> dict:
     if not isinstance(response, str):
         raise ScoringInputError(f"{where}: 'response' must be a string, got {type(response).__name__}")
     doc_id = row.get("doc_id")
+    finish_reason = row.get("finish_reason")
+    if finish_reason is not None and not isinstance(finish_reason, str):
+        raise ScoringInputError(f"{where}: 'finish_reason' must be a string or null, got {type(finish_reason).__name__}")
+    loops = degeneration(family, response, finish_reason)
     if family == "longen":
         constraint_type = _field(row, "type", where)
         constraint = _field(row, "constraint", where)
@@ -171,21 +236,22 @@ def score_sample(task: str, row: dict, where: str = "row 1") -> dict:
             raise ScoringInputError(f"{where}: {error}") from None
         demand = longen_demand(constraint_type, constraint)
         words = count_words_longen(response)
-        prompt = _field(row, "query", where)
+        prompt = _text_field(row, "query", where)
         required = sum(demand) / len(demand)  # a range's midpoint
         required = int(required) if required.is_integer() else required
         return {
             "doc_id": doc_id, "prompt": prompt, "response": response, "words": words,
             "required_words": required, "bounds": list(bounds), "type": constraint_type,
             "language": row.get("language") or prompt_language(prompt), "score": longen_score(words, bounds),
+            **loops,
         }
-    prompt = _field(row, "prompt", where)
+    prompt = _text_field(row, "prompt", where)
     required = _length_demand(row, where)
     words = count_words_longbench_write(response)
     sample = {
         "doc_id": doc_id, "prompt": prompt, "response": response, "words": words,
         "required_words": required, "score": length_score(required, words),
-        "type": row.get("type"), "language": row.get("language") or prompt_language(prompt),
+        "type": row.get("type"), "language": row.get("language") or prompt_language(prompt), **loops,
     }
     if family == "longwrite_ruler":
         sample["length_ratio"] = words / required
@@ -208,18 +274,21 @@ def lm_eval_metrics(task: str, doc: dict, response: str) -> dict[str, float]:
 
 
 def score_predictions(task: str, rows: list[dict], locations: list[str] | None = None) -> dict:
-    """Score benchmark rows that carry a `response`: {"task", "n", <aggregates>, "samples"} (docs/run_directory.md).
+    """Score benchmark rows that carry a `response`: {"task", "n", "primary_metric", <aggregates>, "samples"}
+    (docs/run_directory.md); `primary_metric` is the task YAML's declaration (tasks/metadata.py).
 
     longen: overall, about, range, above, below (0-1; a type with no samples is None).
     longbench_write*: S_l (0-100). longwrite_ruler*: words, length_ratio, S_l and `by_length`,
-    the same three per demanded length. `locations` name the rows in errors (default "row N");
-    a row without `doc_id` gets its index, and two rows with one doc_id are an error.
+    the same three per demanded length. Every task: the degeneration means (`degeneration_aggregates`).
+    A row may carry the endpoint's `finish_reason` ('length': cut by the token cap). `locations` name
+    the rows in errors (default "row N"); a row without `doc_id` gets its index, and two rows with one
+    doc_id are an error.
     """
     family = family_of(task)
     locations = locations or [f"row {i + 1}" for i in range(len(rows))]
     samples = [score_sample(task, {"doc_id": i, **row}, where) for i, (row, where) in enumerate(zip(rows, locations))]
     _require_unique_doc_ids(samples, locations)
-    result: dict[str, Any] = {"task": task, "n": len(samples)}
+    result: dict[str, Any] = {"task": task, "n": len(samples), "primary_metric": primary_metric(task, family)}
     scores = [s["score"] for s in samples]
     if family == "longen":
         result["overall"] = _mean(scores)
@@ -234,8 +303,20 @@ def score_predictions(task: str, rows: list[dict], locations: list[str] | None =
             for length in sorted({s["required_words"] for s in samples})
             for group in [[s for s in samples if s["required_words"] == length]]
         }
+    result.update(degeneration_aggregates(samples))
     result["samples"] = samples
     return result
+
+
+def degeneration_aggregates(samples: list[dict]) -> dict[str, float | None]:
+    """Means of the degeneration fields; `ended_at_cap` is the share among samples whose finish reason is known."""
+    known = [s["ended_at_cap"] for s in samples if s["ended_at_cap"] is not None]
+    return {
+        "repeated_10gram_share": _mean([s["repeated_10gram_share"] for s in samples]),
+        "effective_words": _mean([s["effective_words"] for s in samples]),
+        "ends_sentence": _mean([float(s["ends_sentence"]) for s in samples]),
+        "ended_at_cap": _mean([float(cut) for cut in known]),
+    }
 
 
 def _require_unique_doc_ids(samples: list[dict], locations: list[str]) -> None:
@@ -261,7 +342,8 @@ def load_predictions(path: str | Path) -> list[dict]:
     """Rows to score from a JSONL file: benchmark rows with a `response`, or lm-eval's samples_*.jsonl.
 
     An lm-eval sample record ({"doc_id", "doc", "filtered_resps", ...}) becomes its `doc` plus
-    `doc_id` and `response` = the first filtered response. A file without rows is an error.
+    `doc_id`, `finish_reason` (where the harness recorded one) and `response` = the first filtered
+    response. A file without rows is an error.
     """
     return [row for _, row in _read_predictions(Path(path))]
 
@@ -295,17 +377,21 @@ def _row_from_lm_eval_sample(record: dict, where: str) -> dict:
         raise ScoringInputError(f"{where}: 'filtered_resps' must be a list of responses, got {type(responses).__name__}")
     if not isinstance(doc, dict):
         raise ScoringInputError(f"{where}: 'doc' must be an object, got {type(doc).__name__}")
-    doc_id = {"doc_id": record["doc_id"]} if "doc_id" in record else {}
-    return {**doc, **doc_id, "response": responses[0] if responses else None}
+    kept = {key: record[key] for key in ("doc_id", "finish_reason") if key in record}
+    return {**doc, **kept, "response": responses[0] if responses else None}
 
 
 def score_lm_eval_samples(samples: dict[str, list[dict]], model_name: str) -> dict:
-    """scores.json from lm-eval's logged samples per task: each answer scored with its benchmark's formula."""
+    """scores.json from lm-eval's logged samples per task: each answer scored with its benchmark's formula.
+
+    A sample's `finish_reason` (added by harness/lm_eval_driver.py from the endpoint's replies) is kept.
+    """
     scored = {}
     for task, task_samples in sorted(samples.items()):
         rows = []
         for sample in sorted(task_samples, key=lambda s: s["doc_id"]):
             response = sample["filtered_resps"][0] if sample.get("filtered_resps") else sample["resps"][0][0]
-            rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response})
+            rows.append({**sample["doc"], "doc_id": sample["doc_id"], "response": response,
+                         "finish_reason": sample.get("finish_reason")})
         scored[task] = score_predictions(task, rows)
     return {"model": model_name, "tasks": scored}

@@ -30,6 +30,10 @@ MODELS = [
      {"samples": 85, "answer_words_mean": 2300.0, "train_tokens": 260000}),
 ]
 
+# What `selflengthen eval` records per task in run.json when the tasks' own decoding is used.
+DECODING = {"temperature": 0.5, "top_p": 1.0, "top_k": None, "repetition_penalty": None, "seed": 0,
+            "seeding": "per prompt", "source": "task"}
+
 
 def longen_bounds(kind: str, n: int) -> tuple[float, float]:
     """The accepted interval of a LonGen demand; a range demand here spans n ± 500."""
@@ -105,7 +109,8 @@ def make_run_dir(root: Path, model: str, arm: str, iteration, reach: float, qual
     if train_stats is not None:  # what selflengthen.lora writes besides the numbers
         train_stats = {**train_stats, "base_model": "/checkpoints/smollm2-135m", "config": {"lora_r": 16}}
     run = {"model": model, "model_path": f"/checkpoints/{model}", "arm": arm, "iteration": iteration,
-           "train_stats": train_stats, "tasks": list(scores["tasks"]), "sampling": {"temperature": 0.7},
+           "train_stats": train_stats, "tasks": list(scores["tasks"]),
+           "decoding": {name: {**DECODING, "max_gen_toks": 1280} for name in scores["tasks"]},
            "created": "2026-11-25T12:00:00+00:00"}
     write_json(out / "run.json", run)
     write_json(out / "scores.json", scores)

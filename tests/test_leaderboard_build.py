@@ -170,5 +170,8 @@ def test_a_task_whose_judgements_all_failed_has_no_quality_value_and_still_rende
     assert lbw["judge_failures"] == 15
     assert (lbw["metrics"]["quality"]["value"], lbw["metrics"]["quality"]["vs_base"]) == (None, None)
     assert "quality_lc" not in lbw["metrics"] and board["length_control"] == {}
-    assert "| 242 [216, 268] | – ⚠ unreliable | 15 of 15 (100%) |" in render_markdown(board)
+    markdown = render_markdown(board)
+    assert "| 242 [216, 268] | – ⚠ unreliable | unreliable (1, 2) |" in markdown
+    assert "1. judge failed on 15 of 15 samples (100%), above 20%" in markdown
+    assert "| sl-iter1 | 15 of 15 (100%) | not measured | not measured |" in markdown
     assert "No judged task." in render_html(board)

@@ -10,6 +10,7 @@ import pytest
 
 from leaderboard.publish import publish
 from tests.chromium import NEEDS_CHROMIUM, chromium
+from tests.leaderboard_degeneration import make_degenerate_experiment
 from tests.leaderboard_runs import make_experiment
 
 pytestmark = NEEDS_CHROMIUM
@@ -71,3 +72,19 @@ def test_a_screenshot_of_the_page_is_taken(page, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", data[16:24]) == (1400, 2000)
     assert len(data) > 50_000
+
+
+def test_at_1400_pixels_the_tables_with_degeneration_columns_fit_and_rows_stay_two_lines_tall(tmp_path):
+    page = publish(make_degenerate_experiment(tmp_path / "runs", renamed=True), None, tmp_path / "out")["html"]
+    measured = tmp_path / "measured.html"
+    measure = ('<script>var rows = Array.from(document.querySelectorAll("table.sortable tbody tr"));'
+               'var line = parseFloat(getComputedStyle(document.body).lineHeight);'
+               'document.body.dataset.overflow = document.documentElement.scrollWidth - window.innerWidth;'
+               'document.body.dataset.lines = Math.max.apply(null, rows.map(function (r) {'
+               '  return r.getBoundingClientRect().height / line; })).toFixed(1);</script>')
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", measure + "</body>"), encoding="utf-8")
+    dom = chromium(measured, tmp_path / "profile", "--dump-dom", "--window-size=1400,2000")
+    assert int(re.search(r'data-overflow="(-?\d+)"', dom).group(1)) <= 0  # no sideways scrolling
+    assert float(re.search(r'data-lines="([\d.]+)"', dom).group(1)) <= 2.6  # value and interval, nothing more
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", dom.split("<thead>")[1].split("</thead>")[0])
+    assert {"repeated 10-grams", "ended at cap", "ends a sentence", "judge verdict"} <= set(headers)

@@ -19,7 +19,7 @@ def markdown_html(board: dict) -> Structure:
     return Structure(MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(render_markdown(board)))
 
 
-MARKDOWN_TAGS = {"h1", "h2", "p", "ul", "li", "strong", "table", "thead", "tbody", "tr", "th", "td"}
+MARKDOWN_TAGS = {"h1", "h2", "p", "ul", "ol", "li", "strong", "table", "thead", "tbody", "tr", "th", "td"}
 
 
 @pytest.mark.parametrize("payloads", [PAYLOADS, MARKDOWN_PAYLOADS], ids=["html", "markdown"])

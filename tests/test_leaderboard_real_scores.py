@@ -49,7 +49,9 @@ def test_leaderboard_of_real_scorer_output_on_real_benchmark_rows(data_dir, tmp_
 
     exact_row = board["rows"][1]
     longen = exact_row["tasks"]["longen_mini"]
-    assert list(longen["metrics"]) == ["overall", "about", "range", "above", "below", "words"]
+    assert list(longen["metrics"]) == ["overall", "about", "range", "above", "below", "words", "effective_words",
+                                       "repeated_10gram_share", "ends_sentence"]  # no finish reason: no ended_at_cap
+    assert longen["metrics"]["repeated_10gram_share"]["value"] > 0.99  # "word word word ..." loops
     # Writing exactly the demanded length is inside every LonGen interval and scores S_l = 100.
     assert longen["metrics"]["overall"]["value"] == pytest.approx(1.0)
     assert exact_row["tasks"]["longbench_write_en_mini"]["metrics"]["S_l"]["value"] == pytest.approx(100.0)

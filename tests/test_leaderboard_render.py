@@ -38,9 +38,9 @@ def test_markdown_has_one_table_per_task_with_intervals_and_base_tests(published
     assert [line for line in text.splitlines() if line.startswith("## ")] == [
         "## longbench_write_en_mini", "## longen_mini", "## longwrite_ruler_mini", "## Iteration over iteration",
         "## Training data per arm", "## Method"]
-    header = ("| model | arm | iter | n | S_l | mean words | quality (judge) | quality @ common length | judge failures "
-              "| judge sanity | judge agreement | judge verdict |")
+    header = "| model | arm | iter | n | S_l | mean words | quality (judge) | quality @ common length | judge verdict |"
     assert header in text
+    assert "| model | judge failures | judge sanity | judge agreement |" in text
     row = next(line for line in text.splitlines() if line.startswith("| sl-iter3 | self_lengthen | 3 | 15 |"))
     assert re.search(r"\| \d+\.\d \[\d+\.\d, \d+\.\d\] ▲ p=0\.000\d+ \|", row)
     assert "| **smollm2-135m** (base) | base | – | 16 |" in text

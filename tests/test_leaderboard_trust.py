@@ -109,74 +109,109 @@ def test_a_file_marked_unreliable_for_a_cause_the_rule_lacks_keeps_its_reasons(t
     assert (found["reliable"], found["reasons"]) == (False, ["judge saw the reference answers"])
 
 
-def markdown_row(board: dict, model: str) -> str:
-    section = render_markdown(board).split(f"## {LBW}")[1].split("## ")[0]
-    return next(line for line in section.splitlines() if line.startswith(f"| {model} ") or f"**{model}**" in line)
+def markdown_section(board: dict) -> str:
+    return render_markdown(board).split(f"## {LBW}")[1].split("## ")[0]
 
 
-def test_markdown_marks_unreliable_quality_cells_and_gives_the_reason(board):
-    for model, reason in (("sl-iter1", SANITY_REASON), ("sl-iter2", FAILURES_REASON), ("sl-iter3", NOT_VALIDATED)):
+def markdown_row(board: dict, model: str, table: int = 0) -> str:
+    """The model's line in the task's table (0) or in the judge table under it (1)."""
+    lines = markdown_section(board).split("Judge of the quality columns:")[table].splitlines()
+    return next(line for line in lines if line.startswith(f"| {model} ") or f"**{model}**" in line)
+
+
+# The reasons in the order the rows first give them, numbered once under the table.
+NOTES = {"sl-iter1": (1, SANITY_REASON), "sl-iter2": (2, FAILURES_REASON), "sl-iter3": (3, NOT_VALIDATED)}
+
+
+def test_markdown_marks_unreliable_quality_cells_and_points_to_each_reason_listed_once(board):
+    section = markdown_section(board)
+    for model, (number, reason) in NOTES.items():
         row = markdown_row(board, model)
         assert row.count("⚠ unreliable") == 2  # quality and quality @ common length
-        assert row.endswith(f"| unreliable: {reason} |")
+        assert row.endswith(f"| unreliable ({number}) |")
+        assert section.count(reason) == 1 and f"\n{number}. {reason}\n" in section
 
 
 def test_markdown_shows_failures_sanity_and_agreement_of_a_reliable_judge_unmarked(board):
     row = markdown_row(board, "smollm2-135m")
-    assert "⚠ unreliable" not in row
-    assert row.endswith("| 1 of 15 (7%) | truncated 0.94 (p=0.0002), shuffled 0.80 (p=0.018), swapped 1.00 "
-                        "(p=3.1e-05) | α 0.81, ρ 0.77, sd 4.10 (n=8) | reliable |")
+    assert "⚠ unreliable" not in row and row.endswith("| reliable |")
+    assert markdown_row(board, "smollm2-135m", table=1).endswith(
+        "| 1 of 15 (7%) | truncated 0.94 (p=0.0002), shuffled 0.80 (p=0.018), swapped 1.00 (p=3.1e-05) "
+        "| α 0.81, ρ 0.77, sd 4.10 (n=8) |")
 
 
 def test_markdown_marks_a_failing_degradation_and_unmeasured_agreement(board):
-    row = markdown_row(board, "sl-iter1")
-    assert "shuffled 0.56 (p=0.31) ✗" in row and "| not measured |" in row
-    assert "| 4 of 15 (27%) |" in markdown_row(board, "sl-iter2")
+    row = markdown_row(board, "sl-iter1", table=1)
+    assert "shuffled 0.56 (p=0.31) ✗" in row and row.endswith("| not measured |")
+    assert "| 4 of 15 (27%) |" in markdown_row(board, "sl-iter2", table=1)
 
 
 def test_every_view_explains_the_marking(board):
     console = Console(record=True, width=400)
     print_leaderboard(board, console)
     for text in (render_markdown(board), console.export_text(), render_html(board)):
+        text = " ".join(text.split())  # the terminal wraps the legend at its width
         assert "⚠ unreliable = do not trust this judge quality" in text
         assert "regression check does not gate on it" in text
 
 
-def terminal_line(board: dict, model: str) -> str:
-    console = Console(record=True, width=700)
+def terminal_text(board: dict, width: int = 700) -> str:
+    console = Console(record=True, width=width)
     print_leaderboard(board, console)
-    return next(line for line in console.export_text().splitlines() if line.startswith(f"│ {model} "))
+    return console.export_text()
 
 
-def test_the_terminal_marks_unreliable_quality_cells_and_gives_the_reason(board):
+def terminal_line(board: dict, model: str) -> str:
+    return next(line for line in terminal_text(board).splitlines() if line.startswith(f"│ {model} "))
+
+
+def test_the_terminal_marks_unreliable_quality_cells_and_lists_each_reason_once(board):
     line = terminal_line(board, "sl-iter1")
-    assert line.count("⚠ unreliable") == 2 and f"unreliable: {SANITY_REASON}" in line
+    assert line.count("⚠ unreliable") == 2 and "unreliable (1)" in line
     assert "⚠ unreliable" not in terminal_line(board, "smollm2-135m")
+    text = terminal_text(board)
+    for number, reason in NOTES.values():
+        assert text.count(reason) == 1 and f"({number}) {reason}" in text
 
 
-def html_row(board: dict, model: str) -> str:
-    table = render_html(board).split("<tbody>")[1].split("</tbody>")[0]
-    return next(row for row in re.findall(r"<tr[^>]*>.*?</tr>", table) if f'<td class="text">{model}' in row)
+def test_the_compact_terminal_table_marks_unreliable_quality_and_still_lists_the_reasons(board):
+    text = terminal_text(board, width=80)
+    line = next(line.rstrip() for line in text.splitlines() if line.startswith("sl-iter2 "))
+    assert line.count("⚠2") == 2 and line.endswith("⚠2")  # quality and quality at the common length: reason (2)
+    assert f"(2) {FAILURES_REASON}" in text
 
 
-def test_the_html_marks_unreliable_quality_cells_and_gives_the_reason(board):
+def html_rows(board: dict, table: int = 0) -> list[str]:
+    """The rows of the task's table (0) or of the judge table under it (1)."""
+    body = render_html(board).split("<tbody>")[1 + table].split("</tbody>")[0]
+    return re.findall(r"<tr[^>]*>.*?</tr>", body)
+
+
+def html_row(board: dict, model: str, table: int = 0) -> str:
+    return next(row for row in html_rows(board, table) if f'<td class="text">{model}' in row)
+
+
+def test_the_html_marks_unreliable_quality_cells_and_points_to_the_reason_listed_once(board):
     row = html_row(board, "sl-iter2")
-    assert row.count('<span class="unreliable">⚠ unreliable</span>') == 2
-    assert f'<td class="text verdict"><span class="unreliable">unreliable: {FAILURES_REASON}</span></td>' in row
-    assert '<td data-v="0.26666666666666666">4 of 15 (27%)</td>' in row
+    assert row.count('<span class="unreliable" title="see the judge verdict">⚠</span>') == 2
+    assert '<td class="text"><span class="unreliable">unreliable (2)</span></td>' in row
+    html = render_html(board)
+    assert html.count(FAILURES_REASON) == 1 and f"<li>{FAILURES_REASON}</li>" in html
+    assert '<td data-v="0.26666666666666666">4 of 15 (27%)</td>' in html_row(board, "sl-iter2", table=1)
 
 
 def test_the_html_shows_a_failing_degradation_in_red_and_a_reliable_judge_unmarked(board):
-    assert '<span class="down">shuffled 0.56 (p=0.31) ✗</span>' in html_row(board, "sl-iter1")
+    assert '<span class="down">shuffled 0.56 (p=0.31) ✗</span>' in html_row(board, "sl-iter1", table=1)
     row = html_row(board, "smollm2-135m")
-    assert "⚠ unreliable" not in row and '<td class="text verdict">reliable</td>' in row
+    assert "⚠" not in row and '<td class="text">reliable</td>' in row
 
 
 def test_an_older_leaderboard_without_quality_trust_shows_its_quality_as_not_validated(board):
     older = json.loads(json.dumps(board))
     for row in older["rows"]:
         del row["tasks"][LBW]["quality_trust"]
-    assert markdown_row(older, "smollm2-135m").endswith(f"| unreliable: {NOT_VALIDATED} |")
+    assert markdown_row(older, "smollm2-135m").endswith("| unreliable (1) |")
+    assert f"1. {NOT_VALIDATED}" in markdown_section(older)
 
 
 def test_rich_markup_in_a_degradation_name_and_a_reason_prints_literally_in_the_terminal(tmp_path):
@@ -184,11 +219,11 @@ def test_rich_markup_in_a_degradation_name_and_a_reason_prints_literally_in_the_
     runs = [with_trust(make_run_dir(tmp_path, *MODELS[0][:6], seed=0), trust(failing)),
             with_trust(make_run_dir(tmp_path, *MODELS[1][:6], seed=1),
                        trust(PASSING, reliable=False, reasons=["[/bold] judge [link=x]y[/link]"]))]
-    console = Console(record=True, width=900)
-    print_leaderboard(build_leaderboard(runs, base=None), console)
-    text = console.export_text()
-    assert "[red]x[/red] 0.50 (p=0.6) ✗" in text and "unreliable: sanity [red]x[/red]: original" in text
-    assert "unreliable: [/bold] judge [link=x]y[/link]" in text
+    board = build_leaderboard(runs, base=None)
+    for width in (80, 900):
+        text = terminal_text(board, width)
+        assert "(1) sanity [red]x[/red]: original preferred at rate 0.50" in text
+        assert "(2) [/bold] judge [link=x]y[/link]" in text
 
 
 def test_the_quality_figure_marks_models_whose_judge_is_unreliable_in_its_legend(board):
@@ -201,9 +236,7 @@ def test_a_hand_written_quality_trust_with_only_the_required_fields_renders_in_e
     sparse = json.loads(json.dumps(board))
     sparse["rows"][0]["tasks"][LBW]["quality_trust"] = {"reliable": False, "reasons": ["judge retired"],
                                                          "sanity": {"truncated": {}}}
-    row = markdown_row(sparse, "smollm2-135m")
-    assert row.endswith("| – | truncated – (p=–) ✗ | not measured | unreliable: judge retired |")
-    assert "unreliable: judge retired" in render_html(sparse)
-    console = Console(record=True, width=700)
-    print_leaderboard(sparse, console)
-    assert "unreliable: judge retired" in console.export_text()
+    assert markdown_row(sparse, "smollm2-135m").endswith("| unreliable (1) |")
+    assert markdown_row(sparse, "smollm2-135m", table=1).endswith("| – | truncated – (p=–) ✗ | not measured |")
+    assert "<li>judge retired</li>" in render_html(sparse)
+    assert "(1) judge retired" in terminal_text(sparse)

@@ -89,6 +89,8 @@ def test_longbench_write_sample_record_has_the_run_directory_fields():
     assert sample == {
         "doc_id": 0, "prompt": "写一篇300字的文章", "response": words(300), "words": 300,
         "required_words": 300, "score": 100.0, "type": "Popular Science", "language": "zh",
+        "repeated_10gram_share": 1 - 1 / 291, "effective_words": 1, "ends_sentence": False,
+        "finish_reason": None, "ended_at_cap": None,
     }
 
 

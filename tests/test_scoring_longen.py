@@ -160,12 +160,15 @@ def test_sample_record_has_the_run_directory_fields():
     assert sample == {
         "doc_id": 7, "prompt": "Write 200-300 words.", "response": words(250), "words": 250,
         "required_words": 250, "bounds": [200.0, 300.0], "type": "range", "language": "en", "score": 1.0,
+        "repeated_10gram_share": 1 - 1 / 241, "effective_words": 1, "ends_sentence": False,
+        "finish_reason": None, "ended_at_cap": None,
     }
 
 
 def test_empty_prediction_list_reports_none_everywhere():
     result = score_predictions("longen", [])
     assert result["n"] == 0 and result["overall"] is None and result["samples"] == []
+    assert result["repeated_10gram_share"] is None and result["ended_at_cap"] is None
 
 
 def test_row_without_response_names_its_line():
