@@ -46,9 +46,13 @@ class EvalConfig:
         server: how to start the server when `endpoint` is None.
         limit: documents per task at most (None: all).
         num_concurrent: requests in flight (for `hf` / `vllm`: lm-eval's batch size).
-        sampling: decoding for the answers; greedy by default, as lm-eval does. A field the
-            backend cannot honour is refused (`harness.client.refuse_unsupported`); answer length
-            is `max_gen_toks`, so `sampling.max_tokens` is refused.
+        sampling: decoding for every task's answers; None (the default): each task's published
+            decoding, its YAML's generation_kwargs (`tasks.decoding`: LongBench-Write, LongWrite-Ruler
+            and LonGen sample at temperature 0.5). A field the backend cannot honour is refused
+            (`harness.client.refuse_unsupported`); answer length is `max_gen_toks`, so
+            `sampling.max_tokens` is refused, and the seed is `seed`, so `sampling.seed` is too.
+        seed: each answer is sampled with a seed derived from this and its prompt
+            (`harness.lm_eval_model.prompt_seed`), so a re-run draws the same answers.
         max_gen_toks: cap on answer tokens, overriding the tasks' own (for quick CPU runs).
         data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
     """
@@ -64,7 +68,10 @@ class EvalConfig:
     max_gen_toks: int | None = field(
         default=None, metadata={"help": "Cap on answer tokens for every task (None: each task's own, e.g. 16384)."}
     )
-    sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={"help": "Decoding of answers."})
+    sampling: SamplingConfig | None = field(
+        default=None, metadata={"help": "Decoding of every task's answers (None: each task's published decoding)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds each answer's sampler, with its prompt."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the benchmark .jsonl files."})
 
 
@@ -94,7 +101,53 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
     if (config.endpoint or config.backend != "endpoint") and config.server != ServerConfig():
         raise UserError(f"{where}.server is not used: answers come from "
                         f"{config.endpoint or 'lm-eval ' + config.backend}, not a server the harness starts")
-    refuse_unsupported(config.sampling, "lm-eval-" + eval_target(config), f"{where}.sampling")
+    if config.sampling is not None and config.sampling.seed is not None:
+        raise UserError(f"{where}.sampling.seed is not used: "
+                        f"each answer is seeded from {where}.seed and its prompt")
+    refuse_unsupported(eval_decoding(config, where), "lm-eval-" + eval_target(config), f"{where}.sampling")
+
+
+def eval_decoding(config: EvalConfig, where: str = "eval") -> SamplingConfig:
+    """How every answer of this eval is decoded: `sampling` when set, else the tasks' published decoding.
+
+    lm-eval takes one set of gen_kwargs for all tasks, so tasks that publish different decodings
+    are refused together unless `sampling` decides. The seed is `seed` (lm-eval's hf backend takes
+    it as its global torch seed instead).
+    """
+    from tasks.decoding import task_sampling
+
+    decoding = config.sampling
+    if decoding is None:
+        published = {task: task_sampling(task) for task in config.tasks}
+        decoding = published[config.tasks[0]]
+        differing = next((task for task, sampling in published.items() if sampling != decoding), None)
+        if differing is not None:
+            raise UserError(f"tasks {config.tasks[0]!r} and {differing!r} publish different decodings; evaluate them "
+                            f"in separate runs, or set {where}.sampling for both")
+    return decoding if config.backend == "hf" else dataclasses.replace(decoding, seed=config.seed)
+
+
+SEEDING = {
+    "endpoint-inprocess": "per prompt",
+    "endpoint-vllm": "per prompt",
+    "endpoint-openai": "per prompt, where the server honours seed",
+    "endpoint-transformers": "per prompt into one global generator (reproducible one request at a time)",
+    "endpoint-transformers-cb": "per prompt into one global generator (reproducible one request at a time)",
+    "vllm": "one seed for every prompt",
+    "hf": "one global torch seed (reproducible at the same batch size)",
+}
+"""How `seed` reaches the sampler, per `eval_target`: what a re-run can expect to reproduce."""
+
+
+def decoding_record(config: EvalConfig) -> dict[str, dict]:
+    """Per task, the decoding its answers get, as run.json records it for the leaderboard's Method section."""
+    from tasks.decoding import task_max_gen_toks
+
+    decoding = eval_decoding(config)
+    record = {"temperature": decoding.temperature, "top_p": decoding.top_p, "top_k": decoding.top_k,
+              "repetition_penalty": decoding.repetition_penalty, "seed": config.seed,
+              "seeding": SEEDING[eval_target(config)], "source": "task" if config.sampling is None else "eval.sampling"}
+    return {task: {**record, "max_gen_toks": config.max_gen_toks or task_max_gen_toks(task)} for task in config.tasks}
 
 
 def _is_http_url(value: str) -> bool:
@@ -134,7 +187,7 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
             "model": Path(config.model).name if os.sep in config.model else config.model,
             "model_path": model_path,
             "tasks": list(config.tasks),
-            "sampling": dataclasses.asdict(config.sampling),
+            "decoding": decoding_record(config),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "arm": "base",
             "iteration": None,
@@ -145,8 +198,8 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
     with _generation_model(config, model_path, out_dir, console) as (lm_name, lm_args, gen_kwargs):
         if config.max_gen_toks:
             gen_kwargs = {**gen_kwargs, "max_gen_toks": config.max_gen_toks}
-        samples = generate_answers(GenerationRequest(lm_name, lm_args, gen_kwargs, config.tasks, config.limit),
-                                   task_manager, out_dir / "lm_eval", console, data_dir)
+        samples = generate_answers(GenerationRequest(lm_name, lm_args, gen_kwargs, config.tasks, config.limit,
+                                                     config.seed), task_manager, out_dir / "lm_eval", console, data_dir)
     try:
         scores = score_lm_eval_samples(samples, model_name=run["model"])
     except ScoringInputError as exc:  # a benchmark row the formulas cannot score
@@ -159,7 +212,7 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
 def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, console: Console):
     """Yield lm-eval's (model name, model args, gen_kwargs), starting a server if needed."""
     if config.backend in ("hf", "vllm"):
-        gen_kwargs = lm_eval_gen_kwargs(config.sampling, config.backend)
+        gen_kwargs = lm_eval_gen_kwargs(eval_decoding(config), config.backend)
         args = {"pretrained": model_path, "batch_size": config.num_concurrent}
         if config.backend == "hf":  # lm-eval's hf backend asks for CUDA unless told otherwise
             import torch
@@ -185,7 +238,10 @@ def _generation_model(config: EvalConfig, model_path: str, out_dir: Path, consol
 def _endpoint_model(endpoint: Endpoint, config: EvalConfig) -> tuple[str, dict, dict]:
     defaults = served_generation_defaults(endpoint.tokenizer) if endpoint.kind == "transformers" else None
     target = endpoint_target(endpoint.kind, config.server.continuous_batching)
-    gen_kwargs = lm_eval_gen_kwargs(config.sampling, target, defaults)
+    # An endpoint samples by temperature (and seed); lm-eval reads do_sample only to keep a sampled answer
+    # out of its request cache, so that repeats differ. Each prompt is asked once here, so null (not
+    # used) lets the cache keep it and a re-run into the same folder resumes instead of sampling again.
+    gen_kwargs = {**lm_eval_gen_kwargs(eval_decoding(config), target, defaults), "do_sample": None}
     if os.environ.get(endpoint.api_key_env or "", ""):
         os.environ["OPENAI_API_KEY"] = endpoint.api_key
     args = {

@@ -45,14 +45,17 @@ class ArmsConfig:
 class ScoringConfig:
     """How every checkpoint's answers are generated (the model, tasks, limit and data come from the experiment).
 
-    Fields: backend, server, num_concurrent, max_gen_toks, sampling (as in `EvalConfig`).
+    Fields: backend, server, num_concurrent, max_gen_toks, sampling, seed (as in `EvalConfig`).
     """
 
     backend: Literal["endpoint", "hf", "vllm"] = field(default="endpoint", metadata={"help": "Generation backend."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start each checkpoint's server."})
     num_concurrent: int = field(default=8, metadata={"help": "Requests in flight (hf/vllm: batch size)."})
     max_gen_toks: int | None = field(default=None, metadata={"help": "Cap on answer tokens (None: each task's own)."})
-    sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={"help": "Decoding of answers."})
+    sampling: SamplingConfig | None = field(
+        default=None, metadata={"help": "Decoding of every task's answers (None: each task's published decoding)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds each answer's sampler, with its prompt."})
 
 
 @dataclass
@@ -186,7 +189,8 @@ def _refuse_for_backend(config: ExperimentConfig, arm: str) -> None:
 
 
 SERVER_FIELD_KINDS = {"continuous_batching": "transformers", "cb_num_blocks": "transformers",
-                      "cb_max_batch_tokens": "transformers", "lora_adapters": "vllm", "max_batch_size": "inprocess"}
+                      "cb_max_batch_tokens": "transformers", "lora_adapters": "vllm", "dtype": "vllm",
+                      "data_parallel_size": "vllm", "max_batch_size": "inprocess"}
 """ServerConfig fields that only one server kind reads (`harness.serve.server_command`)."""
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,13 +22,17 @@ from infra.journal import write_jsonl_atomically
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What lm-eval generates with: its model name and arguments, gen_kwargs, the tasks and the limit."""
+    """What lm-eval generates with: its model name and arguments, gen_kwargs, the tasks and the limit.
+
+    `seed` is lm-eval's global torch seed: the one its in-process hf backend samples from.
+    """
 
     lm_name: str
     lm_args: dict
     gen_kwargs: dict
     tasks: list[str]
     limit: int | None
+    seed: int = 0
 
 
 def tasks_dir() -> Path:
@@ -48,43 +53,88 @@ def check_tasks(tasks: list[str], data_dir: str | Path | None):
 
 def generate_answers(request: GenerationRequest, task_manager, lm_dir: Path, console: Console,
                      data_dir: Path | None) -> dict[str, list]:
-    """lm-eval's logged samples per task; results.json, samples_*.jsonl and lm_eval.log go into `lm_dir`."""
+    """lm-eval's logged samples per task; results.json, samples_*.jsonl and lm_eval.log go into `lm_dir`.
+
+    Each sample gets the endpoint's `finish_reason` ('length': cut by the token cap; None where unknown,
+    as with lm-eval's in-process backends). The reasons are journaled as replies arrive, in a file named
+    like lm-eval's request cache so that a resumed or re-scored eval keeps them with the cached answers.
+    """
     import lm_eval
+    import lm_eval.evaluator
 
     import harness.lm_eval_model as progress_model
+    from infra.journal import Journal
 
     lm_dir.mkdir(parents=True, exist_ok=True)
     _log_lm_eval_to(lm_dir / "lm_eval.log")
+    finish_reasons = Journal(lm_dir / "requests_cache_finish_reasons.jsonl")
+    progress_model.set_finish_reason_recorder(
+        lambda contexts, answers, reasons: _record_finish_reasons(finish_reasons, contexts, answers, reasons))
     columns = (TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("requests", total=_request_count(request.tasks, request.limit, data_dir))
         progress_model.set_progress_callback(lambda: progress.advance(bar))
         try:
-            results = lm_eval.simple_evaluate(
-                model=request.lm_name,
-                model_args=request.lm_args,
-                tasks=list(request.tasks),
-                limit=request.limit,
-                use_cache=str(lm_dir / "requests_cache"),
-                log_samples=True,
-                apply_chat_template=request.lm_name == "selflengthen-chat",
-                gen_kwargs=request.gen_kwargs or None,
-                task_manager=task_manager,
-                bootstrap_iters=0,
-            )
+            with mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", _quiet_git_hash):
+                results = lm_eval.simple_evaluate(
+                    model=request.lm_name,
+                    model_args=request.lm_args,
+                    tasks=list(request.tasks),
+                    limit=request.limit,
+                    use_cache=str(lm_dir / "requests_cache"),
+                    log_samples=True,
+                    apply_chat_template=request.lm_name == "selflengthen-chat",
+                    gen_kwargs=request.gen_kwargs or None,
+                    task_manager=task_manager,
+                    bootstrap_iters=0,
+                    torch_random_seed=request.seed,
+                )
         except UserError:
             raise
         except Exception as exc:
             raise UserError(f"lm-eval failed: {root_cause_line(exc)}") from None
         finally:
             progress_model.set_progress_callback(None)
+            progress_model.set_finish_reason_recorder(None)
+            finish_reasons.close()
     if results is None:
         raise UserError("lm-eval returned no results")
     samples = results.pop("samples", {})
+    for task_samples in samples.values():
+        for sample in task_samples:
+            record = finish_reasons.get(_answer_key(sample["arguments"][0][0], sample["resps"][0][0]))
+            sample["finish_reason"] = record["finish_reason"] if record else None
     write_json(lm_dir / "results.json", json.loads(json.dumps(results, default=str)))  # lm-eval keeps objects in it
     for task, task_samples in samples.items():  # lm-eval keeps objects in them too
         write_jsonl_atomically(lm_dir / f"samples_{task}.jsonl", json.loads(json.dumps(task_samples, default=str)))
     return samples
+
+
+def _quiet_git_hash() -> str | None:
+    """What lm-eval records as `git_hash`: `git describe` of the working folder, but with git's stderr
+    captured (lm-eval leaves it open, so outside a repository the terminal showed `fatal: not a git repository`)."""
+    import subprocess
+
+    try:
+        found = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return found.stdout.strip() or None
+
+
+def _answer_key(context, answer) -> str:
+    """One answer to one prompt (a chat prompt is lm-eval's JsonChatStr), as lm-eval's cache pairs them."""
+    import hashlib
+
+    text = json.dumps([getattr(context, "prompt", context), answer], ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _record_finish_reasons(journal, contexts: list, answers: list, reasons: list) -> None:
+    for context, answer, reason in zip(contexts, answers, reasons):
+        key = _answer_key(context, answer)
+        if key not in journal:  # the same prompt answered alike twice: one record
+            journal.append({"key": key, "finish_reason": reason})
 
 
 def _request_count(tasks: list[str], limit: int | None, data_dir: Path | None) -> int | None:

@@ -141,13 +141,15 @@ class FilterConfig:
     head_lines: int = field(default=2, metadata={"help": "Meta words are looked for in this many first lines..."})
     tail_lines: int = field(default=3, metadata={"help": "...and in this many last lines."})
     drop_short: bool = field(
-        default=True, metadata={"help": "Drop short extended answers with probability 2*r^3 before training."}
+        default=True,
+        metadata={"help": "Drop short extended answers with probability 2*r^3 before training (r: the share of "
+                          "answers at least as long, in words)."},
     )
     trim_unfinished: bool = field(
         default=False,
         metadata={"help": "Deviation from the reference, which rejects such answers: an answer that stops "
-                          "mid-sentence (a small model at its token budget) is cut back to its last terminal "
-                          "punctuation before the filters run."},
+                          "mid-sentence (a small model at its token budget) is cut back to its last finished "
+                          "sentence (never inside a word) before the filters run."},
     )
 
 

@@ -38,7 +38,7 @@ async def extend_response(
         best = answer
         for round_ in range(settings.rounds):
             candidate, outcome = await _extension_round(
-                model, instruction, best, lang, f"{key}/{attempt}/{round_}", config
+                model, instruction, best, lang, f"{key}/{attempt}/{round_}", config, tally
             )
             if candidate is None:
                 tally[f"extend.{outcome}"] += 1
@@ -51,14 +51,26 @@ async def extend_response(
 
 
 async def _extension_round(
-    model: RecordedModel, instruction: str, current: str, lang: str, key: str, config: SelfLengthenConfig
+    model: RecordedModel,
+    instruction: str,
+    current: str,
+    lang: str,
+    key: str,
+    config: SelfLengthenConfig,
+    tally: Counter[str],
 ) -> tuple[str | None, str]:
-    """One round's filtered candidate, or (None, why there is none)."""
+    """One round's filtered candidate, or (None, why there is none).
+
+    A one-paragraph rewrite has no leading part to keep; as in the reference the candidate is then
+    the continuation alone, and `extend.enrichment_discarded` counts how often that happens.
+    """
     half = join_paragraphs(first_half(split_paragraphs(current)))
     enriched = await model.chat(f"{key}/enrich", extend_request(instruction, half, lang), config.sampling)
     if not enriched or not enriched.strip():
         return None, "no_enrichment"
     kept = leading_fraction(enriched, config.extender.keep_fraction)
+    if not kept:
+        tally["extend.enrichment_discarded"] += 1
     prompt = model.apply_chat_template(extend_request(instruction, current, lang)) + kept
     continuation = await model.complete(f"{key}/continue", prompt, config.sampling)
     if continuation is None:

@@ -3,7 +3,7 @@
 `trim_unfinished` optionally cuts an answer back to its last finished sentence (a deviation);
 `passes_filters` checks one answer (terminal punctuation, no repeated n-gram, no talk about
 "the revised version" at its edges); `drop_short` thins a whole population so the training data
-leans long: the shortest sample always goes, the longest nearly always stays.
+leans long: the shortest sample (in words) always goes, the longest nearly always stays.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from selflengthen.config import FilterConfig
+from selflengthen.text import count_words
 
 T = TypeVar("T")
 
@@ -35,16 +36,37 @@ def passes_filters(text: str, lang: str, config: FilterConfig) -> tuple[bool, st
 
 
 def trim_unfinished(text: str, config: FilterConfig) -> str:
-    """`text` cut after its last terminal punctuation when `config.trim_unfinished` is on, else unchanged.
+    """`text` cut after its last finished sentence when `config.trim_unfinished` is on, else unchanged.
 
-    A cut-off answer's finished sentences are kept instead of losing the whole answer; with no
-    terminal punctuation at all the text is returned as it is, and the filters reject it.
+    A cut-off answer's finished sentences are kept instead of losing the whole answer. A sentence
+    ends at a terminal mark that is not a closing quote or bracket ("." "!" "?" "…" "。" ...), with
+    any closing quotes or brackets right after it; an ASCII mark counts only before whitespace, so
+    "didn't", "3.14" and "U.S.A" are never cut. With no finished sentence the text is returned as
+    it is, and the filters reject it.
     """
     text = text.strip()
     if not config.trim_unfinished or any(text.endswith(mark) for mark in config.terminal_punctuation):
         return text
-    end = max((text.rfind(mark) + len(mark) for mark in config.terminal_punctuation if mark in text), default=0)
-    return text[:end] if end else text
+    marks = [mark for mark in config.terminal_punctuation if mark]
+    ends = [mark for mark in marks if not any(char in CLOSING_MARKS for char in mark)]
+    closers = [mark for mark in marks if mark not in ends]
+    if not ends:
+        return text
+    pattern = rf"(?P<end>(?:{_alternation(ends)})+)(?:{_alternation(closers) if closers else '(?!)'})*"
+    cut = 0
+    for match in re.finditer(pattern, text):
+        after = match.end()
+        if not match["end"][-1].isascii() or text[after].isspace():
+            cut = after
+    return text[:cut] if cut else text
+
+
+CLOSING_MARKS = frozenset("\"')]}>`”’）】」』»›")
+"""Closing quotes and brackets: terminal marks that end a sentence only right after one that ends it."""
+
+
+def _alternation(marks: list[str]) -> str:
+    return "|".join(re.escape(mark) for mark in sorted(marks, key=len, reverse=True))
 
 
 def ngram_units(text: str, lang: str) -> list[str]:
@@ -90,9 +112,17 @@ def keep_probability(shorter: int, total: int) -> float:
     return max(0.0, 1 - 2 * rank**3)
 
 
-def drop_short(samples: Sequence[T], rng: random.Random, length: Callable[[T], int] = len) -> list[T]:
-    """Keep each sample with `keep_probability` of its length rank, in the given order."""
+def drop_short(
+    samples: Sequence[T], rng: random.Random, length: Callable[[T], int] = count_words
+) -> list[T]:
+    """Keep each sample with `keep_probability` of its length rank (in words), in the given order.
+
+    A population whose samples all have one length (a single sample, say) has no short ones to
+    drop and is kept whole; the reference would drop all of it.
+    """
     lengths = sorted(length(sample) for sample in samples)
+    if not lengths or lengths[0] == lengths[-1]:
+        return list(samples)
     kept = []
     for sample in samples:
         shorter = bisect.bisect_left(lengths, length(sample))

@@ -12,10 +12,7 @@ from tasks.scoring import count_words_longen as count_words  # noqa: F401 - re-e
 
 def split_paragraphs(text: str) -> list[str]:
     """Paragraphs split on blank lines; on single newlines when that gives two or fewer."""
-    paragraphs = _nonempty(text.split("\n\n"))
-    if len(paragraphs) <= 2:
-        paragraphs = _nonempty(text.split("\n"))
-    return paragraphs
+    return [text[start:end].strip() for start, end in _paragraph_spans(text)]
 
 
 def join_paragraphs(paragraphs: list[str]) -> str:
@@ -28,10 +25,25 @@ def first_half(paragraphs: list[str]) -> list[str]:
 
 
 def leading_fraction(text: str, fraction: float) -> str:
-    """The first `fraction` of the blank-line-separated paragraphs of `text` (rounded down)."""
-    paragraphs = text.strip().split("\n\n")
-    return "\n\n".join(paragraphs[: int(len(paragraphs) * fraction + 1e-9)])
+    """The first `fraction` of the paragraphs of `text` (rounded down), as `split_paragraphs` splits them.
+
+    The text is cut, not re-joined, so the kept part keeps the rewrite's own line breaks.
+    """
+    spans = _paragraph_spans(text)
+    keep = int(len(spans) * fraction + 1e-9)
+    return text[: spans[keep - 1][1]].strip() if keep else ""
 
 
-def _nonempty(parts: list[str]) -> list[str]:
-    return [part.strip() for part in parts if part.strip()]
+def _paragraph_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty paragraph: blank-line-separated, or line by line when that gives two or fewer."""
+    spans = _nonempty_spans(text, "\n\n")
+    return spans if len(spans) > 2 else _nonempty_spans(text, "\n")
+
+
+def _nonempty_spans(text: str, separator: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for part in text.split(separator):
+        if part.strip():
+            spans.append((start, start + len(part)))
+        start += len(part) + len(separator)
+    return spans

@@ -47,9 +47,6 @@ NO_EFFECT_ON_RESULTS = {
     "*.train.logging_steps": "how often the trainer logs the loss",
     # Where, not what.
     "out_dir": "where everything is written; every stage's output and marker move with it",
-    # Not a stage: final_data.jsonl is rebuilt from the iterations' data at the end of every `run`
-    # (harness.train.run_training), and no scored checkpoint is trained on it.
-    "self_lengthen.final_data.*": "rebuilt on every run; no stage consumes it",
 }
 
 EXPECTED_REFUSALS = {
@@ -63,13 +60,18 @@ EXPECTED_REFUSALS = {
     "judge.server.cb_num_blocks": "a transformers-only flag",
     "judge.server.cb_max_batch_tokens": "a transformers-only flag",
     "judge.server.lora_adapters": "a vllm-only flag",
+    "judge.server.dtype": "a vllm-only flag",
+    "judge.server.data_parallel_size": "a vllm-only flag",
     "eval.server.continuous_batching": "a transformers-only flag; the eval server is inprocess",
     "eval.server.cb_num_blocks": "a transformers-only flag",
     "eval.server.cb_max_batch_tokens": "a transformers-only flag",
     "eval.server.lora_adapters": "a vllm-only flag",
+    "eval.server.dtype": "a vllm-only flag",
+    "eval.server.data_parallel_size": "a vllm-only flag",
     "eval.sampling.max_tokens": "answer length is eval.max_gen_toks",
     "eval.sampling.json_schema": "lm-eval generates free text",
     "eval.sampling.top_logprobs": "lm-eval returns no log-probabilities",
+    "eval.sampling.seed": "each answer is seeded from eval.seed and its prompt",
     "backend.server.*": "synthesis runs in-process: no server is started",
     "arms.base": "judge.sanity_scope: base degrades the base arm's answers",
     "backtranslation.sampling.max_tokens": "instruction_max_tokens and rating_max_tokens set each request's length",
@@ -79,6 +81,7 @@ CONSUMERS = {
     # field path (exact, or a prefix ending in ".") -> name prefix of the stages that consume it
     "self_lengthen.iterations": "self_lengthen/iter_3/",
     "self_lengthen.train.": "self_lengthen/iter_1/train_",
+    "self_lengthen.final_data.": "self_lengthen/final/data",
     "self_lengthen.": "self_lengthen/iter_1/synthesis",
     "backtranslation.train.": "backtranslation/train",
     "backtranslation.": "backtranslation/data",
@@ -107,23 +110,27 @@ class Together(dict):
 
 
 def hand_values(tmp: Path, data_dir: Path) -> dict[str, object]:
-    """Values that cannot be derived from the field's type: names, paths, schemas, linked settings."""
+    """Values that cannot be derived from the field's type: names, paths, schemas, linked settings.
+
+    Input files are fingerprinted by content, so another file is one with other rows, not a copy."""
     seeds = tmp / "other_seeds.jsonl"
-    shutil.copy(data_dir / "seed_instructions_en.jsonl", seeds)
+    seeds.write_text((data_dir / "seed_instructions_en.jsonl").read_text().splitlines()[0] + "\n")
     corpus = tmp / "other_corpus.jsonl"
-    shutil.copy(data_dir / "federalist.jsonl", corpus)
+    corpus.write_text((data_dir / "federalist.jsonl").read_text().splitlines()[0] + "\n")
     other_data = tmp / "other_data"
     other_data.mkdir(exist_ok=True)
     for file in data_dir.glob("*.jsonl"):
         (other_data / file.name).unlink(missing_ok=True)
         (other_data / file.name).symlink_to(file.resolve())
+    (other_data / "longen.jsonl").unlink()
+    (other_data / "longen.jsonl").write_text((data_dir / "longen.jsonl").read_text().replace("Write", "Compose"))
     values = {
         "model": "other/model",
         "out_dir": str(tmp / "elsewhere"),
         "data_dir": str(other_data),
         "tasks": ["longen_mini"],
         "backend.kind": Together({"backend.kind": "endpoint", "backend.server.kind": "vllm"}),
-        "eval.backend": Together({"eval.backend": "hf", "eval.server": None}),
+        "eval.backend": Together({"eval.backend": "hf", "eval.server": {}}),  # {}: the default server section
         "self_lengthen.languages": ["en", "zh"],
         "self_lengthen.seed_files": {"en": str(seeds)},
         "self_lengthen.work_dir": str(tmp / "work"),
@@ -144,9 +151,12 @@ def hand_values(tmp: Path, data_dir: Path) -> dict[str, object]:
         "judge.server.kind": "vllm",
         "eval.server.lora_adapters": {"a": str(tmp)},
     }
+    deepspeed = tmp / "ds_z3.json"
+    deepspeed.write_text('{"zero_optimization": {"stage": 3}}')
     for section in ("self_lengthen", "backtranslation", "imitation"):
         values.update({f"{section}.train.target_modules": "q_proj", f"{section}.train.lr_scheduler_type": "linear",
-                       f"{section}.train.precision": "fp32", f"{section}.train.max_steps": 5})
+                       f"{section}.train.precision": "fp32", f"{section}.train.max_steps": 5,
+                       f"{section}.train.deepspeed_config": str(deepspeed)})
     for section in ("eval", "self_lengthen", "backtranslation", "imitation"):
         values.update({f"{section}.sampling.json_schema": {"type": "object"},
                        f"{section}.sampling.repetition_penalty": 1.3})

@@ -120,22 +120,26 @@ def test_keep_probability_is_clipped_at_zero():
     assert keep_probability(shorter=1, total=10) == 0.0
 
 
+def words(n: int) -> str:
+    return " ".join(["word"] * n)
+
+
 def test_drop_short_always_drops_the_shortest_sample():
-    samples = ["x" * n for n in range(1, 21)]
+    samples = [words(n) for n in range(1, 21)]
     for seed in range(50):
-        assert "x" not in drop_short(samples, random.Random(seed))
+        assert words(1) not in drop_short(samples, random.Random(seed))
 
 
 def test_drop_short_drops_ties_for_shortest_together():
-    samples = ["aa", "bb", "cccc", "dddddd"]
+    samples = ["one two", "three four", "five six seven eight", "a b c d e f"]
     for seed in range(50):
         kept = drop_short(samples, random.Random(seed))
-        assert "aa" not in kept and "bb" not in kept
+        assert "one two" not in kept and "three four" not in kept
 
 
 def test_drop_short_keeps_the_longest_nearly_always():
-    samples = ["x" * n for n in range(1, 21)]
-    kept = sum("x" * 20 in drop_short(samples, random.Random(seed)) for seed in range(500))
+    samples = [words(n) for n in range(1, 21)]
+    kept = sum(words(20) in drop_short(samples, random.Random(seed)) for seed in range(500))
     assert kept >= 495
 
 
@@ -144,6 +148,22 @@ def test_drop_short_keeps_order_and_uses_the_length_function():
     kept = drop_short(records, random.Random(0), length=lambda r: len(r["t"]))
     assert {"t": "a"} not in kept
     assert kept == [r for r in records if r in kept]
+
+
+def test_drop_short_keeps_a_single_sample():
+    for seed in range(20):
+        assert drop_short(["only one"], random.Random(seed)) == ["only one"]
+
+
+def test_drop_short_keeps_a_population_of_one_length_whole():
+    samples = ["one two", "three four", "five six"]
+    assert drop_short(samples, random.Random(0)) == samples
+
+
+def test_drop_short_ranks_by_words_not_characters():
+    many_short_words, one_long_word = "a b c d e f g h", "incomprehensibilities"
+    for seed in range(50):
+        assert one_long_word not in drop_short([many_short_words, one_long_word], random.Random(seed))
 
 
 def test_trim_unfinished_is_off_by_default_so_a_cut_answer_is_rejected_as_the_reference_does():
@@ -163,3 +183,29 @@ def test_trim_unfinished_leaves_a_finished_answer_and_one_with_no_sentence_end_a
     config = FilterConfig(trim_unfinished=True)
     assert trim_unfinished("  All done.  ", config) == "All done."
     assert trim_unfinished("no sentence ends here", config) == "no sentence ends here"
+
+
+@pytest.mark.parametrize(
+    ("text", "trimmed"),
+    [
+        ("The door was shut. Then she didn't want to go and", "The door was shut."),
+        ("He read the boys' letters. Then the boys' mother", "He read the boys' letters."),
+        ("It cost 3.14 dollars. The U.S.A and", "It cost 3.14 dollars."),
+        ('"Go," he said. Then (quietly) he', '"Go," he said.'),
+    ],
+)
+def test_trim_unfinished_never_cuts_inside_a_word(text, trimmed):
+    assert trim_unfinished(text, FilterConfig(trim_unfinished=True)) == trimmed
+
+
+def test_trim_unfinished_keeps_a_closing_quote_or_bracket_right_after_a_sentence_end():
+    config = FilterConfig(trim_unfinished=True)
+    assert trim_unfinished('She said "Go home." Then she', config) == 'She said "Go home."'
+    assert trim_unfinished("He left (quietly.) And then", config) == "He left (quietly.)"
+    assert trim_unfinished("Really?! Yes and", config) == "Really?!"
+    assert trim_unfinished("他说：“走吧。”然后", config) == "他说：“走吧。”"
+
+
+def test_trim_unfinished_leaves_an_answer_whose_only_marks_are_inside_words_alone():
+    text = "She didn't know that 3.14 was pi and"
+    assert trim_unfinished(text, FilterConfig(trim_unfinished=True)) == text

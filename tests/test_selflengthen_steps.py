@@ -171,3 +171,18 @@ def test_seed_file_line_without_prompt_is_named(tmp_path):
 def test_shipped_seed_files_load(data_dir):
     for lang in ("en", "zh"):
         assert len(load_seed_instructions(data_dir / f"seed_instructions_{lang}.jsonl")) >= 2
+
+
+def test_extender_keeps_two_thirds_of_a_rewrite_whose_paragraphs_are_single_lines(tmp_path):
+    backend, tally = ScriptedBackend("A.\nB.\nC."), Counter()
+    model = recorded(backend, tmp_path)
+    asyncio.run(extend_response(model, "Write.", "One.\n\nTwo.\n\nThree.", "en", "ext/x", CONFIG, tally))
+    continuation = backend.sent[1]
+    assert continuation.prompt.endswith("A.\nB.") and "extend.enrichment_discarded" not in tally
+
+
+def test_extender_counts_a_one_paragraph_rewrite_whose_enrichment_is_discarded(tmp_path):
+    backend, tally = ScriptedBackend("One long enriched paragraph."), Counter()
+    model = recorded(backend, tmp_path)
+    asyncio.run(extend_response(model, "Write.", "One.\n\nTwo.\n\nThree.", "en", "ext/x", CONFIG, tally))
+    assert tally["extend.enrichment_discarded"] == 6

@@ -47,3 +47,13 @@ def test_leading_fraction_rounds_down_to_nothing_for_one_paragraph():
 
 def test_leading_fraction_keeps_two_of_three_paragraphs_exactly():
     assert leading_fraction("a\n\nb\n\nc", 2 / 3) == "a\n\nb"
+
+
+def test_leading_fraction_splits_line_by_line_when_split_paragraphs_does():
+    rewrite = "First enriched paragraph.\nSecond one.\nThird one."
+    assert len(split_paragraphs(rewrite)) == 3
+    assert leading_fraction(rewrite, 2 / 3) == "First enriched paragraph.\nSecond one."
+
+
+def test_leading_fraction_keeps_the_rewrites_own_line_breaks():
+    assert leading_fraction("One.\nTwo.\n\nThree.", 2 / 3) == "One.\nTwo."
