@@ -58,7 +58,11 @@ class ServerConfig:
             (A100, H100, L4, RTX 30xx+); on older GPUs (V100, T4) set float16. `auto` is vLLM's own
             choice per checkpoint (its config's dtype, float16 for a float32 one), which can differ
             between checkpoints; it is not the default for that reason.
-        extra_args: further command-line arguments for the server (for vLLM not `--dtype`: use `dtype`).
+        data_parallel_size: vLLM only: `vllm serve --data-parallel-size N`, N engine replicas behind the one
+            endpoint, one per GPU (with tensor parallelism in extra_args, N x TP GPUs): a node's GPUs share the
+            requests, with no second server or client.
+        extra_args: further command-line arguments for the server (for vLLM not `--dtype` or
+            `--data-parallel-size`: use `dtype` and `data_parallel_size`).
     """
 
     kind: ServerKind = field(default="transformers", metadata={"help": "transformers (CPU), vllm (GPU) or inprocess."})
@@ -71,6 +75,8 @@ class ServerConfig:
     lora_adapters: dict[str, str] = field(default_factory=dict, metadata={"help": "vLLM: adapter name -> path."})
     dtype: VllmDtype = field(default="bfloat16", metadata={
         "help": "vLLM: --dtype for every checkpoint (bfloat16 needs compute capability >= 8.0; else float16)."})
+    data_parallel_size: int = field(default=1, metadata={
+        "help": "vLLM: --data-parallel-size, engine replicas behind the one endpoint (one per GPU)."})
     extra_args: list[str] = field(default_factory=list, metadata={"help": "Extra server arguments."})
 
     def __post_init__(self):
@@ -79,6 +85,14 @@ class ServerConfig:
         if self.kind == "vllm" and any(arg == "--dtype" or str(arg).startswith("--dtype=") for arg in self.extra_args):
             raise UserError("server extra_args sets --dtype; set the server's dtype field instead "
                             "(the plan shows it and every checkpoint is served with it)")
+        if isinstance(self.data_parallel_size, bool) or not isinstance(self.data_parallel_size, int) \
+                or self.data_parallel_size < 1:
+            raise UserError(f"server data_parallel_size must be a whole number of at least 1, "
+                            f"got {self.data_parallel_size!r}")
+        if self.kind == "vllm" and any(arg in ("--data-parallel-size", "-dp") or str(arg).startswith(
+                "--data-parallel-size=") for arg in self.extra_args):
+            raise UserError("server extra_args sets --data-parallel-size; set the server's data_parallel_size field "
+                            "instead (the plan shows it)")
 
 
 @dataclass
@@ -128,6 +142,8 @@ def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
         exe = _console_script("vllm")
         cmd = [exe, "serve", model, "--host", "127.0.0.1", "--port", str(port), "--served-model-name", model]
         cmd += ["--dtype", config.dtype]
+        if config.data_parallel_size > 1:
+            cmd += ["--data-parallel-size", str(config.data_parallel_size)]
         if config.lora_adapters:
             cmd.append("--enable-lora")
             cmd += ["--lora-modules", *(f"{name}={path}" for name, path in config.lora_adapters.items())]
@@ -142,8 +158,11 @@ def server_command(model: str, config: ServerConfig, port: int) -> list[str]:
 
 
 def server_label(config: ServerConfig) -> str:
-    """How the plan names a started server: `vllm serve --dtype bfloat16`, `transformers serve`, ..."""
-    return f"{config.kind} serve" + (f" --dtype {config.dtype}" if config.kind == "vllm" else "")
+    """How the plan names a started server: `vllm serve --dtype bfloat16 --data-parallel-size 8`, ..."""
+    if config.kind != "vllm":
+        return f"{config.kind} serve"
+    replicas = f" --data-parallel-size {config.data_parallel_size}" if config.data_parallel_size > 1 else ""
+    return f"vllm serve --dtype {config.dtype}{replicas}"
 
 
 def release_cuda_cache() -> None:

@@ -15,27 +15,33 @@ Crash safety: `train_stats.json` is written last, atomically, and marks the run 
 a finished `output_dir` returns at once, and a rerun after a crash resumes from the last checkpoint
 in `output_dir/checkpoints/`.
 
-Multi-GPU (one process per GPU, DDP; add `--config_file` with a DeepSpeed ZeRO-3 accelerate config
-for large models, as the reference does):
+Several processes (DDP): `num_processes: N` makes `train_role` run itself under `accelerate launch`,
+one process per GPU, or N CPU processes talking over gloo where there is no GPU; `deepspeed_config`
+names a DeepSpeed JSON (ZeRO-3 for large models, as the reference does). The same by hand:
 
-    accelerate launch --num_processes 8 -m selflengthen.lora \\
+    accelerate launch --multi_gpu --num_processes 8 -m selflengthen.lora \\
         --train_file gen_sft.jsonl --base_model Qwen/Qwen2-7B-Instruct --output_dir iter1/gen \\
         --learning_rate 1e-4 --num_train_epochs 4
 
-Any `TrainConfig` field is a `--flag` of that command line.
+Any `TrainConfig` field is a `--flag` of that command line, or all of them a JSON file as its one argument.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from infra.compute import check_precision, torch_threads, use_bf16
+from infra.compute import check_precision, compute_threads, use_bf16
 from infra.journal import write_json_atomically
 from selflengthen.text import count_words
 
@@ -56,7 +62,7 @@ class TrainConfig:
         Optimisation: learning_rate, num_train_epochs, max_steps, per_device_train_batch_size,
             gradient_accumulation_steps, lr_scheduler_type, warmup_ratio, seed.
         Data: max_length.
-        Compute: precision, torch_threads, activation_checkpointing.
+        Compute: precision, torch_threads, activation_checkpointing, num_processes, deepspeed_config.
         Output: logging_steps, save_steps, save_total_limit.
     """
 
@@ -93,6 +99,17 @@ class TrainConfig:
     activation_checkpointing: bool = field(
         default=True, metadata={"help": "Recompute activations to save memory on long answers (TRL's default)."}
     )
+    num_processes: int = field(
+        default=1,
+        metadata={"help": "Training processes; above 1 the training runs under `accelerate launch` (DDP), one process "
+                          "per GPU, or that many CPU processes (gloo) where there is no GPU. Each step then takes "
+                          "per_device_train_batch_size x gradient_accumulation_steps x num_processes examples."},
+    )
+    deepspeed_config: str | None = field(
+        default=None,
+        metadata={"help": "A DeepSpeed JSON config file for the trainer (e.g. ZeRO-3 for models that do not fit one "
+                          "GPU, as the reference's LLaMA-Factory runs do); needs GPUs and `pip install deepspeed`."},
+    )
     # Output
     logging_steps: int = field(default=10, metadata={"help": "Log the loss every this many steps (reference: 10)."})
     save_steps: int = field(default=500, metadata={"help": "Checkpoint every this many steps, for resuming (reference: 500)."})
@@ -114,12 +131,14 @@ class TrainConfig:
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps must be at least 1, or -1 to use the epochs, got {self.max_steps}")
         for name in ("lora_r", "lora_alpha", "per_device_train_batch_size", "gradient_accumulation_steps",
-                     "max_length", "logging_steps", "save_steps"):
+                     "max_length", "logging_steps", "save_steps", "num_processes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("save_total_limit", "torch_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 or unset, got {getattr(self, name)}")
+        if self.deepspeed_config is not None and not Path(self.deepspeed_config).is_file():
+            raise ValueError(f"deepspeed_config {self.deepspeed_config} is not a file (a DeepSpeed JSON config)")
 
 
 def load_prompt_completion_pairs(train_file: Path) -> list[dict[str, list[dict[str, str]]]]:
@@ -172,7 +191,10 @@ def train_role(
     Returns `output_dir`, which then holds the adapter, the tokenizer and `train_stats.json`
     (samples, mean answer words/characters, `train_tokens` = tokens in one pass over the tokenized
     data, `loss_tokens` = the answer tokens among them, steps, final and mean loss, wall time).
+    With `config.num_processes` above 1 it runs itself under `accelerate launch` (`launch_training`).
     """
+    if config.num_processes > 1 and _world_size() == 1:
+        return launch_training(train_file, base_model, output_dir, config, init_adapter)
     import torch
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -188,7 +210,8 @@ def train_role(
     if isinstance(base_model, Path) and not base_model.is_dir():
         raise FileNotFoundError(f"base model {base_model} does not exist")
     pairs = load_prompt_completion_pairs(train_file)
-    torch.set_num_threads(torch_threads(config.torch_threads))
+    # The cores are split between the launched processes on this machine.
+    torch.set_num_threads(config.torch_threads or compute_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     bf16 = use_bf16(config.precision)
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)
@@ -218,6 +241,7 @@ def train_role(
         seed=config.seed,
         max_length=config.max_length,
         bf16=bf16,
+        deepspeed=config.deepspeed_config,
         use_cpu=not torch.cuda.is_available(),  # transformers refuses bf16 on a machine without a GPU unless told so
         activation_checkpointing=config.activation_checkpointing,
         logging_steps=config.logging_steps,
@@ -269,6 +293,77 @@ def train_role(
     return output_dir
 
 
+def _world_size() -> int:
+    """How many processes this training is one of (`accelerate launch` and torchrun set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def launch_training(train_file: Path, base_model: str | Path, output_dir: Path, config: TrainConfig,
+                    init_adapter: Path | None = None) -> Path:
+    """`train_role` in `config.num_processes` processes under `accelerate launch`; same outputs and resume.
+
+    accelerate's torchrun launcher (`--multi_gpu`) starts the processes; without a GPU each trains on the CPU
+    and they talk over gloo (`--cpu` would start one process only, short of an MPI host file). The
+    settings travel as one JSON file, so unset fields stay unset. The launch's output goes to
+    `output_dir/launch.log`; Ctrl-C or SIGTERM stops every process, and a rerun resumes from the last checkpoint.
+    """
+    import torch
+
+    output_dir = Path(output_dir)
+    if (output_dir / FINISHED_MARKER).is_file():
+        return output_dir
+    gpus = torch.cuda.device_count()
+    if gpus and config.num_processes > gpus:
+        raise ValueError(f"num_processes is {config.num_processes} but this machine has {gpus} GPUs: one process per GPU")
+    if config.deepspeed_config is not None and not gpus:
+        raise ValueError("deepspeed_config needs GPUs; without one, train with num_processes alone (gloo on the CPU)")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    settings = {"train_file": str(train_file), "base_model": str(base_model), "output_dir": str(output_dir),
+                "init_adapter": None if init_adapter is None else str(init_adapter), **asdict(config)}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(settings, handle)
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", str(config.num_processes), "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "selflengthen.lora",
+               handle.name]
+    log = output_dir / "launch.log"
+    try:
+        with log.open("a", encoding="utf-8") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                code = process.wait()
+            except BaseException:
+                _stop(process)
+                raise
+    finally:
+        os.unlink(handle.name)
+    if code != 0 or not (output_dir / FINISHED_MARKER).is_file():
+        lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+        raise RuntimeError(f"accelerate launch with {config.num_processes} processes exited with {code}: "
+                           f"{lines[-1] if lines else 'no output'} (see {log})")
+    return output_dir
+
+
+def _free_port() -> int:
+    """A loopback port for the processes' rendezvous (29500, accelerate's default, may be another run's)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the launcher and every training process it started (they share its session)."""
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 @dataclass
 class TrainPaths:
     """The command line's inputs and output, beside the `TrainConfig` flags."""
@@ -280,10 +375,15 @@ class TrainPaths:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `accelerate launch -m selflengthen.lora` (one process per GPU)."""
+    """Entry point for `accelerate launch -m selflengthen.lora` (one process per GPU): flags, or one JSON file."""
     from transformers import HfArgumentParser
 
-    paths, config = HfArgumentParser((TrainPaths, TrainConfig)).parse_args_into_dataclasses(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = HfArgumentParser((TrainPaths, TrainConfig))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        paths, config = parser.parse_json_file(argv[0])
+    else:
+        paths, config = parser.parse_args_into_dataclasses(argv)
     train_role(paths.train_file, paths.base_model, paths.output_dir, config, paths.init_adapter)
     return 0
 
