@@ -121,7 +121,8 @@ def cmd_eval(args) -> int:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="Run (or resume) K Self-Lengthen iterations; one checkpoint per iteration.")
+    p = sub.add_parser("train", help="Run (or resume) K Self-Lengthen iterations and the final model; "
+                       "one checkpoint per iteration, then the final one.")
     p.add_argument("config", type=_path, help="YAML file with TrainRunConfig fields (model, backend, method)")
     p.set_defaults(func=cmd_train)
 
@@ -146,6 +147,8 @@ def cmd_train(args) -> int:
     console.print(table)
     if outcome.stop_reason:
         raise UserError(outcome.stop_reason)
+    if outcome.final_skipped:
+        console.print(f"[yellow]no final model:[/] {escape(outcome.final_skipped)}")
     return 0
 
 
@@ -254,10 +257,29 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="Every iteration's synthesized data, the final data and the baselines' data "
+                                      "as a Hugging Face dataset (Parquet and a dataset card).")
+    p.add_argument("work_dir", type=_path, help="the out_dir of `selflengthen run` (or the work_dir of `train`)")
+    p.add_argument("--out", type=_path, required=True, help="the dataset folder to write (a previous export there "
+                                                            "is replaced)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from harness.export import export_dataset
+
+    summary = export_dataset(args.work_dir, args.out)
+    rows = sum(s["rows"] for s in summary["splits"])
+    console.print(escape(f"wrote {rows} rows in {len(summary['splits'])} splits to {args.out} "
+                         "(its README.md gives each split's count and settings)"))
+    return 0
+
+
 def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="Serve a model over OpenAI's API with the in-process engine until Ctrl-C.")
     p.add_argument("model", help="local checkpoint folder or smollm2-135m (the embedded default)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535 (default 8000; 0: a free one, printed)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--max-batch", type=int, default=16, help="most requests decoded together")
     p.add_argument("--torch-threads", type=int, help="CPU threads for torch (default: the idle cores)")
@@ -265,22 +287,38 @@ def _add_serve(sub) -> None:
 
 
 def cmd_serve(args) -> int:
+    """Serve until SIGINT/SIGTERM, then exit 130 like every interrupted command (after a clean shutdown)."""
+    import errno
+
     from harness.models import resolve_model
     from infra.inprocess import InProcessConfig
-    from infra.openai_server import LOOPBACK, run_server
+    from infra.openai_server import LOOPBACK, bind_loopback, run_server
 
     if args.host not in LOOPBACK:
         raise UserError(f"--host must be a loopback address ({', '.join(LOOPBACK)}), got {args.host!r}")
-    path = Path(resolve_model(args.model))
-    if not path.is_dir():
-        raise UserError(f"serve needs a local checkpoint folder; {args.model} is not one")
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 1 to 65535 (0: a free one), got {args.port}")
     try:
-        config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads)
-        console.print(escape(f"serving {args.model} at http://{args.host}:{args.port}/v1 (Ctrl-C stops)"))
-        run_server(config, args.port, args.host, model_name=args.model)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    return 0
+        sock = bind_loopback(args.host, args.port)
+    except OSError as exc:
+        busy = " (another server is listening there; pick another --port, or 0 for a free one)"
+        raise UserError(f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}"
+                        + (busy if exc.errno == errno.EADDRINUSE else "")) from None
+    with sock:
+        path = Path(resolve_model(args.model))
+        if not path.is_dir():
+            raise UserError(f"serve needs a local checkpoint folder; {args.model} is not one")
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        try:
+            config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads)
+            console.print(escape(f"serving {args.model} at http://{host}:{sock.getsockname()[1]}/v1 (Ctrl-C stops)"))
+            stopped_by = run_server(config, sock, model_name=args.model)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    if stopped_by is None:
+        return 0
+    console.print("[yellow]interrupted[/]; the server has stopped")
+    return 130
 
 
 def _require_scores(run_dir: Path) -> None:
@@ -311,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_report, _add_serve):
+    for add in (_add_score, _add_eval, _add_train, _add_run, _add_judge, _add_report, _add_export, _add_serve):
         add(sub)
     for name, (_, help_text) in _DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)

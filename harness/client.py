@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from harness.errors import UserError, first_line
 from harness.serve import Endpoint
-from infra.backend import Completion, TokenLogprob, Unsupported, truncate_at_stop
+from infra.backend import Completion, MissingLogprobs, TokenLogprob, Unsupported, truncate_at_stop
 from infra.sampling import SamplingConfig
 
 
@@ -33,7 +33,7 @@ FEATURES: dict[str, frozenset[str]] = {
     "transformers": frozenset(),  # transformers serve takes neither a JSON schema nor logprobs
     "vllm": _STRUCTURED,
     "inprocess": _STRUCTURED,
-    "openai": _STRUCTURED,  # OpenAI's own fields; a server that answers without logprobs is refused
+    "openai": _STRUCTURED,  # OpenAI's own fields; a reply without the logprobs asked for: MissingLogprobs
 }
 """The optional SamplingConfig fields each server kind honours."""
 
@@ -206,8 +206,9 @@ class EndpointClient:
                 **self._sampling_fields(sampling, "chat"),
             )
         choice = response.choices[0]
-        logprobs = _chat_logprobs(choice.logprobs, sampling, self.endpoint.base_url)
-        return _completion(choice.message.content, choice.finish_reason, response.usage, sampling.stop, logprobs)
+        logprobs = _chat_logprobs(choice.logprobs, sampling)
+        completion = _completion(choice.message.content, choice.finish_reason, response.usage, sampling.stop, logprobs)
+        return self._with_logprobs(completion, sampling)
 
     async def complete(self, prompt: str, sampling: SamplingConfig) -> Completion:
         async with self._slot():
@@ -218,8 +219,16 @@ class EndpointClient:
                 **self._sampling_fields(sampling, "completions"),
             )
         choice = response.choices[0]
-        logprobs = _completion_logprobs(choice.logprobs, sampling, self.endpoint.base_url)
-        return _completion(choice.text, choice.finish_reason, response.usage, sampling.stop, logprobs)
+        logprobs = _completion_logprobs(choice.logprobs, sampling)
+        completion = _completion(choice.text, choice.finish_reason, response.usage, sampling.stop, logprobs)
+        return self._with_logprobs(completion, sampling)
+
+    def _with_logprobs(self, completion: Completion, sampling: SamplingConfig) -> Completion:
+        """The completion, or MissingLogprobs (holding it) when logprobs were asked for and none came."""
+        if sampling.top_logprobs is not None and completion.logprobs is None:
+            raise MissingLogprobs(f"top_logprobs was asked for but {self.endpoint.base_url} returned no logprobs",
+                                  completion)
+        return completion
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """The served model's chat prompt, to continue by raw completion."""
@@ -287,24 +296,20 @@ def _completion(
     )
 
 
-def _chat_logprobs(logprobs, sampling: SamplingConfig, where: str) -> list[TokenLogprob] | None:
-    """`choices[0].logprobs.content` as TokenLogprobs; None when none were asked for."""
-    if sampling.top_logprobs is None:
+def _chat_logprobs(logprobs, sampling: SamplingConfig) -> list[TokenLogprob] | None:
+    """`choices[0].logprobs.content` as TokenLogprobs; None when none were asked for or none came."""
+    if sampling.top_logprobs is None or logprobs is None or logprobs.content is None:
         return None
-    if logprobs is None or logprobs.content is None:
-        raise Unsupported(f"top_logprobs was asked for but {where} returned no logprobs")
     return [
         TokenLogprob(e.token, e.logprob, _merged((t.token, t.logprob) for t in e.top_logprobs or []))
         for e in logprobs.content
     ]
 
 
-def _completion_logprobs(logprobs, sampling: SamplingConfig, where: str) -> list[TokenLogprob] | None:
-    """The legacy parallel lists (`tokens`, `token_logprobs`, `top_logprobs`) as TokenLogprobs."""
-    if sampling.top_logprobs is None:
+def _completion_logprobs(logprobs, sampling: SamplingConfig) -> list[TokenLogprob] | None:
+    """The legacy parallel lists (`tokens`, `token_logprobs`, `top_logprobs`) as TokenLogprobs; None as above."""
+    if sampling.top_logprobs is None or logprobs is None or logprobs.tokens is None:
         return None
-    if logprobs is None or logprobs.tokens is None:
-        raise Unsupported(f"top_logprobs was asked for but {where} returned no logprobs")
     tops = logprobs.top_logprobs or [None] * len(logprobs.tokens)
     return [
         TokenLogprob(token, value, _merged((top or {}).items()))

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,11 +160,17 @@ def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console
         write_json(run_dir / JUDGE_SANITY, sanity)
     judgements = with_trust(judgements, sanity, _read_optional(run_dir / JUDGE_RELIABILITY))
     write_json(run_dir / "judgements.json", judgements)
+    if judgements["judge"].get("schema_refused"):
+        console.print(escape(f"the judge endpoint refused the rubric's JSON schema "
+                             f"({judgements['judge']['schema_refused']}); replies were free text, parsed"),
+                      highlight=False)
     for task, entry in judgements["tasks"].items():
         trust = entry["trust"]
         verdict = "reliable" if trust["reliable"] else "unreliable: " + "; ".join(trust["unreliable_reasons"])
+        parsed_only = (f"; {entry['without_logprobs']} scored from the parsed reply (the endpoint returned no "
+                       "logprobs)") if entry.get("without_logprobs") else ""
         console.print(escape(f"{task}: S_q={_fmt(entry['S_q'])} over {entry['n'] - entry['failures']}/{entry['n']} "
-                             f"judged ({entry['failures']} failures); judge {verdict}"), highlight=False)
+                             f"judged ({entry['failures']} failures{parsed_only}); judge {verdict}"), highlight=False)
     return judgements
 
 
@@ -221,12 +228,44 @@ def judge_settings(config: JudgeRunConfig, run_dir: Path) -> JudgeConfig:
     return JudgeConfig(**{**values, "cache_path": str(run_dir / JUDGE_CACHE)})
 
 
+_steps_lock = threading.Lock()
+_steps: set[tuple[asyncio.AbstractEventLoop, asyncio.Task]] = set()
+"""The judging steps running now, each in its own thread's event loop."""
+_stopping = threading.Event()
+
+
+@contextlib.contextmanager
+def stop_judging_threads_on_error() -> Iterator[None]:
+    """An exception in the block (Ctrl-C, SIGTERM or a failure) cancels the judging steps of every thread.
+
+    A thread pool's exit waits for its threads; without this an interrupted `run` ended only when all
+    judging had. Cancelled steps stop within moments: replies already cached stay in the judge cache
+    (each one a committed SQLite row), no judgements.json is written, and a re-run resumes from the cache.
+    """
+    _stopping.clear()
+    try:
+        yield
+    except BaseException:
+        _stopping.set()
+        with _steps_lock:
+            for loop, task in _steps:
+                loop.call_soon_threadsafe(task.cancel)
+        raise
+
+
 def _run(step, scores: dict, endpoint: Endpoint, judge_config: JudgeConfig, *extra):
     async def go():
+        entry = (asyncio.get_running_loop(), asyncio.current_task())
+        with _steps_lock:
+            if _stopping.is_set():  # started after the others were cancelled
+                raise asyncio.CancelledError
+            _steps.add(entry)
         client = EndpointClient(endpoint, max_concurrency=judge_config.max_concurrency)
         try:
             return await step(scores, client, judge_config, *extra)
         finally:
+            with _steps_lock:
+                _steps.discard(entry)
             await client.close()
 
     try:

@@ -9,19 +9,29 @@ rejections per filter, so a null result comes with the numbers that explain it. 
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 from harness.errors import UserError
 from leaderboard.render_markdown import md_text
 
 # Stage-name prefixes in the order `run` executes them; anything else sorts last.
-_STAGE_ORDER = ("self_lengthen/", "backtranslation/", "imitation/", "score/", "judge/", "judge_repeat/", "leaderboard")
+_STAGE_ORDER = ("self_lengthen/", "backtranslation/", "imitation/", "score/", "judge/", "judge_repeat/",
+                "judge_pairwise/", "leaderboard")
 _SYNTHESIS_COLUMNS = {
     "instructions": "self-instructed instructions kept", "initial_answers": "initial answers",
     "extended_answers": "extended answers", "generator_examples": "Generator examples",
     "extender_examples": "Extender examples",
 }
 _BASELINE_COLUMNS = {"items": "items tried", "samples": "training examples", "answer_words_mean": "mean answer words"}
+_ITERATION_FOLDER = re.compile(r"iter_([0-9]+)")
+# The fields each file's tables read: numbers, and mappings of names to numbers. A value of another type
+# is refused with the file and field named (the files are ours, but a hand edit or a bad merge happens).
+_NUMBER_FIELDS = {"synthesis": (*_SYNTHESIS_COLUMNS, "seconds"), "stats": (*_BASELINE_COLUMNS, "seconds"),
+                  "marker": ("seconds",)}
+_COUNTS_FIELDS = {"synthesis": ("requests", "rejections"), "stats": ("requests", "rejections", "outcomes"),
+                  "marker": ()}
 
 
 def experiment_report(out_dir: Path) -> str:
@@ -29,11 +39,12 @@ def experiment_report(out_dir: Path) -> str:
     if not (out_dir / "experiment.json").is_file() and not (out_dir / "train").is_dir():
         raise UserError(f"{out_dir} holds no experiment (no experiment.json, no train/); "
                         "give the out_dir of a `selflengthen run`")
-    iterations = _synthesis_per_iteration(out_dir)
-    baselines = {arm: _read(out_dir / "train" / arm / "stats.json")
+    markers = _stage_markers(out_dir)
+    iterations = _synthesis_per_iteration(out_dir, markers)
+    baselines = {arm: _read(out_dir / "train" / arm / "stats.json", "stats")
                  for arm in ("backtranslation", "imitation") if (out_dir / "train" / arm / "stats.json").is_file()}
     lines = [f"# Experiment report: {md_text(out_dir.name)}", ""]
-    lines += _stage_table(out_dir)
+    lines += _stage_table(markers)
     if iterations:
         lines += _synthesis_table(iterations)
     if baselines:
@@ -44,22 +55,46 @@ def experiment_report(out_dir: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path, kind: str) -> dict:
+    """A JSON object whose fields the tables read have the types they need, or a UserError naming the field."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a JSON object")
+    for key in _NUMBER_FIELDS[kind]:
+        _require_number(path, key, data.get(key))
+    for key in _COUNTS_FIELDS[kind]:
+        counts = data.get(key)
+        if counts is not None and not isinstance(counts, dict):
+            raise UserError(f"{path}: {key!r} must be a JSON object of counts, got {type(counts).__name__}")
+        for name, value in (counts or {}).items():
+            _require_number(path, f"{key}.{name}", value)
     return data
 
 
-def _synthesis_per_iteration(out_dir: Path) -> dict[int, dict]:
+def _require_number(path: Path, field: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        raise UserError(f"{path}: {field!r} must be a finite number, got {json.dumps(value)[:40]}")
+
+
+def _synthesis_per_iteration(out_dir: Path, markers: list[dict]) -> dict[int, dict]:
+    """Each iteration's synthesis.json, its `seconds` replaced by the synthesis stage's where `run` recorded one.
+
+    One truth for both tables: the stage marker holds the stage's wall time summed over every attempt.
+    """
+    seconds = {m["name"]: m.get("seconds") for m in markers}
     found = {}
     for path in (out_dir / "train" / "self_lengthen").glob("iter_*/synthesis.json"):
-        suffix = path.parent.name.removeprefix("iter_")
-        if suffix.isdigit():
-            found[int(suffix)] = _read(path)
+        match = _ITERATION_FOLDER.fullmatch(path.parent.name)
+        if match:  # ASCII digits only: iter_² is no iteration folder
+            k = int(match.group(1))
+            synthesis = _read(path, "synthesis")
+            staged = seconds.get(f"self_lengthen/iter_{k}/synthesis")
+            found[k] = synthesis if staged is None else {**synthesis, "seconds": staged}
     return dict(sorted(found.items()))
 
 
@@ -69,11 +104,15 @@ def _stage_rank(name: str) -> tuple[int, bool, str]:
     return rank, not name.endswith("/base"), name
 
 
-def _stage_table(out_dir: Path) -> list[str]:
-    markers = [_read(p) for p in sorted(out_dir.rglob("*stage.json"))
-               if p.name in ("stage.json", "judge.stage.json", "judge_repeat.stage.json")
+def _stage_markers(out_dir: Path) -> list[dict]:
+    """Every stage marker (`stage.json`, `<kind>.stage.json`) outside the `.stale` folders, in run order."""
+    markers = [_read(p, "marker") for p in sorted(out_dir.rglob("*stage.json"))
+               if (p.name == "stage.json" or p.name.endswith(".stage.json"))
                and not any(part.endswith(".stale") for part in p.relative_to(out_dir).parts)]
-    rows = sorted((m for m in markers if isinstance(m.get("name"), str)), key=lambda m: _stage_rank(m["name"]))
+    return sorted((m for m in markers if isinstance(m.get("name"), str)), key=lambda m: _stage_rank(m["name"]))
+
+
+def _stage_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     body = [[md_text(m["name"]), _number(m.get("seconds")), "yes" if m.get("finished") else "**no**"] for m in rows]
@@ -89,10 +128,13 @@ def _synthesis_table(iterations: dict[int, dict]) -> list[str]:
     for k, s in iterations.items():
         requests = s.get("requests") or {}
         seconds = s.get("seconds")
-        per_hour = s.get("generator_examples", 0) * 3600 / seconds if seconds else None
+        examples = s.get("generator_examples")
+        per_hour = examples * 3600 / seconds if seconds and examples is not None else None
         body.append([str(k), *(_number(s.get(key)) for key in _SYNTHESIS_COLUMNS), _number(requests.get("sent")),
                      _number(requests.get("errors")), _number(seconds), _number(per_hour)])
-    about = "Per CPU-hour is per hour of the synthesis stage's wall time (the machine's cores together)."
+    about = ("Counts, requests and seconds are totals over every attempt of an iteration (an interrupted one and "
+             "its resume); seconds are the synthesis stage's wall time, as in the table above, and per CPU-hour "
+             "is per hour of it (the machine's cores together).")
     return ["## Self-Lengthen synthesis per iteration", "", about, ""] + _table(header, body) + [""]
 
 

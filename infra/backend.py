@@ -36,6 +36,18 @@ class Unsupported(ValueError):
     """A request field this backend cannot honour; the message names the field."""
 
 
+class MissingLogprobs(Unsupported):
+    """Top logprobs were asked for and the endpoint answered without them; `completion` is that answer.
+
+    Refused like any field a backend cannot honour, so nobody loses them unknowingly; a caller that can
+    do without (the judge: the reply's parsed score) takes `completion` and says so.
+    """
+
+    def __init__(self, message: str, completion: Completion):
+        super().__init__(message)
+        self.completion = completion
+
+
 def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` before the earliest stop string; says whether one was found."""
     cuts = [index for index in (text.find(s) for s in stop if s) if index >= 0]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -80,13 +82,54 @@ async def _generate(call):
         raise RequestError(named[0] if named else None, str(error)) from None
 
 
-def run_server(config: InProcessConfig, port: int, host: str = "127.0.0.1", model_name: str | None = None) -> None:
-    """Load the model, serve until SIGINT/SIGTERM, then stop the decode worker."""
+def bind_loopback(host: str, port: int) -> socket.socket:
+    """A listening socket on `host`:`port` (port 0: one the system picks; `getsockname()` says which).
+
+    Bound before the model loads, so a busy port is refused at once (OSError), not minutes later.
+    """
     if host not in LOOPBACK:
         raise ValueError(f"host must be a loopback address ({', '.join(LOOPBACK)}), got {host!r}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 1 to 65535 (0: a free one), got {port}")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT, never a listening one
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, remembering the signal that made it shut down."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig, frame) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = sig
+        super().handle_exit(sig, frame)
+
+
+def run_server(config: InProcessConfig, sock: socket.socket, model_name: str | None = None) -> int | None:
+    """Load the model, serve on `sock` until SIGINT/SIGTERM, stop the decode worker; the signal, or None.
+
+    uvicorn shuts down gracefully on the signal and then raises it again with the handlers it found;
+    ignoring it there leaves the caller to say how the process ends (`selflengthen serve`: exit 130).
+    """
     with InProcessBackend(config) as backend:
         app = build_app(backend, model_name or str(config.model))
-        uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+        server = _Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
+        handled = (signal.SIGINT, signal.SIGTERM)
+        before = {sig: signal.signal(sig, lambda *_: None) for sig in handled}
+        try:
+            server.run(sockets=[sock])
+        finally:
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+    return server.stopped_by
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = InProcessConfig(args.model, adapter=args.adapter, max_batch_size=args.max_batch,
                                  torch_threads=args.torch_threads, precision=args.precision)
-        run_server(config, args.port, args.host, args.served_model_name or str(args.model))
-    except (ValueError, FileNotFoundError) as error:
+        with bind_loopback(args.host, args.port) as sock:
+            run_server(config, sock, args.served_model_name or str(args.model))
+    except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -3,7 +3,11 @@
 A judge is a model name and a client (any `TextBackend`), a rubric (prompt and scale) and the parser.
 What it asks beyond text depends on the backend's `features`: the rubric's JSON schema
 (`structured`) and top log-probabilities, which turn argmax scores into G-Eval weighted ones.
-A sample that still fails after the retries is recorded with its error, never given a score.
+Many endpoints that take OpenAI's fields honour neither: a reply that comes without the logprobs
+asked for is scored from its parsed reply (`without_logprobs`, counted per task), and when a request
+carrying the schema fails where the same request without it succeeds, the judge sends free text for
+the rest of its pass (`schema_refused` says why). A sample that still fails after the retries is
+recorded with its error, never given a score.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from judges.errors import JudgeError, JudgeReplyError
 from judges.parser import parse_reply
 from judges.rubric import Rubric
 from judges.weighting import weighted_scores
-from infra.backend import TextBackend, TokenLogprob
+from infra.backend import Completion, MissingLogprobs, TextBackend, TokenLogprob
 from infra.sampling import SamplingConfig
 
 T = TypeVar("T")
@@ -66,7 +70,8 @@ class Judgement:
     """The outcome for one sample: scores and quality, or an error (then scores and quality are None).
 
     `scores` are probability-weighted for the dimensions in `weighted_dimensions`, argmax for the
-    others; `argmax_scores` are the generated values.
+    others; `argmax_scores` are the generated values. `without_logprobs`: logprobs were asked for
+    and the endpoint returned none, so every score is the parsed (argmax) one.
     """
 
     doc_id: Any
@@ -78,6 +83,7 @@ class Judgement:
     error: str | None = None
     attempts: int = 0
     cached: bool = False
+    without_logprobs: bool = False
 
     def to_record(self) -> dict[str, Any]:
         """The sample entry of judgements.json (judges/README.md)."""
@@ -87,6 +93,7 @@ class Judgement:
             "argmax_scores": self.argmax_scores,
             "weighted": bool(self.weighted_dimensions),
             "weighted_dimensions": list(self.weighted_dimensions),
+            "without_logprobs": self.without_logprobs,
             "quality": self.quality,
             "missing": list(self.missing),
             "error": self.error,
@@ -106,6 +113,9 @@ class Judge:
         self.cache = cache
         self.limit = limit
         self.mode = mode
+        self.schema_refused: str | None = None
+        """Why this judge sends no JSON schema any more (the endpoint refused it), or None."""
+        self.schema_honoured = False  # a reply came to a request with the schema: failures are not about it
 
     async def judge(
         self, rubric: Rubric, doc_id: Any, instruction: str, response: str, *, repeat: int = 0, temperature: float = 0.0
@@ -116,7 +126,7 @@ class Judge:
         reply = await self.ask(
             key,
             rubric.messages(instruction, response),
-            lambda text, tokens: _scored(rubric, doc_id, text, tokens),
+            lambda text, tokens: _scored(rubric, doc_id, text, tokens, self.mode.top_logprobs is not None),
             temperature=temperature,
             schema=rubric.json_schema() if self.mode.structured else None,
         )
@@ -164,8 +174,7 @@ class Judge:
             )
             completion = None
             try:
-                async with self.limit:
-                    completion = await self.client.chat(messages, sampling)
+                completion = await self._send(messages, sampling)
                 value = parse(completion.text, completion.logprobs)
             except JudgeReplyError as exc:
                 cut = " (reply cut at max_tokens)" if completion.finish_reason == "length" else ""
@@ -177,6 +186,29 @@ class Judge:
                 return Reply(value, None, attempts=attempt + 1, cached=False)
         return Reply(None, f"{error} [after {attempts} attempts]", attempts=attempts, cached=False)
 
+    async def _send(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
+        """One reply; without the schema once the endpoint refused it, and kept when its logprobs are missing."""
+        if sampling.json_schema is not None and self.schema_refused is not None:
+            sampling = dataclasses.replace(sampling, json_schema=None)
+        try:
+            completion = await self._reply(messages, sampling)
+        except Exception as refused:  # noqa: BLE001 - is it the schema? the same request without it tells
+            if sampling.json_schema is None or self.schema_honoured or self.config.structured == "always":
+                raise
+            completion = await self._reply(messages, dataclasses.replace(sampling, json_schema=None))
+            if self.schema_refused is None:
+                self.schema_refused = f"{type(refused).__name__}: {' '.join(str(refused).split())}"[:300]
+            return completion
+        self.schema_honoured = self.schema_honoured or sampling.json_schema is not None
+        return completion
+
+    async def _reply(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
+        try:
+            async with self.limit:
+                return await self.client.chat(messages, sampling)
+        except MissingLogprobs as missing:
+            return missing.completion  # scored from its parsed reply and marked so (`_scored`)
+
 
 def clip_response(response: str, max_chars: int | None) -> str:
     """The response as the judge sees it: whole, or its first `max_chars` characters and a marker."""
@@ -185,7 +217,8 @@ def clip_response(response: str, max_chars: int | None) -> str:
     return response[:max_chars] + f"\n[... response cut here for the judge: {len(response) - max_chars} more characters]"
 
 
-def _scored(rubric: Rubric, doc_id: Any, reply: str, tokens: list[TokenLogprob] | None) -> Judgement:
+def _scored(rubric: Rubric, doc_id: Any, reply: str, tokens: list[TokenLogprob] | None,
+            asked_logprobs: bool = False) -> Judgement:
     parsed = parse_reply(reply, rubric)
     weighted = weighted_scores(tokens, rubric, parsed.scores, parsed.missing)
     scores = {d: weighted.get(d, s) for d, s in parsed.scores.items()}
@@ -196,6 +229,7 @@ def _scored(rubric: Rubric, doc_id: Any, reply: str, tokens: list[TokenLogprob] 
         argmax_scores=parsed.scores,
         weighted_dimensions=tuple(d for d in rubric.dimensions if d in weighted),
         missing=parsed.missing,
+        without_logprobs=asked_logprobs and tokens is None,
     )
 
 

@@ -53,7 +53,8 @@ async def judge_scores(
 
         results = await asyncio.gather(*(asyncio.gather(*(one(plan, s) for s in plan.samples)) for plan in plans))
     return {
-        "judge": {"model": config.model, "rubric": config.rubric, "structured": mode.structured, "top_logprobs": mode.top_logprobs},
+        "judge": {"model": config.model, "rubric": config.rubric, "structured": mode.structured,
+                  "top_logprobs": mode.top_logprobs, "schema_refused": judge.schema_refused},
         "tasks": {plan.task: summarize(plan.rubric, judgements) for plan, judgements in zip(plans, results)},
     }
 
@@ -63,6 +64,8 @@ def summarize(rubric: Rubric, judgements: list[Judgement]) -> dict[str, Any]:
 
     S_q maps each dimension's mean m to 0–100 and averages the dimensions (for LongBench-Write
     (m − 1)·25, the published S_q); failed samples are excluded and counted, never scored.
+    `without_logprobs` counts the samples scored from their parsed reply because the endpoint
+    returned none of the logprobs asked for.
     """
     scored = [j.scores for j in judgements if j.scores is not None]
     dimensions = {d: fmean(s[d] for s in scored) for d in rubric.dimensions} if scored else None
@@ -77,6 +80,7 @@ def summarize(rubric: Rubric, judgements: list[Judgement]) -> dict[str, Any]:
         "failures": sum(j.error is not None for j in judgements),
         "missing_dimensions": sum(len(j.missing) for j in judgements),
         "weighted_samples": sum(bool(j.weighted_dimensions) for j in judgements),
+        "without_logprobs": sum(j.without_logprobs for j in judgements),
         "samples": [j.to_record() for j in judgements],
     }
 

@@ -17,7 +17,6 @@ Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from rich.text import Text
 
 from leaderboard.board import load_leaderboard, metric_values
 from leaderboard.build import build_leaderboard
-from leaderboard.errors import LeaderboardError, run_command
+from leaderboard.errors import LeaderboardError, OneLineParser, path_argument, run_command
 from leaderboard.format import label, number
 from leaderboard.stats import ALPHA, paired_test
 from leaderboard.trust import unreliable_reasons
@@ -228,9 +227,9 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``selflengthen check``: print the comparison and return the exit code (0 ok, 1 regression, 2 bad input)."""
-    parser = argparse.ArgumentParser(prog="selflengthen check", description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", type=Path, required=True, help="leaderboard.json or run directory")
-    parser.add_argument("--candidate", type=Path, required=True, help="leaderboard.json or run directory")
+    parser = OneLineParser(prog="selflengthen check", description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", type=path_argument, required=True, help="leaderboard.json or run directory")
+    parser.add_argument("--candidate", type=path_argument, required=True, help="leaderboard.json or run directory")
     parser.add_argument("--metric", action="append", dest="metrics",
                         help="metric to gate on instead of each task's primary metric (repeatable); "
                              "the other scores are reported, not gated")

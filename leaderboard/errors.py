@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 class LeaderboardError(ValueError):
@@ -28,3 +30,18 @@ def run_command(command: Callable[[], int], debug: bool) -> int:
             message = f"{type(error).__name__}: {error} (--debug shows the traceback)"
         print("error: " + " ".join(message.split()), file=sys.stderr)
         return 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `error:` line and exit 2 (no usage block), as for any other bad input."""
+
+    def error(self, message: str):
+        print(f"error: {' '.join(message.split())} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
+def path_argument(value: str) -> Path:
+    """A file or folder argument; an empty one (`--out ''`) is a typo, not the current folder."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must name a file or folder, got an empty string")
+    return Path(value)

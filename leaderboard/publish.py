@@ -6,13 +6,12 @@ can show nothing the file lacks — and only then written together: a failure le
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from leaderboard.board import board_json, checked_leaderboard, load_leaderboard
 from leaderboard.build import build_leaderboard
-from leaderboard.errors import run_command
+from leaderboard.errors import OneLineParser, path_argument, run_command
 from leaderboard.fileset import write_files_together
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
@@ -43,10 +42,10 @@ def publish(run_dirs: list[Path], base: str | None, out_dir: Path) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on any error."""
-    parser = argparse.ArgumentParser(prog="selflengthen leaderboard", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories (docs/run_directory.md)")
+    parser = OneLineParser(prog="selflengthen leaderboard", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dirs", type=path_argument, nargs="+", help="run directories (docs/run_directory.md)")
     parser.add_argument("--base", help="model name of the reference row (default: the run with arm 'base')")
-    parser.add_argument("--out", type=Path, required=True, help="folder for leaderboard.{json,md,html}")
+    parser.add_argument("--out", type=path_argument, required=True, help="folder for leaderboard.{json,md,html}")
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     args = parser.parse_args(argv)
 

@@ -299,7 +299,7 @@ def quality_charts(board: dict) -> list[str]:
                         f"{row['model']} #{s['doc_id']}: {s['words']:g} words, quality {s['quality']:.1f}",
                         opacity=0.55)
         for row in rows:
-            words = [s["words"] for r, s in points if r is row]
+            words = [max(s["words"], 1) for r, s in points if r is row]  # as plotted: 0 words at 1 (log axis)
             intercept = fit["intercepts"].get(row["id"])
             if intercept is None or not words:
                 continue

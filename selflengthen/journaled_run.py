@@ -4,6 +4,8 @@ Self-Lengthen synthesis and both baselines are lists of independent items (an in
 write, an answer to extend, a text to backtranslate). Each finished item is one journal line,
 so a rerun after a crash skips it; each finished model reply is in the request ledger, so a
 rerun never sends a request twice; per-item randomness comes from `infra.rng.item_rng`.
+What each attempt cost (seconds, requests, rejections) is journaled in `attempts.jsonl` when it ends,
+interrupted or not, so the totals a finished run reports cover every attempt, not only the last.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from infra.recorded_model import RecordedModel, RequestStats
 
 OnItemDone = Callable[[str], None]
 """Called with the step's name each time one of its items finishes (drives a progress bar)."""
+
+ATTEMPTS = "attempts.jsonl"
 
 
 class JournaledRun:
@@ -36,6 +41,8 @@ class JournaledRun:
         self.tally: Counter[str] = Counter()
         self.on_item_done = on_item_done or (lambda step: None)
         self.started = time.monotonic()
+        self.attempts = Journal(self.work_dir / ATTEMPTS)
+        self.attempt_ended = False
 
     def recorded(self, backend: TextBackend, priority: int = 0) -> RecordedModel:
         """`backend` seen through the ledger and the shared cap; a lower `priority` number is served first."""
@@ -62,8 +69,35 @@ class JournaledRun:
     def seconds(self) -> float:
         return round(time.monotonic() - self.started, 3)
 
+    def end_attempt(self) -> None:
+        """Journal this attempt's seconds, requests and rejections (once; `close` does it if nobody did)."""
+        if self.attempt_ended:
+            return
+        self.attempt_ended = True
+        self.attempts.append({"key": str(len(self.attempts.records) + 1), "seconds": self.seconds(),
+                              "requests": asdict(self.stats), "rejections": dict(self.tally)})
+
+    def totals(self) -> tuple[float, RequestStats, dict[str, int]]:
+        """Seconds, request counts and rejections summed over every attempt of this run, this one included.
+
+        `sent` is the ledger's count of replies, so it includes an attempt killed before it could
+        journal itself (kill -9); that attempt's seconds and other counts are lost with it. A reply
+        replayed from the ledger after an interrupt is counted as `replayed`, not `sent` again; a
+        filter that turns it away again counts it again (as a retried reply is).
+        """
+        self.end_attempt()
+        records = self.attempts.records.values()
+        requests = RequestStats(**{f.name: sum(r["requests"].get(f.name, 0) for r in records)
+                                   for f in fields(RequestStats)})
+        requests.sent = len(self.ledger.records)
+        rejections: Counter[str] = Counter()
+        for record in records:
+            rejections.update(record["rejections"])
+        return round(sum(r["seconds"] for r in records), 3), requests, dict(sorted(rejections.items()))
+
     def close(self) -> None:
-        for journal in (self.ledger, *self.journals.values()):
+        self.end_attempt()
+        for journal in (self.ledger, self.attempts, *self.journals.values()):
             journal.close()
 
 

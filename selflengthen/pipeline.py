@@ -14,7 +14,8 @@ sets are written, at the end. Everything finished is journaled in `work_dir`:
                              {"key", "initial_key", "lang", "instruction", "initial", "extended" | null}
     <step>.done.json         written when a step has settled (produced / failed / abandoned counts)
     generator_data.jsonl, extender_data.jsonl   the fine-tuning sets (chat messages), written last
-    synthesis.json           the counts of the finished run; its presence marks the iteration done
+    attempts.jsonl           each attempt's seconds, requests and rejections (journaled_run.py)
+    synthesis.json           the totals of the finished run; its presence marks the iteration done
 
 A rerun after `kill -9` loads the journals and continues: finished slots are skipped, finished
 requests are replayed from the ledger, per-item randomness depends only on seed and key.
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +43,7 @@ from infra.rng import item_rng
 from selflengthen.journaled_run import JournaledRun, OnItemDone, cancel_all
 from selflengthen.self_instruct import InstructionPool, load_seed_instructions, self_instruct
 from selflengthen.sft_data import build_extender_data, build_generator_data
+from selflengthen.text import count_words
 
 INSTRUCTIONS = "instructions"
 INITIAL_ANSWERS = "initial_answers"
@@ -57,7 +58,7 @@ OUTPUT_FIELD = {INSTRUCTIONS: "instruction", INITIAL_ANSWERS: "answer", EXTENDED
 
 @dataclass
 class SynthesisResult:
-    """What one iteration produced (totals over every run of it) and what this run sent."""
+    """What one iteration produced and what it cost: totals over every attempt of it (journaled_run.py)."""
 
     instructions: int = 0
     instruction_slots_failed: int = 0
@@ -81,7 +82,6 @@ async def run_synthesis(
     on_item_done: OnItemDone | None = None,
 ) -> SynthesisResult:
     """Run (or resume) one synthesis iteration in `work_dir` and write the two fine-tuning sets there."""
-    started = time.monotonic()
     work_dir = Path(work_dir)
     seeds = {lang: load_seed_instructions(config.seed_file(lang)) for lang in config.languages}
     run = _Synthesis(generator, extender, config, work_dir, on_item_done)
@@ -90,7 +90,6 @@ async def run_synthesis(
         result = run.finish()
     finally:
         run.close()
-    result.seconds = round(time.monotonic() - started, 3)
     write_json_atomically(work_dir / RESULT_FILE, asdict(result))
     return result
 
@@ -217,11 +216,14 @@ class _Synthesis(JournaledRun):
             key=lambda r: r["key"],
         )
         if config.filters.drop_short:
-            extended = drop_short(extended, item_rng(config.seed, "drop_short"), length=lambda r: len(r["extended"]))
+            extended = drop_short(
+                extended, item_rng(config.seed, "drop_short"), length=lambda r: count_words(r["extended"])
+            )
         generator_examples = write_jsonl_atomically(self.work_dir / GENERATOR_DATA, build_generator_data(extended))
         extender_rows = build_extender_data(extended, lambda key: item_rng(config.seed, f"lines/{key}"))
         extender_examples = write_jsonl_atomically(self.work_dir / EXTENDER_DATA, extender_rows)
         counts = {step: _outcomes(self.journal(step), step) for step in OUTPUT_FIELD}
+        seconds, requests, rejections = self.totals()
         return SynthesisResult(
             abandoned_slots=sum(count[2] for count in counts.values()),
             instructions=counts[INSTRUCTIONS][0],
@@ -232,8 +234,9 @@ class _Synthesis(JournaledRun):
             extension_slots_failed=counts[EXTENDED_ANSWERS][1],
             generator_examples=generator_examples,
             extender_examples=extender_examples,
-            requests=self.stats,
-            rejections=dict(sorted(self.tally.items())),
+            requests=requests,
+            rejections=rejections,
+            seconds=seconds,
         )
 
 

@@ -31,6 +31,7 @@ def experiment(tmp_path) -> Path:
     write(out / "runs/imitation/stage.json", marker("score/imitation", 30.0))
     write(out / "runs/base/stage.json", marker("score/base", 31.0))
     write(out / "runs/base/judge.stage.json", marker("judge/base", 60.0, finished=False))
+    write(out / "runs/imitation/judge_pairwise.stage.json", marker("judge_pairwise/imitation", 12.0))
     write(out / "train/self_lengthen/iter_2/stage.json", marker("self_lengthen/iter_2/synthesis", 200.0))
     write(out / "train/self_lengthen/iter_1/stage.json", marker("self_lengthen/iter_1/synthesis", 100.0))
     write(out / "train/self_lengthen/iter_1.stale/stage.json", marker("self_lengthen/iter_1/synthesis", 999.0))
@@ -50,15 +51,21 @@ def test_stages_are_listed_in_run_order_with_the_base_first_and_stale_folders_sk
     names = [line.split(" | ")[0].lstrip("| ") for line in report.splitlines() if line.startswith("| ")]
     stages = names[1:names.index("iteration")]
     assert stages == ["self_lengthen/iter_1/synthesis", "self_lengthen/iter_2/synthesis", "score/base",
-                      "score/imitation", "judge/base", "leaderboard"]
+                      "score/imitation", "judge/base", "judge_pairwise/imitation", "leaderboard"]
     assert "999" not in report
     assert "| judge/base | 60.0 | **no** |" in report
 
 
-def test_synthesis_rows_give_examples_per_hour_of_synthesis(experiment):
+def test_synthesis_rows_take_the_stage_seconds_so_both_tables_agree(experiment):
     report = experiment_report(experiment)
-    assert "| 1 | 40 | 50 | 30 | 18 | 18 | 120 | 0 | 1800.0 | 36.0 |" in report
-    assert "| 2 | 40 | 50 | 30 | 20 | 20 | 120 | 0 | 1800.0 | 40.0 |" in report
+    assert "| self_lengthen/iter_1/synthesis | 100.0 | yes |" in report
+    assert "| 1 | 40 | 50 | 30 | 18 | 18 | 120 | 0 | 100.0 | 648.0 |" in report  # 18 examples in 100 s of the stage
+    assert "| 2 | 40 | 50 | 30 | 20 | 20 | 120 | 0 | 200.0 | 360.0 |" in report
+
+
+def test_without_a_stage_record_the_synthesis_row_takes_its_own_seconds(experiment):
+    (experiment / "train/self_lengthen/iter_2/stage.json").unlink()
+    assert "| 2 | 40 | 50 | 30 | 20 | 20 | 120 | 0 | 1800.0 | 40.0 |" in experiment_report(experiment)
 
 
 def test_rejections_fill_zeros_where_a_source_has_no_such_filter(experiment):

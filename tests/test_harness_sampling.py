@@ -161,7 +161,7 @@ def test_chat_logprobs_become_token_logprobs_with_same_text_alternatives_merged(
     wire = ChoiceLogprobs.model_validate({"content": [{"token": "a", "logprob": -0.5, "bytes": None, "top_logprobs": [
         {"token": "a", "logprob": -0.5}, {"token": "\ufffd", "logprob": math.log(0.1)},
         {"token": "\ufffd", "logprob": math.log(0.2)}]}]})
-    (entry,) = _chat_logprobs(wire, STRUCTURED, "here")
+    (entry,) = _chat_logprobs(wire, STRUCTURED)
     assert (entry.token, entry.logprob, entry.top["a"]) == ("a", -0.5, -0.5)
     assert entry.top["\ufffd"] == pytest.approx(math.log(0.3))
 
@@ -172,12 +172,17 @@ def test_completion_logprobs_parallel_lists_become_token_logprobs():
     from harness.client import _completion_logprobs
 
     wire = Logprobs(tokens=["x", "y"], token_logprobs=[-1.0, -2.0], top_logprobs=[{"x": -1.0}, {"y": -2.0, "z": -3.0}])
-    parsed = _completion_logprobs(wire, STRUCTURED, "here")
+    parsed = _completion_logprobs(wire, STRUCTURED)
     assert [(e.token, e.logprob, e.top) for e in parsed] == [("x", -1.0, {"x": -1.0}), ("y", -2.0, {"y": -2.0, "z": -3.0})]
 
 
-def test_a_reply_without_the_logprobs_asked_for_is_refused():
-    from harness.client import _chat_logprobs
+def test_a_reply_without_the_logprobs_asked_for_is_refused_holding_the_reply():
+    from harness.client import EndpointClient, _chat_logprobs
+    from harness.serve import Endpoint
+    from infra.backend import Completion, MissingLogprobs
 
-    with pytest.raises(Unsupported, match="top_logprobs"):
-        _chat_logprobs(None, STRUCTURED, "http://127.0.0.1:9/v1")
+    reply = Completion("{}", logprobs=_chat_logprobs(None, STRUCTURED))
+    client = EndpointClient(Endpoint("http://127.0.0.1:9/v1", "m", kind="openai"))
+    with pytest.raises(MissingLogprobs, match="top_logprobs was asked for but http://127.0.0.1:9/v1") as refused:
+        client._with_logprobs(reply, STRUCTURED)
+    assert isinstance(refused.value, Unsupported) and refused.value.completion is reply

@@ -65,7 +65,8 @@ def test_judgements_follow_the_run_directory_contract_and_published_s_q():
 
     result = run_judge(scores_json(), ScriptedBackend(script=script, script_gets="messages"), config(), progress=False)
 
-    assert result["judge"] == {"model": "judge-model", "rubric": "auto", "structured": False, "top_logprobs": None}
+    assert result["judge"] == {"model": "judge-model", "rubric": "auto", "structured": False, "top_logprobs": None,
+                               "schema_refused": None}
     assert set(result["tasks"]) == {"longbench_write_en_mini", "longen_mini"}
     lbw = result["tasks"]["longbench_write_en_mini"]
     assert [s["quality"] for s in lbw["samples"]] == [75.0, 25.0]

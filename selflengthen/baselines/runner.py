@@ -68,6 +68,7 @@ class BaselineRun(JournaledRun):
         rows = [chat_example([{"role": "user", "content": r["instruction"]}], r["answer"]) for r in kept]
         write_jsonl_atomically(data_file, rows)
         lengths = [count_words(r["answer"]) for r in kept]
+        seconds, requests, rejections = self.totals()  # over every attempt, an interrupted one included
         result = BaselineDataResult(
             arm=arm,
             data_file=data_file,
@@ -76,9 +77,9 @@ class BaselineRun(JournaledRun):
             answer_words_mean=sum(lengths) / len(lengths) if lengths else None,
             items=len(records),
             outcomes=dict(sorted(Counter(r["outcome"] for r in records).items())),
-            rejections=dict(sorted(self.tally.items())),
-            requests=self.stats,
-            seconds=self.seconds(),
+            rejections=rejections,
+            requests=requests,
+            seconds=seconds,
         )
         write_json_atomically(result.stats_file, stats_payload(result))
         return result
