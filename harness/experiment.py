@@ -1,7 +1,8 @@
 """`selflengthen run EXPERIMENT.yaml`: train every arm, score every checkpoint, judge, rank.
 
-Arms: the base model, Self-Lengthen iterations 1..K, instruction backtranslation and behaviour
-imitation. Each stage leaves its outputs in `out_dir` with a fingerprint of what produced them
+Arms: the base model, Self-Lengthen's iteration Generators 1..K and its final model (the base
+fine-tuned on the length-following data: the paper's headline model), instruction backtranslation and
+behaviour imitation. Each stage leaves its outputs in `out_dir` with a fingerprint of what produced them
 (harness/stages.py): a stage whose fingerprint still matches is skipped, one whose settings or
 inputs changed is stale and redone with everything downstream of it, so the same command resumes
 after a crash and after the config changes (`--plan` shows which stages would run):
@@ -30,12 +31,12 @@ from harness.errors import UserError
 from harness.evaluate import check_tasks, run_eval
 from harness.experiment_config import ExperimentConfig, eval_config
 from harness.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability, judge_run,
-                             reliability_server)
+                             judge_servers, stop_judging_threads_on_error)
 from harness.models import check_model_available, resolve_model
-from harness.plan import plan_stages, slug
-from harness.stages import DONE, STALE, StageRecorder, invalidate
+from harness.plan import arm_settings, imitation_instructions, plan_stages, slug, training_config
+from harness.stages import DONE, StageRecorder, redo_stale
 from harness.synthesis_backends import merge_once, role_backends
-from harness.train import TrainRunConfig, run_training
+from harness.train import FINAL_ARM, checkpoint_arm, run_training
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
     build_backtranslation_data,
@@ -45,7 +46,7 @@ from selflengthen.baselines import (
     trained_stats,
     why_no_samples,
 )
-from selflengthen.pipeline import INITIAL_ANSWERS
+from selflengthen.final_data import length_demand_share
 
 
 @dataclasses.dataclass
@@ -69,11 +70,7 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     if config.judge_enabled and not config.judge.endpoint:
         check_model_available(config.judge.model, "judge.model")
     check_tasks(config.tasks, config.data_dir)
-    stages, _ = plan_stages(config)
-    for stage in [stage for stage in stages if stage.status == STALE]:  # all of them, before any is cleared
-        console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); redoing it")
-        invalidate(stage)
-    recorder = StageRecorder(stages)
+    recorder = redo_stale(plan_stages(config)[0], console)
     out = Path(config.out_dir)
     base = resolve_model(config.model)
     checkpoints, skipped = train_arms(config, base, out, console, recorder)
@@ -99,15 +96,15 @@ def train_arms(config: ExperimentConfig, base: str, out: Path, console: Console,
     if config.arms.base:
         checkpoints.append(ScoredCheckpoint("base", base, "base"))
     if config.arms.self_lengthen:
-        method = dataclasses.replace(config.self_lengthen, work_dir=str(out / "train" / "self_lengthen"),
-                                     seed=config.self_lengthen.seed + config.seed)
-        outcome = run_training(TrainRunConfig(model=config.model, backend=config.backend, method=method),
-                               console, recorder)
+        outcome = run_training(training_config(config), console, recorder)
         if outcome.stop_reason:
             skipped["self_lengthen"] = f"stopped after {len(outcome.checkpoints)} iteration(s): {outcome.stop_reason}"
             console.print(f"[yellow]self_lengthen stopped early:[/] {escape(outcome.stop_reason)}")
-        checkpoints += [ScoredCheckpoint(f"self_lengthen/{c.name}", c.path, "self_lengthen", c.iteration, c.train_stats)
-                        for c in outcome.checkpoints]
+        if outcome.final_skipped:
+            skipped[FINAL_ARM] = outcome.final_skipped
+            console.print(f"[yellow]{FINAL_ARM} skipped:[/] {escape(outcome.final_skipped)}")
+        checkpoints += [ScoredCheckpoint(f"self_lengthen/{c.name}", c.path, checkpoint_arm(c.iteration), c.iteration,
+                                         c.train_stats) for c in outcome.checkpoints]
     for arm in ("backtranslation", "imitation"):
         if not getattr(config.arms, arm):
             continue
@@ -123,10 +120,9 @@ def train_arms(config: ExperimentConfig, base: str, out: Path, console: Console,
 def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path, console: Console,
                        recorder: StageRecorder) -> tuple[ScoredCheckpoint | None, str | None]:
     """Build the baseline's data with the base model, fine-tune and merge: the checkpoint, or why there is none."""
-    settings = getattr(config, arm)
-    settings = dataclasses.replace(settings, seed=settings.seed + config.seed)
+    settings = arm_settings(config, arm)
     if arm == "imitation" and settings.instructions_file is None and config.arms.self_lengthen:
-        instructions = out_instructions(config)
+        instructions = imitation_instructions(config)
         if _has_instructions(instructions):
             settings = dataclasses.replace(settings, instructions_file=str(instructions))
     with recorder.stage(f"{arm}/data"):
@@ -143,13 +139,8 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
         with console.status(f"{arm}: fine-tuning"):
             train_stats = trained_stats(work) if trained else train_baseline(work, base, settings.train)
         merged = merge_once(base, work / "adapter", work / "merged")
+    train_stats = {**train_stats, "length_demands": length_demand_share(data.data_file)}
     return ScoredCheckpoint(arm, str(merged), arm, None, train_stats), None
-
-
-def out_instructions(config: ExperimentConfig) -> Path:
-    """The instructions Self-Lengthen's Generator answered in iteration 1 (the seeds too with include_seeds):
-    the imitation teacher answers the same ones, so both arms learn from answers to one instruction set."""
-    return Path(config.out_dir) / "train" / "self_lengthen" / "iter_1" / f"{INITIAL_ANSWERS}.jsonl"
 
 
 @contextlib.contextmanager
@@ -174,32 +165,37 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
 
 def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], run_dirs: list[Path], out: Path,
                console: Console, recorder: StageRecorder) -> None:
-    """Judge every run not judged yet (with the sanity check), then the reliability repeats and pairwise passes."""
-    base_dir = next((d for c, d in zip(checkpoints, run_dirs) if c.arm == "base"), None)
-    passes = [("judge", config.judge, judge_run, "judge_server.log")]
-    if config.judge.repeat:
-        passes.append(("judge_repeat", reliability_server(config.judge), judge_reliability, "judge_repeat_server.log"))
-    if config.judge.pairwise and base_dir is not None:
-        def against_base(run_dir, endpoint, judge, console):
-            return judge_against_reference(run_dir, base_dir, endpoint, judge, console)
+    """Judge every run not judged yet (with the sanity check), then the reliability repeats and pairwise passes.
 
-        passes.append(("judge_pairwise", config.judge, against_base, "judge_server.log"))
-    for kind, judge, step, log in passes:
-        todo = [(f"{kind}/{c.name}", d, c.arm == "base") for c, d in zip(checkpoints, run_dirs)
-                if f"{kind}/{c.name}" in recorder.stages and recorder.stages[f"{kind}/{c.name}"].status != DONE]
-        if not todo:
+    Passes that can share a judge server share one (`judge_servers`: all of them but a transformers
+    server's repeats): a 72B judge loads for minutes. Each server is closed before the next starts.
+    """
+    base_dir = next((d for c, d in zip(checkpoints, run_dirs) if c.arm == "base"), None)
+
+    def against_base(run_dir, endpoint, judge, console):
+        return judge_against_reference(run_dir, base_dir, endpoint, judge, console)
+
+    steps = {"judge_repeat": judge_reliability, "judge_pairwise": against_base}
+    kinds = ["judge", *(["judge_repeat"] if config.judge.repeat else []),
+             *(["judge_pairwise"] if config.judge.pairwise and base_dir is not None else [])]
+    for judge, passes in judge_servers(config.judge, kinds):
+        todo = {kind: [(f"{kind}/{c.name}", d, c.arm == "base") for c, d in zip(checkpoints, run_dirs)
+                       if f"{kind}/{c.name}" in recorder.stages and recorder.stages[f"{kind}/{c.name}"].status != DONE]
+                for kind in passes}
+        if not any(todo.values()):
             continue
-        console.rule(f"{kind.replace('_', ' ')}: {len(todo)} run(s) with {escape(judge.model)}")
-        with judge_endpoint(judge, out / log) as endpoint:
-            if kind != "judge":
-                for name, run_dir, _ in todo:
-                    with recorder.stage(name):
-                        step(run_dir, endpoint, judge, console)
-                continue
-            first = [item for item in todo if item[2] and judge.sanity_scope == "base"]  # others copy its sanity
-            for group in (first, [item for item in todo if item not in first]):
-                judge_together(group, endpoint, judge, console, recorder,
-                               base_dir if judge.sanity_scope == "base" else None)
+        with judge_endpoint(judge, out / f"{passes[0]}_server.log") as endpoint:
+            for kind, items in [(kind, items) for kind, items in todo.items() if items]:
+                console.rule(f"{kind.replace('_', ' ')}: {len(items)} run(s) with {escape(judge.model)}")
+                if kind != "judge":
+                    for name, run_dir, _ in items:
+                        with recorder.stage(name):
+                            steps[kind](run_dir, endpoint, judge, console)
+                    continue
+                first = [item for item in items if item[2] and judge.sanity_scope == "base"]  # others copy its sanity
+                for group in (first, [item for item in items if item not in first]):
+                    judge_together(group, endpoint, judge, console, recorder,
+                                   base_dir if judge.sanity_scope == "base" else None)
 
 
 def judge_together(todo: list[tuple[str, Path, bool]], endpoint, judge: JudgeRunConfig, console: Console,
@@ -216,7 +212,8 @@ def judge_together(todo: list[tuple[str, Path, bool]], endpoint, judge: JudgeRun
         with recorder.stage(name):
             judge_run(run_dir, endpoint, judge, console, None if is_base else sanity_from, progress)
 
-    with Progress(console=console) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool:
+    with (Progress(console=console) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool,
+          stop_judging_threads_on_error()):  # exits first: the pool's exit then waits moments, not for all judging
         for future in [pool.submit(one, *item, progress) for item in todo]:
             future.result()
 

@@ -214,6 +214,23 @@ def reliability_server(config: JudgeRunConfig) -> JudgeRunConfig:
     return dataclasses.replace(config, server=dataclasses.replace(config.server, continuous_batching=False))
 
 
+def judge_servers(config: JudgeRunConfig, passes: list[str]) -> list[tuple[JudgeRunConfig, list[str]]]:
+    """The judge servers these passes (judge, judge_repeat, judge_pairwise) need, in order, each with its passes.
+
+    A 72B judge loads for minutes, so passes whose judge config is the same share one server: all of
+    them, except on a transformers server, whose sampled repeats need one without continuous batching.
+    """
+    servers: list[tuple[JudgeRunConfig, list[str]]] = []
+    for kind in passes:
+        judge = reliability_server(config) if kind == "judge_repeat" else config
+        shared = next((kinds for server, kinds in servers if server == judge), None)
+        if shared is None:
+            servers.append((judge, [kind]))
+        else:
+            shared.append(kind)
+    return servers
+
+
 def _inputs(run_dir: Path, config: JudgeRunConfig) -> tuple[dict, JudgeConfig]:
     scores_path = run_dir / "scores.json"
     if not scores_path.is_file():

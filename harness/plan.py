@@ -1,7 +1,9 @@
 """Every stage of an experiment in order, with its expected fingerprint, computed without loading a model.
 
 `selflengthen run EXPERIMENT.yaml --plan [--json]` prints these; `run` executes them, redoing the
-stale ones (harness/stages.py says how a stage's status is decided).
+stale ones (harness/stages.py says how a stage's status is decided), and refuses to run a stage
+this plan does not declare. What both read from the config is derived once, here
+(`training_config`, `arm_settings`) or in harness/train.py (`training_stages`, `iteration_seed`).
 """
 
 from __future__ import annotations
@@ -16,39 +18,31 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.experiment_config import ExperimentConfig
-from harness.stages import Stage, files_version, settings_of
-from harness.synthesis_backends import ROLES
-from harness.train import synthesis_stage, train_stage
+from harness.judging import JudgeRunConfig, judge_servers, reliability_server
+from harness.serve import server_label
+from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, settings_of
+from harness.train import TRAINER, TrainRunConfig, synthesis_backend_name, synthesis_stage, training_stages
 from judges.reliability import ReliabilityConfig
-
-TRAINER = "trl (LoRA)"
-
-
-@dataclasses.dataclass
-class Checkpoint:
-    """A checkpoint to score: its name, the folder it will be in, and the stage that produces it."""
-
-    name: str
-    path: str
-    arm: str
-    iteration: int | None
-    producer: Stage | None
+from selflengthen.baselines import BacktranslationConfig, ImitationConfig
+from selflengthen.pipeline import INITIAL_ANSWERS
+from tasks.data import benchmark_source
 
 
-def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[Checkpoint]]:
+def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedCheckpoint]]:
     """The experiment's stages in execution order, and the checkpoints they produce."""
     out = Path(config.out_dir)
-    prompts = files_version(_package_dir("selflengthen") / "prompts")
     stages: list[Stage] = []
-    checkpoints: list[Checkpoint] = []
+    checkpoints: list[PlannedCheckpoint] = []
     if config.arms.base:
-        checkpoints.append(Checkpoint("base", config.model, "base", None, None))
+        checkpoints.append(PlannedCheckpoint("base", config.model, "base", None, None))
     if config.arms.self_lengthen:
-        stages += _self_lengthen(config, out / "train" / "self_lengthen", prompts, checkpoints)
+        method_stages, method_checkpoints = training_stages(training_config(config))
+        stages += method_stages
+        checkpoints += method_checkpoints
     for arm in ("backtranslation", "imitation"):
         if getattr(config.arms, arm):
             upstream = _stage(stages, synthesis_stage(1)) if arm == "imitation" else None
-            stages += _baseline(config, arm, out / "train" / arm, prompts, upstream, checkpoints)
+            stages += _baseline(config, arm, out / "train" / arm, upstream, checkpoints)
     scored = []
     for checkpoint in checkpoints:
         scored.append(_score(config, checkpoint, out / "runs" / slug(checkpoint.name)))
@@ -62,6 +56,10 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[Checkpoint]
         if config.judge.pairwise and base is not None:
             judged += [_judge_pairwise(config, stage, base, checkpoint)
                        for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
+        servers = judge_servers(config.judge, list(dict.fromkeys(stage.kind for stage in judged)))
+        for number, (_, kinds) in enumerate(servers, 1):  # as `run` starts them: one for every pass that can share it
+            for stage in [stage for stage in judged if stage.kind in kinds]:
+                stage.extra["judge_server"] = f"{number} of {len(servers)}: {', '.join(kinds)}"
     stages += judged
     board = out / "leaderboard"
     stages.append(Stage("leaderboard", "leaderboard", "-", None, None, None, board, board / "stage.json",
@@ -70,81 +68,80 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[Checkpoint]
     return stages, checkpoints
 
 
-def _self_lengthen(config: ExperimentConfig, work: Path, prompts: str, checkpoints: list[Checkpoint]) -> list[Stage]:
-    method = config.self_lengthen
-    backend = _synthesis_backend(config)
-    settings = settings_of(dataclasses.asdict(method), drop=("iterations", "work_dir", "train", "final_data", "seed"))
-    previous: dict[str, Stage | None] = {role: None for role in ROLES}
-    stages = []
-    for k in range(1, method.iterations + 1):
-        it_dir = work / f"iter_{k}"
-        inputs = {"kind": "synthesis", "model": config.model, "settings": settings,
-                  "seed": method.seed + config.seed + k, "backend": settings_of(dataclasses.asdict(config.backend)),
-                  "upstream": [_fp(previous[role]) for role in ROLES], "version": prompts}
-        synthesis = Stage(synthesis_stage(k), "synthesis", _roles_model(config.model, k), backend,
-                          method.max_in_flight, dataclasses.asdict(method.sampling), it_dir, it_dir / "stage.json",
-                          inputs, [it_dir], extra={"roles": {role: {"concurrency": method.max_in_flight}
-                                                         for role in ROLES}})
-        stages.append(synthesis)
-        for role in ROLES:
-            adapter = it_dir / f"{role}_adapter"
-            outputs = [adapter] + ([it_dir / "generator_merged"] if role == "generator" else [])
-            inputs = {"kind": "train", "role": role, "model": config.model,
-                      "settings": settings_of(dataclasses.asdict(method.train)),
-                      "upstream": [synthesis.fingerprint, _fp(previous[role])]}
-            previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
-                                   adapter / "stage.json", inputs, outputs)
-            stages.append(previous[role])
-        checkpoints.append(Checkpoint(f"self_lengthen/iter_{k}/generator", str(it_dir / "generator_merged"),
-                                      "self_lengthen", k, previous["generator"]))
-    return stages
+def training_config(config: ExperimentConfig) -> TrainRunConfig:
+    """What the Self-Lengthen arm runs: the method's section with its work folder and the experiment's seed."""
+    method = dataclasses.replace(config.self_lengthen, work_dir=str(Path(config.out_dir) / "train" / "self_lengthen"),
+                                 seed=config.self_lengthen.seed + config.seed)
+    return TrainRunConfig(model=config.model, backend=config.backend, method=method)
 
 
-def _baseline(config: ExperimentConfig, arm: str, work: Path, prompts: str, instructions: Stage | None,
-              checkpoints: list[Checkpoint]) -> list[Stage]:
+def arm_settings(config: ExperimentConfig, arm: str) -> BacktranslationConfig | ImitationConfig:
+    """A baseline's section with the experiment's seed added."""
     settings = getattr(config, arm)
-    section = settings_of(dataclasses.asdict(settings), drop=("train", "seed"))
-    inputs = {"kind": f"{arm}_data", "model": config.model, "settings": section, "seed": settings.seed + config.seed,
-              "backend": settings_of(dataclasses.asdict(config.backend)), "version": prompts}
-    if arm == "backtranslation" and settings.corpus:
-        inputs["corpus"] = _file_identity(settings.corpus)
+    return dataclasses.replace(settings, seed=settings.seed + config.seed)
+
+
+def imitation_instructions(config: ExperimentConfig) -> Path:
+    """The instructions Self-Lengthen's Generator answered in iteration 1 (the seeds too with include_seeds):
+    the imitation teacher answers the same ones, so both arms learn from answers to one instruction set."""
+    return Path(training_config(config).method.work_dir) / "iter_1" / f"{INITIAL_ANSWERS}.jsonl"
+
+
+def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stage | None,
+              checkpoints: list[PlannedCheckpoint]) -> list[Stage]:
+    settings = arm_settings(config, arm)
+    section = settings_of(dataclasses.asdict(settings), drop=("train", "seed", "corpus", "instructions_file",
+                                                              "seed_files"))
+    code = package_version("selflengthen")
+    inputs = {"kind": f"{arm}_data", "model": config.model, "settings": section, "seed": settings.seed,
+              "backend": settings_of(dataclasses.asdict(config.backend)), "version": code}
+    if arm == "backtranslation":
+        inputs["corpus"] = file_digest(settings.corpus) if settings.corpus else None
     if arm == "imitation":
+        inputs["seed_files"] = {lang: file_digest(path) for lang, path in sorted(settings.seed_files.items())}
         inputs["upstream"] = [_fp(instructions)] if settings.instructions_file is None else []
         if settings.instructions_file:
-            inputs["instructions"] = _file_identity(settings.instructions_file)
-    data = Stage(f"{arm}/data", f"{arm}_data", config.model, _synthesis_backend(config), settings.max_in_flight,
-                 dataclasses.asdict(settings.sampling), work, work / "stage.json", inputs, [work])
+            inputs["instructions"] = file_digest(settings.instructions_file)
+    data = Stage(f"{arm}/data", f"{arm}_data", config.model, synthesis_backend_name(config.backend),
+                 settings.max_in_flight, dataclasses.asdict(settings.sampling), work, work / "stage.json", inputs, [work])
     adapter = work / "adapter"
     train = Stage(f"{arm}/train", "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
                   {"kind": "train", "model": config.model, "settings": settings_of(dataclasses.asdict(settings.train)),
-                   "upstream": [data.fingerprint]}, [adapter, work / "merged"])
-    checkpoints.append(Checkpoint(arm, str(work / "merged"), arm, None, train))
+                   "upstream": [data.fingerprint], "version": code}, [adapter, work / "merged"])
+    checkpoints.append(PlannedCheckpoint(arm, str(work / "merged"), arm, None, train))
     return [data, train]
 
 
-def _score(config: ExperimentConfig, checkpoint: Checkpoint, run_dir: Path) -> Stage:
+def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> Stage:
+    from harness.evaluate import eval_decoding
+    from harness.experiment_config import eval_config
+
     generation = settings_of(dataclasses.asdict(config.eval))
     inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
               "upstream": [_fp(checkpoint.producer)], "generation": generation,
-              "settings": {"tasks": list(config.tasks), "limit": config.limit, "data_dir": config.data_dir},
-              "version": files_version(_package_dir("tasks"))}
-    backend = config.eval.backend if config.eval.backend != "endpoint" else f"{config.eval.server.kind} serve"
+              "settings": {"tasks": list(config.tasks), "limit": config.limit},
+              "data": {task: _source_identity(benchmark_source(task, config.data_dir)) for task in config.tasks},
+              "version": package_version("tasks")}
+    backend = config.eval.backend if config.eval.backend != "endpoint" else server_label(config.eval.server)
+    decoding = dataclasses.asdict(eval_decoding(eval_config(config, config.model)))
     return Stage(f"score/{checkpoint.name}", "score", checkpoint.name, backend, config.eval.num_concurrent,
-                 dataclasses.asdict(config.eval.sampling), run_dir, run_dir / "stage.json", inputs,
+                 decoding, run_dir, run_dir / "stage.json", inputs,
                  [run_dir / "scores.json", run_dir / "lm_eval"])
 
 
-def _judge_settings(config: ExperimentConfig) -> dict:
-    return settings_of(dataclasses.asdict(config.judge), drop=("server", "cache_path"))
+def _judge_settings(judge: JudgeRunConfig) -> dict:
+    """The judge section as it decides the replies: its server's kind and arguments too (they decide
+    schema-constrained, logprob-weighted replies and the judge's precision) unless an endpoint is given."""
+    return settings_of(dataclasses.asdict(judge), drop=("cache_path",) + (("server",) if judge.endpoint else ()))
 
 
-def _judge(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint, base: Stage | None) -> Stage:
+def _judge(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint, base: Stage | None) -> Stage:
     judge = config.judge
     upstream = [score.fingerprint]
     if judge.sanity_scope == "base" and checkpoint.arm != "base" and base is not None:
         upstream.append(base.fingerprint)  # its sanity verdict comes from the base arm's answers
-    inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(config),
-              "version": files_version(_package_dir("judges") / "rubrics")}
+    inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(judge),
+              "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
                 "max_retries": judge.max_retries}
     return Stage(f"judge/{checkpoint.name}", "judge", judge.model, _judge_backend(config), judge.max_concurrency,
@@ -153,22 +150,22 @@ def _judge(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint, base:
                  extra={"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
 
 
-def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: Checkpoint) -> Stage:
+def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: PlannedCheckpoint) -> Stage:
     judge = config.judge
     inputs = {"kind": "judge_pairwise", "upstream": [score.fingerprint, base.fingerprint],
-              "settings": _judge_settings(config), "version": files_version(_package_dir("judges") / "rubrics")}
+              "settings": _judge_settings(judge), "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens}
     return Stage(f"judge_pairwise/{checkpoint.name}", "judge_pairwise", judge.model, _judge_backend(config),
                  judge.max_concurrency, sampling, score.output, score.output / "judge_pairwise.stage.json", inputs,
                  [score.output / "pairwise.json"], extra={"reference": "base"})
 
 
-def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: Checkpoint) -> Stage:
+def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint) -> Stage:
     judge = config.judge
     reliability = ReliabilityConfig(repeats=judge.repeat, subset_size=judge.repeat_subset)
-    inputs = {"kind": "judge_repeat", "upstream": [score.fingerprint], "settings": _judge_settings(config),
-              "repeat": judge.repeat, "repeat_subset": judge.repeat_subset,
-              "version": files_version(_package_dir("judges") / "rubrics")}
+    inputs = {"kind": "judge_repeat", "upstream": [score.fingerprint],
+              "settings": _judge_settings(reliability_server(judge)),
+              "repeat": judge.repeat, "repeat_subset": judge.repeat_subset, "version": package_version("judges")}
     sampling = {"temperature": reliability.temperature, "max_tokens": judge.max_tokens}
     backend = _judge_backend(config) + (" (no continuous batching)" if not judge.endpoint and
                                         judge.server.kind == "transformers" else "")
@@ -208,21 +205,13 @@ def _fp(stage: Stage | None) -> str | None:
     return stage.fingerprint if stage else None
 
 
-def _roles_model(model: str, k: int) -> str:
-    return model if k == 1 else f"{model} + iter_{k - 1} adapters"
-
-
-def _synthesis_backend(config: ExperimentConfig) -> str:
-    return "inprocess" if config.backend.kind == "inprocess" else f"{config.backend.server.kind} serve"
-
-
 def _judge_backend(config: ExperimentConfig) -> str:
-    return config.judge.endpoint or f"{config.judge.server.kind} serve"
+    return config.judge.endpoint or server_label(config.judge.server)
 
 
-def _file_identity(path: str) -> dict:
-    file = Path(path)
-    return {"path": str(file.resolve()), "bytes": file.stat().st_size if file.is_file() else None}
+def _source_identity(source: Path | str | None) -> str | None:
+    """A local benchmark file by its content; a Hub dataset by its id (its revision is not pinned)."""
+    return file_digest(source) if isinstance(source, Path) else source
 
 
 def _concurrency(stage: Stage) -> str:
@@ -234,9 +223,3 @@ def _short(sampling: dict | None) -> str:
     if not sampling:
         return "-"
     return ", ".join(f"{k}={v}" for k, v in sampling.items() if v not in (None, [], {}))
-
-
-def _package_dir(name: str) -> Path:
-    import importlib
-
-    return Path(importlib.import_module(name).__file__).resolve().parent

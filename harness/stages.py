@@ -1,9 +1,11 @@
 """Stage fingerprints: a finished stage is reused only while the inputs that produced it are the same.
 
 A stage's fingerprint is the sha256 of a canonical JSON of its kind, its settings, the model it
-starts from, its upstream stages' fingerprints and the version of the packaged files it reads
-(prompts, rubrics, task definitions). It is recorded in the stage's marker file when the stage
-starts (`finished: false`) and again when it ends (`finished: true`). On a re-run:
+starts from, its upstream stages' fingerprints, the content hashes of the input files it reads (seed
+instructions, corpus, benchmark rows) and the version of the package that computes it (a hash of the
+package's .py/.yaml/.txt sources: the method, the scorers, the judges with their rubrics). It is
+recorded in the stage's marker file when the stage starts (`finished: false`) and again when it
+ends (`finished: true`). On a re-run:
 
     no marker, no outputs              todo
     marker with this fingerprint       done (finished) or todo (started: the stage resumes)
@@ -28,13 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
 from infra.journal import write_json_atomically
 
 DONE, TODO, STALE = "done", "todo", "stale"
 
 SPEED_ONLY_FIELDS = frozenset({
     "max_in_flight", "max_concurrency", "num_concurrent", "max_batch_size", "torch_threads", "startup_timeout",
-    "logging_steps", "repeat", "repeat_subset", "endpoint", "api_key_env",
+    "logging_steps", "repeat", "repeat_subset", "endpoint", "api_key_env", "data_parallel_size",
 })
 """Fields that change how fast or where a stage runs, not what it produces: left out of fingerprints."""
 
@@ -83,6 +88,17 @@ class Stage:
         return record.get("seconds")
 
 
+@dataclass
+class PlannedCheckpoint:
+    """A checkpoint the plan will score: its name, the folder it will be in, its arm, and the stage producing it."""
+
+    name: str
+    path: str
+    arm: str
+    iteration: int | None
+    producer: Stage | None
+
+
 def fingerprint(inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of `inputs`."""
     text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -100,25 +116,75 @@ def settings_of(section: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str
 
 
 @functools.lru_cache(maxsize=None)
-def files_version(*roots: Path, suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")) -> str:
-    """A short hash of the packaged files under `roots` (prompts, rubrics, task definitions)."""
+def files_version(root: Path, exclude: tuple[str, ...] = (), suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")
+                  ) -> str:
+    """A short hash of the source files under `root` (code, prompts, rubrics, task definitions), leaving out
+    the top-level folders named in `exclude`."""
     digest = hashlib.sha256()
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
+        relative = path.relative_to(root)
+        if relative.parts[0] in exclude:
+            continue
+        digest.update(str(relative).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def read_marker(path: Path) -> dict | None:
+def package_version(name: str, exclude: tuple[str, ...] = ()) -> str:
+    """The version of the importable package `name` as a stage fingerprint holds it: a hash of its sources,
+    so a fix in the code that computes a stage makes the stage stale."""
+    import importlib
+
+    return files_version(Path(importlib.import_module(name).__file__).resolve().parent, exclude)
+
+
+def file_digest(path: str | Path) -> str | None:
+    """sha256 of a file's bytes, so a stage's input file is known by its content, not its name (None: missing)."""
+    file = Path(path).resolve()
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        stat = file.stat()
+    except OSError:
+        return None
+    return _digest(file, stat.st_size, stat.st_mtime_ns) if file.is_file() else None
+
+
+@functools.lru_cache(maxsize=256)
+def _digest(file: Path, size: int, mtime_ns: int) -> str:
+    """Memoised by size and mtime: a plan hashes the same benchmark file for every scored checkpoint."""
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_marker(path: Path) -> dict | None:
+    """The stage record in `path`, or None when there is none or it is unusable (not a JSON object,
+    `inputs` not an object, `seconds` not a number): like a missing marker, nothing then says what
+    produced the outputs."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if not isinstance(record, dict) or not isinstance(record.get("inputs", {}), dict):
+        return None
+    seconds = record.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+                                or not 0 <= seconds < float("inf")):
+        return None
+    return record
+
+
+class UndeclaredStage(RuntimeError):
+    """Code ran a stage the plan does not declare: plan and run have drifted apart (a bug, not bad input)."""
 
 
 class StageRecorder:
-    """Writes each stage's marker when it starts and when it finishes; a done stage is left untouched."""
+    """Writes each stage's marker when it starts and when it finishes; a done stage is left untouched.
+
+    A stage name the plan does not declare is an error (`UndeclaredStage`), so what runs is what
+    `--plan` shows.
+    """
 
     def __init__(self, stages: list[Stage]):
         self.stages = {stage.name: stage for stage in stages}
@@ -126,7 +192,9 @@ class StageRecorder:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
         stage = self.stages.get(name)
-        if stage is None or stage.status == DONE:
+        if stage is None:
+            raise UndeclaredStage(f"stage {name!r} is not in the plan (declared: {', '.join(self.stages) or 'none'})")
+        if stage.status == DONE:
             yield
             return
         record = {"name": name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}
@@ -139,6 +207,18 @@ class StageRecorder:
             seconds = round(earlier + time.monotonic() - started, 1)
             finished = sys.exc_info()[0] is None
             write_json_atomically(stage.marker, {**record, "finished": finished, "seconds": seconds})
+
+
+def redo_stale(stages: list[Stage], console: Console) -> StageRecorder:
+    """Clear every stale stage, saying so on `console`, and record the stages from here on.
+
+    All stale stages are found before any is cleared: clearing one changes what its downstream looks like.
+    """
+    for stage in [stage for stage in stages if stage.status == STALE]:
+        console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); "
+                      "redoing it")
+        invalidate(stage)
+    return StageRecorder(stages)
 
 
 def invalidate(stage: Stage) -> None:

@@ -3,8 +3,15 @@
 Per iteration k: synthesise (self-instruct -> generate -> extend, streamed) with the Generator
 and Extender of iteration k-1 (the base model for k = 1), fine-tune a LoRA adapter per role that
 continues the previous one, merge the Generator into a servable checkpoint and register it as
-`iter_k/generator`. Every step leaves its outputs on disk and is skipped when they are already
-there, so re-running the same command after a crash continues where it stopped.
+`iter_k/generator`. After the last iteration, as the reference does, build the length-following
+data (every iteration's long answers, each instruction given a length demand the answer satisfies,
+selflengthen/final_data.py) and fine-tune the base on it (LoRA, `method.train`'s settings): the
+`final` checkpoint, the paper's headline model.
+
+The stages (`training_stages`) carry fingerprints (harness/stages.py), the same ones `run --plan`
+shows: a finished stage is skipped, one whose settings or inputs changed is stale and redone with
+everything downstream of it, so re-running the same command continues where it stopped and redoes
+what a config change touched.
 
 Synthesis backend: on CPU an in-process batched model, because it honours each request's
 sampling, repetition penalty and stop strings, which `transformers serve --continuous-batching`
@@ -20,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -30,16 +38,23 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 
 from harness.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
+from harness.serve import server_label
+from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.final_data import build_final_data
+from selflengthen.final_data import build_final_data, length_demand_share
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.lora import train_role
 
 CHECKPOINTS_FILE = "checkpoints.json"
+FINAL_DIR = "final"
 FINAL_DATA = "final_data.jsonl"
+FINAL_ARM = "self_lengthen/final"
+FINAL_DATA_STAGE = "self_lengthen/final/data"
+FINAL_TRAIN_STAGE = "self_lengthen/final/train"
+TRAINER = "trl (LoRA)"
 
 
 @dataclass
@@ -63,17 +78,20 @@ class Checkpoint:
 
     name: str
     path: str
-    iteration: int
+    iteration: int | None
+    """None for the final model."""
     adapter: str
     train_stats: dict
 
 
 @dataclass
 class TrainingOutcome:
-    """What `run_training` produced: one checkpoint per finished iteration, and why it stopped early (or None)."""
+    """What `run_training` produced: one checkpoint per finished iteration and the final model, why the
+    iterations stopped early (or None), and why there is no final model (or None)."""
 
     checkpoints: list[Checkpoint]
     stop_reason: str | None = None
+    final_skipped: str | None = None
 
 
 class StageTracker(Protocol):
@@ -90,6 +108,65 @@ def train_stage(k: int, role: str) -> str:
     return f"self_lengthen/iter_{k}/train_{role}"
 
 
+def iteration_seed(method: SelfLengthenConfig, k: int) -> int:
+    """The seed of iteration k's synthesis (each iteration draws its own items)."""
+    return method.seed + k
+
+
+def checkpoint_arm(iteration: int | None) -> str:
+    """The leaderboard arm of a Self-Lengthen checkpoint: the iterations' Generators, or the final model."""
+    return "self_lengthen" if iteration is not None else FINAL_ARM
+
+
+def synthesis_backend_name(backend: SynthesisBackendConfig) -> str:
+    return "inprocess" if backend.kind == "inprocess" else server_label(backend.server)
+
+
+def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCheckpoint]]:
+    """The method's stages in execution order (each iteration's synthesis and role training, then the final
+    data and model) and the checkpoints they produce, named as `run` scores them."""
+    method, work = config.method, Path(config.method.work_dir)
+    code = package_version("selflengthen", exclude=("baselines",))
+    settings = settings_of(dataclasses.asdict(method),
+                           drop=("iterations", "work_dir", "train", "final_data", "seed", "seed_files"))
+    seed_files = {lang: file_digest(path) if path else None for lang, path in _seed_paths(method).items()}
+    train = settings_of(dataclasses.asdict(method.train))
+    previous: dict[str, Stage | None] = {role: None for role in ROLES}
+    stages, syntheses, checkpoints = [], [], []
+    for k in range(1, method.iterations + 1):
+        it_dir = work / f"iter_{k}"
+        inputs = {"kind": "synthesis", "model": config.model, "settings": settings, "seed_files": seed_files,
+                  "seed": iteration_seed(method, k), "backend": settings_of(dataclasses.asdict(config.backend)),
+                  "upstream": [_fp(previous[role]) for role in ROLES], "version": code}
+        synthesis = Stage(synthesis_stage(k), "synthesis", config.model if k == 1 else
+                          f"{config.model} + iter_{k - 1} adapters", synthesis_backend_name(config.backend),
+                          method.max_in_flight, dataclasses.asdict(method.sampling), it_dir, it_dir / "stage.json",
+                          inputs, [it_dir], extra={"roles": {role: {"concurrency": method.max_in_flight}
+                                                         for role in ROLES}})
+        stages.append(synthesis)
+        syntheses.append(synthesis.fingerprint)
+        for role in ROLES:
+            adapter = it_dir / f"{role}_adapter"
+            inputs = {"kind": "train", "role": role, "model": config.model, "settings": train,
+                      "upstream": [synthesis.fingerprint, _fp(previous[role])], "version": code}
+            previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
+                                   adapter / "stage.json", inputs,
+                                   [adapter] + ([it_dir / "generator_merged"] if role == "generator" else []))
+            stages.append(previous[role])
+        checkpoints.append(PlannedCheckpoint(f"self_lengthen/iter_{k}/generator", str(it_dir / "generator_merged"),
+                                             checkpoint_arm(k), k, previous["generator"]))
+    final = work / FINAL_DIR
+    data = Stage(FINAL_DATA_STAGE, "final_data", "-", None, None, None, final, final / "stage.json",
+                 {"kind": "final_data", "settings": settings_of(dataclasses.asdict(method.final_data)),
+                  "seed": method.seed, "upstream": syntheses, "version": code}, [final / FINAL_DATA])
+    adapter = final / "adapter"
+    model = Stage(FINAL_TRAIN_STAGE, "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
+                  {"kind": "train", "role": "final", "model": config.model, "settings": train,
+                   "upstream": [data.fingerprint], "version": code}, [adapter, final / "merged"])
+    checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model))
+    return stages + [data, model], checkpoints
+
+
 def validate_training(config: TrainRunConfig, method_label: str = "method") -> None:
     """Refuse, naming the field, what the synthesis backend cannot honour, before any work starts."""
     if config.backend.max_batch_size < 1:
@@ -101,10 +178,11 @@ def validate_training(config: TrainRunConfig, method_label: str = "method") -> N
 
 def run_training(config: TrainRunConfig, console: Console | None = None,
                  tracker: StageTracker | None = None) -> TrainingOutcome:
-    """Run (or resume) every iteration; an iteration that kept no training pair stops the loop, with the reason."""
+    """Run (or resume) every iteration, then the final model; an iteration that kept no training pair stops the
+    loop, with the reason. Without a `tracker`, stale stages are cleared and redone here (`selflengthen train`)."""
     console = console or Console(stderr=True)
     validate_training(config)
-    stage = tracker.stage if tracker else (lambda name: contextlib.nullcontext())
+    stage = (tracker or redo_stale(training_stages(config)[0], console)).stage
     base = resolve_model(config.model)
     method = config.method
     work = Path(method.work_dir)
@@ -117,23 +195,67 @@ def run_training(config: TrainRunConfig, console: Console | None = None,
         iteration_dirs.append(it_dir)
         with stage(synthesis_stage(k)):
             if not (it_dir / RESULT_FILE).is_file():
-                synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=method.seed + k), console, k)
+                synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=iteration_seed(method, k)),
+                           console, k)
         console.print(escape(f"iteration {k}: synthesis {_summary(it_dir)}"))
         missing = next((reason for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA))
                         if (reason := _no_rows(it_dir / data, role, k))), None)
         if missing:
-            return TrainingOutcome(checkpoints, missing)
+            return TrainingOutcome(checkpoints, missing, final_skipped="the iterations stopped before the last one")
         for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
             with stage(train_stage(k, role)), console.status(f"iteration {k}: fine-tuning the {role}"):
                 adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
                 if role == "generator":
                     merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
-        stats = json.loads((adapters["generator"] / "train_stats.json").read_text(encoding="utf-8"))
+        stats = _train_stats(adapters["generator"], it_dir / GENERATOR_DATA)
         checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
-    count = build_final_data(iteration_dirs, work / FINAL_DATA, method.seed, method.final_data)
-    console.print(escape(f"final length-following data: {count} examples in {work / FINAL_DATA}"))
-    return TrainingOutcome(checkpoints)
+    final, why_not = train_final(base, iteration_dirs, work / FINAL_DIR, method, console, stage)
+    if final is not None:
+        checkpoints.append(final)
+        write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
+    return TrainingOutcome(checkpoints, final_skipped=why_not)
+
+
+def train_final(base: str, iteration_dirs: list[Path], final: Path, method: SelfLengthenConfig, console: Console,
+                stage: Callable[[str], contextlib.AbstractContextManager]) -> tuple[Checkpoint | None, str | None]:
+    """The paper's last step: the length-following data from every iteration, and the base fine-tuned on it
+    (LoRA with `method.train`'s settings): the checkpoint, or why there is none."""
+    data = final / FINAL_DATA
+    with stage(FINAL_DATA_STAGE):
+        if not data.is_file():
+            build_final_data(iteration_dirs, data, method.seed, method.final_data)
+    count = sum(1 for line in data.open(encoding="utf-8") if line.strip())
+    console.print(escape(f"final length-following data: {count} examples in {data}"))
+    if not count:
+        window = method.final_data
+        return None, (f"no answer of {window.min_words} to {window.max_words} words for the final data ({data}); "
+                      "lower self_lengthen.final_data.min_words or lengthen the answers")
+    with stage(FINAL_TRAIN_STAGE), console.status("fine-tuning the final model on the length-following data"):
+        adapter = train_role(data, base, final / "adapter", method.train)
+        merged = merge_once(base, adapter, final / "merged")
+    return Checkpoint("final", str(merged), None, str(adapter), _train_stats(adapter, data)), None
+
+
+def _train_stats(adapter: Path, data: Path) -> dict:
+    """The adapter's training facts, and the share of its training instructions that carry a length demand."""
+    stats = json.loads((adapter / "train_stats.json").read_text(encoding="utf-8"))
+    return {**stats, "length_demands": length_demand_share(data)}
+
+
+def _seed_paths(method: SelfLengthenConfig) -> dict[str, Path | None]:
+    """The seed instruction file each language reads (None where none is configured: synthesis will say so)."""
+    paths = {}
+    for lang in method.languages:
+        try:
+            paths[lang] = method.seed_file(lang)
+        except ValueError:
+            paths[lang] = None
+    return paths
+
+
+def _fp(stage: Stage | None) -> str | None:
+    return stage.fingerprint if stage else None
 
 
 def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, method: SelfLengthenConfig,

@@ -12,6 +12,7 @@ swaps above/below for part of its Chinese data).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,31 @@ def _below_ten_thousand(n: int) -> str:
         else:
             gap = True
     return text
+
+
+def carries_length_demand(instruction: str) -> bool:
+    """Whether `instruction` holds a length demand in one of the phrasings above (the final data's and the
+    backtranslation arm's); a demand an instruction states in other words is not counted."""
+    return any(pattern.search(instruction) for pattern in _DEMAND_PATTERNS)
+
+
+def length_demand_share(data_file: Path) -> float:
+    """The share of a chat-messages JSONL's examples whose last user message carries a length demand:
+    what the leaderboard's training-data table shows per arm (0.0 for an empty file)."""
+    flags = []
+    for record in read_jsonl(Path(data_file)):
+        users = [m["content"] for m in record["messages"] if m.get("role") == "user"]
+        flags.append(bool(users) and carries_length_demand(users[-1]))
+    return sum(flags) / len(flags) if flags else 0.0
+
+
+def _demand_pattern(template: str) -> re.Pattern:
+    number = r"(?:\d+|[" + _DIGITS + "十百千万]+)"
+    parts = re.split(r"\{(?:n|low|high)\}", template)
+    return re.compile(number.join(re.escape(part) for part in parts))
+
+
+_DEMAND_PATTERNS = [_demand_pattern(t) for kinds in PHRASINGS.values() for ts in kinds.values() for t in ts]
 
 
 def final_examples(answers: Sequence[dict[str, Any]], seed: int, config: FinalDataConfig) -> list[dict[str, Any]]:

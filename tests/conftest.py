@@ -37,6 +37,15 @@ def data_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def finished_experiment(tmp_path_factory, tiny_model_dir, data_dir) -> Path:
+    """A finished tiny experiment with every arm (tests/finished_experiment.py), run once per session:
+    a test copies it (`copy_finished`) and never changes it."""
+    from tests.finished_experiment import finish
+
+    return finish(tmp_path_factory.mktemp("finished"), tiny_model_dir, data_dir)
+
+
 @pytest.fixture(params=PRECISIONS)
 def forced_precision(request, monkeypatch) -> str:
     """Run the test once per precision on any CPU: `precision: auto` then means this one, here and in

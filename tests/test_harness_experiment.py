@@ -1,87 +1,67 @@
-"""`selflengthen run`: every arm trained, scored, judged and ranked; a re-run does nothing twice."""
+"""`selflengthen run`: every arm trained, scored, judged and ranked; a re-run does nothing twice.
+
+Reads the session's finished tiny experiment (tests/finished_experiment.py), and re-runs a copy of it.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
+
+from tests.finished_experiment import copy_finished, run_cli
 
 pytestmark = pytest.mark.slow
 
-SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12}
-UNCAPPED = {k: v for k, v in SAMPLING.items() if k != "max_tokens"}  # backtranslation: per-request lengths
-TRAIN = {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
+NAMES = ["base", "self_lengthen/iter_1/generator", "self_lengthen/final", "backtranslation"]
 
 
-def experiment(tmp_path: Path, model: Path, data_dir: Path) -> Path:
-    """All arms on the tiny random model; it writes noise, so the filters accept any ending."""
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text("".join(json.dumps({"prompt": f"Write a long essay about topic {i}."}) + "\n" for i in range(3)))
-    config = {
-        "model": str(model),
-        "out_dir": str(tmp_path / "exp"),
-        "data_dir": str(data_dir),
-        "tasks": ["longbench_write_en_mini"],
-        "limit": 2,
-        "eval": {"num_concurrent": 2, "max_gen_toks": 16, "server": {"torch_threads": 1}},
-        "backend": {"kind": "inprocess", "max_batch_size": 8},
-        "self_lengthen": {
-            "iterations": 1, "seed_files": {"en": str(seeds)}, "max_in_flight": 4, "sampling": SAMPLING,
-            "self_instruct": {"instructions_per_language": 1, "max_attempts": 2, "include_seeds": True},
-            "generator": {"samples_per_instruction": 2, "max_attempts": 1},
-            "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2, "min_growth": 1.0},
-            "filters": {"terminal_punctuation": [""], "drop_short": False},
-            "final_data": {"min_words": 1},
-            "train": TRAIN,
-        },
-        "backtranslation": {
-            "corpus": str(data_dir / "federalist.jsonl"), "max_documents": 2, "shown_words": 40,
-            "instruction_min_words": 1, "instruction_max_tokens": 12, "min_rating": None,
-            "tokenizer": str(model), "sampling": UNCAPPED, "train": TRAIN,
-        },
-        "imitation": {"max_instructions": 1, "plan_attempts": 1, "plan_max_tokens": 16, "sampling": SAMPLING,
-                      "train": TRAIN},
-        "judge": {"model": str(model), "max_tokens": 16, "max_retries": 0, "server": {"torch_threads": 1}},
-    }
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def run(config: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(config)],
-                          capture_output=True, text=True, env=env, timeout=1500)
-
-
-def test_run_trains_scores_judges_and_ranks_every_arm_then_resumes_without_work(tiny_model_dir, data_dir, tmp_path):
-    config = experiment(tmp_path, tiny_model_dir, data_dir)
-    first = run(config)
-    assert first.returncode == 0, first.stderr[-4000:]
-    out = tmp_path / "exp"
+def test_run_trains_scores_judges_and_ranks_every_arm(finished_experiment):
+    out = finished_experiment / "exp"
     summary = json.loads((out / "experiment.json").read_text())
-    names = [c["name"] for c in summary["checkpoints"]]
-    assert names == ["base", "self_lengthen/iter_1/generator", "backtranslation"]
+    assert [c["name"] for c in summary["checkpoints"]] == NAMES
     # The random tiny teacher never writes a usable plan: the arm is skipped with the reason, not faked.
     assert "no training sample" in summary["skipped"]["imitation"]
-    for name in names:
+    for name in NAMES:
         run_dir = out / "runs" / name.replace("/", "-")
         scores = json.loads((run_dir / "scores.json").read_text())
-        assert scores["tasks"]["longbench_write_en_mini"]["n"] == 2
+        assert scores["tasks"]["longbench_write_en_mini"]["n"] == 1
         judged = json.loads((run_dir / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]
-        assert judged["n"] == 2 and judged["failures"] + sum(s["quality"] is not None for s in judged["samples"]) == 2
+        assert judged["n"] == 1 and judged["failures"] + sum(s["quality"] is not None for s in judged["samples"]) == 1
         assert json.loads((run_dir / "run.json").read_text())["model"] == name
     board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
-    assert sorted(row["model"] for row in board["rows"]) == sorted(names)
+    assert sorted(row["model"] for row in board["rows"]) == sorted(NAMES)
     assert "backtranslation" in (out / "leaderboard" / "leaderboard.md").read_text()
 
+
+def test_the_final_arm_is_the_base_fine_tuned_on_every_iterations_answers_with_length_demands(finished_experiment):
+    out = finished_experiment / "exp"
+    final = out / "train" / "self_lengthen" / "final"
+    rows = [json.loads(line) for line in (final / "final_data.jsonl").read_text().splitlines()]
+    stats = json.loads((final / "adapter" / "train_stats.json").read_text())
+    assert rows and stats["samples"] == len(rows) and stats["init_adapter"] is None  # from the base, not iteration 1
+    run = json.loads((out / "runs" / "self_lengthen-final" / "run.json").read_text())
+    assert (run["arm"], run["iteration"]) == ("self_lengthen/final", None)
+
+
+def test_the_training_data_table_shows_which_arms_instructions_carry_length_demands(finished_experiment):
+    board = json.loads((finished_experiment / "exp" / "leaderboard" / "leaderboard.json").read_text())
+    demands = {row["model"]: (row["train_stats"] or {}).get("length_demands") for row in board["rows"]}
+    assert demands == {"base": None, "self_lengthen/iter_1/generator": 0.0, "self_lengthen/final": 1.0,
+                       "backtranslation": 1.0}
+    markdown = (finished_experiment / "exp" / "leaderboard" / "leaderboard.md").read_text()
+    table = markdown.split("## Training data per arm")[1].split("\n## ")[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
+    column = rows[0].index("share with a length demand")
+    assert {row[0]: row[column] for row in rows[2:]} == {"self_lengthen/iter_1/generator": "0.00",
+                                                          "self_lengthen/final": "1.00", "backtranslation": "1.00"}
+
+
+def test_a_rerun_of_a_finished_experiment_does_no_work(finished_experiment, tiny_model_dir, tmp_path):
+    config = copy_finished(finished_experiment, tmp_path, tiny_model_dir)
+    out = tmp_path / "exp"
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*.json")}
-    second = run(config)
+    second = run_cli(config)
     assert second.returncode == 0, second.stderr[-4000:]
-    assert "scoring" not in second.stderr and "judging" not in second.stderr
+    assert "scoring" not in second.stderr and "judging" not in second.stderr and "stale" not in second.stderr
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*.json")} == stamps
+

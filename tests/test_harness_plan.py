@@ -13,7 +13,7 @@ import yaml
 
 from harness.experiment_config import load_experiment
 from harness.plan import plan_stages
-from harness.stages import StageRecorder
+from harness.stages import StageRecorder, UndeclaredStage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def test_gpu_plan_shows_synthesis_concurrency_128_for_both_roles_and_three_judge
     synthesis = stages["self_lengthen/iter_1/synthesis"]
     assert synthesis["concurrency"] == 128
     assert synthesis["roles"] == {"generator": {"concurrency": 128}, "extender": {"concurrency": 128}}
-    assert synthesis["sampling"]["top_k"] == 20 and synthesis["backend"] == "vllm serve"
+    assert synthesis["sampling"]["top_k"] == 20 and synthesis["backend"] == "vllm serve --dtype bfloat16"
     repeat = stages["judge_repeat/base"]
     assert repeat["repeats"] == 3 and repeat["model"] == "Qwen/Qwen2.5-72B-Instruct-AWQ"
     assert {s["status"] for s in stages.values()} == {"todo"}
@@ -88,8 +88,10 @@ def downstream_of(config: Path, roots: set[str]) -> set[str]:
 @pytest.mark.parametrize(("field", "value", "kind"), [
     ("eval__max_gen_toks", 48, "score/"),
     ("judge__max_tokens", 100, "judge/"),
-    ("self_lengthen__train__learning_rate", 3e-3, "/train_"),
+    ("self_lengthen__train__learning_rate", 3e-3, "/train"),  # the iterations' roles and the final model
+    ("self_lengthen__final_data__min_words", 60, "self_lengthen/final/data"),
     ("self_lengthen__extender__rounds", 3, "/synthesis"),
+    ("judge__server__extra_args", ["--seed", "1"], "judge/"),  # the judge server is part of its result
     ("backtranslation__max_documents", 4, "backtranslation/data"),
     ("imitation__train__num_train_epochs", 2, "imitation/train"),
 ])
@@ -120,3 +122,25 @@ def test_data_dir_fills_the_data_variable_without_the_environment(data_dir, tmp_
     assert config.backtranslation.corpus == f"{data_dir}/federalist.jsonl"
     assert config.self_lengthen.seed_files["en"] == str(data_dir.resolve() / "seed_instructions_en.jsonl")
     assert "SELFLENGTHEN_DATA_DIR" not in os.environ
+
+
+def test_the_final_model_is_trained_on_every_iterations_data_after_the_last_and_scored_as_its_own_arm(data_dir,
+                                                                                                   tmp_path):
+    stages, checkpoints = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))
+    names = [s.name for s in stages]
+    by_name = {s.name: s for s in stages}
+    assert names.index("self_lengthen/final/data") > names.index("self_lengthen/iter_2/train_extender")
+    assert by_name["self_lengthen/final/data"].inputs["upstream"] == [
+        by_name[f"self_lengthen/iter_{k}/synthesis"].fingerprint for k in (1, 2)]
+    assert by_name["self_lengthen/final/train"].inputs["upstream"] == [by_name["self_lengthen/final/data"].fingerprint]
+    final = next(c for c in checkpoints if c.name == "self_lengthen/final")
+    assert (final.arm, final.iteration, final.producer) == ("self_lengthen/final", None, by_name["self_lengthen/final/train"])
+    assert {"score/self_lengthen/final", "judge/self_lengthen/final"} <= set(names)
+    assert "score/self_lengthen/iter_2/generator" in names  # the iterations stay benchmarked
+
+
+def test_a_stage_the_plan_does_not_declare_is_an_error(data_dir, tmp_path):
+    recorder = StageRecorder(plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0])
+    with pytest.raises(UndeclaredStage, match="self_lengthen/iter_3/synthesis"):
+        with recorder.stage("self_lengthen/iter_3/synthesis"):
+            pass

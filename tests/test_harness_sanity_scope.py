@@ -19,7 +19,7 @@ from harness.experiment import judge_together
 from harness.experiment_config import ExperimentConfig, validate_experiment
 from harness.judging import JUDGE_SANITY, JudgeRunConfig, judge_run
 from harness.serve import ServerConfig, serve
-from harness.stages import StageRecorder
+from harness.stages import Stage, StageRecorder
 
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand.",
@@ -83,6 +83,12 @@ def test_sanity_scope_base_without_a_base_arm_is_refused():
         validate_experiment(config)
 
 
+def declared(todo: list[tuple[str, Path, bool]]) -> StageRecorder:
+    """A recorder that declares the judge stages of `todo` (it refuses a stage the plan does not declare)."""
+    return StageRecorder([Stage(name, "judge", "judge", None, None, None, run_dir, run_dir / "judge.stage.json",
+                                {"kind": "judge", "run": str(run_dir)}) for name, run_dir, _ in todo])
+
+
 @pytest.mark.slow
 def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_stop_the_others(tiny_model_dir, tmp_path,
                                                                                             monkeypatch):
@@ -97,7 +103,7 @@ def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_sto
     with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
         judge_run(base, endpoint, config)
         with pytest.raises(UserError, match="scores.json not found"):
-            judge_together(todo, endpoint, config, Console(file=io.StringIO()), StageRecorder([]), base)
+            judge_together(todo, endpoint, config, Console(file=io.StringIO()), declared(todo), base)
 
     for arm in arms:
         assert json.loads((arm / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["n"] == len(ANSWERS)

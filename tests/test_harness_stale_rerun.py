@@ -1,15 +1,19 @@
-"""A finished experiment, one setting changed: `run --plan` says what is stale and `run` redoes exactly that.
+"""A finished experiment, one input changed: `run --plan` says what is stale and `run` redoes exactly that.
 
-One tiny experiment (Self-Lengthen iteration 1 and the backtranslation arm on the tiny random model,
-in-process synthesis, lm-eval's hf backend, one document scored and judged per checkpoint) runs once;
-each case copies its folder and changes one field. Every case checks `selflengthen run --plan --json`:
-`stale` for the changed stage and everything downstream of it, `done` for the rest. Three cases also
+The session's finished tiny experiment (tests/finished_experiment.py: every arm on the tiny random
+model, one document scored and judged per checkpoint) is copied for each case and one input is
+changed: a config field, the judge server, an input file's content (seed instructions, corpus,
+benchmark rows; edited in place at the same size, so only a content hash sees it), or the code of
+the package that computes a stage (scorers, judges, rubric text, the method: a copy of the source
+tree with one file edited, planned by a `selflengthen` started on that copy). Every case checks
+`selflengthen run --plan --json`: `stale` for the changed stage and everything downstream of it,
+`done` for the rest (the skipped imitation arm's untrained stages stay `todo`). Three cases also
 re-run for real, side by side: a synthesis field, an eval field and the number of scored documents.
 The stale stages are redone (new marker fingerprint, new outputs), the done ones are untouched
 (marker and outputs keep their mtimes), and what docs/run_directory.md says is reused is reused: a
 stale synthesis is moved aside, lm-eval's request cache survives only an unchanged generation, the
-judge cache survives unchanged judge settings. The training, baseline-data and judge cases check
-`--plan` only: their re-runs are the same machinery, and each would add a minute on a 2-core machine.
+judge cache survives unchanged judge settings. The other cases check `--plan` only: their re-runs
+are the same machinery.
 """
 
 from __future__ import annotations
@@ -24,126 +28,69 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from harness.cli import main
 from harness.experiment_config import load_experiment
 from harness.plan import plan_stages
-from harness.serve import ServerConfig, serve
 from harness.stages import read_marker
+from tests.finished_experiment import ROOT, SAMPLING, TRAIN, copy_finished
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 SL = "self_lengthen/iter_1"
 SL_RUN = f"{SL}/generator"
-SAMPLING = {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1, "max_tokens": 12}
-UNCAPPED = {k: v for k, v in SAMPLING.items() if k != "max_tokens"}  # backtranslation: per-request lengths
-TRAIN = {"max_steps": 1, "warmup_ratio": 0.0, "logging_steps": 1, "max_length": 2048, "torch_threads": 1}
+FINAL = "self_lengthen/final"
+METHOD = {f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", f"{FINAL}/data", f"{FINAL}/train"}
+BACKTRANSLATION = {"backtranslation/data", "backtranslation/train"}
+NEVER_RUN = {"imitation/train", "score/imitation", "judge/imitation"}  # the random teacher writes no plan
 
-ALL_STAGES = [f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", "backtranslation/data",
-              "backtranslation/train", f"score/{SL_RUN}", "score/backtranslation", f"judge/{SL_RUN}",
-              "judge/backtranslation", "leaderboard"]
+
+def scored(*checkpoints: str) -> set[str]:
+    return {f"{kind}/{c}" for c in checkpoints for kind in ("score", "judge")}
+
+
+ALL_SCORED = ("base", SL_RUN, FINAL, "backtranslation")
+ALL_STAGES = METHOD | BACKTRANSLATION | {"imitation/data", "leaderboard"} | NEVER_RUN | scored(*ALL_SCORED)
+JUDGED = {f"judge/{c}" for c in ALL_SCORED} | {"leaderboard"}
+SELF_LENGTHEN_DOWN = METHOD | {"imitation/data"} | scored(SL_RUN, FINAL) | {"leaderboard"}
+BACKTRANSLATION_DOWN = BACKTRANSLATION | scored("backtranslation") | {"leaderboard"}
 CHANGES = {
     # kind of field: (the change, the stages it makes stale)
-    "synthesis": ({"self_lengthen": {"sampling": {**SAMPLING, "temperature": 0.9}}},
-                  {f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", f"score/{SL_RUN}",
-                   f"judge/{SL_RUN}", "leaderboard"}),
+    "synthesis": ({"self_lengthen": {"sampling": {**SAMPLING, "temperature": 0.9}}}, SELF_LENGTHEN_DOWN),
     "training": ({"self_lengthen": {"train": {**TRAIN, "learning_rate": 3e-3}}},
-                 {f"{SL}/train_generator", f"{SL}/train_extender", f"score/{SL_RUN}", f"judge/{SL_RUN}",
-                  "leaderboard"}),
-    "baseline data": ({"backtranslation": {"shown_words": 30}},
-                      {"backtranslation/data", "backtranslation/train", "score/backtranslation",
-                       "judge/backtranslation", "leaderboard"}),
-    "eval": ({"eval": {"max_gen_toks": 6}},
-             {f"score/{SL_RUN}", "score/backtranslation", f"judge/{SL_RUN}", "judge/backtranslation", "leaderboard"}),
-    "judge": ({"judge": {"max_tokens": 20}}, {f"judge/{SL_RUN}", "judge/backtranslation", "leaderboard"}),
-    "scored documents": ({"limit": 2},
-                         {f"score/{SL_RUN}", "score/backtranslation", f"judge/{SL_RUN}", "judge/backtranslation",
-                          "leaderboard"}),
+                 {f"{SL}/train_generator", f"{SL}/train_extender", f"{FINAL}/train", "leaderboard"}
+                 | scored(SL_RUN, FINAL)),
+    "final data": ({"self_lengthen": {"final_data": {"min_words": 2}}},
+                   {f"{FINAL}/data", f"{FINAL}/train", "leaderboard"} | scored(FINAL)),
+    "baseline data": ({"backtranslation": {"shown_words": 30}}, BACKTRANSLATION_DOWN),
+    "eval": ({"eval": {"max_gen_toks": 6}}, scored(*ALL_SCORED) | {"leaderboard"}),
+    "judge": ({"judge": {"max_tokens": 20}}, JUDGED),
+    "judge server": ({"judge": {"server": {"kind": "transformers", "torch_threads": 1}}}, JUDGED),
+    "scored documents": ({"limit": 2}, scored(*ALL_SCORED) | {"leaderboard"}),
 }
 RERUN = ["synthesis", "eval", "scored documents"]
-
-
-def experiment(tmp_path: Path, model: Path, data_dir: Path, judge_url: str) -> dict:
-    """Two trained arms, one document each; the tiny model writes noise, so the filters accept any ending."""
-    seeds = tmp_path / "seeds.jsonl"
-    seeds.write_text("".join(json.dumps({"prompt": f"Write a long essay about topic {i}."}) + "\n" for i in range(2)))
-    return {
-        "model": str(model),
-        "data_dir": str(data_dir),
-        "arms": {"base": False, "imitation": False},
-        "tasks": ["longbench_write_en_mini"],
-        "limit": 1,
-        "eval": {"backend": "hf", "num_concurrent": 1, "max_gen_toks": 8},  # in this process: no server to start
-        "backend": {"kind": "inprocess", "max_batch_size": 8, "torch_threads": 1},
-        "self_lengthen": {
-            "iterations": 1, "seed_files": {"en": str(seeds)}, "max_in_flight": 4, "sampling": SAMPLING,
-            "self_instruct": {"instructions_per_language": 1, "max_attempts": 1, "include_seeds": True},
-            "generator": {"samples_per_instruction": 1, "max_attempts": 1},
-            "extender": {"extensions_per_answer": 1, "max_attempts": 2, "rounds": 2, "min_growth": 0.1},
-            "filters": {"terminal_punctuation": [""], "drop_short": False},
-            "final_data": {"min_words": 1},
-            "train": TRAIN,
-        },
-        "backtranslation": {
-            "corpus": str(data_dir / "federalist.jsonl"), "max_documents": 1, "shown_words": 40,
-            "instruction_min_words": 1, "instruction_max_tokens": 12, "min_rating": None,
-            "tokenizer": str(model), "sampling": UNCAPPED, "train": TRAIN,
-        },
-        "judge": {"model": str(model), "endpoint": judge_url, "max_tokens": 16, "max_retries": 0, "sanity_subset": 0},
-    }
-
-
-def cli(config: Path, *flags: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", str(config), *flags],
-                          check=False, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
-
-
-def write_config(raw: dict, folder: Path) -> Path:
-    path = folder / "experiment.yaml"
-    path.write_text(yaml.safe_dump({**raw, "out_dir": str(folder / "exp")}))
-    return path
-
-
-def merged(raw: dict, change: dict) -> dict:
-    out = json.loads(json.dumps(raw))
-    for section, values in change.items():
-        out[section] = {**out.get(section, {}), **values} if isinstance(values, dict) else values
-    return out
-
-
-@pytest.fixture(scope="module")
-def judge_url(tiny_model_dir) -> Iterator[str]:
-    """One judge server for every run of this file (a speed-only setting: no stage's fingerprint holds it)."""
-    with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
-        yield endpoint.base_url
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, tiny_model_dir, data_dir, judge_url) -> tuple[dict, Path]:
-    """The experiment's config and its finished folder."""
-    folder = tmp_path_factory.mktemp("finished")
-    raw = experiment(folder, tiny_model_dir, data_dir, judge_url)
-    result = cli(write_config(raw, folder))
-    assert result.returncode == 0, result.stderr[-4000:]
-    return raw, folder / "exp"
-
-
-def changed_copy(finished: tuple[dict, Path], tmp_path: Path, change: dict) -> Path:
-    """A copy of the finished experiment and its config with `change`; returns the config's path."""
-    raw, exp = finished
-    shutil.copytree(exp, tmp_path / "exp", symlinks=True)
-    return write_config(merged(raw, change), tmp_path)
+FILE_EDITS = {
+    # input file (under the copy's inputs/): (text replaced by one of the same length, the stages it makes stale)
+    "seed instructions": ("seeds.jsonl", "topic 0", "topic 9", SELF_LENGTHEN_DOWN),
+    "corpus": ("data/federalist.jsonl", "AFTER an", "AFTER a ", BACKTRANSLATION_DOWN),
+    "benchmark rows": ("data/longbench_write_en.jsonl", "Write", "write", scored(*ALL_SCORED) | {"leaderboard"}),
+}
+CODE_EDITS = {
+    # file of a package (a line appended to it), the stages it makes stale
+    "scorers": ("tasks/scoring.py", scored(*ALL_SCORED) | {"leaderboard"}),
+    "judges": ("judges/weighting.py", JUDGED),
+    "rubric": ("judges/rubrics/longbench_write.yaml", JUDGED),
+    "method": ("selflengthen/filters.py", ALL_STAGES - NEVER_RUN - scored("base")),
+    "baselines": ("selflengthen/baselines/imitation.py", BACKTRANSLATION_DOWN | {"imitation/data"}),
+}
+PACKAGES = ("harness", "infra", "tasks", "judges", "selflengthen", "leaderboard")
 
 
 def plan_statuses(config: Path) -> dict[str, str]:
-    """`selflengthen run CONFIG --plan --json`, in this process (a subprocess spends 15 s importing)."""
+    """`selflengthen run CONFIG --plan --json`, in this process (a subprocess spends seconds importing)."""
     sigterm = signal.getsignal(signal.SIGTERM)
     stdout = io.StringIO()
     try:
@@ -152,6 +99,13 @@ def plan_statuses(config: Path) -> dict[str, str]:
     finally:
         signal.signal(signal.SIGTERM, sigterm)
     return {stage["name"]: stage["status"] for stage in json.loads(stdout.getvalue())["stages"]}
+
+
+def assert_exactly_stale(statuses: dict[str, str], stale: set[str]) -> None:
+    assert set(statuses) == ALL_STAGES
+    assert {name for name, status in statuses.items() if status == "stale"} == stale
+    assert {name: status for name, status in statuses.items() if name not in stale} == {
+        name: "todo" if name in NEVER_RUN else "done" for name in ALL_STAGES - stale}
 
 
 def stamps(paths: list[Path]) -> dict[Path, int]:
@@ -167,17 +121,48 @@ def judge_cache(run_dir: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_mtime_ns
 
 
-def test_an_unchanged_copy_plans_every_stage_done(finished, tmp_path):
-    statuses = plan_statuses(changed_copy(finished, tmp_path, {}))
-    assert statuses == dict.fromkeys(ALL_STAGES, "done")
+def test_an_unchanged_copy_plans_every_stage_done_though_its_input_files_moved(finished_experiment, tiny_model_dir,
+                                                                              tmp_path):
+    assert_exactly_stale(plan_statuses(copy_finished(finished_experiment, tmp_path, tiny_model_dir)), set())
 
 
 @pytest.mark.parametrize("kind", list(CHANGES))
-def test_one_changed_field_plans_its_stage_and_its_downstream_stale_and_the_rest_done(finished, tmp_path, kind):
+def test_one_changed_field_plans_its_stage_and_its_downstream_stale_and_the_rest_done(finished_experiment,
+                                                                                       tiny_model_dir, tmp_path, kind):
     change, stale = CHANGES[kind]
-    statuses = plan_statuses(changed_copy(finished, tmp_path, change))
-    assert {name for name, status in statuses.items() if status == "stale"} == stale
-    assert {status for name, status in statuses.items() if name not in stale} == {"done"}
+    assert_exactly_stale(plan_statuses(copy_finished(finished_experiment, tmp_path, tiny_model_dir, change)), stale)
+
+
+@pytest.mark.parametrize("kind", list(FILE_EDITS))
+def test_an_input_file_edited_in_place_at_the_same_size_plans_its_readers_stale(finished_experiment, tiny_model_dir,
+                                                                                tmp_path, kind):
+    name, old, new, stale = FILE_EDITS[kind]
+    config = copy_finished(finished_experiment, tmp_path, tiny_model_dir)
+    file = tmp_path / "inputs" / name
+    text = file.read_text()
+    assert old in text and len(old) == len(new)
+    file.write_text(text.replace(old, new, 1))
+    assert file.stat().st_size == len(text.encode())
+    assert_exactly_stale(plan_statuses(config), stale)
+
+
+@pytest.mark.parametrize("kind", list(CODE_EDITS))
+def test_an_edit_to_the_code_that_computes_a_stage_plans_it_and_its_downstream_stale(finished_experiment,
+                                                                                     tiny_model_dir, tmp_path, kind):
+    name, stale = CODE_EDITS[kind]
+    config = copy_finished(finished_experiment, tmp_path, tiny_model_dir)
+    source = tmp_path / "source"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with (source / name).open("a") as file:
+        file.write("\n# an edit\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(source)}
+    result = subprocess.run([sys.executable, "-c", "import harness.cli, judges, sys; print(judges.__file__, "
+                             "file=sys.stderr); sys.exit(harness.cli.main())", "run", str(config), "--plan",
+                             "--json"], capture_output=True, text=True, env=env, cwd=source, timeout=300)
+    assert result.returncode == 0 and result.stderr.startswith(str(source)), result.stderr[-2000:]
+    statuses = {stage["name"]: stage["status"] for stage in json.loads(result.stdout)["stages"]}
+    assert_exactly_stale(statuses, stale)
 
 
 @dataclasses.dataclass
@@ -200,13 +185,13 @@ def snapshot(config: Path, with_fingerprint: bool) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reruns(finished, tmp_path_factory) -> dict[str, Rerun]:
+def reruns(finished_experiment, tiny_model_dir, tmp_path_factory) -> dict[str, Rerun]:
     """The changes in RERUN, re-run side by side (each mostly waits on one core)."""
     started = {}
     for kind in RERUN:
         change, stale = CHANGES[kind]
         folder = tmp_path_factory.mktemp(kind)
-        config = changed_copy(finished, folder, change)
+        config = copy_finished(finished_experiment, folder, tiny_model_dir, change)
         runs = [folder / "exp" / "runs" / name for name in (SL_RUN.replace("/", "-"), "backtranslation")]
         rerun = Rerun(folder, stale, snapshot(config, False), {run: judge_cache(run) for run in runs})
         time.sleep(0.01)  # a redone file's mtime differs from the one it replaces
@@ -229,13 +214,15 @@ def cli_process(config: Path) -> subprocess.Popen:
 def test_a_rerun_names_every_stale_stage_then_leaves_every_stage_done(reruns, kind):
     rerun = reruns[kind]
     assert {line.split(": stale")[0] for line in rerun.stderr.splitlines() if ": stale" in line} == rerun.stale
-    assert set(rerun.after_plan.values()) == {"done"}
+    assert_exactly_stale(rerun.after_plan, set())
 
 
 @pytest.mark.parametrize("kind", RERUN)
 def test_a_rerun_redoes_the_stale_stages_and_touches_no_done_one(reruns, kind):
     rerun = reruns[kind]
     for name, (marker, fingerprint, files) in rerun.after.items():
+        if name in NEVER_RUN:
+            continue
         assert marker and marker["finished"] and marker["fingerprint"] == fingerprint, name
         old_marker, old_files = rerun.before[name]
         if name in rerun.stale:

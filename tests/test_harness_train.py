@@ -1,4 +1,5 @@
-"""`selflengthen train`: one full Self-Lengthen iteration on the tiny model, both synthesis backends."""
+"""`selflengthen train`: one full Self-Lengthen iteration and the final model on the tiny model, both synthesis
+backends; a re-run redoes only what a changed setting made stale."""
 
 from __future__ import annotations
 
@@ -71,9 +72,10 @@ def check_iteration_artifacts(work: Path) -> dict:
         assert stats["steps"] == 1 and stats["samples"] == synthesis[f"{role}_examples"]
         assert (it / f"{role}_adapter" / "adapter_config.json").is_file()
     checkpoints = json.loads((work / "checkpoints.json").read_text())
-    assert [c["name"] for c in checkpoints] == ["iter_1/generator"]
-    assert Path(checkpoints[0]["path"], "config.json").is_file()
-    assert (work / "final_data.jsonl").is_file()
+    assert [c["name"] for c in checkpoints] == ["iter_1/generator", "final"]
+    assert all(Path(c["path"], "config.json").is_file() for c in checkpoints)
+    final_rows = (work / "final" / "final_data.jsonl").read_text().splitlines()
+    assert checkpoints[1]["train_stats"]["samples"] == len(final_rows) > 0
     return checkpoints[0]
 
 
@@ -98,6 +100,27 @@ def test_one_iteration_in_process_trains_both_roles_and_serves_the_generator(tin
     rerun = run_train(config)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "fine-tuning" not in rerun.stderr and json.loads((tmp_path / "work" / "checkpoints.json").read_text())
+
+
+def test_a_changed_training_setting_retrains_the_adapters_and_the_final_model_but_keeps_the_synthesis(
+        tiny_model_dir, tmp_path):
+    config = train_config(tmp_path, tiny_model_dir, {"kind": "inprocess", "max_batch_size": 8})
+    first = run_train(config)
+    assert first.returncode == 0, first.stderr[-3000:]
+    synthesis = tmp_path / "work" / "iter_1" / "synthesis.json"
+    written = synthesis.stat().st_mtime_ns
+    raw = yaml.safe_load(config.read_text())
+    raw["method"]["train"]["learning_rate"] = 3e-3
+    config.write_text(yaml.safe_dump(raw))
+    rerun = run_train(config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    stale = {line.split(": stale")[0].strip() for line in rerun.stderr.splitlines() if ": stale" in line}
+    assert stale == {"self_lengthen/iter_1/train_generator", "self_lengthen/iter_1/train_extender",
+                     "self_lengthen/final/train"}
+    assert synthesis.stat().st_mtime_ns == written
+    for adapter in ("iter_1/generator_adapter", "iter_1/extender_adapter", "final/adapter"):
+        stats = json.loads((tmp_path / "work" / adapter / "train_stats.json").read_text())
+        assert stats["config"]["learning_rate"] == 3e-3, adapter
 
 
 def test_one_iteration_through_transformers_serve(tiny_model_dir, tmp_path):

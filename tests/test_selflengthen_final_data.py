@@ -11,8 +11,10 @@ from selflengthen.final_data import (
     PHRASINGS,
     LengthDemand,
     build_final_data,
+    carries_length_demand,
     chinese_numeral,
     choose_length_demand,
+    length_demand_share,
     phrase_demand,
     with_length_demand,
 )
@@ -164,3 +166,29 @@ def test_the_longen_scorer_gives_full_marks_to_the_answer_its_demand_was_written
         phrase = phrase_demand(demand, lang, rng, ARABIC)
         bounds = scoring.longen_bounds(demand.kind, phrase)
         assert scoring.longen_score(words, bounds) == 1.0, (words, phrase)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_every_demand_the_final_data_writes_is_recognised_as_a_length_demand(lang):
+    rng = random.Random(3)
+    for words in (7, 180, 2345, 6100):
+        for numerals in (0.0, 1.0):
+            config = FinalDataConfig(chinese_numerals_probability=numerals)
+            for _ in range(20):
+                phrase = phrase_demand(choose_length_demand(words, rng, config), lang, rng, config)
+                assert carries_length_demand(with_length_demand("Write a story about rivers", phrase, lang, rng))
+
+
+@pytest.mark.parametrize("instruction", ["Write a long essay about topic 1.", "Write about rivers.",
+                                         "写一篇关于河流的文章。"])
+def test_an_instruction_without_a_demand_carries_none(instruction):
+    assert not carries_length_demand(instruction)
+
+
+def test_the_length_demand_share_counts_the_examples_whose_instruction_carries_one(tmp_path):
+    prompts = ["Write about 300 words. Tell a story.", "Tell a story.", "Tell a story. Use 10 to 20 words."]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": p},
+                                                     {"role": "assistant", "content": "An answer."}]}) + "\n"
+                            for p in prompts))
+    assert length_demand_share(data) == pytest.approx(2 / 3)

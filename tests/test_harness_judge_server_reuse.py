@@ -1,0 +1,115 @@
+"""One judge server serves every judging pass of an experiment that can share it (a 72B judge loads for
+minutes): the judge, its reliability repeats and the pairwise comparisons, except on a transformers
+server, whose continuous batching fixes sampling, so its sampled repeats get a server of their own.
+
+The slow test runs `judge_runs` with a real in-process judge on the tiny random model (its replies fail
+to parse, which does not matter here) and counts the servers it starts by wrapping the real
+`judge_endpoint`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import harness.experiment
+from harness.experiment import ScoredCheckpoint, judge_runs
+from harness.experiment_config import ExperimentConfig, load_experiment
+from harness.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JudgeRunConfig, judge_servers
+from harness.plan import plan_stages
+from harness.serve import ServerConfig
+from harness.stages import DONE, Stage, StageRecorder
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSES = ["judge", "judge_repeat", "judge_pairwise"]
+ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
+           "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand."]
+
+
+@pytest.mark.parametrize("kind", ["inprocess", "vllm"])
+def test_a_judge_that_honours_each_requests_sampling_serves_every_pass_from_one_server(kind):
+    judge = JudgeRunConfig(model="smollm2-135m", server=ServerConfig(kind=kind), repeat=2, pairwise=True)
+    assert judge_servers(judge, PASSES) == [(judge, PASSES)]
+
+
+def test_a_judge_at_an_endpoint_serves_every_pass():
+    judge = JudgeRunConfig(model="judge", endpoint="http://127.0.0.1:8000/v1", repeat=2)
+    assert judge_servers(judge, PASSES) == [(judge, PASSES)]
+
+
+def test_a_continuous_batching_transformers_judge_gets_a_second_server_for_the_sampled_repeats_only():
+    judge = JudgeRunConfig(model="smollm2-135m", server=ServerConfig(kind="transformers"), max_retries=0, repeat=2)
+    servers = judge_servers(judge, PASSES)
+    assert [passes for _, passes in servers] == [["judge", "judge_pairwise"], ["judge_repeat"]]
+    assert servers[0][0] == judge
+    assert servers[1][0] == dataclasses.replace(judge, server=ServerConfig(kind="transformers",
+                                                                           continuous_batching=False))
+
+
+def test_a_transformers_judge_without_continuous_batching_serves_every_pass_from_one_server():
+    judge = JudgeRunConfig(model="smollm2-135m", server=ServerConfig(kind="transformers", continuous_batching=False),
+                           repeat=2)
+    assert judge_servers(judge, PASSES) == [(judge, PASSES)]
+
+
+def test_the_gpu_plan_shows_one_judge_server_for_every_judging_stage(data_dir):
+    stages = [stage.as_json() for stage in plan_stages(load_experiment(ROOT / "examples" / "gpu.yaml"))[0]]
+    judging = [stage for stage in stages if stage["kind"].startswith("judge")]
+    assert {stage["kind"] for stage in judging} == {"judge", "judge_repeat"}
+    assert {stage["judge_server"] for stage in judging} == {"1 of 1: judge, judge_repeat"}
+    assert {stage["backend"] for stage in judging} == {"vllm serve --dtype float16"}
+    assert all("judge_server" not in stage for stage in stages if not stage["kind"].startswith("judge"))
+
+
+def write_run(run_dir: Path, model: str) -> Path:
+    samples = [{"doc_id": i, "prompt": f"Write about {i * 100 + 100} words on nature.", "response": a}
+               for i, a in enumerate(ANSWERS)]
+    run_dir.mkdir(parents=True)
+    (run_dir / "scores.json").write_text(json.dumps({"model": model,
+                                                     "tasks": {"longbench_write_en_mini": {"samples": samples}}}))
+    return run_dir
+
+
+def judging_stages(runs: dict[str, Path]) -> list[Stage]:
+    """The stages the plan declares for judging these runs (pairwise for every run but the base)."""
+    return [Stage(f"{kind}/{name}", kind, "judge", None, None, None, run_dir, run_dir / f"{kind}.stage.json",
+                  {"kind": kind}) for kind in PASSES for name, run_dir in runs.items()
+            if kind != "judge_pairwise" or name != "base"]
+
+
+@pytest.mark.slow
+def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_passes(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runs = {name: write_run(tmp_path / "runs" / name, name) for name in ("base", "arm")}
+    judge = JudgeRunConfig(model=str(tiny_model_dir), server=ServerConfig(kind="inprocess", torch_threads=1),
+                           max_tokens=16, max_retries=0, sanity_subset=0, top_logprobs=0, repeat=2, repeat_subset=2,
+                           pairwise=True)
+    started = []
+    real_judge_endpoint = harness.experiment.judge_endpoint
+
+    @contextlib.contextmanager
+    def counting_judge_endpoint(config, log_path, *args, **kwargs):
+        started.append(log_path.name)
+        with real_judge_endpoint(config, log_path, *args, **kwargs) as endpoint:
+            yield endpoint
+
+    monkeypatch.setattr(harness.experiment, "judge_endpoint", counting_judge_endpoint)
+    recorder = StageRecorder(judging_stages(runs))
+    judge_runs(ExperimentConfig(judge=judge), [ScoredCheckpoint("base", "base", "base"),
+                                               ScoredCheckpoint("arm", "arm", "arm")],
+               list(runs.values()), tmp_path, Console(file=io.StringIO()), recorder)
+
+    assert started == ["judge_server.log"]
+    for run_dir in runs.values():
+        assert json.loads((run_dir / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["n"] == 2
+        assert json.loads((run_dir / JUDGE_RELIABILITY).read_text())["tasks"]["longbench_write_en_mini"]
+    assert json.loads((runs["arm"] / JUDGE_PAIRWISE).read_text())["reference"] == "base"
+    assert not (runs["base"] / JUDGE_PAIRWISE).exists()
+    assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
