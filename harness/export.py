@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
+from tasks.jsonl import iter_jsonl
 from infra.journal import write_json_atomically, write_text_atomically
 from leaderboard.render_markdown import md_text
 
@@ -123,24 +124,25 @@ def _marker(path: Path) -> dict | None:
     return marker
 
 
+class _ExportInputError(ValueError):
+    """A data file line that is not a JSON object (turned into a UserError naming file and line)."""
+
+
 def _read_split(source: Source, work_dir: Path) -> dict:
     """The split's rows (checked: chat messages of string roles and contents) and its facts for the card."""
     rows = []
-    with source.data.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{source.data} line {number}: malformed JSON ({exc.msg})") from None
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not isinstance(messages, list) or not messages or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                    for m in messages):
-                raise UserError(f"{source.data} line {number}: not a training row "
-                                "({\"messages\": [{\"role\": ..., \"content\": ...}, ...]})")
-            rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+    try:
+        records = list(iter_jsonl(source.data, _ExportInputError))
+    except _ExportInputError as exc:
+        raise UserError(str(exc)) from None
+    for number, row in records:
+        messages = row.get("messages")
+        if not isinstance(messages, list) or not messages or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+                for m in messages):
+            raise UserError(f"{source.data} line {number}: not a training row "
+                            "({\"messages\": [{\"role\": ..., \"content\": ...}, ...]})")
+        rows.append({"messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
     marker = _marker(source.marker) or {}
     inputs = marker.get("inputs") if isinstance(marker.get("inputs"), dict) else {}
     return {"split": source.split, "arm": source.arm, "iteration": source.iteration, "role": source.role,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import fnmatch
-import shutil
 import types
 import typing
 from pathlib import Path

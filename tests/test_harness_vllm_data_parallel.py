@@ -18,23 +18,9 @@ import yaml
 from harness.errors import UserError
 from harness.experiment_config import load_experiment
 from harness.serve import ServerConfig, server_command, server_label
+from tests.test_harness_vllm_command import option, vllm_on_path  # noqa: F401 - vllm_on_path is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def vllm_on_path(tmp_path, monkeypatch):
-    """A `vllm` executable on PATH (never run), so the command line can be built without vLLM installed."""
-    exe = tmp_path / "bin" / "vllm"
-    exe.parent.mkdir()
-    exe.write_text("#!/bin/sh\nexit 1\n")
-    exe.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    return str(exe)
-
-
-def option(cmd: list[str], name: str) -> list[str]:
-    return [cmd[i + 1] for i, arg in enumerate(cmd) if arg == name]
 
 
 def test_vllm_runs_the_configured_number_of_replicas_behind_one_endpoint(vllm_on_path):
