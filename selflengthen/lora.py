@@ -122,8 +122,8 @@ class TrainConfig:
         check_precision(self.precision)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a finite number > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate >= 0):  # 0 freezes the weights
+            raise ValueError(f"learning_rate must be a finite number >= 0, got {self.learning_rate}")
         if not (math.isfinite(self.num_train_epochs) and self.num_train_epochs > 0):
             raise ValueError(f"num_train_epochs must be a finite number > 0, got {self.num_train_epochs}")
         if not 0 <= self.lora_dropout < 1:

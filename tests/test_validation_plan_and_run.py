@@ -60,7 +60,7 @@ EXPERIMENT_CASES = [
     ("num_concurrent negative", {"eval__num_concurrent": -4}, "num_concurrent must be at least 1"),
     ("batch size negative", {"backend__max_batch_size": -1}, "max_batch_size must be at least 1"),
     ("learning rate NaN", {"self_lengthen__train__learning_rate": float("nan")}, "learning_rate must be a finite"),
-    ("learning rate zero", {"self_lengthen__train__learning_rate": 0.0}, "learning_rate must be a finite number > 0"),
+    ("learning rate negative", {"self_lengthen__train__learning_rate": -1e-4}, "learning_rate must be a finite number >= 0"),
     ("train batch negative", {"imitation__train__per_device_train_batch_size": -1}, "per_device_train_batch_size"),
     ("max_steps zero", {"backtranslation__train__max_steps": 0}, "max_steps must be at least 1"),
     ("unknown rubric", {"judge__rubric": "no_such_rubric"}, "judge.rubric: unknown rubric 'no_such_rubric'"),
