@@ -132,10 +132,11 @@ def cmd_train(args) -> int:
 
     from harness.config import load_config
     from harness.models import check_model_available
-    from harness.train import TrainRunConfig, run_training, validate_training
+    from harness.train import TrainRunConfig, require_backend_packages, run_training, validate_training
 
     config = load_config(TrainRunConfig, args.config)
     validate_training(config)
+    require_backend_packages(config.backend)
     _require_seed_files(config.method)
     check_model_available(config.model, "model")  # a Hub id without a cached copy: refused before any work
     outcome = run_training(config, console)
@@ -189,7 +190,9 @@ def cmd_run(args) -> int:
         print_plan(plan_stages(config)[0], Console(), as_json=args.json)
         return 0
     from harness.experiment import run_experiment
+    from harness.train import require_backend_packages
 
+    require_backend_packages(config.backend)
     started = time.monotonic()
     run_experiment(config, console)
     console.print(f"experiment finished in {time.monotonic() - started:.0f}s")

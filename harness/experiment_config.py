@@ -20,6 +20,7 @@ from harness.errors import UserError
 from harness.evaluate import EvalConfig, validate_eval
 from harness.judging import JudgeRunConfig, check_rubric
 from harness.models import DEFAULT_MODEL, check_model_name
+from harness.ray_stage import RayStageConfig
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
 from harness.train import TrainRunConfig, validate_training
@@ -210,11 +211,15 @@ def _refuse_unused_backend_fields(backend: SynthesisBackendConfig) -> None:
     """The synthesis backend's fields of the other kind are refused; `run` sets the adapters itself."""
     if backend.server.lora_adapters:
         raise UserError("backend.server.lora_adapters is set by run (each iteration's role adapters); remove it")
-    if backend.kind == "inprocess":
+    if backend.kind in ("inprocess", "ray"):
         for name in (f.name for f in dataclasses.fields(ServerConfig)):
             if getattr(backend.server, name) != getattr(ServerConfig(), name):
                 raise UserError(f"backend.server.{name} is only used with backend.kind: endpoint "
-                                "(inprocess starts no server); remove it")
+                                f"({backend.kind} starts no server); remove it")
+    if backend.kind != "ray":
+        for name in (f.name for f in dataclasses.fields(RayStageConfig)):
+            if getattr(backend.ray, name) != getattr(RayStageConfig(), name):
+                raise UserError(f"backend.ray.{name} is only used with backend.kind: ray; remove it")
     default = SynthesisBackendConfig()
     for name in ("max_batch_size", "torch_threads"):
         if backend.kind == "endpoint" and getattr(backend, name) != getattr(default, name):

@@ -21,6 +21,7 @@ from harness.experiment_config import ExperimentConfig
 from harness.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serve import server_label
 from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, settings_of
+from harness.synthesis_backends import backend_settings
 from harness.train import TRAINER, TrainRunConfig, synthesis_backend_name, synthesis_stage, training_stages
 from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
@@ -94,7 +95,7 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
                                                               "seed_files"))
     code = package_version("selflengthen")
     inputs = {"kind": f"{arm}_data", "model": config.model, "settings": section, "seed": settings.seed,
-              "backend": settings_of(dataclasses.asdict(config.backend)), "version": code}
+              "backend": settings_of(backend_settings(config.backend)), "version": code}
     if arm == "backtranslation":
         inputs["corpus"] = file_digest(settings.corpus) if settings.corpus else None
     if arm == "imitation":

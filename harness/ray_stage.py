@@ -1,12 +1,21 @@
-"""One synthesis step's requests on Ray Data: a pool of in-process engines, resumable by Parquet shard.
+"""Requests answered on Ray Data: a pool of engines, each finished shard a Parquet file that a rerun reuses.
 
-The first slice of `backend: {kind: ray}` (issue 24), not yet wired into `run`: the requests of a step
-(self-instruct, suitability, answers, an Extender round) are cut, in the order given, into shards of
-`shard_size`; each shard is one row of a Ray Data dataset, and an actor pool of `concurrency` actors, each
-holding its own engine (`infra.inprocess.InProcessBackend`, the CPU engine), answers whole shards and writes
-each as `shard-NNNNN.parquet` (atomically). A killed run leaves finished shards as files, so a rerun sends
-only the shards without one. A seeded request decodes as it would alone (the engine's batch invariance), so
-which actor and which batch answer it does not change its text. Needs `pip install -e '.[ray]'`.
+The requests (each {"key", "messages" or "prompt", "sampling": SamplingConfig fields, "model": an adapter's
+name or None for the base}) are cut into shards of `shard_size`; each shard's answers are written as one
+`shard-<hash>.parquet` (atomically) as soon as they exist. A stored answer carries its request's digest, so
+a rerun sends only the requests no stored answer matches, however they are grouped: a killed run loses at
+most its unfinished shards, and a changed request under an old key is answered again, never mixed up.
+
+Two engines, one per place it runs:
+- `inprocess` (CPU): an actor pool of `concurrency` actors, each holding our in-process engine
+  (`infra.inprocess`) for the base and for each adapter a row names. A seeded request decodes as it would
+  alone (the engine's batch invariance), so which actor and which batch answer it does not change its text.
+- `vllm` (GPUs): Ray Data LLM's vLLM processor (`vLLMEngineProcessorConfig` + `build_processor`),
+  `concurrency` replicas of the base with LoRA enabled; a row's `model` names its adapter's folder, which
+  makes it a LoRA request. Ray releases before the per-row LoRA fix (ray-project/ray PR #62609) dropped
+  it silently; `tests/test_harness_ray_vllm.py` checks on a GPU that a LoRA row's output differs from
+  the base's. Not run here (no GPU).
+Needs `pip install -e '.[ray]'` (and vLLM for the `vllm` engine).
 """
 
 from __future__ import annotations
@@ -18,78 +27,105 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-MANIFEST = "manifest.json"
+from typing import Literal
 
 
 @dataclass
 class RayStageConfig:
-    """Where the step runs and how it is cut up."""
+    """Where the requests run and how they are cut up."""
 
+    engine: Literal["inprocess", "vllm"] = field(default="inprocess", metadata={
+        "help": "inprocess: actors with the CPU engine; vllm: Ray Data LLM's vLLM processor on GPUs."})
     address: str | None = field(default=None, metadata={
         "help": "Ray cluster to join (`auto`, `ray://host:10001`); None starts a local Ray on this machine."})
-    concurrency: int = field(default=2, metadata={"help": "Actors, each with its own engine, answering shards."})
-    cpus_per_actor: float = field(default=1.0, metadata={"help": "CPUs Ray reserves for each actor."})
+    concurrency: int = field(default=2, metadata={"help": "Actors (inprocess) or vLLM replicas (vllm)."})
+    cpus_per_actor: float = field(default=1.0, metadata={"help": "inprocess: CPUs Ray reserves for each actor."})
     shard_size: int = field(default=16, metadata={"help": "Requests per shard: the unit of work and of resume."})
+    tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per replica (tensor parallel)."})
+    pipeline_parallel_size: int = field(default=1, metadata={"help": "vllm: pipeline stages per replica."})
+    max_lora_rank: int = field(default=64, metadata={"help": "vllm: the largest LoRA rank among the adapters."})
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "shard_size"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) \
-                    or getattr(self, name) < 1:
-                raise ValueError(f"ray.{name} must be a whole number of at least 1, got {getattr(self, name)!r}")
-        if not self.cpus_per_actor > 0:
+        for name in ("concurrency", "shard_size", "tensor_parallel_size", "pipeline_parallel_size", "max_lora_rank"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ray.{name} must be a whole number of at least 1, got {value!r}")
+        if self.engine not in ("inprocess", "vllm"):
+            raise ValueError(f"ray.engine must be inprocess or vllm, got {self.engine!r}")
+        if isinstance(self.cpus_per_actor, bool) or not isinstance(self.cpus_per_actor, (int, float)) \
+                or not self.cpus_per_actor > 0:
             raise ValueError(f"ray.cpus_per_actor must be above 0, got {self.cpus_per_actor!r}")
 
 
 def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStageConfig) -> list[dict]:
-    """Answer `requests` ({"key", "messages" or "prompt", "sampling": SamplingConfig fields}) with `engine`
-    (InProcessConfig fields) on Ray; returns one {"key", "text", "finish_reason", "completion_tokens"} per
-    request, in their order. Shards already in `out_dir` are not sent again."""
-    import ray
-
-    shards = _shards(requests, config.shard_size)
+    """Answer `requests` with `engine` ({"model": base folder, "adapters": {name: folder}, other InProcessConfig
+    fields}) on Ray; returns one {"key", "text", "finish_reason", "completion_tokens"} per request, in their
+    order. Requests whose answer is already stored in `out_dir` are not sent again."""
+    _check_keys(requests)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(out_dir, shards, config.shard_size)
-    todo = [{"shard": i, "rows": json.dumps(rows)} for i, rows in enumerate(shards)
-            if not _shard_path(out_dir, i).is_file()]
+    stored = _stored_answers(out_dir)
+    todo = [request for request in requests if request_digest(request) not in stored]
     if todo:
-        if not ray.is_initialized():
-            ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
-        dataset = ray.data.from_items(todo).map_batches(
-            _EngineActor, fn_constructor_kwargs={"engine": engine, "out_dir": str(out_dir)}, batch_size=1,
-            concurrency=config.concurrency, num_cpus=config.cpus_per_actor)
-        dataset.materialize()
-    return [row for i in range(len(shards)) for row in _read_shard(_shard_path(out_dir, i))]
+        shards = [todo[i:i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
+        _start_ray(config)
+        (_run_on_vllm if config.engine == "vllm" else _run_on_actors)(shards, engine, out_dir, config)
+        stored = _stored_answers(out_dir)
+    missing = [r["key"] for r in requests if request_digest(r) not in stored]
+    if missing:
+        raise RuntimeError(f"Ray finished without answering {len(missing)} requests (first: {missing[0]})")
+    return [{"key": r["key"], **stored[request_digest(r)]} for r in requests]
 
 
-def _shards(requests: list[dict], size: int) -> list[list[dict]]:
+def request_digest(request: dict) -> str:
+    """sha256 of what decides a request's answer (everything but its key)."""
+    text = json.dumps({k: v for k, v in request.items() if k != "key"}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def engine_settings(config, adapters: dict[str, Path] | None = None) -> dict:
+    """An InProcessConfig (its `adapter` unset) and the adapters by name, as the plain fields an actor rebuilds
+    its engines from."""
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "adapter"}
+    return {**settings, "adapters": {name: str(path) for name, path in (adapters or {}).items()}}
+
+
+def _check_keys(requests: list[dict]) -> None:
     keys = [r.get("key") for r in requests]
     if any(not isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
         raise ValueError("every request needs its own string `key`")
-    return [requests[i:i + size] for i in range(0, len(requests), size)]
 
 
-def _check_manifest(out_dir: Path, shards: list[list[dict]], size: int) -> None:
-    """The shards' keys, recorded on the first run: a rerun with other requests would mix two steps' answers."""
-    manifest = {"shard_size": size,
-                "shards": [hashlib.sha256(json.dumps(s, sort_keys=True).encode()).hexdigest() for s in shards]}
-    path = out_dir / MANIFEST
-    if path.is_file():
-        if json.loads(path.read_text(encoding="utf-8")) != manifest:
-            raise ValueError(f"{out_dir} holds the shards of other requests (or another shard_size); "
-                             "use a new folder for a changed step")
-        return
-    _atomic_write(path, json.dumps(manifest).encode())
+def _start_ray(config: RayStageConfig) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
 
 
-def _shard_path(out_dir: Path, index: int) -> Path:
-    return out_dir / f"shard-{index:05d}.parquet"
-
-
-def _read_shard(path: Path) -> list[dict]:
+def _stored_answers(out_dir: Path) -> dict[str, dict]:
+    """Every finished shard's answers by request digest (a torn temporary file is not a shard)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    answers: dict[str, dict] = {}
+    for path in sorted(out_dir.glob("shard-*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            digest = row.pop("digest")
+            row.pop("key", None)
+            answers[digest] = row
+    return answers
+
+
+def _write_shard(out_dir: Path, answers: list[dict]) -> None:
+    """One shard's answers, named by their digests, written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = hashlib.sha256("".join(a["digest"] for a in answers).encode()).hexdigest()[:16]
+    schema = pa.schema([("key", pa.string()), ("digest", pa.string()), ("text", pa.string()),
+                        ("finish_reason", pa.string()), ("completion_tokens", pa.int64())])
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(answers, schema=schema), sink)
+    _atomic_write(out_dir / f"shard-{name}.parquet", sink.getvalue().to_pybytes())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -104,45 +140,115 @@ def _atomic_write(path: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
 
 
+# -- inprocess: an actor pool of CPU engines ---------------------------------------------------------
+
+
+def _run_on_actors(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> None:
+    import ray
+
+    items = [{"rows": json.dumps(rows)} for rows in shards]
+    ray.data.from_items(items).map_batches(
+        _EngineActor, fn_constructor_kwargs={"engine": engine, "out_dir": str(out_dir)}, batch_size=1,
+        concurrency=min(config.concurrency, len(items)), num_cpus=config.cpus_per_actor).materialize()
+
+
 class _EngineActor:
-    """One engine per actor, loaded once; each call answers whole shards and writes each one's file."""
+    """Engines loaded once per actor (the base, and each adapter a row names); each call answers whole shards
+    and writes each one's file."""
 
     def __init__(self, engine: dict, out_dir: str) -> None:
-        from infra.inprocess import InProcessBackend, InProcessConfig
-
-        self.backend = InProcessBackend(InProcessConfig(**{**engine, "model": Path(engine["model"])}))
+        self.engine = dict(engine)
+        self.adapters = self.engine.pop("adapters", {})
+        self.backends: dict = {}
         self.out_dir = Path(out_dir)
 
     def __call__(self, batch: dict) -> dict:
-        for index, rows in zip(batch["shard"], batch["rows"]):
-            answers = asyncio.run(self._answer(json.loads(rows)))
-            _atomic_write(_shard_path(self.out_dir, int(index)), _parquet_bytes(answers))
-        return {"shard": list(batch["shard"])}
+        for rows in batch["rows"]:
+            _write_shard(self.out_dir, asyncio.run(self._answer(json.loads(rows))))
+        return {"shards": [len(batch["rows"])]}
+
+    def _backend(self, name: str | None):
+        from infra.inprocess import InProcessBackend, InProcessConfig
+
+        if name not in self.backends:
+            if name is not None and name not in self.adapters:
+                raise ValueError(f"a request names adapter {name!r}; this step has {sorted(self.adapters) or 'none'}")
+            adapter = Path(self.adapters[name]) if name is not None else None
+            self.backends[name] = InProcessBackend(InProcessConfig(**{**self.engine, "model": Path(self.engine["model"]),
+                                                                      "adapter": adapter}))
+        return self.backends[name]
 
     async def _answer(self, rows: list[dict]) -> list[dict]:
         from infra.sampling import SamplingConfig
 
         async def one(row: dict) -> dict:
+            backend = self._backend(row.get("model"))
             sampling = SamplingConfig(**row.get("sampling", {}))
-            completion = await (self.backend.chat(row["messages"], sampling) if "messages" in row
-                                else self.backend.complete(row["prompt"], sampling))
-            return {"key": row["key"], "text": completion.text, "finish_reason": completion.finish_reason,
-                    "completion_tokens": completion.completion_tokens}
+            completion = await (backend.chat(row["messages"], sampling) if "messages" in row
+                                else backend.complete(row["prompt"], sampling))
+            return {"key": row["key"], "digest": request_digest(row), "text": completion.text,
+                    "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens}
 
         return list(await asyncio.gather(*(one(row) for row in rows)))
 
 
-def _parquet_bytes(rows: list[dict]) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([("key", pa.string()), ("text", pa.string()), ("finish_reason", pa.string()),
-                        ("completion_tokens", pa.int64())])
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink)
-    return sink.getvalue().to_pybytes()
+# -- vllm: Ray Data LLM's processor on GPUs ----------------------------------------------------------
 
 
-def engine_settings(config) -> dict:
-    """An InProcessConfig as the plain fields an actor rebuilds it from."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+def vllm_processor_config(engine: dict, config: RayStageConfig):
+    """The processor's settings: the base with LoRA enabled for the adapters, prompts already templated."""
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    engine_kwargs = {"tensor_parallel_size": config.tensor_parallel_size,
+                     "pipeline_parallel_size": config.pipeline_parallel_size}
+    if engine.get("adapters"):
+        engine_kwargs.update(enable_lora=True, max_lora_rank=config.max_lora_rank,
+                             max_loras=len(engine["adapters"]))
+    return vLLMEngineProcessorConfig(model_source=engine["model"], engine_kwargs=engine_kwargs,
+                                     concurrency=config.concurrency, batch_size=config.shard_size,
+                                     chat_template_stage=False, tokenize_stage=True, detokenize_stage=True)
+
+
+def vllm_row(request: dict, engine: dict, template) -> dict:
+    """A request as the processor's row: the prompt text, the adapter's folder as `model` (a LoRA request),
+    and vLLM's sampling parameters; `template` turns chat messages into the prompt text."""
+    sampling = dict(request.get("sampling", {}))
+    params = {k: sampling[k] for k in ("temperature", "top_p", "top_k", "repetition_penalty", "max_tokens",
+                                       "stop", "seed") if sampling.get(k) is not None}
+    if sampling.get("json_schema") is not None:
+        params["structured_outputs"] = {"json": sampling["json_schema"]}
+    if sampling.get("top_logprobs") is not None:
+        raise ValueError("the Ray stage does not return logprobs (top_logprobs)")
+    row = {"key": request["key"], "digest": request_digest(request), "sampling_params": params,
+           "prompt": template(request["messages"]) if "messages" in request else request["prompt"]}
+    if request.get("model") is not None:
+        row["model"] = engine["adapters"][request["model"]]
+    return row
+
+
+def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> None:
+    """One processor over every unanswered request; each shard's file is written once its rows are all back."""
+    import ray
+    from ray.data.llm import build_processor
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(engine["model"])
+
+    def template(messages):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    rows = [{**vllm_row(request, engine, template), "shard": index}
+            for index, shard in enumerate(shards) for request in shard]
+    max_tokens = {row["digest"]: row["sampling_params"].get("max_tokens") for row in rows}
+    processor = build_processor(vllm_processor_config(engine, config), postprocess=lambda row: {
+        "shard": row["shard"], "key": row["key"], "digest": row["digest"], "text": row["generated_text"],
+        "completion_tokens": row["num_generated_tokens"]})
+    waiting = {index: len(shard) for index, shard in enumerate(shards)}
+    done: dict[int, list[dict]] = {}
+    for answer in processor(ray.data.from_items(rows)).iter_rows():
+        shard = answer.pop("shard")
+        cap = max_tokens[answer["digest"]]
+        answer["finish_reason"] = "length" if cap is not None and answer["completion_tokens"] >= cap else "stop"
+        done.setdefault(shard, []).append(answer)
+        if len(done[shard]) == waiting[shard]:
+            _write_shard(out_dir, done.pop(shard))

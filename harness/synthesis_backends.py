@@ -3,7 +3,8 @@
 On CPU an in-process batched model, because it honours each request's sampling, repetition
 penalty and stop strings, which `transformers serve --continuous-batching` does not; on GPU a
 vLLM server with both adapters by name; or one `transformers serve` per role serving merged
-checkpoints.
+checkpoints; or Ray Data (`harness/ray_backend.py`): actors with the in-process engine on CPUs,
+Ray Data LLM's vLLM processor on GPUs, both roles' adapters by name.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.client import EndpointClient
+from harness.ray_stage import RayStageConfig
 from harness.serve import ServerConfig, serve
 from infra.backend import TextBackend
 from infra.compute import compute_threads
@@ -29,19 +31,30 @@ class SynthesisBackendConfig:
     """Where the roles' text comes from during synthesis.
 
     Fields:
-        kind: `inprocess` (CPU default: continuous batching in this process) or `endpoint`
+        kind: `inprocess` (CPU default: continuous batching in this process), `endpoint`
             (a server per role: transformers serve with merged checkpoints, or one vLLM server
-            with LoRA adapters by name).
+            with LoRA adapters by name) or `ray` (Ray Data: waves of requests as Parquet shards).
         server: how to start the servers for `endpoint`.
-        max_batch_size: `inprocess`: requests decoded together.
-        torch_threads: `inprocess`: torch threads; None takes the cores idle at start.
+        ray: where and how `ray` runs (engine, cluster address, actors or replicas, shard size).
+        max_batch_size: `inprocess` and `ray`'s inprocess actors: requests decoded together.
+        torch_threads: `inprocess`: torch threads; None takes the cores idle at start (`ray`: per actor).
     """
 
-    kind: Literal["inprocess", "endpoint"] = field(default="inprocess", metadata={"help": "inprocess or endpoint."})
+    kind: Literal["inprocess", "endpoint", "ray"] = field(default="inprocess", metadata={
+        "help": "inprocess, endpoint or ray."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "Servers for `endpoint`."})
+    ray: RayStageConfig = field(default_factory=RayStageConfig, metadata={"help": "Ray Data for `ray`."})
     max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
     torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
 
+
+def backend_settings(backend: SynthesisBackendConfig) -> dict:
+    """The backend as a stage fingerprint holds it: the `ray` section only when it is used, so adding it left
+    the fingerprints of in-process and endpoint runs as they were."""
+    settings = dataclasses.asdict(backend)
+    if backend.kind != "ray":
+        del settings["ray"]
+    return settings
 
 
 @contextlib.contextmanager
@@ -53,7 +66,10 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
     """
     with contextlib.ExitStack() as stack:
         if backend.kind == "inprocess":
-            from infra.inprocess import InProcessBackend, InProcessConfig  # torch: only when work starts
+            from infra.inprocess import (  # torch: only when work starts
+                InProcessBackend,
+                InProcessConfig,
+            )
 
             made: dict = {}
             for role in ROLES:
@@ -63,6 +79,12 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
                         model=Path(base), adapter=key, max_batch_size=backend.max_batch_size,
                         torch_threads=backend.torch_threads or compute_threads(1))))
             yield made[adapters["generator"]], made[adapters["extender"]]
+        elif backend.kind == "ray":
+            from harness.ray_backend import ray_roles
+
+            roles = ray_roles(base, adapters, it_dir / "ray_shards", backend.ray, backend.max_batch_size,
+                              backend.torch_threads)
+            yield roles.role("generator"), roles.role("extender")
         elif backend.server.kind == "vllm":
             names = {role: str(adapters[role]) for role in ROLES if adapters[role]}
             server = dataclasses.replace(backend.server, lora_adapters={role: path for role, path in names.items()})

@@ -40,7 +40,7 @@ from harness.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
 from harness.serve import server_label
 from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of
-from harness.synthesis_backends import ROLES, SynthesisBackendConfig, merge_once, role_backends
+from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
 from selflengthen.config import SelfLengthenConfig
@@ -119,6 +119,10 @@ def checkpoint_arm(iteration: int | None) -> str:
 
 
 def synthesis_backend_name(backend: SynthesisBackendConfig) -> str:
+    if backend.kind == "ray":
+        workers = ("actor" if backend.ray.engine == "inprocess" else "vLLM replica") + \
+            ("s" if backend.ray.concurrency != 1 else "")
+        return f"ray ({backend.ray.engine}, {backend.ray.concurrency} {workers})"
     return "inprocess" if backend.kind == "inprocess" else server_label(backend.server)
 
 
@@ -136,7 +140,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     for k in range(1, method.iterations + 1):
         it_dir = work / f"iter_{k}"
         inputs = {"kind": "synthesis", "model": config.model, "settings": settings, "seed_files": seed_files,
-                  "seed": iteration_seed(method, k), "backend": settings_of(dataclasses.asdict(config.backend)),
+                  "seed": iteration_seed(method, k), "backend": settings_of(backend_settings(config.backend)),
                   "upstream": [_fp(previous[role]) for role in ROLES], "version": code}
         synthesis = Stage(synthesis_stage(k), "synthesis", config.model if k == 1 else
                           f"{config.model} + iter_{k - 1} adapters", synthesis_backend_name(config.backend),
@@ -174,6 +178,18 @@ def validate_training(config: TrainRunConfig, method_label: str = "method") -> N
     if config.backend.kind == "endpoint":
         target = endpoint_target(config.backend.server.kind, config.backend.server.continuous_batching)
         refuse_unsupported(config.method.sampling, target, f"{method_label}.sampling")
+
+
+def require_backend_packages(backend: SynthesisBackendConfig) -> None:
+    """`backend.kind: ray` needs optional packages: said before a run starts (a plan needs none of them)."""
+    import importlib.util
+
+    if backend.kind != "ray":
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise UserError("backend.kind: ray needs Ray Data: pip install -e '.[ray]'")
+    if backend.ray.engine == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise UserError("backend.ray.engine: vllm needs Ray Data LLM and vLLM: pip install -e '.[ray-gpu]'")
 
 
 def run_training(config: TrainRunConfig, console: Console | None = None,

@@ -4,17 +4,21 @@ Every request has a unique key (step, item, attempt, sub-step). A finished reply
 under its key before it is used; a key found in the ledger is answered from it. One limiter,
 shared by both roles, caps the requests in flight; each step's model has its own priority.
 A backend exception is counted and reported as no reply (the calling step retries within its
-bounds); it is not journaled, so a rerun tries that request again.
+bounds); it is not journaled, so a rerun tries that request again. Given the run's seed, a sampled
+request without a seed of its own gets one from that seed and its key, so every backend that honours
+seeds (the in-process engine, its Ray actors, vLLM) writes the same text for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 from infra.backend import TextBackend
 from infra.journal import Journal
 from infra.limiter import PriorityLimiter
+from infra.rng import item_seed
 from infra.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
@@ -34,19 +38,29 @@ class RecordedModel:
     """Chat and raw completion by key, journaled in `ledger`, through `limiter` at `priority`."""
 
     def __init__(
-        self, backend: TextBackend, ledger: Journal, limiter: PriorityLimiter, stats: RequestStats, priority: int = 0
+        self, backend: TextBackend, ledger: Journal, limiter: PriorityLimiter, stats: RequestStats, priority: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.backend = backend
         self.ledger = ledger
         self.limiter = limiter
         self.stats = stats
         self.priority = priority
+        self.seed = seed
 
     async def chat(self, key: str, messages: list[dict[str, str]], sampling: SamplingConfig) -> str | None:
+        sampling = self.seeded(key, sampling)
         return await self._request(key, lambda: self.backend.chat(messages, sampling))
 
     async def complete(self, key: str, prompt: str, sampling: SamplingConfig) -> str | None:
+        sampling = self.seeded(key, sampling)
         return await self._request(key, lambda: self.backend.complete(prompt, sampling))
+
+    def seeded(self, key: str, sampling: SamplingConfig) -> SamplingConfig:
+        """`sampling` with the request's own seed when it samples and has none (and the run has a seed)."""
+        if self.seed is None or not sampling.do_sample or sampling.seed is not None:
+            return sampling
+        return dataclasses.replace(sampling, seed=item_seed(self.seed, f"request/{key}"))
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         return self.backend.apply_chat_template(messages)

@@ -3,7 +3,8 @@
 Self-Lengthen synthesis and both baselines are lists of independent items (an instruction to
 write, an answer to extend, a text to backtranslate). Each finished item is one journal line,
 so a rerun after a crash skips it; each finished model reply is in the request ledger, so a
-rerun never sends a request twice; per-item randomness comes from `infra.rng.item_rng`.
+rerun never sends a request twice; per-item randomness comes from `infra.rng.item_rng`, and each
+sampled request's seed from the run's seed and the request's key.
 What each attempt cost (seconds, requests, rejections) is journaled in `attempts.jsonl` when it ends,
 interrupted or not, so the totals a finished run reports cover every attempt, not only the last.
 """
@@ -32,8 +33,10 @@ ATTEMPTS = "attempts.jsonl"
 class JournaledRun:
     """The ledger, the step journals, the request cap and the rejection tally of one run in `work_dir`."""
 
-    def __init__(self, work_dir: Path, max_in_flight: int, on_item_done: OnItemDone | None = None) -> None:
+    def __init__(self, work_dir: Path, max_in_flight: int, on_item_done: OnItemDone | None = None,
+                 seed: int | None = None) -> None:
         self.work_dir = Path(work_dir)
+        self.seed = seed
         self.ledger = Journal(self.work_dir / "requests.jsonl")
         self.journals: dict[str, Journal] = {}
         self.stats = RequestStats()
@@ -46,7 +49,7 @@ class JournaledRun:
 
     def recorded(self, backend: TextBackend, priority: int = 0) -> RecordedModel:
         """`backend` seen through the ledger and the shared cap; a lower `priority` number is served first."""
-        return RecordedModel(backend, self.ledger, self.limiter, self.stats, priority)
+        return RecordedModel(backend, self.ledger, self.limiter, self.stats, priority, self.seed)
 
     def journal(self, step: str) -> Journal:
         if step not in self.journals:

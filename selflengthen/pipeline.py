@@ -99,7 +99,7 @@ class _Synthesis(JournaledRun):
 
     def __init__(self, generator, extender, config: SelfLengthenConfig, work_dir: Path,
                  on_item_done: OnItemDone | None) -> None:
-        super().__init__(work_dir, config.max_in_flight, on_item_done)
+        super().__init__(work_dir, config.max_in_flight, on_item_done, config.seed)
         self.config = config
         self.extender = self.recorded(extender, priority=0)
         self.generator = self.recorded(generator, priority=1)

@@ -65,3 +65,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"precision paths: {counts['fp32']} passed under fp32, {counts['bf16']} under bf16 "
             f"(this CPU picks {native} for precision: auto)")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs for one test module (the optional `ray` extra; skipped without it)."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

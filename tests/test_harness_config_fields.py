@@ -72,6 +72,7 @@ EXPECTED_REFUSALS = {
     "eval.sampling.top_logprobs": "lm-eval returns no log-probabilities",
     "eval.sampling.seed": "each answer is seeded from eval.seed and its prompt",
     "backend.server.*": "synthesis runs in-process: no server is started",
+    "backend.ray.*": "only with backend.kind: ray",
     "arms.base": "judge.sanity_scope: base degrades the base arm's answers",
     "backtranslation.sampling.max_tokens": "instruction_max_tokens and rating_max_tokens set each request's length",
 }

@@ -233,9 +233,11 @@ def test_a_missing_seed_file_fails_before_any_request(tmp_path):
     assert backend.calls == 0
 
 
-def run_until_killed(command: list[str], ledger: Path, after: int, deadline_s: float = 120) -> None:
-    """Start `command` and kill -9 it once `ledger` holds `after` finished requests (within `deadline_s`)."""
-    process = subprocess.Popen(command, cwd=REPO, env=OFFLINE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def run_until_killed(command: list[str], ledger: Path, after: int, deadline_s: float = 120,
+                     stderr=subprocess.DEVNULL, env: dict | None = None) -> bool:
+    """Start `command` and kill -9 it once `ledger` holds `after` finished requests (within `deadline_s`);
+    says whether it was killed (False: it ended first)."""
+    process = subprocess.Popen(command, cwd=REPO, env=env or OFFLINE, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + deadline_s
     try:
         while process.poll() is None:
@@ -249,7 +251,7 @@ def run_until_killed(command: list[str], ledger: Path, after: int, deadline_s: f
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    return process.returncode == -signal.SIGKILL
 
 
 @pytest.mark.slow
@@ -265,7 +267,8 @@ def test_kill_9_mid_run_then_rerun_loses_nothing_and_resends_no_finished_request
         str(tiny_model_dir),
         str(work_dir),
     ]
-    run_until_killed([*command, str(tmp_path / "requests_1.txt")], work_dir / "requests.jsonl", after=25)
+    assert run_until_killed([*command, str(tmp_path / "requests_1.txt")], work_dir / "requests.jsonl", after=25), \
+        "the run ended before it could be killed"
     finished_before = set(journal_keys(work_dir / "requests.jsonl"))
     answers_before = journal_keys(work_dir / "initial_answers.jsonl")
 

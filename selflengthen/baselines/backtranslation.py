@@ -59,7 +59,7 @@ async def build_backtranslation_data(
     chosen = order[: config.max_documents]
     count_tokens = count_tokens or token_counter(config)
     max_tokens = config.train.max_length - config.prompt_tokens_reserved
-    run = BaselineRun(model, work_dir, config.max_in_flight, on_item_done)
+    run = BaselineRun(model, work_dir, config.max_in_flight, on_item_done, config.seed)
     try:
         items = [
             (

@@ -56,7 +56,7 @@ async def build_imitation_data(
 
     `on_item_done` is called with "instructions" (self-instruct only) and "answers" as items finish.
     """
-    run = BaselineRun(teacher, work_dir, config.max_in_flight, on_item_done)
+    run = BaselineRun(teacher, work_dir, config.max_in_flight, on_item_done, config.seed)
     try:
         if config.instructions_file is not None:
             instructions = load_instructions(Path(config.instructions_file), config.languages)

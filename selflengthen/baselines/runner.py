@@ -46,8 +46,9 @@ class BaselineDataResult:
 class BaselineRun(JournaledRun):
     """A baseline's data run in `work_dir`: one model through the ledger, items journaled per step."""
 
-    def __init__(self, backend: TextBackend, work_dir: Path, max_in_flight: int, on_item_done: OnItemDone | None) -> None:
-        super().__init__(work_dir, max_in_flight, on_item_done)
+    def __init__(self, backend: TextBackend, work_dir: Path, max_in_flight: int, on_item_done: OnItemDone | None,
+                 seed: int | None = None) -> None:
+        super().__init__(work_dir, max_in_flight, on_item_done, seed)
         self.model = self.recorded(backend)
 
     async def run_items(
