@@ -115,6 +115,7 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
 
 def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> Stage:
     from harness.evaluate import eval_decoding
+    from tasks.decoding import task_max_gen_toks
     from harness.experiment_config import eval_config
 
     generation = settings_of(dataclasses.asdict(config.eval))
@@ -125,6 +126,9 @@ def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Pat
               "version": package_version("tasks")}
     backend = config.eval.backend if config.eval.backend != "endpoint" else server_label(config.eval.server)
     decoding = dataclasses.asdict(eval_decoding(eval_config(config, config.model)))
+    del decoding["max_tokens"]  # not what caps an answer: lm-eval's max_gen_toks, the eval's or each task's own
+    caps = {task: config.eval.max_gen_toks or task_max_gen_toks(task) for task in config.tasks}
+    decoding["max_gen_toks"] = caps[config.tasks[0]] if len(set(caps.values())) == 1 else caps
     return Stage(f"score/{checkpoint.name}", "score", checkpoint.name, backend, config.eval.num_concurrent,
                  decoding, run_dir, run_dir / "stage.json", inputs,
                  [run_dir / "scores.json", run_dir / "lm_eval"])

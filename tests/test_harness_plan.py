@@ -144,3 +144,11 @@ def test_a_stage_the_plan_does_not_declare_is_an_error(data_dir, tmp_path):
     with pytest.raises(UndeclaredStage, match="self_lengthen/iter_3/synthesis"):
         with recorder.stage("self_lengthen/iter_3/synthesis"):
             pass
+
+
+def test_the_plan_shows_a_score_stages_answer_cap_as_lm_evals_max_gen_toks(data_dir, tmp_path):
+    capped = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]}
+    assert capped["score/base"].sampling["max_gen_toks"] == 64  # tiny.yaml's eval.max_gen_toks
+    assert "max_tokens" not in capped["score/base"].sampling
+    own = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir, eval__max_gen_toks=None)))[0]}
+    assert own["score/base"].sampling["max_gen_toks"] == 1280  # both *_mini tasks' own cap (their YAMLs)
