@@ -115,8 +115,8 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
 
 def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> Stage:
     from harness.evaluate import eval_decoding
-    from tasks.decoding import task_max_gen_toks
     from harness.experiment_config import eval_config
+    from tasks.decoding import task_max_gen_toks
 
     generation = settings_of(dataclasses.asdict(config.eval))
     inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
