@@ -148,11 +148,26 @@ def _baseline_table(baselines: dict[str, dict]) -> list[str]:
         + _table(["arm", *_BASELINE_COLUMNS.values(), "outcomes per item", "requests sent", "seconds"], body) + [""]
 
 
+NOT_REJECTIONS = frozenset({"extend.enrichment_discarded"})
+"""Counted in the same tally, but no reply was turned away: the Extender went on with the continuation alone."""
+
+
 def _rejection_table(sources: dict[str, dict]) -> list[str]:
-    filters = sorted({f for s in sources.values() for f in (s.get("rejections") or {})})
-    body = [[md_text(f), *(_number((s.get("rejections") or {}).get(f, 0)) for s in sources.values())] for f in filters]
+    counted = sorted({f for s in sources.values() for f in (s.get("rejections") or {})})
+    header = ["filter", *(md_text(name) for name in sources)]
+
+    def rows(names):
+        return [[md_text(f), *(_number((s.get("rejections") or {}).get(f, 0)) for s in sources.values())] for f in names]
+
     about = "How many replies each filter or parse step turned away (one reply can be retried and counted again)."
-    return ["## Rejections per filter", "", about, ""] + _table(["filter", *(md_text(name) for name in sources)], body) + [""]
+    lines = ["## Rejections per filter", "", about, ""] + _table(header, rows(
+        [f for f in counted if f not in NOT_REJECTIONS])) + [""]
+    others = [f for f in counted if f in NOT_REJECTIONS]
+    if others:
+        note = ("Counted alongside, not rejections: `extend.enrichment_discarded` is an enrichment with no leading "
+                "part to keep, after which the candidate is the continuation alone.")
+        lines += [note, ""] + _table(header, rows(others)) + [""]
+    return lines
 
 
 def _number(value) -> str:

@@ -39,7 +39,7 @@ def experiment(tmp_path) -> Path:
         write(out / f"train/self_lengthen/iter_{k}/synthesis.json",
               {"instructions": 40, "initial_answers": 50, "extended_answers": 30, "generator_examples": examples,
                "extender_examples": examples, "requests": {"sent": 120, "errors": 0},
-               "rejections": {"extend.meta_words": k}, "seconds": 1800.0})
+               "rejections": {"extend.meta_words": k, "extend.enrichment_discarded": 3 * k}, "seconds": 1800.0})
     write(out / "train/backtranslation/stats.json",
           {"items": 32, "samples": 5, "answer_words_mean": 290.5, "outcomes": {"kept": 5, "unrated": 27},
            "rejections": {"rating.unparsed": 40}, "requests": {"sent": 90}, "seconds": 300.0})
@@ -74,6 +74,13 @@ def test_rejections_fill_zeros_where_a_source_has_no_such_filter(experiment):
     assert "| extend.meta_words | 1 | 2 | 0 |" in report
     assert "| rating.unparsed | 0 | 0 | 40 |" in report
     assert "| backtranslation | 32 | 5 | 290.5 | kept 5, unrated 27 | 90 | 300.0 |" in report
+
+
+def test_a_discarded_enrichment_is_counted_apart_from_the_rejections(experiment):
+    report = experiment_report(experiment)
+    rejections, others = report.split("Counted alongside, not rejections")
+    assert "extend.enrichment_discarded" not in rejections.split("## Rejections per filter")[1]
+    assert "| extend.enrichment_discarded | 3 | 6 | 0 |" in others
 
 
 def test_a_folder_that_is_no_experiment_is_refused(tmp_path):
