@@ -2,8 +2,8 @@
 
 The method's steps (self-instruct, suitability, answers, each Extender round, the baselines' steps) stay the
 same code; they send their requests through `RayRoles.role(name)` as they would to any backend. Requests are
-gathered while they arrive: once none has come for `linger_s` (every item in flight is waiting on the model)
-or `wave_size` are waiting, the wave goes to Ray as one `ray_stage.run_step`, whose shards land as Parquet
+gathered while they arrive: once none has come for `ray.linger_s` (every item in flight is waiting on the
+model) or `ray.wave_size` are waiting, the wave goes to Ray as one `ray_stage.run_step`, whose shards land as Parquet
 files in the work directory. With `max_in_flight` at least a step's rows, a wave is that whole step.
 
 Resume is twofold: every answer the method used is in its request ledger (a rerun sends it no more), and
@@ -13,35 +13,28 @@ every finished shard of a wave cut short is on disk (the rerun's wave finds its 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-from harness.ray_stage import RayStageConfig, engine_settings, request_digest, run_step
+from harness.errors import UserError, first_line
+from harness.ray_stage import RayStageConfig, ShardStore, engine_settings, request_digest, run_step, start_ray
 from infra.backend import Completion, Unsupported
 from infra.sampling import SamplingConfig
-
-
-@dataclass
-class WaveConfig:
-    """When a gathered wave of requests goes to Ray."""
-
-    linger_s: float = field(default=0.2, metadata={"help": "Seconds without a new request before a wave goes."})
-    wave_size: int = field(default=4096, metadata={"help": "Most requests in one wave."})
 
 
 class RayRoles:
     """One wave gatherer for every role of a step; `role(name)` is that role's text backend."""
 
     def __init__(self, base: str, adapters: dict[str, Path | None], out_dir: Path, ray: RayStageConfig,
-                 engine: dict, waves: WaveConfig | None = None) -> None:
+                 engine: dict) -> None:
+        """`engine`: what every actor loads (`ray_stage.engine_settings`, with these adapters by role)."""
         from transformers import AutoTokenizer
 
-        named = {role: path for role, path in adapters.items() if path is not None}
         self.adapter_of = {role: (role if path is not None else None) for role, path in adapters.items()}
-        self.engine = {**engine, "model": str(base), "adapters": {role: str(path) for role, path in named.items()}}
+        self.engine = engine
         self.out_dir = Path(out_dir)
         self.ray = ray
-        self.waves = waves or WaveConfig()
+        self.store = ShardStore(self.out_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(base)
         self.waiting: dict[str, tuple[dict, list[asyncio.Future]]] = {}
         self.flusher: asyncio.Task | None = None
@@ -67,15 +60,15 @@ class RayRoles:
     async def _send_waves(self) -> None:
         while self.waiting:
             seen = -1
-            while len(self.waiting) != seen and len(self.waiting) < self.waves.wave_size:
+            while len(self.waiting) != seen and len(self.waiting) < self.ray.wave_size:
                 seen = len(self.waiting)
-                await asyncio.sleep(self.waves.linger_s)
-            wave = dict(list(self.waiting.items())[: self.waves.wave_size])
+                await asyncio.sleep(self.ray.linger_s)
+            wave = dict(list(self.waiting.items())[: self.ray.wave_size])
             for digest in wave:
                 del self.waiting[digest]
             requests = [request for request, _ in wave.values()]
             try:
-                answers = await asyncio.to_thread(run_step, requests, self.engine, self.out_dir, self.ray)
+                answers = await asyncio.to_thread(run_step, requests, self.engine, self.out_dir, self.ray, self.store)
             except Exception as error:  # noqa: BLE001 - every caller in the wave hears of it (the method: no reply)
                 for _, futures in wave.values():
                     for future in futures:
@@ -116,9 +109,16 @@ class RayRoleBackend:
 
 def ray_roles(base: str, adapters: dict[str, Path | None], out_dir: Path, ray: RayStageConfig, max_batch_size: int,
               torch_threads: int | None) -> RayRoles:
-    """The roles' text backends for one block of work, with the engine settings every actor loads."""
+    """The roles' text backends for one block of work, with the engine settings every actor loads. Ray is joined
+    here, before any request: an unreachable cluster is one error line, not a step whose every request failed."""
     from infra.inprocess import InProcessConfig  # torch: only when work starts
 
+    try:
+        start_ray(ray)
+    except Exception as error:  # ray.init raises ConnectionError, RuntimeError, ValueError...
+        where = f"the Ray cluster at {ray.address!r}" if ray.address else "a local Ray"
+        raise UserError(f"backend.ray: could not start or join {where}: {first_line(error)}") from error
+    named = {role: path for role, path in adapters.items() if path is not None}
     engine = engine_settings(InProcessConfig(model=Path(base), max_batch_size=max_batch_size,
-                                             torch_threads=torch_threads or max(1, int(ray.cpus_per_actor))))
+                                             torch_threads=torch_threads or max(1, int(ray.cpus_per_actor))), named)
     return RayRoles(base, adapters, out_dir, ray, engine)

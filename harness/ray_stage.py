@@ -44,32 +44,40 @@ class RayStageConfig:
     tensor_parallel_size: int = field(default=1, metadata={"help": "vllm: GPUs per replica (tensor parallel)."})
     pipeline_parallel_size: int = field(default=1, metadata={"help": "vllm: pipeline stages per replica."})
     max_lora_rank: int = field(default=64, metadata={"help": "vllm: the largest LoRA rank among the adapters."})
+    linger_s: float = field(default=0.2, metadata={
+        "help": "Seconds without a new request before a gathered wave goes to Ray."})
+    wave_size: int = field(default=4096, metadata={"help": "Most requests in one wave."})
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "shard_size", "tensor_parallel_size", "pipeline_parallel_size", "max_lora_rank"):
+        for name in ("concurrency", "shard_size", "tensor_parallel_size", "pipeline_parallel_size", "max_lora_rank",
+                     "wave_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ray.{name} must be a whole number of at least 1, got {value!r}")
         if self.engine not in ("inprocess", "vllm"):
             raise ValueError(f"ray.engine must be inprocess or vllm, got {self.engine!r}")
-        if isinstance(self.cpus_per_actor, bool) or not isinstance(self.cpus_per_actor, (int, float)) \
-                or not self.cpus_per_actor > 0:
-            raise ValueError(f"ray.cpus_per_actor must be above 0, got {self.cpus_per_actor!r}")
+        for name in ("cpus_per_actor", "linger_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"ray.{name} must be above 0, got {value!r}")
 
 
-def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStageConfig) -> list[dict]:
+def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStageConfig,
+             store: ShardStore | None = None) -> list[dict]:
     """Answer `requests` with `engine` ({"model": base folder, "adapters": {name: folder}, other InProcessConfig
     fields}) on Ray; returns one {"key", "text", "finish_reason", "completion_tokens"} per request, in their
-    order. Requests whose answer is already stored in `out_dir` are not sent again."""
+    order. Requests whose answer is already stored in `out_dir` are not sent again. Pass the same `store` to
+    every step on one `out_dir` (one per wave gatherer), so each shard file is read once, not once per step."""
     _check_keys(requests)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stored = _stored_answers(out_dir)
+    store = store or ShardStore(out_dir)
+    stored = store.answers()
     todo = [request for request in requests if request_digest(request) not in stored]
     if todo:
         shards = [todo[i:i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
-        _start_ray(config)
+        start_ray(config)
         (_run_on_vllm if config.engine == "vllm" else _run_on_actors)(shards, engine, out_dir, config)
-        stored = _stored_answers(out_dir)
+        stored = store.answers()
     missing = [r["key"] for r in requests if request_digest(r) not in stored]
     if missing:
         raise RuntimeError(f"Ray finished without answering {len(missing)} requests (first: {missing[0]})")
@@ -95,24 +103,35 @@ def _check_keys(requests: list[dict]) -> None:
         raise ValueError("every request needs its own string `key`")
 
 
-def _start_ray(config: RayStageConfig) -> None:
+def start_ray(config: RayStageConfig) -> None:
+    """Join the configured cluster (or start a local Ray) once per process."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
 
 
-def _stored_answers(out_dir: Path) -> dict[str, dict]:
-    """Every finished shard's answers by request digest (a torn temporary file is not a shard)."""
-    import pyarrow.parquet as pq
+class ShardStore:
+    """Every finished shard's answers in `out_dir` by request digest, each file read once (a shard is written
+    whole and atomically, and never changes; a torn temporary file is not a shard)."""
 
-    answers: dict[str, dict] = {}
-    for path in sorted(out_dir.glob("shard-*.parquet")):
-        for row in pq.read_table(path).to_pylist():
-            digest = row.pop("digest")
-            row.pop("key", None)
-            answers[digest] = row
-    return answers
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.read: set[str] = set()
+        self.by_digest: dict[str, dict] = {}
+
+    def answers(self) -> dict[str, dict]:
+        import pyarrow.parquet as pq
+
+        for path in sorted(self.out_dir.glob("shard-*.parquet")):
+            if path.name in self.read:
+                continue
+            for row in pq.read_table(path).to_pylist():
+                digest = row.pop("digest")
+                row.pop("key", None)
+                self.by_digest[digest] = row
+            self.read.add(path.name)
+        return self.by_digest
 
 
 def _write_shard(out_dir: Path, answers: list[dict]) -> None:

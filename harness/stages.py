@@ -40,7 +40,7 @@ DONE, TODO, STALE = "done", "todo", "stale"
 SPEED_ONLY_FIELDS = frozenset({
     "max_in_flight", "max_concurrency", "num_concurrent", "max_batch_size", "torch_threads", "startup_timeout",
     "logging_steps", "repeat", "repeat_subset", "endpoint", "api_key_env", "data_parallel_size",
-    "address", "concurrency", "cpus_per_actor", "shard_size",
+    "address", "concurrency", "cpus_per_actor", "shard_size", "linger_s", "wave_size",
 })
 """Fields that change how fast or where a stage runs, not what it produces: left out of fingerprints."""
 

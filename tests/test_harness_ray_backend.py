@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.ray_stage import RayStageConfig
+from harness.stages import fingerprint, settings_of
 from harness.synthesis_backends import (
     SynthesisBackendConfig,
     backend_settings,
@@ -91,7 +92,7 @@ def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, t
     """Fault injection: Ray fails under a wave; each caller gets the error (the method counts it as no reply)."""
     from harness import ray_backend
 
-    def broken(requests, engine, out_dir, config):
+    def broken(requests, engine, out_dir, config, store):
         raise ConnectionError("the Ray cluster went away")
 
     monkeypatch.setattr(ray_backend, "run_step", broken)
@@ -103,6 +104,31 @@ def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, t
                                     return_exceptions=True)
 
     assert [type(e) for e in asyncio.run(two_requests())] == [ConnectionError, ConnectionError]
+
+
+def test_an_unreachable_ray_cluster_is_one_error_line_before_any_request(tiny_model_dir, tmp_path, monkeypatch):
+    """Fault injection: joining the cluster fails; the step stops with one line instead of failing every request."""
+    from harness import ray_backend
+    from harness.errors import UserError
+
+    def unreachable(config):
+        raise ConnectionError("Could not find any running Ray instance.\nPlease specify the one to connect to")
+
+    monkeypatch.setattr(ray_backend, "start_ray", unreachable)
+    with pytest.raises(UserError) as caught:
+        ray_backend.ray_roles(str(tiny_model_dir), {"generator": None}, tmp_path / "shards",
+                              RayStageConfig(address="ray://10.0.0.9:10001"), max_batch_size=4, torch_threads=1)
+    assert str(caught.value) == ("backend.ray: could not start or join the Ray cluster at 'ray://10.0.0.9:10001': "
+                                 "Could not find any running Ray instance.")
+    assert not (tmp_path / "shards").exists()
+
+
+def test_the_wave_settings_are_speed_only_in_a_fingerprint():
+    """How requests are gathered into waves does not change an answer (each is keyed and seeded on its own)."""
+    default = backend_settings(SynthesisBackendConfig(kind="ray"))
+    tuned = backend_settings(SynthesisBackendConfig(kind="ray", ray=RayStageConfig(linger_s=2.0, wave_size=64)))
+    assert fingerprint(settings_of(default)) == fingerprint(settings_of(tuned))
+    assert default != tuned
 
 
 def ray_backend_config(address: str | None = None) -> SynthesisBackendConfig:

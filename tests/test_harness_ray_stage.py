@@ -9,6 +9,8 @@ import pytest
 
 from harness.ray_stage import (
     RayStageConfig,
+    ShardStore,
+    _write_shard,
     engine_settings,
     request_digest,
     run_step,
@@ -24,7 +26,8 @@ REQUESTS = [{"key": f"gen/{i}", "messages": [{"role": "user", "content": f"Write
 
 
 @pytest.mark.parametrize("field, value", [("concurrency", 0), ("shard_size", 0), ("cpus_per_actor", 0),
-                                          ("tensor_parallel_size", 0), ("max_lora_rank", True)])
+                                          ("tensor_parallel_size", 0), ("max_lora_rank", True), ("wave_size", 0),
+                                          ("linger_s", 0), ("linger_s", "fast")])
 def test_a_pool_without_actors_or_shards_is_refused(field, value):
     with pytest.raises(ValueError, match=f"ray.{field} must be"):
         RayStageConfig(**{field: value})
@@ -33,6 +36,31 @@ def test_a_pool_without_actors_or_shards_is_refused(field, value):
 def test_requests_without_their_own_key_are_refused(tmp_path):
     with pytest.raises(ValueError, match="its own string `key`"):
         run_step([{"key": "a", "prompt": "x"}, {"key": "a", "prompt": "y"}], {}, tmp_path, RayStageConfig())
+
+
+def shard_answer(request: dict, text: str) -> dict:
+    return {"key": request["key"], "digest": request_digest(request), "text": text, "finish_reason": "stop",
+            "completion_tokens": 1}
+
+
+def test_the_shard_store_reads_each_finished_shard_once_however_many_waves_ask(tmp_path, monkeypatch):
+    """A wave asks for the stored answers before and after it runs: only shards new since the last ask are read."""
+    import pyarrow.parquet as pq
+
+    reads = []
+    read_table = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path: reads.append(path.name) or read_table(path))
+    store = ShardStore(tmp_path)
+    _write_shard(tmp_path, [shard_answer(REQUESTS[0], "first")])
+    assert [a["text"] for a in store.answers().values()] == ["first"]
+    _write_shard(tmp_path, [shard_answer(REQUESTS[1], "second")])
+    (tmp_path / ".shard-torn.parquet.abc.tmp").write_bytes(b"half a file")
+    assert sorted(a["text"] for a in store.answers().values()) == ["first", "second"]
+    assert store.answers() == {request_digest(REQUESTS[0]): {"text": "first", "finish_reason": "stop",
+                                                             "completion_tokens": 1},
+                               request_digest(REQUESTS[1]): {"text": "second", "finish_reason": "stop",
+                                                             "completion_tokens": 1}}
+    assert len(reads) == len(set(reads)) == 2
 
 
 def test_a_request_is_known_by_what_decides_its_answer_not_by_its_key():
