@@ -43,6 +43,7 @@ from harness.stages import PlannedCheckpoint, Stage, file_digest, package_versio
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
+from infra.sampling import SamplingConfig
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data, length_demand_share
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
@@ -178,6 +179,9 @@ def validate_training(config: TrainRunConfig, method_label: str = "method") -> N
     if config.backend.kind == "endpoint":
         target = endpoint_target(config.backend.server.kind, config.backend.server.continuous_batching)
         refuse_unsupported(config.method.sampling, target, f"{method_label}.sampling")
+        if config.method.self_instruct.constrained_judge:
+            refuse_unsupported(SamplingConfig(json_schema={"type": "string"}), target,
+                               f"{method_label}.self_instruct.constrained_judge")
 
 
 def require_backend_packages(backend: SynthesisBackendConfig) -> None:

@@ -32,7 +32,7 @@ class SelfInstructConfig:
     """Self-instruct: write new long-writing instructions from two random ones of the pool.
 
     Fields: instructions_per_language, max_attempts, min_words, max_words, judge_max_tokens,
-    yes_answers, stop_markers, include_seeds.
+    yes_answers, no_answers, constrained_judge, stop_markers, include_seeds.
     """
 
     instructions_per_language: int = field(
@@ -47,6 +47,16 @@ class SelfInstructConfig:
     yes_answers: dict[str, list[str]] = field(
         default_factory=lambda: {"en": ["yes"], "zh": ["是", "是的"]},
         metadata={"help": "Per language, the replies (case and punctuation ignored) that accept an instruction."},
+    )
+    no_answers: dict[str, list[str]] = field(
+        default_factory=lambda: {"en": ["no"], "zh": ["否", "不是"]},
+        metadata={"help": "Per language, the replies rejecting an instruction (a constrained judge's other choices)."},
+    )
+    constrained_judge: bool = field(
+        default=False,
+        metadata={"help": "Constrain the suitability reply to a yes or no answer with a JSON schema (a deviation: the "
+                  "reference parses free text, where a reply in prose counts as no). Needs structured output: "
+                  "backend inprocess or ray, or a vllm server."},
     )
     stop_markers: dict[str, list[str]] = field(
         default_factory=lambda: {"en": ["\nInstruction 4", "\n\n"], "zh": ["\n指令4", "\n\n"]},
@@ -242,6 +252,11 @@ class SelfLengthenConfig:
             raise ValueError(f"max_in_flight must be at least 1, got {self.max_in_flight}")
         if not 1 <= self.iterations <= MAX_ITERATIONS:
             raise ValueError(f"iterations must be between 1 and {MAX_ITERATIONS}, got {self.iterations}")
+        judge = self.self_instruct
+        for lang in self.languages if judge.constrained_judge else ():
+            if not judge.yes_answers.get(lang) or not judge.no_answers.get(lang):
+                raise ValueError(f"self_instruct.constrained_judge needs yes_answers.{lang} and no_answers.{lang}, "
+                                 "each with at least one reply")
 
     def seed_file(self, lang: str) -> Path:
         """The seed instruction file of `lang`: the configured one, else the data-dir default."""

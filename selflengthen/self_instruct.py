@@ -2,7 +2,9 @@
 
 Two random instructions of the pool go into a raw-completion prompt that lists them and leaves
 the third open; the model's third is kept only if it has a sensible length, is new, and the model
-itself answers yes when asked whether it can guide an article of more than 2000 words.
+itself answers yes when asked whether it can guide an article of more than 2000 words. With
+`constrained_judge` that answer is held to a yes or a no by a JSON schema, so a small model's reply in
+prose ("Yes, this instruction ...") is not counted as no.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from selflengthen.config import SelfLengthenConfig
+from selflengthen.config import SelfInstructConfig, SelfLengthenConfig
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from infra.rng import item_rng
@@ -43,7 +45,8 @@ async def self_instruct(
     """One new instruction for slot `key` (added to `pool`), or None once `max_attempts` candidates were rejected."""
     settings = config.self_instruct
     write = replace(config.sampling, stop=[*config.sampling.stop, *settings.stop_markers.get(lang, [])])
-    judge = replace(config.sampling, max_tokens=settings.judge_max_tokens)
+    judge = replace(config.sampling, max_tokens=settings.judge_max_tokens,
+                    json_schema=suitability_schema(settings, lang))
     for attempt in range(settings.max_attempts):
         first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool.instructions, 2)
         prompt = render_prompt("self_instruct", lang, first=first, second=second)
@@ -68,6 +71,14 @@ async def self_instruct(
         pool.instructions.append(candidate)
         return candidate
     return None
+
+
+def suitability_schema(settings: SelfInstructConfig, lang: str) -> dict | None:
+    """The JSON schema a constrained suitability reply matches: one of `lang`'s yes or no answers, as a JSON
+    string (its quotes are punctuation to `is_yes`); None when the judge is not constrained."""
+    if not settings.constrained_judge:
+        return None
+    return {"type": "string", "enum": [*settings.yes_answers.get(lang, []), *settings.no_answers.get(lang, [])]}
 
 
 def first_paragraph(text: str) -> str:

@@ -186,3 +186,21 @@ def test_a_reply_without_the_logprobs_asked_for_is_refused_holding_the_reply():
     with pytest.raises(MissingLogprobs, match="top_logprobs was asked for but http://127.0.0.1:9/v1") as refused:
         client._with_logprobs(reply, STRUCTURED)
     assert isinstance(refused.value, Unsupported) and refused.value.completion is reply
+
+
+@pytest.mark.parametrize("server, refused", [("transformers", True), ("inprocess", False), ("vllm", False)])
+def test_a_constrained_suitability_judge_needs_a_server_with_structured_output(server, refused):
+    """Said before any work, naming the field: transformers serve would fail every suitability question."""
+    from harness.config import from_dict
+    from harness.train import TrainRunConfig, validate_training
+    from selflengthen.config import SelfLengthenConfig
+
+    cb = {"continuous_batching": False} if server == "transformers" else {}
+    config = from_dict(TrainRunConfig, {"backend": {"kind": "endpoint", "server": {"kind": server, **cb}}})
+    config.method = from_dict(SelfLengthenConfig, {"self_instruct": {"constrained_judge": True}})
+    if not refused:
+        validate_training(config)
+        return
+    with pytest.raises(UserError, match=r"^method\.self_instruct\.constrained_judge\.json_schema cannot be honoured: "
+                                        r"transformers serve takes neither"):
+        validate_training(config)

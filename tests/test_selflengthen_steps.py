@@ -6,14 +6,21 @@ from collections import Counter
 import pytest
 
 from harness.config import from_dict
-from selflengthen.config import SelfLengthenConfig
+from selflengthen.config import SelfInstructConfig, SelfLengthenConfig
 from selflengthen.extender import extend_request, extend_response
 from selflengthen.generator import generate_initial
 from infra.journal import Journal
 from infra.limiter import PriorityLimiter
 from infra.recorded_model import RecordedModel, RequestStats
 from infra.rng import item_rng
-from selflengthen.self_instruct import InstructionPool, first_paragraph, is_yes, load_seed_instructions, self_instruct
+from selflengthen.self_instruct import (
+    InstructionPool,
+    first_paragraph,
+    is_yes,
+    load_seed_instructions,
+    self_instruct,
+    suitability_schema,
+)
 from tests.fakes import ScriptedBackend
 
 CONFIG = from_dict(
@@ -86,6 +93,56 @@ def test_self_instruct_never_accepts_what_the_judge_did_not_approve(tmp_path):
     backend, tally = ScriptedBackend("Describe at length the life of bees in winter."), Counter()
     assert asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONFIG, tally)) is None
     assert backend.calls == 6 and tally == {"self_instruct.unsuitable": 3}
+
+
+CONSTRAINED = from_dict(SelfLengthenConfig, {"self_instruct": {"max_attempts": 3, "constrained_judge": True}})
+
+
+def test_a_constrained_judge_holds_the_reply_to_yes_or_no_and_accepts_its_quoted_yes(tmp_path):
+    """The schema makes the reply a JSON string; its quotes are punctuation, so '"yes"' accepts."""
+    instruction = "Describe at length the life of bees in winter."
+    backend = ScriptedBackend(features={"json_schema"},
+                              script=lambda text, sampling, n: '"yes"' if "Would the following" in text else instruction)
+    tally = Counter()
+    got = asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONSTRAINED,
+                                    tally))
+    assert got == instruction and tally == {}
+    write, judge = backend.sent
+    assert write.sampling.json_schema is None
+    assert judge.sampling.json_schema == {"type": "string", "enum": ["yes", "no"]}
+
+
+def test_an_unconstrained_judge_sends_no_schema():
+    assert suitability_schema(CONFIG.self_instruct, "en") is None
+    assert suitability_schema(CONSTRAINED.self_instruct, "zh") == {"type": "string",
+                                                                    "enum": ["是", "是的", "否", "不是"]}
+
+
+def test_a_constrained_judge_without_a_no_answer_for_a_language_is_refused():
+    with pytest.raises(ValueError, match="^self_instruct.constrained_judge needs yes_answers.en and no_answers.en"):
+        SelfLengthenConfig(self_instruct=SelfInstructConfig(constrained_judge=True, no_answers={"en": []}))
+    only_zh = SelfInstructConfig(constrained_judge=True, yes_answers={"zh": ["是"]},
+                                 no_answers={"en": [], "zh": ["否"]})
+    assert SelfLengthenConfig(languages=["zh"], self_instruct=only_zh).self_instruct.constrained_judge
+
+
+def test_the_in_process_engine_answers_a_constrained_suitability_question_with_yes_or_no_only(tiny_model_dir):
+    """The real engine under the schema: every sampled reply, even from random weights, is a yes or a no."""
+    from infra.inprocess import InProcessBackend, InProcessConfig
+    from infra.sampling import SamplingConfig
+    from selflengthen.prompts import render_prompt
+
+    question = [{"role": "user", "content": render_prompt("judge_instruction", "en", instruction=POOL[0])}]
+    sampling = SamplingConfig(temperature=1.0, max_tokens=CONSTRAINED.self_instruct.judge_max_tokens,
+                              json_schema=suitability_schema(CONSTRAINED.self_instruct, "en"))
+
+    async def twelve(backend):
+        return await asyncio.gather(*(backend.chat(question, sampling) for _ in range(12)))
+
+    with InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1)) as backend:
+        replies = asyncio.run(twelve(backend))
+    assert {r.text for r in replies} <= {'"yes"', '"no"'}
+    assert {r.finish_reason for r in replies} == {"stop"}
 
 
 def test_two_slots_writing_the_same_instruction_at_once_keep_it_once(tmp_path):
