@@ -188,6 +188,18 @@ def test_counts_mark_an_iteration_below_16_generator_examples(hypotheses, tmp_pa
     assert "| imitation | 40 | 40 |" in out
 
 
+def test_baselines_not_scored_yet_leave_only_h4_unanswered(hypotheses, tmp_path, capsys):
+    """A run finished in parts: H1-H3 read only base and Self-Lengthen rows, so they are answered as in full."""
+    partial = {model: writer for model, writer in WRITERS.items() if model not in ("backtranslation", "imitation")}
+    code, out, _ = run_script(hypotheses, board_file(tmp_path / "partial", partial), capsys)
+    _, full, _ = run_script(hypotheses, board_file(tmp_path / "full", WRITERS), capsys)
+    assert code == 0
+    assert out.split("## H1")[1].split("## H4")[0] == full.split("## H1")[1].split("## H4")[0]
+    h4 = out.split("## H4")[1]
+    assert "| backtranslation | - | - | - | - | - | - | 0 | not scored yet: no row in this leaderboard |" in h4
+    assert "| imitation | - |" in h4 and "final higher" not in h4 and "no significant difference" not in h4
+
+
 def test_a_leaderboard_without_the_final_arm_is_one_error_line(hypotheses, tmp_path, capsys):
     writers = {model: writer for model, writer in WRITERS.items() if model != "self_lengthen/final"}
     path = board_file(tmp_path, writers)

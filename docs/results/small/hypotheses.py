@@ -4,7 +4,8 @@
 
 It reads only that file (every row keeps its per-prompt values) and prints Markdown: the issue's two
 counts (paired prompts per task, Generator examples per iteration), then H1-H4 with their figures and a
-verdict each. H1 and H3 are the leaderboard's own `vs_base` tests, read as they are; H2 and H4 are not in
+verdict each. A baseline row not scored yet leaves H4 unanswered for it and is said so; H1-H3 do not read
+those rows, so their answers do not wait for them (a run finished in parts). H1 and H3 are the leaderboard's own `vs_base` tests, read as they are; H2 and H4 are not in
 the file as numbers, so they are computed here: H2 with a permutation test (standard library only), H4
 with the leaderboard's own paired test (`leaderboard.stats.paired_test`) between rows. Errors are one
 `error:` line and exit 2.
@@ -40,7 +41,8 @@ SEED = 0
 
 
 def find_rows(board: dict) -> dict[str, dict]:
-    """The rows the hypotheses name: base, iter_1, iter_2, final, backtranslation, imitation (exactly one each)."""
+    """The rows the hypotheses name: base, iter_1, iter_2, final (exactly one each), and backtranslation and
+    imitation (at most one each: a baseline not scored yet is left out)."""
     wanted = {"base": lambda r: r.get("is_base"),
               "iter_1": lambda r: r.get("arm") == "self_lengthen" and r.get("iteration") == 1,
               "iter_2": lambda r: r.get("arm") == "self_lengthen" and r.get("iteration") == 2,
@@ -49,6 +51,8 @@ def find_rows(board: dict) -> dict[str, dict]:
     rows = {}
     for name, matches in wanted.items():
         found = [row for row in board["rows"] if matches(row)]
+        if not found and name in BASELINES:
+            continue
         if len(found) != 1:
             raise LeaderboardError(f"the leaderboard has {len(found)} rows for {name} (arm/iteration or is_base); "
                                    "the hypotheses need exactly one")
@@ -189,6 +193,9 @@ def h4_section(rows: dict[str, dict]) -> list[str]:
              "| baseline | task | metric | final | baseline | diff (final − baseline) | p | pairs | reading |",
              "|---|---|---|---|---|---|---|---|---|"]
     for arm in BASELINES:
+        if arm not in rows:
+            lines.append(f"| {arm} | - | - | - | - | - | - | 0 | not scored yet: no row in this leaderboard |")
+            continue
         for task, primary in PRIMARY.items():
             for metric in (primary, REPETITION):
                 final_entry, other_entry = rows["final"]["tasks"][task], rows[arm]["tasks"][task]
