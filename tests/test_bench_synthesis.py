@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.scripts import load_script
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_synthesis.py"
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_synthesis", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_synthesis"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCH, "bench_synthesis")
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,8 @@ others are distinct words ending a sentence and ended by themselves.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from leaderboard.board import write_json_atomic
 from leaderboard.build import build_leaderboard
 from tasks.scoring import score_predictions
+from tests.scripts import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "results" / "small" / "hypotheses.py"
 LBW, LONGEN = "longbench_write_en_small", "longen_en_small"
@@ -30,17 +29,9 @@ ROWS = {"base": ("base", None), "self_lengthen/iter_1/generator": ("self_lengthe
         "backtranslation": ("backtranslation", None), "imitation": ("imitation", None)}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("small_hypotheses", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["small_hypotheses"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def hypotheses():
-    return load_script()
+    return load_script(SCRIPT, "small_hypotheses")
 
 
 def answer(words: int, loops: bool) -> str:
