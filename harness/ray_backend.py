@@ -3,8 +3,8 @@
 The method's steps (self-instruct, suitability, answers, each Extender round, the baselines' steps) stay the
 same code; they send their requests through `RayRoles.role(name)` as they would to any backend. Requests are
 gathered while they arrive: once none has come for `ray.linger_s` (every item in flight is waiting on the
-model) or `ray.wave_size` are waiting, the wave goes to Ray as one `ray_stage.run_step`, whose shards land as Parquet
-files in the work directory. With `max_in_flight` at least a step's rows, a wave is that whole step.
+model) or `ray.wave_size` are waiting, the wave goes to Ray as one `ray_stage.run_step`, whose shards land as
+Parquet files in the work directory. With `max_in_flight` at least a step's rows, a wave is that whole step.
 
 Resume is twofold: every answer the method used is in its request ledger (a rerun sends it no more), and
 every finished shard of a wave cut short is on disk (the rerun's wave finds its answers there).

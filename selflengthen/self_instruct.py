@@ -18,6 +18,7 @@ from pathlib import Path
 from selflengthen.config import SelfInstructConfig, SelfLengthenConfig
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
+from infra.sampling import SamplingConfig
 from infra.rng import item_rng
 from selflengthen.text import count_words
 
@@ -45,8 +46,7 @@ async def self_instruct(
     """One new instruction for slot `key` (added to `pool`), or None once `max_attempts` candidates were rejected."""
     settings = config.self_instruct
     write = replace(config.sampling, stop=[*config.sampling.stop, *settings.stop_markers.get(lang, [])])
-    judge = replace(config.sampling, max_tokens=settings.judge_max_tokens,
-                    json_schema=suitability_schema(settings, lang))
+    judge = judge_sampling(config, lang)
     for attempt in range(settings.max_attempts):
         first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool.instructions, 2)
         prompt = render_prompt("self_instruct", lang, first=first, second=second)
@@ -71,6 +71,13 @@ async def self_instruct(
         pool.instructions.append(candidate)
         return candidate
     return None
+
+
+def judge_sampling(config: SelfLengthenConfig, lang: str) -> SamplingConfig:
+    """How the suitability question is sampled: the method's sampling, a few tokens, and the schema when constrained."""
+    settings = config.self_instruct
+    return replace(config.sampling, max_tokens=settings.judge_max_tokens,
+                   json_schema=suitability_schema(settings, lang))
 
 
 def suitability_schema(settings: SelfInstructConfig, lang: str) -> dict | None:

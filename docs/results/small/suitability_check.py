@@ -29,7 +29,7 @@ from harness.models import resolve_model  # noqa: E402
 from infra.rng import item_seed  # noqa: E402
 from selflengthen.config import SelfLengthenConfig  # noqa: E402
 from selflengthen.prompts import render_prompt  # noqa: E402
-from selflengthen.self_instruct import first_paragraph, is_yes, suitability_schema  # noqa: E402
+from selflengthen.self_instruct import first_paragraph, is_yes, judge_sampling  # noqa: E402
 
 
 def judged_candidates(ledger: Path) -> list[tuple[str, str, str]]:
@@ -51,9 +51,9 @@ def reply_kind(reply: str, yes: list[str], no: list[str]) -> str:
 
 
 async def ask_all(backend, candidates, method: SelfLengthenConfig, constrained: bool) -> list[str]:
-    settings = dataclasses.replace(method.self_instruct, constrained_judge=constrained)
-    base = dataclasses.replace(method.sampling, max_tokens=settings.judge_max_tokens,
-                               json_schema=suitability_schema(settings, "en"))
+    asked = dataclasses.replace(method, self_instruct=dataclasses.replace(method.self_instruct,
+                                                                          constrained_judge=constrained))
+    base = judge_sampling(asked, "en")
 
     async def ask(key: str, candidate: str) -> str:
         question = render_prompt("judge_instruction", "en", instruction=candidate)
