@@ -10,9 +10,12 @@ are spent the caller gets an `EndpointError` with one line saying what failed.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import math
 from typing import Any, Literal
+
+from packaging.version import Version
 
 from harness.errors import UserError, first_line
 from harness.serve import Endpoint
@@ -49,7 +52,8 @@ def sampling_request(
     - transformers serve samples only when `do_sample` is true, which no OpenAI field sets, and
       refuses top_k / repetition_penalty as plain fields (422): they travel in a
       `generation_config` JSON string. With continuous batching the first request's config is
-      shared by all later ones, so a server must be warmed up with its role's sampling. That
+      shared by all later ones, so a server must be warmed up with its role's sampling (before
+      5.25; see `transformers_cb_takes_request_sampling`). That
       JSON replaces the model's own generation config, so `model_defaults` (its eos/pad ids)
       go in first, or generation would not stop at the end-of-turn token.
     - vLLM and the inprocess server take top_k and repetition_penalty as extra body fields, per request.
@@ -138,6 +142,16 @@ def lm_eval_gen_kwargs(sampling: SamplingConfig, backend: str, model_defaults: d
     return kwargs
 
 
+def transformers_cb_takes_request_sampling() -> bool:
+    """Whether the installed `transformers serve --continuous-batching` samples with a request's settings.
+
+    Up to 5.24 it shares the first request's generation config (the harness warms each role's server up
+    with its sampling). From 5.25 it samples with the model's own generation config and drops a request's
+    temperature, top-k and top-p unless that config sets them, so a sampled role would decode greedily.
+    """
+    return Version(importlib.metadata.version("transformers")) < Version("5.25")
+
+
 def refuse_unsupported(sampling: SamplingConfig, target: str, where: str) -> None:
     """A one-line UserError naming the first field of `sampling` that `target` cannot honour.
 
@@ -168,6 +182,10 @@ def refuse_unsupported(sampling: SamplingConfig, target: str, where: str) -> Non
         for name in ("top_k", "repetition_penalty"):
             if getattr(sampling, name) is not None:
                 refusals.append((name, "a generic OpenAI-compatible endpoint has no such field"))
+    if target.endswith("transformers-cb") and sampling.do_sample and not transformers_cb_takes_request_sampling():
+        refusals.append(("temperature", f"transformers {importlib.metadata.version('transformers')} serve with "
+                         "continuous batching samples with the model's generation config, not the request's (use "
+                         "the inprocess backend, vllm, server.continuous_batching: false, or transformers < 5.25)"))
     if target.endswith("transformers-cb") and sampling.repetition_penalty is not None:
         refusals.append(("repetition_penalty", "transformers serve with continuous batching drops it "
                          "(use the inprocess backend, vllm, or server.continuous_batching: false)"))

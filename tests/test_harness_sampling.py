@@ -204,3 +204,29 @@ def test_a_constrained_suitability_judge_needs_a_server_with_structured_output(s
     with pytest.raises(UserError, match=r"^method\.self_instruct\.constrained_judge\.json_schema cannot be honoured: "
                                         r"transformers serve takes neither"):
         validate_training(config)
+
+
+@pytest.mark.parametrize("installed, takes", [("5.23.0", True), ("5.24.0", True), ("5.25.0", False), ("6.0.0", False)])
+def test_transformers_serve_takes_request_sampling_under_continuous_batching_only_before_5_25(
+    monkeypatch, installed, takes
+):
+    import importlib.metadata
+
+    from harness.client import transformers_cb_takes_request_sampling
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: installed)
+    assert transformers_cb_takes_request_sampling() is takes
+
+
+def test_sampled_roles_are_refused_where_transformers_serve_would_decode_them_greedily(monkeypatch):
+    """A transformers whose continuous batching drops a request's sampling is refused before any work,
+    instead of a sampled role running greedily unnoticed; greedy roles and serving without it still run."""
+    import harness.client
+    from harness.client import refuse_unsupported
+
+    monkeypatch.setattr(harness.client, "transformers_cb_takes_request_sampling", lambda: False)
+    with pytest.raises(UserError, match=r"^generator\.sampling\.temperature cannot be honoured: transformers \S+ "
+                                        r"serve with continuous batching samples with the model's generation config"):
+        refuse_unsupported(SamplingConfig(temperature=0.7), "endpoint-transformers-cb", "generator.sampling")
+    refuse_unsupported(SamplingConfig(), "endpoint-transformers-cb", "generator.sampling")
+    refuse_unsupported(SamplingConfig(temperature=0.7), "endpoint-transformers", "generator.sampling")
