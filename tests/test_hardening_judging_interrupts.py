@@ -43,7 +43,14 @@ def start_run(config: Path, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     env.pop("SELFLENGTHEN_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd, preexec_fn=ctrl_c_reaches_it)
+
+
+def ctrl_c_reaches_it() -> None:
+    """The run stands for one in a terminal. Started under a shell without job control (`cmd &` in a
+    script, as a CI runner may start pytest) it would inherit SIGINT ignored and keep it so, as Unix
+    background jobs do, and never see the SIGINT case's signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cached_replies(cache: Path) -> int:
