@@ -2,8 +2,9 @@
 
 `selflengthen run` leaves them scattered: each stage's wall time in its marker, each Self-Lengthen
 iteration's request and filter counts in `synthesis.json`, each baseline's in `stats.json`. This collects
-them into three tables (wall time per stage, synthesis yield per iteration, baseline yield) and a table of
-rejections per filter, so a null result comes with the numbers that explain it. It reads only files.
+them into three tables (wall time per stage, synthesis yield per iteration, baseline yield), a table of
+rejections per filter and one of failed requests per step (kept apart, so an outage never reads as the
+model's judgement), so a null result comes with the numbers that explain it. It reads only files.
 """
 
 from __future__ import annotations
@@ -152,6 +153,12 @@ NOT_REJECTIONS = frozenset({"extend.enrichment_discarded"})
 """Counted in the same tally, but no reply was turned away: the Extender went on with the continuation alone."""
 
 
+def _is_request_error(name: str) -> bool:
+    """Whether a tally entry counts failed requests (`generate.error`, `self_instruct.judge.error`, ...): no
+    reply came back, so it is an outage, not a judgement of the model's or a filter's."""
+    return name.endswith(".error")
+
+
 def _rejection_table(sources: dict[str, dict]) -> list[str]:
     counted = sorted({f for s in sources.values() for f in (s.get("rejections") or {})})
     header = ["filter", *(md_text(name) for name in sources)]
@@ -161,12 +168,17 @@ def _rejection_table(sources: dict[str, dict]) -> list[str]:
 
     about = "How many replies each filter or parse step turned away (one reply can be retried and counted again)."
     lines = ["## Rejections per filter", "", about, ""] + _table(header, rows(
-        [f for f in counted if f not in NOT_REJECTIONS])) + [""]
+        [f for f in counted if f not in NOT_REJECTIONS and not _is_request_error(f)])) + [""]
     others = [f for f in counted if f in NOT_REJECTIONS]
     if others:
         note = ("Counted alongside, not rejections: `extend.enrichment_discarded` is an enrichment with no leading "
                 "part to keep, after which the candidate is the continuation alone.")
         lines += [note, ""] + _table(header, rows(others)) + [""]
+    errors = [f for f in counted if _is_request_error(f)]
+    if errors:
+        note = ("Requests that failed (no reply came back: the server or the connection, not the model's "
+                "judgement), per step that sent them.")
+        lines += ["## Failed requests per step", "", note, ""] + _table(["step", *header[1:]], rows(errors)) + [""]
     return lines
 
 

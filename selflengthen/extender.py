@@ -66,7 +66,9 @@ async def _extension_round(
     """
     half = join_paragraphs(first_half(split_paragraphs(current)))
     enriched = await model.chat(f"{key}/enrich", extend_request(instruction, half, lang), config.sampling)
-    if not enriched or not enriched.strip():
+    if enriched is None:  # the request failed: no enrichment of the model's to judge
+        return None, "error"
+    if not enriched.strip():
         return None, "no_enrichment"
     kept = leading_fraction(enriched, config.extender.keep_fraction)
     if not kept:

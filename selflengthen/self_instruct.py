@@ -51,7 +51,10 @@ async def self_instruct(
         first, second = item_rng(config.seed, f"{key}/{attempt}").sample(pool.instructions, 2)
         prompt = render_prompt("self_instruct", lang, first=first, second=second)
         raw = await model.complete(f"{key}/{attempt}/write", prompt, write)
-        candidate = first_paragraph(raw or "")
+        if raw is None:  # the request failed: an outage, not a candidate of the wrong length
+            tally["self_instruct.error"] += 1
+            continue
+        candidate = first_paragraph(raw)
         words = count_words(candidate)
         if not settings.min_words <= words <= settings.max_words:
             tally["self_instruct.length"] += 1
@@ -65,7 +68,10 @@ async def self_instruct(
             reply = await model.chat(f"{key}/{attempt}/judge", [{"role": "user", "content": question}], judge)
         finally:
             pool.judging.discard(candidate)
-        if not is_yes(reply or "", settings.yes_answers.get(lang, [])):
+        if reply is None:  # the question failed: no verdict of the model's on the candidate
+            tally["self_instruct.judge.error"] += 1
+            continue
+        if not is_yes(reply, settings.yes_answers.get(lang, [])):
             tally["self_instruct.unsuitable"] += 1
             continue
         pool.instructions.append(candidate)

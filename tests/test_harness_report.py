@@ -110,3 +110,15 @@ def test_report_is_written_to_out_and_escapes_the_folder_name(experiment, tmp_pa
     text = target.read_text(encoding="utf-8")
     assert text.startswith("# Experiment report: &lt;b&gt;x\n")
     assert "<b>" not in text
+
+
+def test_failed_requests_are_shown_apart_from_the_filters_rejections(experiment):
+    path = experiment / "train/self_lengthen/iter_1/synthesis.json"
+    synthesis = json.loads(path.read_text(encoding="utf-8"))
+    synthesis["rejections"] |= {"self_instruct.error": 4, "self_instruct.judge.error": 2, "self_instruct.unsuitable": 5}
+    write(path, synthesis)
+    report = experiment_report(experiment)
+    rejections, failed = report.split("## Failed requests per step")
+    assert "| self_instruct.unsuitable | 5 | 0 | 0 |" in rejections and ".error" not in rejections
+    assert "| step | iteration 1 | iteration 2 | backtranslation |" in failed
+    assert "| self_instruct.error | 4 | 0 | 0 |" in failed and "| self_instruct.judge.error | 2 | 0 | 0 |" in failed

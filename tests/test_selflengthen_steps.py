@@ -95,6 +95,21 @@ def test_self_instruct_never_accepts_what_the_judge_did_not_approve(tmp_path):
     assert backend.calls == 6 and tally == {"self_instruct.unsuitable": 3}
 
 
+def test_self_instruct_counts_a_failed_write_request_as_an_error_not_as_a_wrong_length(tmp_path):
+    backend, tally = ScriptedBackend(ConnectionError("refused")), Counter()
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONFIG, tally)) is None
+    assert backend.calls == 3 and tally == {"self_instruct.error": 3}
+
+
+def test_self_instruct_counts_a_failed_suitability_question_as_an_error_not_as_unsuitable(tmp_path):
+    instruction = "Describe at length the life of bees in winter."
+    backend = ScriptedBackend(script=lambda text, sampling, n: (TimeoutError("slow") if "Would the following" in text
+                                                                else instruction))
+    tally = Counter()
+    assert asyncio.run(self_instruct(recorded(backend, tmp_path), InstructionPool(POOL), "si/en/0", "en", CONFIG, tally)) is None
+    assert backend.calls == 6 and tally == {"self_instruct.judge.error": 3}
+
+
 CONSTRAINED = from_dict(SelfLengthenConfig, {"self_instruct": {"max_attempts": 3, "constrained_judge": True}})
 
 
@@ -165,10 +180,10 @@ def test_extend_response_returns_none_for_unusable_replies(tmp_path, reply):
     assert result is None and tally["extend.too_little_growth"] == 2
 
 
-def test_extend_response_survives_a_backend_that_raises(tmp_path):
+def test_extend_response_counts_a_backend_that_raises_as_errors_not_as_missing_enrichments(tmp_path):
     backend, tally = ScriptedBackend(RuntimeError("boom")), Counter()
     result = asyncio.run(extend_response(recorded(backend, tmp_path), "Write.", "One.", "en", "ext/x", CONFIG, tally))
-    assert result is None and tally["extend.no_enrichment"] == 6
+    assert result is None and tally["extend.error"] == 6 and "extend.no_enrichment" not in tally
 
 
 def test_extender_enriches_the_first_half_then_continues_after_the_whole_answers_request(tmp_path):
