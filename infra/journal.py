@@ -2,18 +2,23 @@
 
 A journal line is one JSON record with a unique `key`, flushed and fsynced before the next
 request goes out, so `kill -9` loses at most the line being written. On reopen a torn last
-line is cut off (not crashed on) and the finished keys are loaded, so a rerun skips them.
+line is cut off (not crashed on) and the finished keys are loaded, so a rerun skips them; a bad line
+elsewhere (a hand edit, a disk error) is skipped with a warning naming it, never the records after it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+_UNREADABLE = object()
 
 
 class Journal:
@@ -46,22 +51,25 @@ class Journal:
         self._file.close()
 
     def _load(self) -> None:
+        """Load every finished record. A torn or unparsable last line (a write cut short) is cut off; any other
+        line that is no record is skipped and named, so one bad line never costs the records after it."""
         if not self.path.exists():
             return
         data = self.path.read_bytes()
-        good_end = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
+        lines = data.splitlines(keepends=True)
+        for number, line in enumerate(lines, start=1):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            self.records[record["key"]] = record
-            good_end += len(line)
-        if good_end < len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(good_end)
+                record = json.loads(line) if line.endswith(b"\n") else _UNREADABLE
+            except ValueError:  # not JSON, or not UTF-8
+                record = _UNREADABLE
+            if record is _UNREADABLE and number == len(lines):
+                with self.path.open("r+b") as handle:
+                    handle.truncate(len(data) - len(line))
+            elif not (isinstance(record, dict) and isinstance(record.get("key"), str)):
+                log.warning("%s line %d: skipped, not a JSON object with a string 'key' (%s); the other records "
+                            "are kept", self.path, number, line[:60].decode("utf-8", "replace").strip())
+            else:
+                self.records[record["key"]] = record
 
 
 def write_jsonl_atomically(path: Path, rows: Iterable[dict[str, Any]]) -> int:

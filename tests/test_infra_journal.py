@@ -50,3 +50,33 @@ def test_atomic_write_leaves_the_old_file_when_the_rows_fail(tmp_path):
         write_jsonl_atomically(path, broken_rows())
     assert read_jsonl(path) == [{"x": 1}]
     assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+FINISH_REASONS = "requests_cache_finish_reasons.jsonl"  # the eval's journal (harness/lm_eval_driver.py)
+
+
+def test_a_malformed_line_in_the_middle_keeps_the_records_after_it_and_is_named(tmp_path, caplog):
+    path = tmp_path / FINISH_REASONS
+    good = [json.dumps({"key": k, "finish_reason": "stop"}) for k in "abc"]
+    path.write_text(f"{good[0]}\n{{\"key\": \"x\", \"fin\n{good[1]}\n{good[2]}\n", encoding="utf-8")
+    journal = Journal(path)
+    assert list(journal.records) == ["a", "b", "c"]
+    assert f"{FINISH_REASONS} line 2: skipped" in caplog.text
+    journal.append({"key": "d", "finish_reason": "length"})
+    journal.close()
+    assert list(Journal(path).records) == ["a", "b", "c", "d"]  # nothing after the bad line was cut off
+
+
+@pytest.mark.parametrize("line", ['["key", "x"]', "42", '{"finish_reason": "stop"}', '{"key": 7}'])
+def test_a_line_that_is_json_but_no_record_is_skipped_and_named_not_a_crash(tmp_path, caplog, line):
+    path = tmp_path / FINISH_REASONS
+    path.write_text(f'{{"key": "a"}}\n{line}\n{{"key": "b"}}\n', encoding="utf-8")
+    assert list(Journal(path).records) == ["a", "b"]
+    assert f"{FINISH_REASONS} line 2: skipped, not a JSON object with a string 'key'" in caplog.text
+
+
+def test_a_line_that_is_not_utf8_is_skipped_and_named(tmp_path, caplog):
+    path = tmp_path / FINISH_REASONS
+    path.write_bytes(b'{"key": "a"}\n\xff\xfe\n{"key": "b"}\n')
+    assert list(Journal(path).records) == ["a", "b"]
+    assert "line 2: skipped" in caplog.text
