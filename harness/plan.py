@@ -22,7 +22,8 @@ from harness.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serve import server_label
 from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, settings_of
 from harness.synthesis_backends import backend_settings
-from harness.train import TRAINER, TrainRunConfig, synthesis_backend_name, synthesis_stage, training_stages
+from harness.train import (TRAINER, TrainRunConfig, synthesis_backend_name, synthesis_stage, training_settings,
+                           training_stages)
 from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
@@ -107,7 +108,7 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
                  settings.max_in_flight, dataclasses.asdict(settings.sampling), work, work / "stage.json", inputs, [work])
     adapter = work / "adapter"
     train = Stage(f"{arm}/train", "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
-                  {"kind": "train", "model": config.model, "settings": settings_of(dataclasses.asdict(settings.train)),
+                  {"kind": "train", "model": config.model, "settings": training_settings(settings.train),
                    "upstream": [data.fingerprint], "version": code}, [adapter, work / "merged"])
     checkpoints.append(PlannedCheckpoint(arm, str(work / "merged"), arm, None, train))
     return [data, train]

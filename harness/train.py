@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,12 +43,13 @@ from harness.serve import server_label
 from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
+from infra.compute import forced_precision, use_bf16
 from infra.journal import write_json_atomically as write_json
 from infra.sampling import SamplingConfig
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data, length_demand_share
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
-from selflengthen.lora import train_role
+from selflengthen.lora import TrainConfig, train_role
 
 CHECKPOINTS_FILE = "checkpoints.json"
 FINAL_DIR = "final"
@@ -135,7 +137,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     settings = settings_of(dataclasses.asdict(method),
                            drop=("iterations", "work_dir", "train", "final_data", "seed", "seed_files"))
     seed_files = {lang: file_digest(path) if path else None for lang, path in _seed_paths(method).items()}
-    train = settings_of(dataclasses.asdict(method.train))
+    train = training_settings(method.train)
     previous: dict[str, Stage | None] = {role: None for role in ROLES}
     stages, syntheses, checkpoints = [], [], []
     for k in range(1, method.iterations + 1):
@@ -170,6 +172,35 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
                    "upstream": [data.fingerprint], "version": code}, [adapter, final / "merged"])
     checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model))
     return stages + [data, model], checkpoints
+
+
+def training_settings(train: TrainConfig) -> dict:
+    """A training stage's settings as its fingerprint holds them, `precision` as it resolves here: an adapter
+    trained in bf16 is not the one fp32 trains, so a run moved to a machine where `auto` means the other
+    precision retrains it instead of reusing it."""
+    return {**settings_of(dataclasses.asdict(train)), "precision": resolved_precision(train.precision)}
+
+
+def resolved_precision(precision: str) -> str:
+    """'bf16' or 'fp32': what a training process started from here computes in (`infra.compute.use_bf16`)."""
+    if precision != "auto":
+        return precision
+    return precision_setting() or _native_precision()
+
+
+def precision_setting() -> str | None:
+    """SELFLENGTHEN_PRECISION's bf16 or fp32 (None when unset), refused in one line before any work when it
+    is anything else."""
+    try:
+        return forced_precision()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+@functools.cache
+def _native_precision() -> str:
+    """What `auto` means on this machine's GPU or CPU (torch is asked once per process)."""
+    return "bf16" if use_bf16("auto") else "fp32"
 
 
 def validate_training(config: TrainRunConfig, method_label: str = "method") -> None:
