@@ -13,9 +13,10 @@ import json
 import re
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness.experiment_config import ExperimentConfig
 from harness.judging import JudgeRunConfig, judge_servers, reliability_server
@@ -181,22 +182,43 @@ def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: PlannedChe
 
 
 def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> None:
-    """The plan as a table on `console`, or as JSON on stdout."""
+    """The plan as a table on `console`, or as JSON on stdout.
+
+    A row per stage holds what differs from stage to stage (name, status, wall seconds) and the number of the
+    settings it runs with; each set of settings is written once, under the table, where it may wrap. So the
+    plan reads whole in a log or at 80 columns; each stage's output folder and fingerprint are in `--json`.
+    """
     if as_json:
         print(json.dumps({"stages": [stage.as_json() for stage in stages]}, indent=2))
         return
-    table = Table(title="plan")
-    for column in ("stage", "status", "wall s", "model", "backend", "concurrency", "sampling", "output"):
-        table.add_column(column)
+    numbers: dict[str, str] = {}  # a settings line -> its number
+    table = Table(title="plan", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in ("stage", "status", "wall s", "settings"):
+        table.add_column(column, no_wrap=True, justify="right" if column == "wall s" else "left")
     colours = {"done": "green", "todo": "yellow", "stale": "red"}
     for stage in stages:
-        status = stage.status
+        settings = _settings(stage)
+        number = numbers.setdefault(settings, str(len(numbers) + 1)) if settings else "-"
         seconds = stage.seconds
-        table.add_row(escape(stage.name), f"[{colours[status]}]{status}[/]", "-" if seconds is None else f"{seconds:.0f}",
-                      escape(stage.model),
-                      escape(stage.backend or "-"), _concurrency(stage), escape(_short(stage.sampling)),
-                      escape(str(stage.output)))
+        table.add_row(Text(stage.name), Text(stage.status, style=colours[stage.status]),
+                      "-" if seconds is None else f"{seconds:.0f}", number)
     console.print(table)
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(justify="right", no_wrap=True)
+    legend.add_column()
+    for settings, number in numbers.items():
+        legend.add_row(number, Text(settings))
+    console.print(Text("settings: model · backend · concurrency · sampling"), legend)
+    console.print(Text("Each stage's output folder, fingerprint and every field: --plan --json."), style="dim")
+
+
+def _settings(stage: Stage) -> str:
+    """What a stage runs with, as one line; a model the stage is named after (score/M scores M) reads as such,
+    so the stages that differ only in it share the line."""
+    model = "the checkpoint its name ends with" if stage.name.endswith(f"/{stage.model}") else stage.model
+    parts = [model, stage.backend, _concurrency(stage), _short(stage.sampling), stage.extra.get("judge_server")]
+    parts[-1] = parts[-1] and f"judge server {parts[-1]}"
+    return " · ".join(part for part in parts if part and part != "-")
 
 
 def slug(name: str) -> str:
@@ -220,12 +242,13 @@ def _source_identity(source: Path | str | None) -> str | None:
     return file_digest(source) if isinstance(source, Path) else source
 
 
-def _concurrency(stage: Stage) -> str:
-    text = "-" if stage.concurrency is None else str(stage.concurrency)
-    return text + (f" x{stage.extra['repeats']} repeats" if "repeats" in stage.extra else "")
+def _concurrency(stage: Stage) -> str | None:
+    if stage.concurrency is None:
+        return None
+    return f"concurrency {stage.concurrency}" + (f" x{stage.extra['repeats']} repeats" if "repeats" in stage.extra else "")
 
 
-def _short(sampling: dict | None) -> str:
+def _short(sampling: dict | None) -> str | None:
     if not sampling:
-        return "-"
+        return None
     return ", ".join(f"{k}={v}" for k, v in sampling.items() if v not in (None, [], {}))

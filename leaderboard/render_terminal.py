@@ -11,8 +11,11 @@ model name prints as itself.
 
 from __future__ import annotations
 
+import re
+
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -68,10 +71,32 @@ def _value(entry: dict, metric: str, compact: bool, notes: list[str]) -> Text:
     return text
 
 
-def _model(row: dict) -> Text:
+class SlashWrapped:
+    """A name that wraps after a `/` (or at a space) where it must: "self_lengthen/" over "iter_1/generator", never
+    "self_lengthen/iter_1/g" over "enerator"; only a piece wider than the column is cut (folded)."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        pieces = re.findall(r"[^/\s]*/|[^/\s]+", self.text.plain) or [""]
+        return Measurement(max(map(cell_len, pieces)), cell_len(self.text.plain))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        breaks, width, offset = [], 0, 0
+        for piece in re.findall(r"[^/]*/|[^/]+", self.text.plain):
+            if width and width + cell_len(piece) > options.max_width:
+                breaks.append(offset)
+                width = 0
+            width += cell_len(piece)
+            offset += len(piece)
+        yield Text("\n").join(self.text.divide(breaks))
+
+
+def _model(row: dict) -> SlashWrapped:
     if row.get("is_base"):
-        return Text.assemble((row["model"], "bold"), " (base)")
-    return Text(row["model"])
+        return SlashWrapped(Text.assemble((row["model"], "bold"), " (base)"))
+    return SlashWrapped(Text(row["model"]))
 
 
 def _verdict(entry: dict, notes: list[str]) -> Text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from harness.experiment_config import load_experiment
-from harness.plan import plan_stages
+from harness.plan import plan_stages, print_plan
 from harness.stages import StageRecorder, UndeclaredStage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,3 +154,30 @@ def test_the_plan_shows_a_score_stages_answer_cap_as_lm_evals_max_gen_toks(data_
     assert "max_tokens" not in capped["score/base"].sampling
     own = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir, eval__max_gen_toks=None)))[0]}
     assert own["score/base"].sampling["max_gen_toks"] == 1280  # both *_mini tasks' own cap (their YAMLs)
+
+
+def plan_at_80_columns(stages) -> list[str]:
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_plan(stages, console)
+    return console.export_text().splitlines()
+
+
+def test_the_plan_at_80_columns_gives_each_stage_one_line_with_its_whole_name(data_dir, tmp_path):
+    stages = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]
+    lines = plan_at_80_columns(stages)
+    assert max(len(line) for line in lines) <= 80
+    for stage in stages:
+        assert sum(line.startswith(f"{stage.name} ") for line in lines) == 1, stage.name
+
+
+def test_the_plan_writes_each_set_of_settings_once_under_the_table_with_untrusted_names_as_text(data_dir, tmp_path):
+    stages = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]
+    for stage in stages:
+        if stage.kind == "judge":
+            stage.model = "[bold]judge[/bold]"
+    text = "\n".join(plan_at_80_columns(stages))
+    assert text.count("[bold]judge[/bold] · inprocess serve · concurrency 8") == 1
+    assert text.count("the checkpoint its name ends with · inprocess serve") == 1  # every score stage
+    with_stop = {(stage.model, stage.backend, str(stage.sampling)) for stage in stages
+                 if (stage.sampling or {}).get("stop")}
+    assert text.count("'<|im_end|>'") == len(with_stop) == 3  # the stop strings once per set, not once per stage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 
 from leaderboard.board import load_leaderboard
 from leaderboard.build import DEGENERATION, build_leaderboard
@@ -16,6 +18,7 @@ from leaderboard.errors import LeaderboardError
 from leaderboard.publish import publish
 from leaderboard.render_html import render_html
 from leaderboard.render_markdown import render_markdown
+from leaderboard.render_terminal import print_leaderboard
 from tests.leaderboard_degeneration import RUN_NAMES, make_degenerate_experiment
 
 LBW = "longbench_write_en_mini"
@@ -121,6 +124,20 @@ def test_the_leaderboard_in_an_80_column_log_has_every_cell_whole(published):
     cells = r"self_lengthen/iter_3 +[\d.]+ ▲ +[\d,]+ ▲ +19% ▼ +20% ▼ +80% ▲ +[\d.]+ ⚠1 +[\d.]+ ▼ ⚠1"
     assert re.fullmatch(cells, row.rstrip())  # quality: ⚠ and the number of its reason under the table
     assert "leaderboard.md and leaderboard.html" in " ".join(log.split())
+
+
+def test_an_80_column_log_breaks_a_long_model_name_after_a_slash_not_mid_word(published):
+    board = published[2]
+    board = board | {"rows": [row | {"model": row["model"] + "/generator"} if row["arm"] == "self_lengthen" else row
+                              for row in board["rows"]]}  # as `run` names the iterations' Generators
+    console = Console(record=True, width=80, file=io.StringIO())
+    print_leaderboard(board, console)
+    first_cells = [line.split(" ")[0] for line in console.export_text().splitlines()]
+    for k in (1, 2, 3):
+        assert first_cells.count(f"self_lengthen/iter_{k}/") == 1
+    assert first_cells.count("generator") == 3
+    assert all(cell.endswith(("/", "/generator")) for cell in first_cells if cell.startswith("self_lengthen/"))
+    assert not any(cell != "generator" and "generator".endswith(cell) for cell in first_cells if cell)
 
 
 def test_a_wide_terminal_shows_every_metric_with_its_interval(published):
