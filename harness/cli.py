@@ -215,8 +215,7 @@ def cmd_judge(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.judging import (JudgeRunConfig, check_rubric, judge_endpoint, judge_reliability, judge_run,
-                                 reliability_server)
+    from harness.judging import JudgeRunConfig, check_rubric, judge_and_repeat
 
     data = load_yaml(args.config) if args.config else {}
     config = from_dict(JudgeRunConfig, data, where=args.config.name if args.config else "judge config")
@@ -230,14 +229,7 @@ def cmd_judge(args) -> int:
         raise UserError("judge.sanity_scope: base needs an experiment's base arm; `judge` degrades each run's own answers")
     for run_dir in args.run_dirs:
         _require_scores(run_dir)  # before a judge server is started (minutes) for nothing
-    with judge_endpoint(config, args.run_dirs[0] / "judge_server.log") as endpoint:
-        for run_dir in args.run_dirs:
-            judge_run(run_dir, endpoint, config, console)
-    if config.repeat:
-        repeats = reliability_server(config)
-        with judge_endpoint(repeats, args.run_dirs[0] / "judge_repeat_server.log") as endpoint:
-            for run_dir in args.run_dirs:
-                judge_reliability(run_dir, endpoint, repeats, console)
+    judge_and_repeat(args.run_dirs, config, console)
     return 0
 
 

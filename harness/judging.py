@@ -231,6 +231,17 @@ def judge_servers(config: JudgeRunConfig, passes: list[str]) -> list[tuple[Judge
     return servers
 
 
+def judge_and_repeat(run_dirs: list[Path], config: JudgeRunConfig, console: Console) -> None:
+    """`selflengthen judge`: every run judged, then its repeats with `config.repeat`, on the servers `judge_servers`
+    gives (one for both, as in `run`, unless a transformers server's repeats need their own)."""
+    steps = {"judge": judge_run, "judge_repeat": judge_reliability}
+    for judge, passes in judge_servers(config, ["judge", *(["judge_repeat"] if config.repeat else [])]):
+        with judge_endpoint(judge, run_dirs[0] / f"{passes[0]}_server.log") as endpoint:
+            for kind in passes:
+                for run_dir in run_dirs:
+                    steps[kind](run_dir, endpoint, judge, console)
+
+
 def _inputs(run_dir: Path, config: JudgeRunConfig) -> tuple[dict, JudgeConfig]:
     scores_path = run_dir / "scores.json"
     if not scores_path.is_file():

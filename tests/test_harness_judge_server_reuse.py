@@ -19,6 +19,8 @@ import pytest
 from rich.console import Console
 
 import harness.experiment
+import harness.judging
+from harness.cli import main
 from harness.experiment import ScoredCheckpoint, judge_runs
 from harness.experiment_config import ExperimentConfig, load_experiment
 from harness.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JudgeRunConfig, judge_servers
@@ -113,3 +115,23 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
     assert json.loads((runs["arm"] / JUDGE_PAIRWISE).read_text())["reference"] == "base"
     assert not (runs["base"] / JUDGE_PAIRWISE).exists()
     assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
+
+
+def test_the_judge_command_judges_and_repeats_on_one_server(tmp_path, monkeypatch):
+    """As `run` does: the repeats of an in-process judge reuse the server the judging started (fakes: no model)."""
+    runs = [write_run(tmp_path / name, name) for name in ("a", "b")]
+    started, calls = [], []
+
+    @contextlib.contextmanager
+    def fake_judge_endpoint(config, log_path, *args, **kwargs):
+        started.append(log_path.name)
+        yield f"server {len(started)}"
+
+    monkeypatch.setattr(harness.judging, "judge_endpoint", fake_judge_endpoint)
+    for step in ("judge_run", "judge_reliability"):
+        monkeypatch.setattr(harness.judging, step, lambda run_dir, endpoint, judge, console, step=step:
+                            calls.append((step, run_dir.name, endpoint)))
+    assert main(["judge", *map(str, runs), "--repeat", "2"]) == 0
+    assert started == ["judge_server.log"]
+    assert calls == [("judge_run", "a", "server 1"), ("judge_run", "b", "server 1"),
+                     ("judge_reliability", "a", "server 1"), ("judge_reliability", "b", "server 1")]
