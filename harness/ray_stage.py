@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from infra.backend import truncate_at_stop
+
 
 @dataclass
 class RayStageConfig:
@@ -245,11 +247,29 @@ def vllm_row(request: dict, engine: dict, template) -> dict:
     return row
 
 
+def vllm_answer(row: dict, params: dict, end_ids: set[int]) -> dict:
+    """A processor output row as an answer, with vLLM's own finish reason rebuilt from what Ray Data LLM keeps.
+
+    Ray's rows (2.60) carry vLLM's token ids but not its `finish_reason`, and its detokenize stage decodes every
+    token, a stop string and what follows it included. vLLM ends a request as "stop" at an end-of-sequence or stop
+    token (checked before the length cap, and kept in the token ids) or at a stop string (its text cut before it),
+    so only an answer that used every allowed token and ended on neither is "length", as vLLM says.
+    """
+    text, stopped = truncate_at_stop(row["generated_text"], params.get("stop") or [])
+    tokens = list(row["generated_tokens"])
+    cap = params.get("max_tokens")
+    capped = cap is not None and len(tokens) >= cap > 0 and not stopped and tokens[-1] not in end_ids
+    return {"key": row["key"], "digest": row["digest"], "text": text, "finish_reason": "length" if capped else "stop",
+            "completion_tokens": len(tokens)}
+
+
 def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> None:
     """One processor over every unanswered request; each shard's file is written once its rows are all back."""
     import ray
     from ray.data.llm import build_processor
     from transformers import AutoTokenizer
+
+    from harness.client import served_generation_defaults
 
     tokenizer = AutoTokenizer.from_pretrained(engine["model"])
 
@@ -258,16 +278,16 @@ def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: 
 
     rows = [{**vllm_row(request, engine, template), "shard": index}
             for index, shard in enumerate(shards) for request in shard]
-    max_tokens = {row["digest"]: row["sampling_params"].get("max_tokens") for row in rows}
+    params = {row["digest"]: row["sampling_params"] for row in rows}
+    eos = served_generation_defaults(engine["model"]).get("eos_token_id")
+    end_ids = {i for i in [tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])] if i is not None}
     processor = build_processor(vllm_processor_config(engine, config), postprocess=lambda row: {
-        "shard": row["shard"], "key": row["key"], "digest": row["digest"], "text": row["generated_text"],
-        "completion_tokens": row["num_generated_tokens"]})
+        key: row[key] for key in ("shard", "key", "digest", "generated_text", "generated_tokens")})
     waiting = {index: len(shard) for index, shard in enumerate(shards)}
     done: dict[int, list[dict]] = {}
-    for answer in processor(ray.data.from_items(rows)).iter_rows():
-        shard = answer.pop("shard")
-        cap = max_tokens[answer["digest"]]
-        answer["finish_reason"] = "length" if cap is not None and answer["completion_tokens"] >= cap else "stop"
+    for row in processor(ray.data.from_items(rows)).iter_rows():
+        shard = row["shard"]
+        answer = vllm_answer(row, params[row["digest"]], end_ids)
         done.setdefault(shard, []).append(answer)
         if len(done[shard]) == waiting[shard]:
             _write_shard(out_dir, done.pop(shard))

@@ -151,3 +151,48 @@ def test_a_row_naming_an_adapter_is_answered_by_that_adapter_and_the_base_row_by
     assert texts["base"] != texts["lora"]
     assert texts["base"] == in_process_answers(tiny_model_dir, [{"key": "x", **prompt}])["x"]
     assert texts["lora"] == in_process_answers(tiny_model_dir, [{"key": "x", **prompt}], adapter=adapter)["x"]
+
+
+class ScriptedProcessor:
+    """Stands in for Ray Data LLM's processor (no GPU here): each row's token ids as vLLM returns them, the end-of-
+    sequence token kept, and its text as Ray's detokenize stage writes it (every token decoded, special ones
+    skipped), through the real `postprocess`."""
+
+    def __init__(self, tokens: dict[str, list[int]], tokenizer) -> None:
+        self.tokens, self.tokenizer = tokens, tokenizer
+
+    def build(self, config, postprocess):
+        def run(rows):
+            outputs = [postprocess({**row, "generated_tokens": self.tokens[row["key"]],
+                                    "num_generated_tokens": len(self.tokens[row["key"]]),
+                                    "generated_text": self.tokenizer.decode(self.tokens[row["key"]],
+                                                                            skip_special_tokens=True)})
+                       for row in rows]
+            return type("Output", (), {"iter_rows": lambda self: iter(outputs)})()
+        return run
+
+
+def test_a_vllm_answer_that_ends_on_its_last_allowed_token_or_at_a_stop_string_stopped_and_one_cut_is_length(
+        tiny_model_dir, tmp_path, monkeypatch):
+    pytest.importorskip("ray.data.llm", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    import ray.data.llm
+    from transformers import AutoTokenizer
+
+    from harness.ray_stage import _run_on_vllm
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    words = tokenizer.encode("the river ran far", add_special_tokens=False)[:3]
+    rule = tokenizer.encode("\n\n---", add_special_tokens=False)
+    tokens = {"eos on the last allowed token": words + [tokenizer.eos_token_id], "cut at the cap": words,
+              "stop string": words[:1] + rule, "eos early": words[:1] + [tokenizer.eos_token_id]}
+    requests = [{"key": key, "prompt": key, "sampling": {"max_tokens": len(ids) + (key == "eos early"),
+                                                         "stop": ["\n\n---"]}} for key, ids in tokens.items()]
+    monkeypatch.setattr(ray.data.llm, "build_processor", ScriptedProcessor(tokens, tokenizer).build)
+    monkeypatch.setattr(ray.data, "from_items", lambda rows: rows)
+    _run_on_vllm([requests], {"model": str(tiny_model_dir), "adapters": {}}, tmp_path, RayStageConfig(engine="vllm"))
+    stored = ShardStore(tmp_path).answers()
+    answers = {request["key"]: stored[request_digest(request)] for request in requests}
+    assert {key: answer["finish_reason"] for key, answer in answers.items()} == {
+        "eos on the last allowed token": "stop", "cut at the cap": "length", "stop string": "stop", "eos early": "stop"}
+    assert answers["stop string"]["text"] == tokenizer.decode(words[:1])  # cut before the stop string, as vLLM does
+    assert [answer["completion_tokens"] for answer in answers.values()] == [len(ids) for ids in tokens.values()]
