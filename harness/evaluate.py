@@ -21,6 +21,7 @@ from rich.markup import escape
 
 from harness.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
 from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
+from harness.config import LARGEST_INT
 from harness.errors import UserError
 from harness.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
 from infra.journal import write_json_atomically as write_json
@@ -28,8 +29,9 @@ from harness.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
+from tasks.metadata import primary_metric
 from tasks.registry import task_names, unknown_task
-from tasks.scoring import ScoringInputError, score_lm_eval_samples
+from tasks.scoring import ScoringInputError, family_of, score_lm_eval_samples
 
 
 @dataclass
@@ -82,6 +84,11 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
     unknown = unknown_task(config.tasks)
     if unknown is not None:
         raise UserError(f"unknown task {unknown!r}; available: {', '.join(task_names())}")
+    for task in config.tasks:
+        try:
+            primary_metric(task, family_of(task))
+        except ValueError as exc:  # a task YAML edited to gate on a metric the task never writes
+            raise UserError(str(exc)) from None
     if not config.endpoint:
         check_model_name(config.model, f"{where}.model")
     elif not _is_http_url(config.endpoint):
@@ -90,6 +97,8 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
         value = getattr(config, name)
         if value is not None and value < 1:
             raise UserError(f"{where}.{name} must be at least 1 or unset, got {value}")
+        if value is not None and value > LARGEST_INT:  # a flag skips the config's bound; lm-eval's islice has it
+            raise UserError(f"{where}.{name} must be at most {LARGEST_INT} or unset, got {value}")
     if config.num_concurrent < 1:
         raise UserError(f"{where}.num_concurrent must be at least 1, got {config.num_concurrent}")
     if config.data_dir and not Path(config.data_dir).is_dir():

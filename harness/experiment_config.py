@@ -23,7 +23,7 @@ from harness.models import DEFAULT_MODEL, check_model_name
 from harness.ray_stage import RayStageConfig
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
-from harness.train import TrainRunConfig, validate_training
+from harness.train import TrainRunConfig, precision_setting, validate_training
 from infra.sampling import SamplingConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
@@ -133,6 +133,7 @@ def validate_experiment(config: ExperimentConfig) -> None:
     """
     if not config.tasks or any(not t.strip() for t in config.tasks):
         raise UserError(f"tasks must name at least one task, got {config.tasks!r}")
+    precision_setting()  # what `precision: auto` means for every model this experiment loads
     check_model_name(config.model, "model")
     if not config.out_dir.strip():
         raise UserError("out_dir must name a folder, got an empty string")

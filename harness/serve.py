@@ -89,10 +89,21 @@ class ServerConfig:
                 or self.data_parallel_size < 1:
             raise UserError(f"server data_parallel_size must be a whole number of at least 1, "
                             f"got {self.data_parallel_size!r}")
-        if self.kind == "vllm" and any(arg in ("--data-parallel-size", "-dp") or str(arg).startswith(
-                "--data-parallel-size=") for arg in self.extra_args):
+        if self.kind == "vllm" and any(_sets_data_parallel_size(str(arg)) for arg in self.extra_args):
             raise UserError("server extra_args sets --data-parallel-size; set the server's data_parallel_size field "
                             "instead (the plan shows it)")
+        if isinstance(self.max_batch_size, bool) or self.max_batch_size < 1:
+            raise UserError(f"server max_batch_size must be at least 1, got {self.max_batch_size!r}")
+        if not 0 < self.startup_timeout < float("inf"):
+            raise UserError(f"server startup_timeout must be a number of seconds above 0, got {self.startup_timeout!r}")
+
+
+def _sets_data_parallel_size(arg: str) -> bool:
+    """Whether a vLLM argument sets the data-parallel size: `--data-parallel-size` (vLLM reads `_` as `-` in
+    long options) or `-dp`, alone or with its value after `=` or, for `-dp`, joined (`-dp2`)."""
+    name = arg.split("=", 1)[0]
+    return name.replace("_", "-") == "--data-parallel-size" or name == "-dp" or (
+        arg.startswith("-dp") and arg[3:].isdigit())
 
 
 @dataclass

@@ -47,6 +47,15 @@ class SynthesisBackendConfig:
     max_batch_size: int = field(default=16, metadata={"help": "inprocess: most requests decoded together."})
     torch_threads: int | None = field(default=None, metadata={"help": "inprocess: torch threads; None: idle cores."})
 
+    def __post_init__(self) -> None:
+        """Refuse at load what only synthesis would trip on; an empty Ray address (an unset variable, say) names no
+        cluster, so whether it joins one or starts a local Ray would be Ray's guess."""
+        if isinstance(self.max_batch_size, bool) or self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size!r}")
+        if self.ray.address is not None and not self.ray.address.strip():
+            raise ValueError("ray.address must name a Ray cluster (auto, ray://host:10001) or be left out for a "
+                             "local Ray, got an empty string")
+
 
 def backend_settings(backend: SynthesisBackendConfig) -> dict:
     """The backend as a stage fingerprint holds it: the `ray` section only when it is used, so adding it left

@@ -205,8 +205,7 @@ def _native_precision() -> str:
 
 def validate_training(config: TrainRunConfig, method_label: str = "method") -> None:
     """Refuse, naming the field, what the synthesis backend cannot honour, before any work starts."""
-    if config.backend.max_batch_size < 1:
-        raise UserError(f"backend.max_batch_size must be at least 1, got {config.backend.max_batch_size}")
+    precision_setting()
     if config.backend.kind == "endpoint":
         target = endpoint_target(config.backend.server.kind, config.backend.server.continuous_batching)
         refuse_unsupported(config.method.sampling, target, f"{method_label}.sampling")

@@ -161,9 +161,14 @@ def _judge_trust(path: Path, field: str, trust) -> None:
 
 
 def judgements_file(path: Path, document: dict) -> None:
-    """judgements.json: per task judged samples (quality a number or null), an optional failure count and trust."""
+    """judgements.json: per task judged samples (quality null or on the judges' 0–100 scale, whatever the rubric's:
+    judges/rubric.py maps it), an optional failure count and trust."""
     for name, entry in _task_entries(path, document).items():
         samples(path, f"tasks[{name!r}].samples", entry.get("samples"))
+        for i, sample in enumerate(entry["samples"]):
+            quality = sample.get("quality")
+            if quality is not None and not 0 <= quality <= 100:
+                _fail(path, f"tasks[{name!r}].samples[{i}].quality", "a number from 0 to 100 or null", quality)
         count(path, f"tasks[{name!r}].failures", entry.get("failures"))
         _judge_trust(path, f"tasks[{name!r}].trust", entry.get("trust"))
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from infra.sampling import SamplingConfig
 from selflengthen.lora import TrainConfig
+from selflengthen.text import normal_reply
 
 LANGUAGES = ("en", "zh")
 DATA_DIR_SETTING = "SELFLENGTHEN_DATA_DIR"
@@ -66,6 +67,15 @@ class SelfInstructConfig:
         default=False,
         metadata={"help": "Also answer the seed instructions themselves (the reference answers only new ones)."},
     )
+
+    def __post_init__(self) -> None:
+        """A constrained judge chooses among the yes and no answers: one that is both would count as yes."""
+        for lang in sorted(set(self.yes_answers) & set(self.no_answers)) if self.constrained_judge else ():
+            both = {normal_reply(a) for a in self.yes_answers[lang]} & {normal_reply(a) for a in self.no_answers[lang]}
+            if both:
+                raise ValueError(f"no_answers.{lang} repeats yes_answers.{lang} "
+                                 f"({', '.join(sorted(both))}, case and punctuation ignored); a constrained judge's "
+                                 "answers must be either yes or no")
 
 
 @dataclass

@@ -10,7 +10,6 @@ prose ("Yes, this instruction ...") is not counted as no.
 from __future__ import annotations
 
 import json
-import string
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -20,9 +19,7 @@ from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from infra.sampling import SamplingConfig
 from infra.rng import item_rng
-from selflengthen.text import count_words
-
-_PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")
+from selflengthen.text import count_words, normal_reply
 
 
 class InstructionPool:
@@ -101,8 +98,7 @@ def first_paragraph(text: str) -> str:
 
 def is_yes(reply: str, yes_answers: list[str]) -> bool:
     """Whether `reply`, ignoring case, spaces and punctuation, is one of `yes_answers`."""
-    normal = "".join(ch for ch in reply.strip().lower() if ch not in _PUNCTUATION and not ch.isspace())
-    return normal in {answer.lower() for answer in yes_answers}
+    return normal_reply(reply) in {normal_reply(answer) for answer in yes_answers}
 
 
 def load_seed_instructions(path: Path) -> list[str]:

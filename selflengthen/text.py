@@ -7,7 +7,16 @@ whitespace-separated piece. It is the benchmark's own function, so the two canno
 
 from __future__ import annotations
 
+import string
+
 from tasks.scoring import count_words_longen as count_words  # noqa: F401 - re-exported: the method counts words as LonGen does
+
+_PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")
+
+
+def normal_reply(reply: str) -> str:
+    """A short reply as a yes/no answer is compared: lower case, without spaces and punctuation."""
+    return "".join(ch for ch in reply.strip().lower() if ch not in _PUNCTUATION and not ch.isspace())
 
 
 def split_paragraphs(text: str) -> list[str]:

@@ -30,14 +30,25 @@ def _load(path: Path) -> dict:
 
 
 @functools.cache
+def task_config(task: str, family: str) -> dict:
+    """tasks/<family>/<task>.yaml as lm-eval reads it, its `include:` merged."""
+    return _load(TASKS_DIR / family / f"{task}.yaml")
+
+
 def task_metadata(task: str, family: str) -> dict:
     """The `metadata:` mapping of tasks/<family>/<task>.yaml."""
-    return dict(_load(TASKS_DIR / family / f"{task}.yaml").get("metadata") or {})
+    return dict(task_config(task, family).get("metadata") or {})
 
 
 def primary_metric(task: str, family: str) -> str:
-    """The aggregate the task declares as its primary metric (`metadata.primary_metric`)."""
+    """The aggregate the task declares as its primary metric (`metadata.primary_metric`), one it reports (in its
+    `metric_list`): a regression check gates on it, so a name the task never writes would gate on nothing."""
     metric = task_metadata(task, family).get("primary_metric")
     if not isinstance(metric, str) or not metric:
         raise ValueError(f"tasks/{family}/{task}.yaml declares no metadata.primary_metric")
+    reported = [entry.get("metric") for entry in task_config(task, family).get("metric_list") or []
+                if isinstance(entry, dict)]
+    if metric not in reported:
+        raise ValueError(f"tasks/{family}/{task}.yaml: metadata.primary_metric {metric!r} is not in its metric_list "
+                         f"({', '.join(map(str, reported)) or 'empty'})")
     return metric

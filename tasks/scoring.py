@@ -351,6 +351,11 @@ def load_predictions(path: str | Path) -> list[dict]:
 def score_file(task: str, path: str | Path) -> dict:
     """`score_predictions` over a predictions file, with errors naming the file and line."""
     path = Path(path)
+    family = family_of(task)
+    try:
+        primary_metric(task, family)  # before the file is read: a task YAML at fault is named, not the file
+    except ValueError as exc:
+        raise ScoringInputError(str(exc)) from None
     numbered = _read_predictions(path)
     return score_predictions(task, [row for _, row in numbered], [f"{path} line {number}" for number, _ in numbered])
 

@@ -218,6 +218,11 @@ def test_is_yes_ignores_case_spaces_and_punctuation():
     assert is_yes(" Yes.\n", ["yes"]) and is_yes("是。", ["是"]) and not is_yes("Yes, but", ["yes"])
 
 
+def test_is_yes_reads_the_configured_answers_as_it_reads_the_reply():
+    """A yes answer written "Yes." or "是的！" matches the replies "yes" and "是的", as its help text says."""
+    assert is_yes("yes", ["Yes."]) and is_yes("是的", ["是的！"]) and not is_yes("no", ["Yes."])
+
+
 def test_first_paragraph_stops_at_the_first_blank_line():
     assert first_paragraph(" Write a saga of a family.\n\nInstruction 4: more") == "Write a saga of a family."
 
