@@ -41,6 +41,12 @@ class ArmsConfig:
     backtranslation: bool = field(default=True, metadata={"help": "Instruction backtranslation baseline."})
     imitation: bool = field(default=True, metadata={"help": "Behaviour imitation (AgentWrite) baseline."})
 
+    def __post_init__(self) -> None:
+        """An experiment with no arm would plan and run nothing and exit 0, as if it had succeeded."""
+        if not any(dataclasses.astuple(self)):
+            raise ValueError("every arm is switched off; switch on at least one of base, self_lengthen, "
+                             "backtranslation, imitation")
+
 
 @dataclass
 class ScoringConfig:

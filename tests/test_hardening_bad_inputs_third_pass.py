@@ -3,8 +3,8 @@ misbehaved later are refused before any work, with exit 2 and one `error:` line 
 
 The precision setting (and `train` with it), an empty Ray address, a data-parallel size set twice, a
 constrained judge whose yes and no overlap, a negative server timeout or batch size, a task YAML whose
-primary metric the task does not report, a judged quality above 100, and an eval limit no benchmark comes
-near. All are refused before any work, so they run in this process.
+primary metric the task does not report, every arm switched off, a judged quality above 100, and an eval
+limit no benchmark comes near. All are refused before any work, so they run in this process.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ EXPERIMENT_CASES = [
              "max_batch_size"),
     BadInput("a negative eval.server.max_batch_size", {"eval": {"server": {"kind": "inprocess", "max_batch_size": -1}}},
              "max_batch_size"),
+    BadInput("every arm switched off", {"arms": ARMS_OFF}, "every arm is switched off"),
 ]
 
 
