@@ -75,9 +75,11 @@ class RayRoles:
                         if not future.done():
                             future.set_exception(error)
                 continue
-            for answer in answers:
+            for answer in answers:  # a failed request fails its callers only (the method: no reply)
                 for future in wave[answer["key"]][1]:
-                    if not future.done():
+                    if not future.done() and "error" in answer:
+                        future.set_exception(RuntimeError(answer["error"]))
+                    elif not future.done():
                         future.set_result(answer)
 
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -68,22 +69,26 @@ def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStage
              store: ShardStore | None = None) -> list[dict]:
     """Answer `requests` with `engine` ({"model": base folder, "adapters": {name: folder}, other InProcessConfig
     fields}) on Ray; returns one {"key", "text", "finish_reason", "completion_tokens"} per request, in their
-    order. Requests whose answer is already stored in `out_dir` are not sent again. Pass the same `store` to
-    every step on one `out_dir` (one per wave gatherer), so each shard file is read once, not once per step."""
+    order, or {"key", "error"} for a request the engine could not answer: as on the in-process backend, only that
+    request fails, not its shard or wave (and, not stored, it is sent again by a rerun). Requests whose answer is
+    already stored in `out_dir` are not sent again. Pass the same `store` to every step on one `out_dir` (one per
+    wave gatherer), so each shard file is read once, not once per step."""
     _check_keys(requests)
     out_dir.mkdir(parents=True, exist_ok=True)
     store = store or ShardStore(out_dir)
     stored = store.answers()
     todo = [request for request in requests if request_digest(request) not in stored]
+    failed: dict[str, str] = {}
     if todo:
         shards = [todo[i:i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
         start_ray(config)
-        (_run_on_vllm if config.engine == "vllm" else _run_on_actors)(shards, engine, out_dir, config)
+        failed = (_run_on_vllm if config.engine == "vllm" else _run_on_actors)(shards, engine, out_dir, config)
         stored = store.answers()
-    missing = [r["key"] for r in requests if request_digest(r) not in stored]
+    missing = [r["key"] for r in requests if request_digest(r) not in stored and r["key"] not in failed]
     if missing:
         raise RuntimeError(f"Ray finished without answering {len(missing)} requests (first: {missing[0]})")
-    return [{"key": r["key"], **stored[request_digest(r)]} for r in requests]
+    return [{"key": r["key"], **stored[request_digest(r)]} if request_digest(r) in stored
+            else {"key": r["key"], "error": failed[r["key"]]} for r in requests]
 
 
 def request_digest(request: dict) -> str:
@@ -97,6 +102,11 @@ def engine_settings(config, adapters: dict[str, Path] | None = None) -> dict:
     its engines from."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items() if k != "adapter"}
     return {**settings, "adapters": {name: str(path) for name, path in (adapters or {}).items()}}
+
+
+def _error_text(error: Exception) -> str:
+    """A failed request's error as its caller reads it (as Ray Data LLM words a row's error)."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _check_keys(requests: list[dict]) -> None:
@@ -164,18 +174,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # -- inprocess: an actor pool of CPU engines ---------------------------------------------------------
 
 
-def _run_on_actors(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> None:
+def _run_on_actors(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> dict[str, str]:
+    """Every shard answered by the actor pool; returns the error of each request an engine failed, by key."""
     import ray
 
     items = [{"rows": json.dumps(rows)} for rows in shards]
-    ray.data.from_items(items).map_batches(
+    done = ray.data.from_items(items).map_batches(
         _EngineActor, fn_constructor_kwargs={"engine": engine, "out_dir": str(out_dir)}, batch_size=1,
         concurrency=min(config.concurrency, len(items)), num_cpus=config.cpus_per_actor).materialize()
+    return {failure["key"]: failure["error"] for row in done.iter_rows() for failure in json.loads(row["failed"])}
 
 
 class _EngineActor:
-    """Engines loaded once per actor (the base, and each adapter a row names); each call answers whole shards
-    and writes each one's file."""
+    """Engines loaded once per actor (the base, and each adapter a row names); each call answers whole shards,
+    writes each one's answered requests to its file and returns the failed ones."""
 
     def __init__(self, engine: dict, out_dir: str) -> None:
         self.engine = dict(engine)
@@ -184,9 +196,14 @@ class _EngineActor:
         self.out_dir = Path(out_dir)
 
     def __call__(self, batch: dict) -> dict:
+        failed = []
         for rows in batch["rows"]:
-            _write_shard(self.out_dir, asyncio.run(self._answer(json.loads(rows))))
-        return {"shards": [len(batch["rows"])]}
+            answers = asyncio.run(self._answer(json.loads(rows)))
+            failed += [answer for answer in answers if "error" in answer]
+            answered = [answer for answer in answers if "error" not in answer]
+            if answered:
+                _write_shard(self.out_dir, answered)
+        return {"failed": [json.dumps(failed)]}
 
     def _backend(self, name: str | None):
         from infra.inprocess import InProcessBackend, InProcessConfig
@@ -210,7 +227,9 @@ class _EngineActor:
             return {"key": row["key"], "digest": request_digest(row), "text": completion.text,
                     "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens}
 
-        return list(await asyncio.gather(*(one(row) for row in rows)))
+        results = await asyncio.gather(*(one(row) for row in rows), return_exceptions=True)
+        return [{"key": row["key"], "error": _error_text(result)} if isinstance(result, Exception) else result
+                for row, result in zip(rows, results)]
 
 
 # -- vllm: Ray Data LLM's processor on GPUs ----------------------------------------------------------
@@ -227,7 +246,8 @@ def vllm_processor_config(engine: dict, config: RayStageConfig):
                              max_loras=len(engine["adapters"]))
     return vLLMEngineProcessorConfig(model_source=engine["model"], engine_kwargs=engine_kwargs,
                                      concurrency=config.concurrency, batch_size=config.shard_size,
-                                     chat_template_stage=False, tokenize_stage=True, detokenize_stage=True)
+                                     chat_template_stage=False, tokenize_stage=True, detokenize_stage=True,
+                                     should_continue_on_error=True)
 
 
 def vllm_row(request: dict, engine: dict, template) -> dict:
@@ -263,8 +283,10 @@ def vllm_answer(row: dict, params: dict, end_ids: set[int]) -> dict:
             "completion_tokens": len(tokens)}
 
 
-def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> None:
-    """One processor over every unanswered request; each shard's file is written once its rows are all back."""
+def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: RayStageConfig) -> dict[str, str]:
+    """One processor over every unanswered request; each shard's file is written with its answers once its rows are
+    all back. Returns the error of each request that failed, by key: a row vLLM could not answer (the processor goes
+    on past it: `should_continue_on_error`) or one that could not be built."""
     import ray
     from ray.data.llm import build_processor
     from transformers import AutoTokenizer
@@ -276,18 +298,29 @@ def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: 
     def template(messages):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    rows = [{**vllm_row(request, engine, template), "shard": index}
-            for index, shard in enumerate(shards) for request in shard]
+    rows, failed = [], {}
+    for index, shard in enumerate(shards):
+        for request in shard:
+            try:
+                rows.append({**vllm_row(request, engine, template), "shard": index})
+            except (KeyError, ValueError) as error:  # an adapter this step does not have, a field vLLM cannot take
+                failed[request["key"]] = _error_text(error)
+    if not rows:
+        return failed
     params = {row["digest"]: row["sampling_params"] for row in rows}
     eos = served_generation_defaults(engine["model"]).get("eos_token_id")
     end_ids = {i for i in [tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])] if i is not None}
     processor = build_processor(vllm_processor_config(engine, config), postprocess=lambda row: {
         key: row[key] for key in ("shard", "key", "digest", "generated_text", "generated_tokens")})
-    waiting = {index: len(shard) for index, shard in enumerate(shards)}
+    waiting = Counter(row["shard"] for row in rows)
     done: dict[int, list[dict]] = {}
     for row in processor(ray.data.from_items(rows)).iter_rows():
         shard = row["shard"]
-        answer = vllm_answer(row, params[row["digest"]], end_ids)
-        done.setdefault(shard, []).append(answer)
-        if len(done[shard]) == waiting[shard]:
+        if row.get("__inference_error__"):
+            failed[row["key"]] = row["__inference_error__"]
+        else:
+            done.setdefault(shard, []).append(vllm_answer(row, params[row["digest"]], end_ids))
+        waiting[shard] -= 1
+        if not waiting[shard] and shard in done:
             _write_shard(out_dir, done.pop(shard))
+    return failed

@@ -88,6 +88,19 @@ def test_a_run_on_ray_without_its_packages_is_refused_before_any_work(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def two_requests(tiny_model_dir, tmp_path) -> list:
+    """What two callers of one wave get: each its completion or its exception."""
+    from harness import ray_backend
+
+    async def both():
+        model = ray_backend.RayRoles(str(tiny_model_dir), {"generator": None}, tmp_path, RayStageConfig(), {}).role(
+            "generator")
+        return await asyncio.gather(model.complete("a", SamplingConfig()), model.complete("b", SamplingConfig()),
+                                    return_exceptions=True)
+
+    return asyncio.run(both())
+
+
 def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: Ray fails under a wave; each caller gets the error (the method counts it as no reply)."""
     from harness import ray_backend
@@ -97,13 +110,22 @@ def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, t
 
     monkeypatch.setattr(ray_backend, "run_step", broken)
 
-    async def two_requests():
-        roles = ray_backend.RayRoles(str(tiny_model_dir), {"generator": None}, tmp_path, RayStageConfig(), {})
-        model = roles.role("generator")
-        return await asyncio.gather(model.complete("a", SamplingConfig()), model.complete("b", SamplingConfig()),
-                                    return_exceptions=True)
+    assert [type(e) for e in two_requests(tiny_model_dir, tmp_path)] == [ConnectionError, ConnectionError]
 
-    assert [type(e) for e in asyncio.run(two_requests())] == [ConnectionError, ConnectionError]
+
+def test_a_failed_request_reaches_only_its_own_caller_as_an_error(tiny_model_dir, tmp_path, monkeypatch):
+    """Fault injection: the engine failed one request of the wave; the other caller gets its answer."""
+    from harness import ray_backend
+
+    def one_failed(requests, engine, out_dir, config, store):
+        return [{"key": requests[0]["key"], "error": "ValueError: prompt too long"},
+                {"key": requests[1]["key"], "text": "fine", "finish_reason": "stop", "completion_tokens": 1}]
+
+    monkeypatch.setattr(ray_backend, "run_step", one_failed)
+
+    failed, answered = two_requests(tiny_model_dir, tmp_path)
+    assert isinstance(failed, RuntimeError) and str(failed) == "ValueError: prompt too long"
+    assert answered.text == "fine" and answered.finish_reason == "stop"
 
 
 def test_an_unreachable_ray_cluster_is_one_error_line_before_any_request(tiny_model_dir, tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ engines on the tiny model, shards as Parquet files. Skipped without `pip install
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -156,19 +157,26 @@ def test_a_row_naming_an_adapter_is_answered_by_that_adapter_and_the_base_row_by
 class ScriptedProcessor:
     """Stands in for Ray Data LLM's processor (no GPU here): each row's token ids as vLLM returns them, the end-of-
     sequence token kept, and its text as Ray's detokenize stage writes it (every token decoded, special ones
-    skipped), through the real `postprocess`."""
+    skipped), through the real `postprocess`. A row in `errors` fails as in Ray 2.60: the whole dataset, unless the
+    config sets `should_continue_on_error`, and then that row alone, with `__inference_error__` and no postprocess."""
 
-    def __init__(self, tokens: dict[str, list[int]], tokenizer) -> None:
-        self.tokens, self.tokenizer = tokens, tokenizer
+    def __init__(self, tokens: dict[str, list[int]], tokenizer, errors: dict[str, str] | None = None) -> None:
+        self.tokens, self.tokenizer, self.errors, self.sent = tokens, tokenizer, errors or {}, []
 
     def build(self, config, postprocess):
+        def output(row):
+            self.sent.append(row["key"])
+            if row["key"] in self.errors and not config.should_continue_on_error:
+                raise RuntimeError(self.errors[row["key"]])
+            if row["key"] in self.errors:
+                return {**row, "__inference_error__": self.errors[row["key"]]}
+            tokens = self.tokens[row["key"]]
+            answer = postprocess({**row, "generated_tokens": tokens, "num_generated_tokens": len(tokens),
+                                  "generated_text": self.tokenizer.decode(tokens, skip_special_tokens=True)})
+            return answer | ({"__inference_error__": ""} if config.should_continue_on_error else {})
+
         def run(rows):
-            outputs = [postprocess({**row, "generated_tokens": self.tokens[row["key"]],
-                                    "num_generated_tokens": len(self.tokens[row["key"]]),
-                                    "generated_text": self.tokenizer.decode(self.tokens[row["key"]],
-                                                                            skip_special_tokens=True)})
-                       for row in rows]
-            return type("Output", (), {"iter_rows": lambda self: iter(outputs)})()
+            return type("Output", (), {"iter_rows": lambda self: iter([output(row) for row in rows])})()
         return run
 
 
@@ -196,3 +204,48 @@ def test_a_vllm_answer_that_ends_on_its_last_allowed_token_or_at_a_stop_string_s
         "eos on the last allowed token": "stop", "cut at the cap": "length", "stop string": "stop", "eos early": "stop"}
     assert answers["stop string"]["text"] == tokenizer.decode(words[:1])  # cut before the stop string, as vLLM does
     assert [answer["completion_tokens"] for answer in answers.values()] == [len(ids) for ids in tokens.values()]
+
+
+def test_a_row_vllm_cannot_answer_or_that_cannot_be_built_fails_alone_and_a_rerun_sends_only_it(tiny_model_dir,
+                                                                                                 tmp_path, monkeypatch):
+    pytest.importorskip("ray.data.llm", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    import ray.data.llm
+    from transformers import AutoTokenizer
+
+    import harness.ray_stage
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokens = {request["key"]: [5, 6, tokenizer.eos_token_id] for request in REQUESTS[4:]}
+    requests = [*REQUESTS[4:], {"key": "unknown adapter", "prompt": "p", "model": "extender"}]
+    monkeypatch.setattr(harness.ray_stage, "start_ray", lambda config: None)
+    monkeypatch.setattr(ray.data, "from_items", lambda rows: rows)
+    engine, config = {"model": str(tiny_model_dir), "adapters": {}}, RayStageConfig(engine="vllm", shard_size=8)
+    failing = ScriptedProcessor(tokens, tokenizer, errors={"ext/1": "ValueError: prompt too long"})
+    monkeypatch.setattr(ray.data.llm, "build_processor", failing.build)
+    rows = {row["key"]: row for row in run_step(requests, engine, tmp_path, config)}
+    assert rows["ext/1"] == {"key": "ext/1", "error": "ValueError: prompt too long"}
+    assert rows["unknown adapter"] == {"key": "unknown adapter", "error": "KeyError: 'extender'"}
+    assert {rows[key]["finish_reason"] for key in ("ext/0", "ext/2")} == {"stop"}
+    assert len(ShardStore(tmp_path).answers()) == 2  # the shard keeps its answered rows
+    healed = ScriptedProcessor(tokens, tokenizer)
+    monkeypatch.setattr(ray.data.llm, "build_processor", healed.build)
+    assert "error" not in run_step(requests[:3], engine, tmp_path, config)[1] and healed.sent == ["ext/1"]
+
+
+def test_an_engine_actor_fails_only_the_request_it_cannot_answer_and_stores_the_others(tiny_model_dir, tmp_path):
+    from harness.ray_stage import _EngineActor
+
+    bad = {**REQUESTS[1], "model": "extender"}  # this step has no adapters
+    failed = _EngineActor(engine_for(tiny_model_dir), str(tmp_path))({"rows": [json.dumps([REQUESTS[0], bad])]})
+    assert json.loads(failed["failed"][0]) == [
+        {"key": bad["key"], "error": "ValueError: a request names adapter 'extender'; this step has none"}]
+    assert list(ShardStore(tmp_path).answers()) == [request_digest(REQUESTS[0])]
+
+
+@pytest.mark.slow
+def test_one_unusable_row_fails_only_its_request_on_the_actor_pool(local_ray, tiny_model_dir, tmp_path):
+    bad = {"key": "bad", "prompt": "p", "model": "extender"}
+    rows = run_step([*REQUESTS[:3], bad], engine_for(tiny_model_dir), tmp_path / "step",
+                    RayStageConfig(concurrency=1, shard_size=4))
+    assert rows[3] == {"key": "bad", "error": "ValueError: a request names adapter 'extender'; this step has none"}
+    assert {row["key"]: row["text"] for row in rows[:3]} == in_process_answers(tiny_model_dir, REQUESTS[:3])
