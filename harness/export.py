@@ -10,11 +10,14 @@ the counts and each split's stage settings (the truth), and a `README.md` datase
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import shutil
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,10 +64,28 @@ def export_dataset(work_dir: Path, out: Path) -> dict:
                 _write_parquet(split["table"], staging / split["file"])
         write_json_atomically(staging / EXPORT_FILE, summary)
         write_text_atomically(staging / "README.md", dataset_card(summary))
-        _replace(staging, out)
+        with _interrupts_held():
+            _replace(staging, out)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with _interrupts_held():
+            shutil.rmtree(staging, ignore_errors=True)
     return summary
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (then raise KeyboardInterrupt): a folder is never left half
+    moved or half removed, so an interrupted export leaves the previous one or the new one, and no hidden folder."""
+    received: list[int] = []
+    held = {sig: signal.signal(sig, lambda number, frame: received.append(number))
+            for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _check_out(out: Path) -> None:
@@ -85,6 +106,9 @@ def _sources(work_dir: Path) -> tuple[list[Source], list[dict]]:
     candidates = []
     iterations = sorted((int(m.group(1)), p) for p in method.glob("iter_*")
                         if p.is_dir() and (m := _ITERATION.fullmatch(p.name)))
+    for (k, folder), (later, twin) in zip(iterations, iterations[1:]):
+        if k == later:  # `iter_1` and `iter_01`: both would be the split self_lengthen_iter_1_*
+            raise UserError(f"{folder.name} and {twin.name} are both iteration {k}; move one of them out of {method}")
     for k, folder in iterations:
         candidates += [Source(f"self_lengthen_iter_{k}_{role}", "self_lengthen", k, role,
                               folder / f"{role}_data.jsonl", folder / "stage.json") for role in _ROLES]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +121,38 @@ def test_exporting_again_replaces_the_previous_export(experiment, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
+def interrupt_after(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
+    """Ctrl-C (a real SIGINT to this process) right after the first call of `owner.name` that `when` accepts."""
+    original = getattr(owner, name)
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        result = original(*args, **kwargs)
+        if not calls and when(*args):
+            calls.append(args)
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(owner, name, interrupted)
+
+
+@pytest.mark.parametrize("moment", ["writing", "swapping"])
+def test_ctrl_c_during_an_export_leaves_one_whole_export_and_no_hidden_folder(moment, experiment, tmp_path, monkeypatch):
+    import harness.export
+
+    out = tmp_path / "dataset"
+    assert main(["export", str(experiment), "--out", str(out)]) == 0
+    before = json.loads((out / "export.json").read_text(encoding="utf-8"))
+    if moment == "writing":  # after the first Parquet file
+        interrupt_after(monkeypatch, harness.export, "_write_parquet")
+    else:  # after the previous export is moved aside, before the new one takes its place
+        interrupt_after(monkeypatch, os, "replace", when=lambda source, target: Path(source) == out)
+    assert main(["export", str(experiment), "--out", str(out)]) == 130
+    assert json.loads((out / "export.json").read_text(encoding="utf-8"))["splits"] == before["splits"]
+    assert sorted(load(out, tmp_path / "cache")) == sorted(k for k, v in COUNTS.items() if v)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging or old folder left
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing", "is not a folder"),
     ("nothing", "holds no finished training data"),
@@ -126,6 +161,7 @@ def test_exporting_again_replaces_the_previous_export(experiment, tmp_path):
     ("out_holds_other_files", "holds other files"),
     ("bad_row", "line 2: not a training row"),
     ("bad_json", "line 1: malformed JSON"),
+    ("two_folders_for_one_iteration", "iter_01 and iter_1 are both iteration 1"),
 ])
 def test_unusable_input_is_one_error_line_and_exit_2_with_nothing_written(case, expected, experiment, tmp_path,
                                                                             capsys):
@@ -144,6 +180,8 @@ def test_unusable_input_is_one_error_line_and_exit_2_with_nothing_written(case, 
     elif case == "out_holds_other_files":
         out.mkdir()
         (out / "notes.txt").write_text("mine")
+    elif case == "two_folders_for_one_iteration":  # else two splits named self_lengthen_iter_1_generator
+        shutil.copytree(experiment / "train" / "self_lengthen" / "iter_1", experiment / "train" / "self_lengthen" / "iter_01")
     elif case == "bad_row":
         data.write_text(data.read_text().splitlines()[0] + '\n{"messages": [{"role": "user"}]}\n')
     else:
