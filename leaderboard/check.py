@@ -4,13 +4,16 @@ Both sides are leaderboard.json files or run directories. Rows are matched by mo
 side has exactly one row, to each other); per task and metric the same prompts (doc_ids) are compared
 with the paired Wilcoxon test of leaderboard/stats.py. The gate: each task's primary metric (the task
 YAML's `metadata.primary_metric`, carried in leaderboard.json as the task's `primary`), or the metrics
-named with --metric instead. Every other higher-is-better metric is compared and reported, never gated,
+named with --metric instead. Every other metric with a direction is compared and reported, never gated,
 so testing LonGen's four constraint types beside its overall score cannot multiply false alarms.
+A metric's direction is leaderboard.json's `higher_is_better` (written by leaderboard/build.py: true for the length
+scores and judge quality, false for repeated 10-grams and ended at cap, null for words): "worse" means lower where
+higher is better and higher where lower is better; a metric without a direction cannot be gated.
 The gated p-values are Holm-corrected across all gated comparisons (all tasks, all matched rows), which
 keeps the chance that two identical models fail the check at or below 5% (measured:
-tests/test_check_false_alarms.py). A gated comparison is a regression when the candidate is lower, the
-Holm-adjusted p < 0.05, and the drop of the mean over the shared prompts exceeds ``max_drop`` times the
-baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores). A judge quality metric
+tests/test_check_false_alarms.py). A gated comparison is a regression when the candidate is worse, the
+Holm-adjusted p < alpha (0.05 unless --alpha), and the worsening of the mean over the shared prompts exceeds
+``max_drop`` times the baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores). A judge quality metric
 whose judge is unreliable on either side (leaderboard/trust.py) is compared and shown but not gated.
 Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error (1 means a regression only).
 """
@@ -52,6 +55,8 @@ class Comparison:
     selected: bool = False  # chosen for the gate: the task's primary metric, or a metric named with --metric
     unreliable: tuple[str, ...] = ()  # why the judge behind this metric is not trusted; such a metric is not gated
     p_holm: float | None = None  # Holm-adjusted across every gated comparison of the check; None when not gated
+    higher_is_better: bool = True  # the metric's direction (leaderboard.json); a drop is a move the other way
+    alpha: float = ALPHA  # the significance level of the check
 
     @property
     def gated(self) -> bool:
@@ -59,12 +64,14 @@ class Comparison:
 
     @property
     def drop(self) -> float:
-        return self.baseline - self.candidate
+        """How much worse the candidate is in the metric's direction (negative: better)."""
+        change = self.candidate - self.baseline
+        return -change if self.higher_is_better else change
 
     @property
     def significant_drop(self) -> bool:
-        """Lower by more than the tolerance at p < 0.05: the Holm-adjusted p when gated, else the comparison's own."""
-        return (self.p if self.p_holm is None else self.p_holm) < ALPHA and self.drop > self.allowed_drop
+        """Worse by more than the tolerance at p < alpha: the Holm-adjusted p when gated, else the comparison's own."""
+        return (self.p if self.p_holm is None else self.p_holm) < self.alpha and self.drop > self.allowed_drop
 
     @property
     def regression(self) -> bool:
@@ -78,6 +85,7 @@ class CheckResult:
     comparisons: list[Comparison] = field(default_factory=list)
     error: str | None = None
     metrics: tuple[str, ...] = ()  # the metrics named with --metric; empty: each task's primary metric is gated
+    alpha: float = ALPHA
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -124,14 +132,26 @@ def holm_adjusted(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: float) -> list[Comparison]:
+def gate_metrics(entry: dict, metrics: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The metrics a task's comparison gates: those named with --metric, else the task's primary metric (if any)."""
+    return list(metrics) if metrics else [entry["primary"]] if entry.get("primary") else []
+
+
+def _undirected(pairs: list[tuple[dict, dict]], metrics: list[str] | None) -> list[str]:
+    """Gated metrics whose leaderboard.json says neither higher nor lower is better: no change of theirs is worse."""
+    return sorted({m for row, _ in pairs for entry in row["tasks"].values() for m in gate_metrics(entry, metrics)
+                   if m in entry["metrics"] and entry["metrics"][m].get("higher_is_better") is None})
+
+
+def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: float, alpha: float) -> list[Comparison]:
     found = []
     for task, old_entry in old["tasks"].items():
         new_entry = new["tasks"].get(task)
         if new_entry is None:
             continue
-        gate = list(metrics) if metrics else [old_entry["primary"]] if old_entry.get("primary") else []
-        names = [m for m, spec in old_entry["metrics"].items() if m in gate or spec.get("higher_is_better")]
+        gate = gate_metrics(old_entry, metrics)
+        names = [m for m, spec in old_entry["metrics"].items()
+                 if m in gate or spec.get("higher_is_better") is not None]
         for metric in names:
             if metric not in new_entry["metrics"]:
                 continue
@@ -146,47 +166,63 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
                        for reason in unreliable_reasons(entry, metric)]
             found.append(Comparison(task, metric, old["id"], new["id"], test.n_pairs, base_mean,
                                     base_mean + test.diff, test.p, max_drop * abs(base_mean), metric in gate,
-                                    tuple(reasons)))
+                                    tuple(reasons), higher_is_better=old_entry["metrics"][metric]["higher_is_better"],
+                                    alpha=alpha))
     return found
 
 
-def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
-            max_drop: float = DEFAULT_MAX_DROP) -> CheckResult:
-    """Compare two leaderboards (or run directories) per task and metric over shared prompts."""
+def settings_error(max_drop: float, alpha: float) -> str | None:
+    """Why the check's settings are unusable, or None: a tolerance must be finite and >= 0, alpha inside (0, 1)."""
     if not (is_number(max_drop) and max_drop >= 0):
-        return CheckResult(error=f"--max-drop must be a finite number >= 0, got {max_drop!r}")
+        return f"--max-drop must be a finite number >= 0, got {max_drop!r}"
+    if not (is_number(alpha) and 0 < alpha < 1):
+        return f"--alpha must be a number between 0 and 1, got {alpha!r}"
+    return None
+
+
+def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
+            max_drop: float = DEFAULT_MAX_DROP, alpha: float = ALPHA) -> CheckResult:
+    """Compare two leaderboards (or run directories) per task and metric over shared prompts."""
+    error = settings_error(max_drop, alpha)
+    if error is not None:
+        return CheckResult(error=error)
     try:
         old, new = _load(baseline), _load(candidate)
     except LeaderboardError as error:
         return CheckResult(error=str(error))
-    return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}")
+    return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}", alpha)
 
 
 def compare_boards(old: dict, new: dict, metrics: list[str] | None = None, max_drop: float = DEFAULT_MAX_DROP,
-                   where: str = "the two leaderboards") -> CheckResult:
+                   where: str = "the two leaderboards", alpha: float = ALPHA) -> CheckResult:
     """The check of two loaded leaderboards: every comparison, the gated ones with Holm-adjusted p-values.
 
-    ``where`` names the inputs in errors (no model in both, nothing to gate).
+    ``where`` names the inputs in errors (no model in both, nothing to gate, a gated metric without a direction).
     """
     pairs = _pairs(old, new)
     if not pairs:
         return CheckResult(error=f"no model appears in both {where}")
-    comparisons = [c for old_row, new_row in pairs for c in _compare_rows(old_row, new_row, metrics, max_drop)]
+    undirected = _undirected(pairs, metrics)
+    if undirected:
+        return CheckResult(error=f"metric(s) {', '.join(undirected)} in {where} have no direction (neither higher nor "
+                                 "lower is better), so no change of theirs is a regression; gate another metric")
+    comparisons = [c for old_row, new_row in pairs for c in _compare_rows(old_row, new_row, metrics, max_drop, alpha)]
     if not any(c.selected for c in comparisons):
         wanted = f" for metric(s) {', '.join(metrics)}" if metrics else " for its primary metric" if comparisons else ""
         return CheckResult(error=f"no common task with shared prompts{wanted} in {where}")
     gated = [i for i, c in enumerate(comparisons) if c.gated]
     for i, adjusted in zip(gated, holm_adjusted([comparisons[i].p for i in gated])):
         comparisons[i] = replace(comparisons[i], p_holm=adjusted)
-    return CheckResult(comparisons, metrics=tuple(dict.fromkeys(metrics or ())))
+    return CheckResult(comparisons, metrics=tuple(dict.fromkeys(metrics or ())), alpha=alpha)
 
 
 def check_table(result: CheckResult) -> Table:
     """A rich table of every comparison: gated ones 'ok' or 'REGRESSION' (red) with their Holm-adjusted p,
     the others 'reported', and a chosen metric of an unreliable judge 'not gated'."""
     table = Table(title="regression check (candidate vs. baseline, paired over shared prompts)", title_justify="left")
-    for name in ("task", "metric", "model", "n", "baseline", "candidate", "change", "p", "p (Holm)", "verdict"):
-        table.add_column(name, justify="left" if name in ("task", "metric", "model", "verdict") else "right",
+    for name in ("task", "metric", "better", "model", "n", "baseline", "candidate", "change", "p", "p (Holm)",
+                 "verdict"):
+        table.add_column(name, justify="left" if name in ("task", "metric", "better", "model", "verdict") else "right",
                          no_wrap=name == "verdict", min_width=10 if name == "verdict" else None)
     for c in result.comparisons:
         model = c.candidate_model
@@ -197,8 +233,8 @@ def check_table(result: CheckResult) -> Table:
             verdict = Text("not gated", style="yellow")
         elif not c.selected:
             verdict = Text("reported", style="dim")
-        table.add_row(Text(c.task), Text(label(c.metric)), Text(model), str(c.n_pairs), number(c.baseline), number(c.candidate),
-                      f"{-c.drop:+.3g}", f"{c.p:.2g}", "–" if c.p_holm is None else f"{c.p_holm:.2g}", verdict)
+        table.add_row(Text(c.task), Text(label(c.metric)), "higher" if c.higher_is_better else "lower", Text(model),
+                      str(c.n_pairs), number(c.baseline), number(c.candidate), f"{c.candidate - c.baseline:+.3g}", f"{c.p:.2g}", "–" if c.p_holm is None else f"{c.p_holm:.2g}", verdict)
     return table
 
 
@@ -206,7 +242,8 @@ def gate_summary(result: CheckResult) -> Text:
     """One line saying what was gated and how (metric names come from users: Text, never markup)."""
     what = ("metric(s) " + ", ".join(result.metrics) + " (named with --metric)" if result.metrics
             else "each task's primary metric")
-    return Text(f"gated: {what}, {len(result.gated)} comparison(s), Holm-corrected at p < {ALPHA}; "
+    return Text(f"gated: {what}, {len(result.gated)} comparison(s), Holm-corrected at p < {result.alpha}, "
+                "a regression where the candidate is worse in the metric's direction (column 'better'); "
                 "the other metrics are reported, not gated")
 
 
@@ -234,12 +271,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="metric to gate on instead of each task's primary metric (repeatable); "
                              "the other scores are reported, not gated")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
-                        help="tolerated drop as a fraction of the baseline mean, finite and >= 0 (default %(default)s)")
+                        help="tolerated worsening (a drop, or a rise where lower is better) as a fraction of the "
+                             "baseline mean, finite and >= 0 (default %(default)s)")
+    parser.add_argument("--alpha", type=float, default=ALPHA,
+                        help="significance level of the Holm-corrected paired tests, in (0, 1) (default %(default)s)")
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     args = parser.parse_args(argv)
 
     def command() -> int:
-        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop)
+        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop, args.alpha)
         print_check(result)
         return result.exit_code
 
