@@ -96,26 +96,3 @@ def cpu_computes_bf16() -> bool:
 
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-
-
-PACKED_HEAD_MAX_ROWS = 16
-"""Up to this many rows the prepacked output layer was faster; at 32 MKL's was (bench_decode_step.py)."""
-
-
-def prepacked_output_layer(model):
-    """A CPU fp32 model's output layer for oneDNN with its weight prepacked, or None where that does not apply.
-
-    The output layer (vocabulary x hidden: 49152 x 576 in SmolLM2-135M) is a decode step's largest
-    matmul. On the 2-core AVX2 machine oneDNN's prepacked GEMM made a whole step 1.1-1.3x faster than
-    MKL's for 2-16 rows and 0.9x at 32 (benchmarks/bench_decode_step.py). Same fp32 arithmetic, summed
-    in another order: logits move by about 1e-5.
-    """
-    import torch
-
-    head = model.get_output_embeddings()
-    if (type(head) is not torch.nn.Linear or head.weight.device.type != "cpu" or head.weight.dtype != torch.float32
-            or not torch.backends.mkldnn.is_available()):
-        return None
-    from torch.utils import mkldnn
-
-    return mkldnn.to_mkldnn(head)

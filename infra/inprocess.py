@@ -7,13 +7,14 @@ call, requests with different sampling cannot share one, and a batch's tail deco
 at a time; measured in `benchmarks/bench_synthesis.py`, that left the pipeline at about a third of
 the batched ceiling.
 
-So one worker thread owns a decode loop. Every step it admits waiting requests into free rows (one
-left-padded prefill, then their key/value cache is left-padded to the running cache's length and
-stacked under it), runs one forward pass for all rows, and picks each row's next token with that
-row's own sampling (temperature, top-k, top-p, repetition penalty, or greedy). A row leaves as
-soon as it hits EOS, a stop string, max_tokens or the end of its JSON schema; its caller's future
-resolves at once. Positions are passed per row, so padding never shifts a row's rotary positions.
-This needs a model whose forward takes `position_ids` and a `DynamicCache` (Llama, Qwen, Mistral and SmolLM2 do).
+So one worker thread owns a decode loop (the scheduler, this module). Every step it drops the rows
+whose callers stopped waiting, admits waiting requests into free rows (one packed prefill, each row
+with its own key/value cache), runs one forward pass for all rows (`infra.decoder`), and picks each
+row's next token with that row's own sampling (`infra.sampler`). A row leaves as soon as it hits
+EOS, a stop string, max_tokens or the end of its JSON schema; its caller's future resolves at once.
+
+A seeded request gets the same text whatever else is in flight, in fp32 and in bf16: the forward
+pass and the sampler compute each row as if it were alone (`infra.decoder` says how).
 
 A request with `json_schema` gets its own llguidance matcher (`infra.structured`): each step its
 row's logits are masked to the tokens the schema allows, then the chosen token is fed back to
@@ -22,16 +23,15 @@ n best alternatives', read from the distribution the token was drawn from: logit
 repetition penalty and the schema mask, then for sampled rows after temperature, top-k and top-p
 (tokens those cut have no probability and are never listed); greedy rows use temperature 1.
 
-Callers stay plain async code: `chat`/`complete` queue a request and await a future. `torch_threads`
-sets torch's process-wide thread count: on a shared 2-core machine one thread is ~10x faster than
-two that fight other processes for the cores.
+Callers stay plain async code: `chat`/`complete` queue a request and await a future; cancelling the
+await (a timeout, Ctrl-C, a pipeline that has enough) takes the row out at the next step, and a
+request still queued is never prefilled. `torch_threads` sets torch's process-wide thread count: on
+a shared 2-core machine one thread is ~10x faster than two that fight other processes for the cores.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import math
 import queue
 import threading
 import time
@@ -39,20 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
 from infra.backend import Completion, TokenLogprob, truncate_at_stop
-from infra.compute import (
-    PACKED_HEAD_MAX_ROWS,
-    check_precision,
-    prepacked_output_layer,
-    torch_threads,
-    use_bf16,
-)
+from infra.compute import check_precision, torch_threads, use_bf16
+from infra.decoder import InvariantDecoder, RowCache
+from infra.sampler import TokenSampler
 from infra.sampling import SamplingConfig
 from infra.structured import SchemaGuide
+
+PREFILL_TOKENS = 8192
+"""Prompt tokens per prefill forward at most: bounds the activations a crowd of long prompts allocates."""
 
 
 @dataclass
@@ -99,10 +96,12 @@ class _Request:
 
 @dataclass
 class _Row:
-    """A request being decoded and the tokens it produced so far."""
+    """A request being decoded: its cache, the tokens it produced so far, and the one it feeds next."""
 
     request: _Request
     generator: object | None  # torch.Generator for a seeded request
+    cache: RowCache
+    seen: torch.Tensor  # token ids the repetition penalty applies to (prompt and output, each once)
     tokens: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None  # filled when the request asks for top_logprobs
     schema_done: bool = False  # the JSON schema is complete and allows nothing more
@@ -128,69 +127,8 @@ class DecodeStats:
     rows_decoded: int = 0
     """Sum over decode steps of the rows in the batch: rows_decoded / decode_steps is the mean occupancy."""
     decode_seconds: float = 0.0
-
-
-class SpareRoomLayer(DynamicLayer):
-    """A DynamicLayer that appends into spare room instead of concatenating.
-
-    transformers' DynamicLayer copies the whole cache to append one position; at 16 rows of
-    ~1,000-token Extender prompts that copy costs about as much as the forward pass itself.
-    """
-
-    spare = 256  # positions allocated ahead; each reallocation copies the cache once
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-            self.room = None
-        length = self.get_seq_length()
-        needed = length + key_states.shape[-2]
-        in_room = (self.room is not None and length > 0 and self.keys.data_ptr() == self.room[0].data_ptr()
-                   and self.keys.shape[0] == key_states.shape[0] and self.room[0].shape[-2] >= needed)
-        if not in_room:  # first use, the rows were regrouped from outside, or the room is full
-            shape = (*key_states.shape[:2], needed + self.spare, key_states.shape[-1])
-            self.room = tuple(torch.empty(shape, dtype=key_states.dtype, device=key_states.device) for _ in "kv")
-            if length:
-                self.room[0][:, :, :length] = self.keys
-                self.room[1][:, :, :length] = self.values
-        self.room[0][:, :, length:needed] = key_states
-        self.room[1][:, :, length:needed] = value_states
-        self.keys, self.values = self.room[0][:, :, :needed], self.room[1][:, :, :needed]
-        return self.keys, self.values
-
-
-class SpareRoomCache(DynamicCache):
-    """A DynamicCache made of SpareRoomLayers."""
-
-    def __init__(self) -> None:
-        Cache.__init__(self, layer_class_to_replicate=SpareRoomLayer)
-
-
-def warp_top_k_top_p(scores, temperature, top_k: list[int], top_p):
-    """Per-row temperature, top-k and top-p over each row's k best tokens: (values, token ids).
-
-    `scores` is [rows, vocab]; `temperature` and `top_p` are [rows] tensors, `top_k` one int per row.
-    Keeps the same tokens as transformers' Temperature -> TopK -> TopP warpers (up to ties at the k-th
-    score), but sorts only max(top_k) candidates instead of the whole vocabulary: with SmolLM2's
-    49k-token vocabulary and 16 rows that is about 3 ms instead of about 50 ms per step on one core.
-    Dropped candidates get -inf.
-    """
-    widest = min(max(top_k), scores.size(-1))
-    values, indices = scores.topk(widest, dim=-1)  # sorted, best first
-    values = values / temperature.unsqueeze(-1)
-    rank = torch.arange(widest, device=scores.device).unsqueeze(0)
-    values = values.masked_fill(rank >= torch.tensor(top_k, device=scores.device).unsqueeze(-1), -float("inf"))
-    probs = values.softmax(dim=-1)
-    drop = (probs.cumsum(dim=-1) - probs) >= top_p.unsqueeze(-1)
-    drop[..., 0] = False
-    return values.masked_fill(drop, -float("inf")), indices
-
-
-def penalize_repeats(scores, seen, penalty):
-    """transformers' repetition penalty per row: seen tokens' positive logits divided, negative multiplied."""
-    penalty = penalty.unsqueeze(-1)
-    penalized = torch.where(scores > 0, scores / penalty, scores * penalty)
-    return torch.where(seen, penalized, scores)
+    cancelled: int = 0
+    """Requests whose callers stopped waiting: dropped from the queue or from the batch."""
 
 
 class InProcessBackend:
@@ -221,14 +159,12 @@ class InProcessBackend:
 
             model = PeftModel.from_pretrained(model, config.adapter).merge_and_unload()
         self.model = model.to(device).eval()
-        self._heads = (self.model.get_output_embeddings(), prepacked_output_layer(self.model))
+        self.decoder = InvariantDecoder(self.model)
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos])
-        self._default_top_k = self.model.generation_config.top_k or self.model.config.vocab_size
-        # transformers renamed forward's `past_key_values` to `cache` (5.24); take whichever this version has.
-        self._cache_argument = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._sampler = TokenSampler(self.tokenizer, self.model.generation_config.top_k or self.model.config.vocab_size)
         self._add_bos = self._tokenizer_adds_bos()
         self._guide = SchemaGuide(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
         self.stats = DecodeStats()
@@ -298,12 +234,8 @@ class InProcessBackend:
         return bos is not None and self.tokenizer("a")["input_ids"][:1] == [bos]
 
     def _clear_batch(self) -> None:
-        """No rows: the running batch's cache, attention mask and per-row tensors are empty."""
+        """No rows: every request in flight is gone, and so are their caches."""
         self._rows: list[_Row] = []
-        self._cache = None  # a DynamicCache: per layer keys and values, each [rows, heads, length, head_dim]
-        self._mask = None  # [rows, length]: 1 where the cache holds a real token
-        self._seen = None  # [rows, vocab] bool: tokens the repetition penalty applies to
-        self._next = None  # [rows] the token each row feeds next (sampled, not yet in the cache)
 
     def _serve(self) -> None:
         while True:
@@ -312,16 +244,19 @@ class InProcessBackend:
                 self._fail(arrivals, _closed_error())
                 return
             try:
-                if arrivals:
-                    self._admit(arrivals)
-                if self._rows:
-                    self._decode_step()
+                with torch.inference_mode():
+                    if arrivals:
+                        self._admit(arrivals)
+                    self._drop_abandoned()
+                    if self._rows:
+                        self._decode_step()
             except Exception as error:  # the callers get the failure; the worker keeps serving
                 self._fail([row.request for row in self._rows] + arrivals, error)
                 self._clear_batch()
 
     def _take_arrivals(self) -> tuple[list[_Request], bool]:
-        """Requests for the free rows: block while idle, then gather companions for batch_wait_s."""
+        """Requests for the free rows: block while idle, then gather companions for batch_wait_s.
+        A request whose caller stopped waiting is dropped here, before any prefill."""
         free = self.config.max_batch_size - len(self._rows)
         arrivals: list[_Request] = []
         deadline = None
@@ -338,159 +273,73 @@ class InProcessBackend:
                 break
             if item is _SHUTDOWN:
                 return arrivals, True
+            if item.future.done():  # cancelled while queued
+                self.stats.cancelled += 1
+                continue
             arrivals.append(item)
         return arrivals, False
 
+    def _drop_abandoned(self) -> None:
+        """Take out the rows whose callers cancelled their await; nobody reads what they would write."""
+        keep = [row for row in self._rows if not row.request.future.done()]
+        self.stats.cancelled += len(self._rows) - len(keep)
+        self._rows = keep
+
     def _admit(self, arrivals: list[_Request]) -> None:
-        """Prefill the arrivals together, sample their first tokens, and stack their rows under the batch."""
+        """Prefill the arrivals' prompts, each into its own cache, and pick their first tokens."""
         started = time.perf_counter()
         self.stats.prefill_sizes.append(len(arrivals))
-        device = self.model.device
-        # Arrivals with the same prompt (the n samples of one instruction) share one prefill row.
+        # Arrivals with the same prompt (the n samples of one instruction) share one prefill.
         distinct: dict[tuple[int, ...], int] = {}
         row_of = [distinct.setdefault(tuple(r.prompt_ids), len(distinct)) for r in arrivals]
         prompts = [list(prompt) for prompt in distinct]
         self.stats.prefill_tokens += sum(len(p) for p in prompts)
-        padded = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(device)
-        mask = padded["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = SpareRoomCache()
-        self._use_output_layer_for(len(prompts))
-        with torch.inference_mode():
-            output = self.model(
-                input_ids=padded["input_ids"], attention_mask=mask, position_ids=positions,
-                use_cache=True, logits_to_keep=1, **{self._cache_argument: cache},
-            )
-        logits = output.logits
-        if len(prompts) < len(arrivals):
-            order = torch.tensor(row_of, device=device)
-            for layer in cache.layers:
-                layer.keys, layer.values = layer.keys.index_select(0, order), layer.values.index_select(0, order)
-            padded = {"input_ids": padded["input_ids"][order]}
-            mask, logits = mask[order], logits[order]
-        # Each row's prompt tokens count as seen; padding columns repeat the row's last (real) token.
-        real_ids = torch.where(mask.bool(), padded["input_ids"], padded["input_ids"][:, -1:])
-        seen = torch.zeros(len(arrivals), self.model.config.vocab_size, dtype=torch.bool, device=device)
-        seen.scatter_(1, real_ids, True)
-        rows = [_Row(request, _seeded_generator(request.sampling, device),
-                     logprobs=None if request.sampling.top_logprobs is None else []) for request in arrivals]
-        self._stack(rows, cache, mask, seen)
-        first = len(self._rows) - len(rows)
-        self._pick_next(logits[:, -1, :].float(), range(first, len(self._rows)))
-        self.stats.prefill_seconds += time.perf_counter() - started
-
-    def _stack(self, rows: list[_Row], cache, mask, seen) -> None:
-        """Append rows below the batch, left-padding whichever cache is shorter."""
-        if not self._rows:
-            self._rows, self._cache, self._mask, self._seen = rows, cache, mask, seen
-            self._next = torch.zeros(len(rows), dtype=torch.long, device=mask.device)
-            return
-        length = max(self._mask.size(1), mask.size(1))
-        for old, new in zip(self._cache.layers, cache.layers):
-            old.keys = torch.cat([_left_pad(old.keys, length), _left_pad(new.keys, length)])
-            old.values = torch.cat([_left_pad(old.values, length), _left_pad(new.values, length)])
-        self._mask = torch.cat([_left_pad(self._mask, length), _left_pad(mask, length)])
-        self._seen = torch.cat([self._seen, seen])
-        self._next = torch.cat([self._next, torch.zeros(len(rows), dtype=torch.long, device=mask.device)])
+        caches = [self.decoder.new_cache() for _ in prompts]
+        logits = torch.cat([self.decoder.forward([(caches[i], prompts[i]) for i in group], prefill=True)
+                            for group in _token_bounded_groups([len(p) for p in prompts], PREFILL_TOKENS)])
+        device = logits.device
+        taken: set[int] = set()
+        rows = []
+        for request, prompt in zip(arrivals, row_of):
+            cache = caches[prompt] if prompt not in taken else caches[prompt].copy()
+            taken.add(prompt)
+            rows.append(_Row(request, _seeded_generator(request.sampling, device), cache,
+                             seen=torch.tensor(sorted(set(request.prompt_ids)), dtype=torch.long, device=device),
+                             logprobs=None if request.sampling.top_logprobs is None else []))
         self._rows = self._rows + rows
+        self.stats.prefill_seconds += time.perf_counter() - started
+        self._pick_next(logits[row_of], rows)
 
     def _decode_step(self) -> None:
-        """Feed every row its next token, then pick the following one."""
+        """Feed every row its last token, then pick the following one."""
         started = time.perf_counter()
         self.stats.decode_steps += 1
         self.stats.rows_decoded += len(self._rows)
-        mask = torch.cat([self._mask, torch.ones_like(self._mask[:, :1])], dim=1)
-        positions = self._mask.sum(dim=1, keepdim=True)
-        self._use_output_layer_for(len(self._rows))
-        with torch.inference_mode():
-            output = self.model(
-                input_ids=self._next.unsqueeze(-1), attention_mask=mask, position_ids=positions,
-                use_cache=True, **{self._cache_argument: self._cache},
-            )
-        self._mask = mask
-        self._pick_next(output.logits[:, -1, :].float(), range(len(self._rows)))
+        rows = list(self._rows)
+        logits = self.decoder.forward([(row.cache, row.tokens[-1:]) for row in rows], prefill=False)
+        self._pick_next(logits, rows)
         self.stats.decode_seconds += time.perf_counter() - started
 
-    def _use_output_layer_for(self, rows: int) -> None:
-        """The prepacked output layer (CPU fp32) up to PACKED_HEAD_MAX_ROWS rows, the model's own beyond."""
-        plain, packed = self._heads
-        head = packed if packed is not None and rows <= PACKED_HEAD_MAX_ROWS else plain
-        if self.model.get_output_embeddings() is not head:
-            self.model.set_output_embeddings(head)
-
-    def _pick_next(self, logits, row_indices: range) -> None:
-        """Choose the next token of the given rows, record it, and retire the rows that finished."""
-        rows = [self._rows[i] for i in row_indices]
-        index = torch.tensor(list(row_indices), device=logits.device)
-        penalty = torch.tensor([r.request.sampling.repetition_penalty or 1.0 for r in rows], device=logits.device)
-        scores = penalize_repeats(logits, self._seen[index], penalty)
+    def _pick_next(self, logits, rows: list[_Row]) -> None:
+        """Choose each row's next token from its logits row, record it, and retire the rows that finished."""
         guided = [i for i, r in enumerate(rows) if r.matcher is not None]
         if guided:
-            self._guide.mask(scores, guided, [rows[i].matcher for i in guided])
-        chosen = scores.argmax(dim=-1)
-        # Per row asking for logprobs: (log-probs, token ids) of the distribution its token came from.
-        sampled = [i for i, r in enumerate(rows) if r.request.sampling.do_sample]
-        drawn_from = {i: (scores[i].log_softmax(-1), None) for i, r in enumerate(rows)
-                      if r.logprobs is not None and not r.request.sampling.do_sample}
-        if sampled:
-            values, candidates = self._warp(scores[sampled], [rows[i] for i in sampled])
-            picks = self._draw(values.softmax(dim=-1), [rows[i] for i in sampled])
-            chosen[sampled] = candidates.gather(-1, picks.unsqueeze(-1)).squeeze(-1)
-            for position, i in enumerate(sampled):
-                if rows[i].logprobs is not None:
-                    drawn_from[i] = (values[position].log_softmax(-1), candidates[position])
-        self._next[index] = chosen
-        self._seen[index, chosen] = True
+            self._guide.mask(logits, guided, [rows[i].matcher for i in guided])
         finished = []
-        for i, (row, token) in enumerate(zip(rows, chosen.tolist())):
+        for row, row_logits in zip(rows, logits):
+            choice = self._sampler.choose(row_logits, row.request.sampling, row.seen, row.generator)
+            token = choice.token
             row.tokens.append(token)
-            if i in drawn_from:
-                row.logprobs.append(self._token_logprob(token, row.request.sampling.top_logprobs, *drawn_from[i]))
+            if not bool((row.seen == token).any()):
+                row.seen = torch.cat([row.seen, row.seen.new_tensor([token])])
+            if row.logprobs is not None:
+                row.logprobs.append(choice.logprob)
             if row.matcher is not None and token not in self._eos_ids:
                 row.schema_done = self._guide.advance(row.matcher, token)
             if self._row_finished(row):
                 finished.append(row)
         if finished:
             self._retire(finished)
-
-    def _warp(self, scores, rows: list[_Row]):
-        """The sampled rows' candidates after temperature, top-k and top-p: (values, token ids)."""
-        settings = [r.request.sampling for r in rows]
-        temperature = torch.tensor([s.temperature for s in settings], device=scores.device)
-        top_p = torch.tensor([s.top_p for s in settings], device=scores.device)
-        top_k = [s.top_k or self._default_top_k for s in settings]
-        return warp_top_k_top_p(scores, temperature, top_k, top_p)
-
-    @staticmethod
-    def _draw(probs, rows: list[_Row]):
-        """One candidate position per row; a seeded row draws from its own generator."""
-        picks = torch.empty(len(rows), dtype=torch.long, device=probs.device)
-        unseeded = [i for i, r in enumerate(rows) if r.generator is None]
-        if unseeded:
-            picks[unseeded] = torch.multinomial(probs[unseeded], 1).squeeze(-1)
-        for i, row in enumerate(rows):
-            if row.generator is not None:
-                picks[i] = torch.multinomial(probs[i], 1, generator=row.generator)[0]
-        return picks
-
-    def _token_logprob(self, token: int, top_n: int, logprobs, token_ids) -> TokenLogprob:
-        """`token`'s log-probability and the `top_n` best finite alternatives, from a distribution over
-        the vocabulary (`token_ids` None) or over candidate `token_ids`. Alternatives that decode to the
-        same text (byte pieces of one character) share an entry holding their summed probability."""
-        best = logprobs.topk(min(top_n, logprobs.numel()))
-        if token_ids is None:
-            chosen = float(logprobs[token])
-            best_ids = best.indices.tolist()
-        else:
-            chosen = float(logprobs[(token_ids == token).nonzero()[0, 0]])
-            best_ids = token_ids[best.indices].tolist()
-        top: dict[str, float] = {}
-        for token_id, value in zip(best_ids, best.values.tolist()):
-            if value == -math.inf:
-                break
-            text = self.tokenizer.decode([token_id])
-            top[text] = _log_add(top[text], value) if text in top else value
-        return TokenLogprob(self.tokenizer.decode([token]), chosen, top)
 
     def _row_finished(self, row: _Row) -> bool:
         sampling = row.request.sampling
@@ -503,24 +352,13 @@ class InProcessBackend:
         return truncate_at_stop(self.tokenizer.decode(row.tokens[-window:], skip_special_tokens=True), sampling.stop)[1]
 
     def _retire(self, finished: list[_Row]) -> None:
-        """Resolve the finished rows' futures and drop them (and the cache columns nobody needs)."""
+        """Resolve the finished rows' futures and drop them with their caches."""
         done = {id(row) for row in finished}
         for row in finished:
             completion = completion_from_tokens(row.tokens, len(row.request.prompt_ids), row.request.sampling,
                                                 self.tokenizer, self._eos_ids, row.logprobs, row.schema_done)
             _settle_in_loop(row.request, _resolve, completion)
-        keep = [i for i, row in enumerate(self._rows) if id(row) not in done]
-        if not keep:
-            self._clear_batch()
-            return
-        index = torch.tensor(keep, device=self._mask.device)
-        mask = self._mask[index]
-        start = int(mask.any(dim=0).int().argmax())  # leading columns that are padding for every row left
-        for layer in self._cache.layers:
-            layer.keys, layer.values = layer.keys[index, :, start:], layer.values[index, :, start:]
-        self._mask = mask[:, start:]
-        self._seen, self._next = self._seen[index], self._next[index]
-        self._rows = [self._rows[i] for i in keep]
+        self._rows = [row for row in self._rows if id(row) not in done]
 
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:
@@ -528,14 +366,18 @@ class InProcessBackend:
             _settle_in_loop(request, _reject, error)
 
 
-def _left_pad(tensor, length: int):
-    """Zeros before the sequence dimension's start so it has `length` entries (dim 1 of a mask, dim 2 of a cache)."""
-    seq_dim = 1 if tensor.dim() == 2 else 2
-    missing = length - tensor.size(seq_dim)
-    if missing == 0:
-        return tensor
-    pad = [0, 0] * (tensor.dim() - 1 - seq_dim) + [missing, 0]
-    return F.pad(tensor, pad)
+def _token_bounded_groups(lengths: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices grouped so that each group's lengths add up to at most `budget` (a longer
+    one alone)."""
+    groups: list[list[int]] = []
+    total = 0
+    for index, length in enumerate(lengths):
+        if not groups or total + length > budget:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += length
+    return groups
 
 
 def _closed_error() -> RuntimeError:
@@ -569,11 +411,6 @@ def completion_from_tokens(
         completion_tokens=len(tokens),
         logprobs=None if logprobs is None else logprobs[: len(shown)],
     )
-
-
-def _log_add(a: float, b: float) -> float:
-    """log(exp(a) + exp(b)) without overflow."""
-    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
 
 
 def _settle_in_loop(request: _Request, settle, value) -> None:

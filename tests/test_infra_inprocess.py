@@ -10,12 +10,8 @@ import time
 import pytest
 
 from infra.backend import TextBackend, truncate_at_stop
-from infra.inprocess import (
-    InProcessBackend,
-    InProcessConfig,
-    completion_from_tokens,
-    warp_top_k_top_p,
-)
+from infra.inprocess import InProcessBackend, InProcessConfig, completion_from_tokens
+from infra.sampler import warp_top_k_top_p
 from infra.sampling import SamplingConfig
 from tests.schemas import JUDGE_SCHEMA, follows_judge_schema
 
@@ -82,23 +78,6 @@ def test_max_batch_size_splits_a_crowd(tiny_model_dir):
         gather(*(small.complete(p, GREEDY) for p in PROMPTS))
         assert small.stats.prefill_sizes == [2, 1]
         assert small.stats.rows_decoded <= 2 * small.stats.decode_steps
-
-
-def test_the_prepacked_output_layer_serves_up_to_16_rows_and_the_models_own_beyond(tiny_model_dir, monkeypatch):
-    fp32 = InProcessConfig(tiny_model_dir, max_batch_size=32, torch_threads=1, precision="fp32")  # prepacking is fp32-only
-    with InProcessBackend(fp32) as engine:
-        plain, packed = engine._heads
-        assert packed is not None and type(packed) is not type(plain)
-        used = []
-        forward = engine.model.forward
-        monkeypatch.setattr(engine.model, "forward", lambda *a, **k: used.append(engine.model.get_output_embeddings())
-                            or forward(*a, **k))
-        one = SamplingConfig(max_tokens=2)
-        gather(engine.complete(PROMPTS[0], one))
-        assert used and all(head is packed for head in used)
-        used.clear()
-        gather(*(engine.complete(f"{PROMPTS[0]} {i}", one) for i in range(17)))
-        assert any(head is plain for head in used)  # the steps with all 17 rows
 
 
 def test_arrivals_with_the_same_prompt_are_prefilled_once_and_decode_as_if_alone(backend):
@@ -263,10 +242,10 @@ def test_truncate_at_stop_uses_the_earliest_stop_string():
 
 
 def test_a_failing_forward_reaches_the_caller_and_the_worker_survives(backend, monkeypatch):
-    def broken_forward(**kwargs):
+    def broken_forward(*args, **kwargs):
         raise RuntimeError("injected forward failure")
 
-    monkeypatch.setattr(backend.model, "forward", broken_forward)
+    monkeypatch.setattr(backend.decoder, "forward", broken_forward)
     with pytest.raises(RuntimeError, match="injected forward failure"):
         gather(backend.complete(PROMPTS[0], GREEDY))
     monkeypatch.undo()

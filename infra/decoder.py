@@ -1,0 +1,248 @@
+"""A batch-invariant forward pass for Llama-family checkpoints: a row's numbers never depend on its neighbours.
+
+Why: with continuous batching, which rows share a step depends on timing. A plain batched forward
+sums each row's products in an order that depends on how many rows there are (oneDNN and MKL pick
+their kernels by shape, and attention reduces over the batch's padded length), so on a bf16 CPU a
+seeded answer changed with whatever else was in flight. Here, as in vLLM's and SGLang's
+batch-invariant modes:
+- every matmul runs on tiles of exactly `tile_rows` rows (the last tile zero-padded): a kernel of one
+  fixed shape gives a row the same sums wherever it sits in the tile (tests/test_infra_decoder.py);
+- attention is computed per row, over that row's own keys: no padding, no neighbour;
+- the rows' new tokens are packed into one sequence, so nobody is padded to the longest.
+Prompt tokens and generated tokens use tiles of their own sizes, each always the same, so a token's
+arithmetic depends only on its own row.
+
+Each row keeps its own key/value cache (`RowCache`), grown in place: admitting or retiring a row never
+copies another. The model's own modules supply the weights, norms, rotary embedding and activation;
+only the wiring is ours, which is why only Llama-shaped decoders (Llama, SmolLM2, Mistral without a
+sliding window, Qwen2, Qwen3) are taken.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+DECODE_TILE_ROWS = 16
+"""Rows per matmul for generated tokens: one AMX tile; a 1-16 row step pays for 16 (benchmarks/bench_decode_step.py)."""
+
+PREFILL_TILE_ROWS = 64
+"""Rows per matmul for prompt tokens: prompts are long, and fewer calls stream the weights fewer times."""
+
+HEAD_TILE_ROWS = 64
+"""Rows per output-layer matmul: its weight (vocabulary x hidden) is streamed from memory once per call,
+so one call of 64 rows costs about what one of 16 does."""
+
+
+class UnsupportedModel(ValueError):
+    """The checkpoint is not a decoder this forward knows how to wire."""
+
+
+class TiledLinear:
+    """`x @ W.T + b` computed on tiles of a fixed number of rows, so each row meets one kernel shape.
+
+    On a CPU the weight is prepacked for oneDNN once (what torch.compile's CPU freezing does): a packed
+    call does not reorder the weight again, which made tiles as cheap as one plain call. Where oneDNN
+    cannot take the weight (a CPU without bf16 instructions, a GPU) the plain `F.linear` runs the tiles.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, pack_rows: int) -> None:
+        self.weight, self.bias, self.out_features = weight, bias, weight.shape[0]
+        self.packed = _prepack(weight, bias, pack_rows)
+
+    def __call__(self, x: torch.Tensor, tile_rows: int) -> torch.Tensor:
+        rows = x.shape[0]
+        spare = -rows % tile_rows
+        if spare:
+            x = torch.cat([x, x.new_zeros(spare, x.shape[1])])
+        out = x.new_empty(rows + spare, self.out_features)
+        for start in range(0, rows + spare, tile_rows):
+            out[start:start + tile_rows] = self._tile(x[start:start + tile_rows])
+        return out[:rows]
+
+    def _tile(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+
+def _prepack(weight, bias, pack_rows: int):
+    """The weight reordered for oneDNN, or None where that path does not run (checked on one tile)."""
+    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, pack_rows)
+        probe = torch.ops.mkldnn._linear_pointwise(
+            weight.new_ones(pack_rows, weight.shape[1]), packed, bias, "none", [], "")
+    except (RuntimeError, AttributeError):
+        return None
+    return packed if probe.shape == (pack_rows, weight.shape[0]) else None
+
+
+class RowCache:
+    """One request's keys and values for every layer, each [kv_heads, capacity, head_dim], grown in place.
+
+    Growth copies this row only, `growth` positions at a time; nothing else in the batch moves.
+    """
+
+    growth = 256
+
+    def __init__(self, layers: int) -> None:
+        self.length = 0
+        self.keys: list[torch.Tensor | None] = [None] * layers
+        self.values: list[torch.Tensor | None] = [None] * layers
+
+    def store(self, layer: int, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write `keys`/`values` ([kv_heads, new, head_dim]) after this row's cached positions; return the
+        row's keys and values up to and including them. `length` moves once the whole forward is done."""
+        end = self.length + keys.shape[1]
+        held = self.keys[layer]
+        if held is None or held.shape[1] < end:
+            capacity = end + self.growth
+            grown_k = keys.new_empty(keys.shape[0], capacity, keys.shape[2])
+            grown_v = values.new_empty(values.shape[0], capacity, values.shape[2])
+            if held is not None:
+                grown_k[:, :self.length] = held[:, :self.length]
+                grown_v[:, :self.length] = self.values[layer][:, :self.length]
+            self.keys[layer], self.values[layer] = grown_k, grown_v
+        self.keys[layer][:, self.length:end] = keys
+        self.values[layer][:, self.length:end] = values
+        return self.keys[layer][:, :end], self.values[layer][:, :end]
+
+    def copy(self) -> RowCache:
+        """An independent copy (requests with the same prompt share one prefill, then diverge)."""
+        twin = RowCache(len(self.keys))
+        twin.length = self.length
+        twin.keys = [None if k is None else k.clone() for k in self.keys]
+        twin.values = [None if v is None else v.clone() for v in self.values]
+        return twin
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
+
+
+class _Layer:
+    """One decoder layer's modules, with its projections fused and tiled."""
+
+    def __init__(self, layer, pack_rows: int) -> None:
+        attention, mlp = layer.self_attn, layer.mlp
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        biases = [p.bias for p in projections]
+        qkv_bias = None if all(b is None for b in biases) else torch.cat(
+            [b if b is not None else p.weight.new_zeros(p.out_features) for b, p in zip(biases, projections)])
+        self.qkv = TiledLinear(torch.cat([p.weight for p in projections]), qkv_bias, pack_rows)
+        self.split = [p.out_features for p in projections]
+        self.o = TiledLinear(attention.o_proj.weight, attention.o_proj.bias, pack_rows)
+        self.gate_up = TiledLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), None, pack_rows)
+        self.down = TiledLinear(mlp.down_proj.weight, mlp.down_proj.bias, pack_rows)
+        self.act = mlp.act_fn
+        self.input_norm, self.post_norm = layer.input_layernorm, layer.post_attention_layernorm
+        self.q_norm, self.k_norm = getattr(attention, "q_norm", None), getattr(attention, "k_norm", None)
+        self.scaling = attention.scaling
+
+
+class InvariantDecoder:
+    """Runs a Llama-shaped causal LM over rows of different lengths, each row's arithmetic its own.
+
+    `forward(rows, prefill)` takes (RowCache, new token ids) per row, appends the new tokens to each
+    cache, and returns float32 logits: the last new token's per row for a prefill, every new token's
+    otherwise (one per row in a plain decode step).
+    """
+
+    def __init__(self, model) -> None:
+        check_supported(model)
+        inner, config = model.model, model.config
+        self.embed, self.norm, self.rotary = inner.embed_tokens, inner.norm, inner.rotary_emb
+        self.layers = [_Layer(layer, DECODE_TILE_ROWS) for layer in inner.layers]
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        lm_head = model.get_output_embeddings()
+        self.head = TiledLinear(lm_head.weight, lm_head.bias, HEAD_TILE_ROWS)
+        self.apply_rotary = _rotary_function(model)
+
+    def new_cache(self) -> RowCache:
+        return RowCache(len(self.layers))
+
+    @torch.inference_mode()
+    def forward(self, rows: list[tuple[RowCache, list[int]]], prefill: bool) -> torch.Tensor:
+        tile = PREFILL_TILE_ROWS if prefill else DECODE_TILE_ROWS
+        device = self.embed.weight.device
+        ids = torch.tensor([token for _, tokens in rows for token in tokens], device=device)
+        positions = torch.cat([torch.arange(cache.length, cache.length + len(tokens), device=device)
+                               for cache, tokens in rows])
+        hidden = self.embed(ids)
+        cos, sin = (part[0] for part in self.rotary(hidden, positions.unsqueeze(0)))
+        for index, layer in enumerate(self.layers):
+            attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, tile)
+            hidden = hidden + layer.o(attended, tile)
+            gate, up = layer.gate_up(layer.post_norm(hidden), tile).chunk(2, dim=-1)
+            hidden = hidden + layer.down(layer.act(gate) * up, tile)
+        for cache, tokens in rows:
+            cache.length += len(tokens)
+        if prefill:
+            ends = torch.tensor([len(tokens) for _, tokens in rows], device=device).cumsum(0) - 1
+            hidden = hidden[ends]
+        return self.head(self.norm(hidden), HEAD_TILE_ROWS).float()
+
+    def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, tile: int) -> torch.Tensor:
+        """Self-attention of every row's new tokens over that row's own cache, one row at a time."""
+        tokens = x.shape[0]
+        q, k, v = layer.qkv(x, tile).split(layer.split, dim=-1)
+        q = q.view(tokens, self.heads, self.head_dim)
+        k = k.view(tokens, self.kv_heads, self.head_dim)
+        if layer.q_norm is not None:
+            q, k = layer.q_norm(q), layer.k_norm(k)
+        q, k = self.apply_rotary(q, k, cos, sin, unsqueeze_dim=1)
+        v = v.view(tokens, self.kv_heads, self.head_dim)
+        out = torch.empty_like(q)
+        start = 0
+        for cache, new in rows:
+            end = start + len(new)
+            keys, values = cache.store(index, k[start:end].transpose(0, 1), v[start:end].transpose(0, 1))
+            out[start:end] = _row_attention(q[start:end].transpose(0, 1), keys, values, cache.length,
+                                            layer.scaling).transpose(0, 1)
+            start = end
+        return out.view(tokens, self.heads * self.head_dim)
+
+
+def _row_attention(q, keys, values, past: int, scaling: float) -> torch.Tensor:
+    """One row's attention: `q` [heads, new, dim] over `keys`/`values` [kv_heads, past + new, dim].
+
+    The new tokens see every cached position and, among themselves, the ones before them.
+    """
+    new = q.shape[1]
+    mask = None
+    if new > 1:
+        mask = torch.ones(new, past + new, dtype=torch.bool, device=q.device).tril(diagonal=past)
+    return F.scaled_dot_product_attention(q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), attn_mask=mask,
+                                          scale=scaling, enable_gqa=keys.shape[0] != q.shape[0])[0]
+
+
+def check_supported(model) -> None:
+    """Refuse, in one line, a checkpoint whose decoder this forward cannot wire exactly."""
+    config, name = model.config, type(model).__name__
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    needed = ("embed_tokens", "norm", "rotary_emb")
+    if inner is None or layers is None or not all(hasattr(inner, part) for part in needed):
+        raise UnsupportedModel(f"the in-process engine runs Llama-shaped decoders (Llama, SmolLM2, Mistral, Qwen2, "
+                               f"Qwen3); {name} is not one: serve it with server.kind: vllm or transformers")
+    for layer in layers:
+        attention, mlp = getattr(layer, "self_attn", None), getattr(layer, "mlp", None)
+        parts = [getattr(attention, p, None) for p in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        parts += [getattr(mlp, p, None) for p in ("gate_proj", "up_proj", "down_proj")]
+        if not all(isinstance(p, torch.nn.Linear) for p in parts) or not hasattr(mlp, "act_fn"):
+            raise UnsupportedModel(f"the in-process engine runs Llama-shaped decoders; {name}'s layers are not "
+                                   f"(serve it with server.kind: vllm or transformers)")
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        raise UnsupportedModel(f"the in-process engine has no sliding-window attention ({name} uses a window of "
+                               f"{config.sliding_window}): serve it with server.kind: vllm or transformers")
+
+
+def _rotary_function(model):
+    """The model's own `apply_rotary_pos_emb` (from its modeling module), so a variant's rotary is its own."""
+    import sys
+
+    module = sys.modules[type(model.model.layers[0].self_attn).__module__]
+    return module.apply_rotary_pos_emb

@@ -1,0 +1,91 @@
+"""The batch-invariant forward pass: a row's numbers are its own, in fp32 and in bf16, on any CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from infra.decoder import (
+    DECODE_TILE_ROWS,
+    InvariantDecoder,
+    RowCache,
+    TiledLinear,
+    UnsupportedModel,
+)
+
+DTYPES = [torch.float32, torch.bfloat16]
+
+
+@pytest.fixture(scope="module", params=DTYPES, ids=["fp32", "bf16"])
+def model(request, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=request.param).eval()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+def test_a_tile_gives_a_row_the_same_sums_wherever_it_sits_and_whoever_sits_beside_it(dtype):
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(384, 576, generator=generator).to(dtype)
+    linear = TiledLinear(weight, None, DECODE_TILE_ROWS)
+    row = torch.randn(1, 576, generator=generator).to(dtype)
+    alone = linear(row, DECODE_TILE_ROWS)
+    for rows in (2, 7, 16, 17, 40):
+        crowd = torch.randn(rows, 576, generator=generator).to(dtype)
+        for position in (0, rows // 2, rows - 1):
+            crowd[position] = row[0]
+            assert torch.equal(linear(crowd, DECODE_TILE_ROWS)[position], alone[0]), (rows, position)
+
+
+def steps_of_row_zero(decoder: InvariantDecoder, companions: int) -> list[torch.Tensor]:
+    """Row 0's logits over a prefill and four decode steps, with `companions` other rows of other lengths."""
+    prompts = [[1, 5, 9, 13, 17, 21]] + [[1] + [30 + (i * 7 + j) % 200 for j in range(3 + i % 11)]
+                                          for i in range(companions)]
+    caches = [decoder.new_cache() for _ in prompts]
+    logits = [decoder.forward(list(zip(caches, prompts)), prefill=True)[0]]
+    for step in range(4):
+        tokens = [[int(logits[-1].argmax())]] + [[40 + step + i] for i in range(companions)]
+        logits.append(decoder.forward(list(zip(caches, tokens)), prefill=False)[0])
+    return logits
+
+
+def test_a_rows_logits_are_bitwise_the_same_alone_and_beside_any_companions(model):
+    decoder = InvariantDecoder(model)
+    alone = steps_of_row_zero(decoder, 0)
+    for companions in (1, 5, 16, 33):
+        beside = steps_of_row_zero(decoder, companions)
+        assert all(torch.equal(a, b) for a, b in zip(alone, beside)), companions
+
+
+def test_the_decoder_computes_what_the_models_own_forward_computes(model):
+    decoder = InvariantDecoder(model)
+    ids = [1, 5, 9, 13, 17, 21, 25]
+    cache = decoder.new_cache()
+    prefill = decoder.forward([(cache, ids[:-1])], prefill=True)[0]
+    step = decoder.forward([(cache, ids[-1:])], prefill=False)[0]
+    with torch.no_grad():
+        reference = model(torch.tensor([ids])).logits[0].float()
+    tolerance = 1e-4 if model.dtype == torch.float32 else 0.1
+    assert torch.allclose(prefill, reference[-2], atol=tolerance)
+    assert torch.allclose(step, reference[-1], atol=tolerance)
+    assert cache.length == len(ids)
+
+
+def test_a_row_cache_grows_in_place_and_keeps_what_it_held():
+    cache = RowCache(layers=1)
+    keys = torch.randn(2, RowCache.growth + 10, 4)
+    first, _ = cache.store(0, keys[:, :5], keys[:, :5])
+    cache.length = 5
+    held, _ = cache.store(0, keys[:, 5:], keys[:, 5:])
+    assert torch.equal(held, keys) and first.data_ptr() != held.data_ptr()  # grown once, contents kept
+    twin = cache.copy()
+    assert torch.equal(twin.keys[0], cache.keys[0]) and twin.keys[0].data_ptr() != cache.keys[0].data_ptr()
+
+
+def test_a_checkpoint_that_is_not_llama_shaped_is_refused_in_one_line():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    with pytest.raises(UnsupportedModel, match=r"Llama-shaped decoders .* GPT2LMHeadModel is not one") as refused:
+        InvariantDecoder(gpt2)
+    assert "\n" not in str(refused.value)
