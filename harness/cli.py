@@ -333,10 +333,11 @@ def _require_scores(run_dir: Path) -> None:
         raise UserError(f"{path} has no 'tasks' mapping; is it a scores.json written by `selflengthen eval`?")
 
 
-# These two own their argument parsing and exit codes (0 ok, 1 regression, 2 bad input).
+# These own their argument parsing and exit codes (0 ok, 1 regression, 2 bad input).
 _DELEGATED = {
     "leaderboard": ("leaderboard.publish", "Build leaderboard.{json,md,html} from run directories."),
     "check": ("leaderboard.check", "Compare two leaderboards or runs; exit 1 on a significant regression."),
+    "power": ("leaderboard.power", "How often check would flag a fall from one leaderboard row to another, per n."),
 }
 
 
