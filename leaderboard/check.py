@@ -234,7 +234,8 @@ def check_table(result: CheckResult) -> Table:
         elif not c.selected:
             verdict = Text("reported", style="dim")
         table.add_row(Text(c.task), Text(label(c.metric)), "higher" if c.higher_is_better else "lower", Text(model),
-                      str(c.n_pairs), number(c.baseline), number(c.candidate), f"{c.candidate - c.baseline:+.3g}", f"{c.p:.2g}", "–" if c.p_holm is None else f"{c.p_holm:.2g}", verdict)
+                      str(c.n_pairs), number(c.baseline), number(c.candidate), f"{c.candidate - c.baseline:+.3g}",
+                      f"{c.p:.2g}", "–" if c.p_holm is None else f"{c.p_holm:.2g}", verdict)
     return table
 
 

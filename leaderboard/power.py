@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="metric the check gates instead of each task's primary metric (repeatable)")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
                         help="the check's tolerance, a fraction of the baseline mean (default %(default)s)")
-    parser.add_argument("--alpha", type=float, default=ALPHA, help="the check's significance level (default %(default)s)")
+    parser.add_argument("--alpha", type=float, default=ALPHA,
+                        help="the check's significance level (default %(default)s)")
     parser.add_argument("--resamples", type=int, default=RESAMPLES, help="resamples per size (default %(default)s)")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the resampling (default %(default)s)")
     parser.add_argument("--target", type=float, default=TARGET,
