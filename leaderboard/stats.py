@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
@@ -86,18 +86,21 @@ def paired_test(reference: dict, candidate: dict) -> PairedTest | None:
 def signed_rank_p(diffs: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank p-value with mid-ranks for ties and zeros split between the signs.
 
-    Exact over every sign flip when at most EXACT_MAX_N differences are non-zero (ties and all); otherwise scipy's
-    normal approximation with tie correction. The 2^k flips are counted, not listed: mid-ranks are multiples of
-    1/2, so the number of flips giving each positive-rank sum grows one rank at a time (a polynomial product),
-    which keeps the check and `selflengthen power`'s thousands of tests fast.
+    Exact over every sign flip when at most EXACT_MAX_N differences are non-zero (ties and all); otherwise the
+    normal approximation with tie correction, scipy.stats.wilcoxon(zero_method="zsplit", method="approx")'s
+    formula written out. The 2^k flips are counted, not listed: mid-ranks are multiples of 1/2, so the number of
+    flips giving each positive-rank sum grows one rank at a time (a polynomial product). Both keep the check
+    and `selflengthen power`'s thousands of tests fast.
     """
-    ranks = stats.rankdata(np.abs(diffs))
+    ranks, ties = _mid_ranks(np.abs(diffs))
     nonzero = diffs != 0
-    if nonzero.sum() > EXACT_MAX_N:
-        return float(stats.wilcoxon(diffs, zero_method="zsplit", method="approx").pvalue)
     zero_share = ranks[~nonzero].sum() / 2
-    center = ranks.sum() / 2
     observed = ranks[diffs > 0].sum() + zero_share
+    if nonzero.sum() > EXACT_MAX_N:
+        n = diffs.size
+        spread = np.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - (ties ** 3 - ties).sum() / 2) / 24)
+        return float(2 * special.ndtr(-abs((observed - n * (n + 1.0) / 4) / spread)))
+    center = ranks.sum() / 2
     flips = np.ones(1)  # flips[s]: sign flips whose positive ranks sum to s / 2
     for step in np.rint(2 * ranks[nonzero]).astype(int):
         grown = np.zeros(flips.size + step)
@@ -106,6 +109,17 @@ def signed_rank_p(diffs: np.ndarray) -> float:
         flips = grown
     flipped = np.arange(flips.size) / 2 + zero_share
     return float(flips[np.abs(flipped - center) >= abs(observed - center) - 1e-9].sum() / flips.sum())
+
+
+def _mid_ranks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks with ties given their average (scipy.stats.rankdata's), and the size of each tie group."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    sizes = np.diff(np.r_[starts, values.size])
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(starts + (sizes + 1) / 2, sizes)
+    return ranks, sizes
 
 
 @dataclass(frozen=True)
