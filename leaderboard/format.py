@@ -187,12 +187,14 @@ def marker(spec: dict) -> str:
     return f"{sign} p={spec['vs_base']['p']:.2g}" if sign else ""
 
 
-def tone(spec: dict) -> str | None:
-    """'better' or 'worse' for a significant difference from the base, by the metric's direction (repeated
-    10-grams and ended at cap: lower is better); None when not significant or the metric has no direction."""
-    if not arrow(spec) or spec.get("higher_is_better") is None:
+def tone(spec: dict, against: str = "vs_base") -> str | None:
+    """'better' or 'worse' for a significant difference from the base (or, with against="vs_previous", from the
+    previous iteration), by the metric's direction (repeated 10-grams and ended at cap: lower is better); None
+    when not significant or the metric has no direction."""
+    test = spec.get(against)
+    if not test or not test["significant"] or spec.get("higher_is_better") is None:
         return None
-    return "better" if (spec["vs_base"]["diff"] > 0) == spec["higher_is_better"] else "worse"
+    return "better" if (test["diff"] > 0) == spec["higher_is_better"] else "worse"
 
 
 def cell(spec: dict | None) -> str:

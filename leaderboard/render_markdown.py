@@ -27,6 +27,7 @@ from leaderboard.format import (
     reason_notes,
     sanity_text,
     task_metrics,
+    tone,
     train_stat_keys,
     unreliable_metric,
     verdict_short,
@@ -83,13 +84,15 @@ def _iteration_steps(board: dict) -> list[str]:
                 if test is None:
                     continue
                 arrow = ("▲ " if test["diff"] > 0 else "▼ ") if test["significant"] else ""
-                change = arrow + change_text(spec, test["diff"])
+                verdict = tone(spec, "vs_previous")
+                change = arrow + change_text(spec, test["diff"]) + (f" ({verdict})" if verdict else "")
                 body.append([md_text(task), md_text(test["model"]), _model(row), md_text(label(name)), change,
                              f"{test['p']:.2g}", str(test["n_pairs"])])
     if not body:
         return []
     header = ["task", "from", "to", "metric", "change", "p", "prompts"]
-    legend = "Paired Wilcoxon over the prompts both iterations answered; ▲/▼ = significant at p < 0.05."
+    legend = ("Paired Wilcoxon over the prompts both iterations answered; ▲/▼ = significant at p < 0.05, better or "
+              "worse by the metric's direction (lower is better for repeated 10-grams and ended at cap).")
     return ["## Iteration over iteration", "", legend, ""] + _table(header, body) + [""]
 
 

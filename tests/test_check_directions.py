@@ -7,6 +7,7 @@ from rich.console import Console
 
 from leaderboard.board import write_json_atomic
 from leaderboard.check import check_table, compare, main
+from leaderboard.render_markdown import render_markdown
 from tests.leaderboard_boards import BASELINE, hand_made_board
 
 TASK = "longbench_write_en_mini"
@@ -88,3 +89,16 @@ def test_a_lower_is_better_metric_is_reported_in_its_direction_when_not_gated(tm
     result = compare(base, new, None, 0.02)
     looping = next(c for c in result.comparisons if c.metric == "repeated_10gram_share")
     assert not looping.selected and looping.significant_drop and result.exit_code == 0
+
+
+def test_the_iteration_table_says_whether_a_significant_change_is_better_or_worse():
+    """Markdown's iteration-over-iteration table: S_l up is better, repeated 10-grams up is worse."""
+    made = board(BASELINE, LOOPING)
+    metrics = made["rows"][0]["tasks"][TASK]["metrics"]
+    for name, diff in (("S_l", 5.0), ("repeated_10gram_share", 0.2)):
+        metrics[name]["vs_previous"] = {"model": "sl-iter1", "diff": diff, "p": 0.001, "n_pairs": 12,
+                                        "significant": True}
+    rows = [line for line in render_markdown(made).splitlines() if line.startswith("|") and "sl-iter1" in line]
+    (score,) = [line for line in rows if "S_l" in line]
+    (looping,) = [line for line in rows if "repeated 10-grams" in line]
+    assert "▲ +5.00 (better)" in score and "▲ +20 pts (worse)" in looping
