@@ -148,6 +148,9 @@ def _pools(board: dict, config: PowerConfig) -> _Pools:
     if full.error is not None:  # an unknown or undirected metric, or no common task: what check would refuse
         raise LeaderboardError(full.error)
     tasks = list(dict.fromkeys(c.task for c in full.gated))
+    if not tasks:  # every chosen metric is a judge's the check does not trust: it could never fail
+        reasons = "; ".join(f"{c.task} {c.metric}: {'; '.join(c.unreliable)}" for c in full.ungated)
+        raise LeaderboardError(f"nothing gated between rows {config.baseline} and {config.candidate}: {reasons}")
     old_tasks, new_tasks, samples = {}, {}, {}
     for task in tasks:
         old_tasks[task], new_tasks[task] = (_gated_entry(row["tasks"][task], config.metrics) for row in (old, new))
