@@ -362,3 +362,26 @@ def test_constrained_top_logprobs_list_only_tokens_the_schema_allows(backend):
     completion = alone(backend, PROMPTS[0], SamplingConfig(max_tokens=300, json_schema=JUDGE_SCHEMA, top_logprobs=20))
     assert completion.logprobs[0].top == {"{": 0.0}
     assert all(probability_mass(entry) <= 1.0 + 1e-4 for entry in completion.logprobs)
+
+
+def test_a_cancelled_request_leaves_the_batch_and_a_cancelled_queued_one_is_never_prefilled(tiny_model_dir):
+    endless = SamplingConfig(max_tokens=100_000, repetition_penalty=2.0)  # greedy: never meets EOS on this prompt
+    with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=1, torch_threads=1)) as engine:
+        async def run():
+            running = asyncio.create_task(engine.complete(PROMPTS[0], endless))
+            await until(lambda: engine.stats.decode_steps >= 3)
+            queued = asyncio.create_task(engine.complete(PROMPTS[1], endless))  # no free row: it waits
+            await asyncio.sleep(0.05)
+            queued.cancel()
+            running.cancel()
+            await asyncio.gather(running, queued, return_exceptions=True)
+            await until(lambda: engine.stats.cancelled == 2)
+            steps = engine.stats.decode_steps
+            await asyncio.sleep(0.2)
+            return steps
+
+        steps = asyncio.run(run())
+        assert engine.stats.decode_steps == steps < 100_000  # nothing decodes for nobody
+        assert engine.stats.prefill_sizes == [1]  # the queued request was dropped before its prefill
+        (after,) = gather(engine.complete(PROMPTS[2], GREEDY))
+        assert after == alone(engine, PROMPTS[2], GREEDY)
