@@ -20,18 +20,27 @@ sliding window, Qwen2, Qwen3) are taken.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-DECODE_TILE_ROWS = 16
-"""Rows per matmul for generated tokens: one AMX tile; a 1-16 row step pays for 16 (benchmarks/bench_decode_step.py)."""
+@dataclass(frozen=True)
+class Tiles:
+    """Rows per matmul call: generated tokens, prompt tokens, and the output layer's rows.
 
-PREFILL_TILE_ROWS = 64
-"""Rows per matmul for prompt tokens: prompts are long, and fewer calls stream the weights fewer times."""
+    Any fixed size is invariant; these are the fastest measured (benchmarks/bench_decode_step.py).
+    The output layer (vocabulary x hidden) is streamed from memory once per call: in bf16 a call of
+    64 rows costs about what one of 16 does, while fp32 arithmetic makes 64 rows cost ~4x 16.
+    """
 
-HEAD_TILE_ROWS = 64
-"""Rows per output-layer matmul: its weight (vocabulary x hidden) is streamed from memory once per call,
-so one call of 64 rows costs about what one of 16 does."""
+    decode: int = 16
+    prefill: int = 64
+    head: int = 64
+
+
+TILES = {torch.bfloat16: Tiles(), torch.float32: Tiles(head=16)}
+"""The tiles for each weight dtype (any other dtype takes the fp32 ones)."""
 
 
 class UnsupportedModel(ValueError):
@@ -153,12 +162,13 @@ class InvariantDecoder:
         check_supported(model)
         inner, config = model.model, model.config
         self.embed, self.norm, self.rotary = inner.embed_tokens, inner.norm, inner.rotary_emb
-        self.layers = [_Layer(layer, DECODE_TILE_ROWS) for layer in inner.layers]
+        self.tiles = TILES.get(model.dtype, TILES[torch.float32])
+        self.layers = [_Layer(layer, self.tiles.decode) for layer in inner.layers]
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         lm_head = model.get_output_embeddings()
-        self.head = TiledLinear(lm_head.weight, lm_head.bias, HEAD_TILE_ROWS)
+        self.head = TiledLinear(lm_head.weight, lm_head.bias, self.tiles.head)
         self.apply_rotary = _rotary_function(model)
 
     def new_cache(self) -> RowCache:
@@ -166,7 +176,7 @@ class InvariantDecoder:
 
     @torch.inference_mode()
     def forward(self, rows: list[tuple[RowCache, list[int]]], prefill: bool) -> torch.Tensor:
-        tile = PREFILL_TILE_ROWS if prefill else DECODE_TILE_ROWS
+        tile = self.tiles.prefill if prefill else self.tiles.decode
         device = self.embed.weight.device
         ids = torch.tensor([token for _, tokens in rows for token in tokens], device=device)
         positions = torch.cat([torch.arange(cache.length, cache.length + len(tokens), device=device)
@@ -183,7 +193,7 @@ class InvariantDecoder:
         if prefill:
             ends = torch.tensor([len(tokens) for _, tokens in rows], device=device).cumsum(0) - 1
             hidden = hidden[ends]
-        return self.head(self.norm(hidden), HEAD_TILE_ROWS).float()
+        return self.head(self.norm(hidden), self.tiles.head).float()
 
     def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, tile: int) -> torch.Tensor:
         """Self-attention of every row's new tokens over that row's own cache, one row at a time."""
@@ -196,6 +206,13 @@ class InvariantDecoder:
         q, k = self.apply_rotary(q, k, cos, sin, unsqueeze_dim=1)
         v = v.view(tokens, self.kv_heads, self.head_dim)
         out = torch.empty_like(q)
+        if len(rows) == tokens:  # a decode step: one new token per row, no mask, no transposes
+            for row, (cache, _) in enumerate(rows):
+                keys, values = cache.store(index, k[row].unsqueeze(1), v[row].unsqueeze(1))
+                out[row] = F.scaled_dot_product_attention(
+                    q[row].view(1, self.heads, 1, self.head_dim), keys.unsqueeze(0), values.unsqueeze(0),
+                    scale=layer.scaling, enable_gqa=self.kv_heads != self.heads).view(self.heads, self.head_dim)
+            return out.view(tokens, self.heads * self.head_dim)
         start = 0
         for cache, new in rows:
             end = start + len(new)

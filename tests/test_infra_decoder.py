@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from infra.decoder import (
-    DECODE_TILE_ROWS,
     InvariantDecoder,
     RowCache,
     TiledLinear,
+    Tiles,
     UnsupportedModel,
 )
 
@@ -27,14 +27,14 @@ def model(request, tiny_model_dir):
 def test_a_tile_gives_a_row_the_same_sums_wherever_it_sits_and_whoever_sits_beside_it(dtype):
     generator = torch.Generator().manual_seed(0)
     weight = torch.randn(384, 576, generator=generator).to(dtype)
-    linear = TiledLinear(weight, None, DECODE_TILE_ROWS)
+    linear = TiledLinear(weight, None, Tiles().decode)
     row = torch.randn(1, 576, generator=generator).to(dtype)
-    alone = linear(row, DECODE_TILE_ROWS)
+    alone = linear(row, Tiles().decode)
     for rows in (2, 7, 16, 17, 40):
         crowd = torch.randn(rows, 576, generator=generator).to(dtype)
         for position in (0, rows // 2, rows - 1):
             crowd[position] = row[0]
-            assert torch.equal(linear(crowd, DECODE_TILE_ROWS)[position], alone[0]), (rows, position)
+            assert torch.equal(linear(crowd, Tiles().decode)[position], alone[0]), (rows, position)
 
 
 def steps_of_row_zero(decoder: InvariantDecoder, companions: int) -> list[torch.Tensor]:
