@@ -150,9 +150,6 @@ class InProcessBackend:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         bf16 = use_bf16(config.precision)
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.bfloat16 if bf16 else torch.float32)
         if config.adapter is not None:
             from peft import PeftModel

@@ -73,12 +73,16 @@ class TokenSampler:
         if not sampling.do_sample:
             token = int(scores.argmax())
             return Choice(token, self._logprob(token, sampling, scores.log_softmax(-1), None))
-        values, candidates = warp_top_k_top_p(
-            scores.unsqueeze(0), torch.tensor([float(sampling.temperature)], device=scores.device),
-            [sampling.top_k or self.default_top_k], torch.tensor([float(sampling.top_p)], device=scores.device))
-        values, candidates = values[0], candidates[0]
+        top_k = min(sampling.top_k or self.default_top_k, scores.numel())
+        if top_k == scores.numel() and sampling.top_p >= 1.0:  # nothing is cut: no sort of the vocabulary
+            values, candidates = scores / float(sampling.temperature), None
+        else:
+            values, candidates = warp_top_k_top_p(
+                scores.unsqueeze(0), torch.tensor([float(sampling.temperature)], device=scores.device), [top_k],
+                torch.tensor([float(sampling.top_p)], device=scores.device))
+            values, candidates = values[0], candidates[0]
         pick = int(torch.multinomial(values.softmax(-1), 1, generator=generator)[0])
-        token = int(candidates[pick])
+        token = pick if candidates is None else int(candidates[pick])
         return Choice(token, self._logprob(token, sampling, values.log_softmax(-1), candidates))
 
     def _logprob(self, token: int, sampling: SamplingConfig, logprobs, token_ids) -> TokenLogprob | None:
