@@ -5,7 +5,7 @@ sums each row's products in an order that depends on how many rows there are (on
 their kernels by shape, and attention reduces over the batch's padded length), so on a bf16 CPU a
 seeded answer changed with whatever else was in flight. Here, as in vLLM's and SGLang's
 batch-invariant modes:
-- every matmul runs on tiles of exactly `tile_rows` rows (the last tile zero-padded): a kernel of one
+- every matmul runs on tiles of a fixed row count (`Tiles`; the last tile zero-padded): a kernel of one
   fixed shape gives a row the same sums wherever it sits in the tile (tests/test_infra_decoder.py);
 - attention is computed per row, over that row's own keys: no padding, no neighbour;
 - the rows' new tokens are packed into one sequence, so nobody is padded to the longest.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 
 @dataclass(frozen=True)
 class Tiles:
