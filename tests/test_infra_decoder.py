@@ -90,3 +90,15 @@ def test_a_checkpoint_that_is_not_llama_shaped_is_refused_in_one_line():
     with pytest.raises(UnsupportedModel, match=r"Llama-shaped decoders .* GPT2LMHeadModel is not one") as refused:
         InvariantDecoder(gpt2)
     assert "\n" not in str(refused.value)
+
+
+def test_without_onednn_packing_the_plain_tiles_keep_a_row_its_own(model, monkeypatch):
+    """The fallback where oneDNN cannot take the weights (a GPU, a CPU without bf16 instructions)."""
+    import infra.decoder
+
+    monkeypatch.setattr(infra.decoder, "_prepack", lambda *args: None)
+    decoder = InvariantDecoder(model)
+    assert decoder.head.packed is None and decoder.layers[0].qkv.packed is None
+    alone = steps_of_row_zero(decoder, 0)
+    for companions in (5, 33):
+        assert all(torch.equal(a, b) for a, b in zip(alone, steps_of_row_zero(decoder, companions))), companions
