@@ -57,7 +57,7 @@ class InProcessConfig:
     """How to load and batch an in-process model.
 
     Fields:
-        model: local checkpoint folder.
+        model: local checkpoint folder, or a Hub id already in the Hugging Face cache.
         adapter: optional LoRA adapter folder, merged into the weights at load.
         max_batch_size: most requests decoded together.
         batch_wait_s: how long an idle worker waits for companions of a first request.
@@ -65,7 +65,7 @@ class InProcessConfig:
         precision: weights' dtype.
     """
 
-    model: Path = field(metadata={"help": "Local checkpoint folder (config, weights, tokenizer)."})
+    model: Path = field(metadata={"help": "Local checkpoint folder (config, weights, tokenizer), or a cached Hub id."})
     adapter: Path | None = field(default=None, metadata={"help": "LoRA adapter folder merged into the model at load."})
     max_batch_size: int = field(default=16, metadata={"help": "Most requests decoded together."})
     batch_wait_s: float = field(
@@ -141,16 +141,15 @@ class InProcessBackend:
     features = frozenset({"json_schema", "top_logprobs"})
 
     def __init__(self, config: InProcessConfig) -> None:
-        if not config.model.is_dir():
-            raise FileNotFoundError(f"model path {config.model} does not exist or is not a folder")
+        folder = local_checkpoint(config.model)
         if config.adapter is not None and not (Path(config.adapter) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter {config.adapter} holds no adapter_config.json")
         self.config = config
         torch.set_num_threads(torch_threads(config.torch_threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         bf16 = use_bf16(config.precision)
-        self.tokenizer = AutoTokenizer.from_pretrained(config.model)
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.bfloat16 if bf16 else torch.float32)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
         if config.adapter is not None:
             from peft import PeftModel
 
@@ -361,6 +360,20 @@ class InProcessBackend:
     def _fail(requests: list[_Request], error: BaseException) -> None:
         for request in requests:
             _settle_in_loop(request, _reject, error)
+
+
+def local_checkpoint(model: Path) -> Path:
+    """The folder to load: `model` itself, or a Hub id's snapshot in the Hugging Face cache. Nothing is
+    downloaded (the harness refuses an uncached Hub id before any work); a name that is neither fails here."""
+    if model.is_dir():
+        return model
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(model), local_files_only=True))
+    except Exception:  # not a repo id, or not cached
+        raise FileNotFoundError(f"model path {model} does not exist or is not a folder, and no Hub model of that "
+                                f"id is in the Hugging Face cache") from None
 
 
 def _token_bounded_groups(lengths: list[int], budget: int) -> list[list[int]]:

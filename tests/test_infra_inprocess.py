@@ -385,3 +385,18 @@ def test_a_cancelled_request_leaves_the_batch_and_a_cancelled_queued_one_is_neve
         assert engine.stats.prefill_sizes == [1]  # the queued request was dropped before its prefill
         (after,) = gather(engine.complete(PROMPTS[2], GREEDY))
         assert after == alone(engine, PROMPTS[2], GREEDY)
+
+
+def test_a_hub_id_in_the_hugging_face_cache_loads_from_its_snapshot_without_the_network(tiny_model_dir, tmp_path,
+                                                                                       monkeypatch):
+    snapshot = tmp_path / "hub" / "models--someone--tiny-chat" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    with InProcessBackend(InProcessConfig("someone/tiny-chat", torch_threads=1)) as engine:
+        (completion,) = gather(engine.complete(PROMPTS[0], GREEDY))
+    assert completion.completion_tokens > 0
+    with pytest.raises(FileNotFoundError, match="no Hub model of that id is in the Hugging Face cache"):
+        InProcessBackend(InProcessConfig("someone/not-cached", torch_threads=1))
