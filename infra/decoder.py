@@ -127,9 +127,6 @@ class RowCache:
         twin.values = [None if v is None else v.clone() for v in self.values]
         return twin
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
-
 
 class _Layer:
     """One decoder layer's modules, with its projections fused and tiled."""
