@@ -24,6 +24,7 @@ from infra.backend import TextBackend
 from selflengthen.baselines.config import BacktranslationConfig
 from selflengthen.baselines.corpus import TokenCounter, fit_to_length, load_corpus, token_counter
 from selflengthen.baselines.excerpt import beginning
+from selflengthen.baselines.constrained import constrained, rating_schema, read_rating
 from selflengthen.baselines.parsing import parse_rating
 from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
 from selflengthen.journaled_run import OnItemDone
@@ -144,7 +145,8 @@ async def rate_pair(
     config: BacktranslationConfig,
     tally: Counter[str],
 ) -> int | None:
-    """The model's 1..rating_scale rating of how well the text answers the instruction; None if never readable."""
+    """The model's 1..rating_scale rating of how well the text answers the instruction; None if never readable.
+    With `constrained_rating` the reply is held to JSON where the backend takes a schema."""
     prompt = render_prompt(
         "backtranslation_rating",
         config.language,
@@ -153,10 +155,12 @@ async def rate_pair(
         words=str(words),
         scale=str(config.rating_scale),
     )
-    sampling = replace(config.sampling, max_tokens=config.rating_max_tokens)
+    schema = rating_schema(config.rating_scale) if config.constrained_rating else None
+    sampling = constrained(model, replace(config.sampling, max_tokens=config.rating_max_tokens), schema)
+    read = read_rating if sampling.json_schema is not None else parse_rating
     for attempt in range(config.rating_attempts):
         reply = await model.chat(f"{key}/rating/{attempt}", [{"role": "user", "content": prompt}], sampling)
-        rating = parse_rating(reply, config.rating_scale) if reply is not None else None
+        rating = read(reply, config.rating_scale) if reply is not None else None
         if rating is not None:
             return rating
         tally["rating.error" if reply is None else "rating.unparsed"] += 1

@@ -36,7 +36,7 @@ class BacktranslationConfig:
             tokens_per_word, prompt_tokens_reserved.
         Instructions: shown_words, instruction_max_tokens, instruction_attempts, instruction_min_words,
             instruction_max_words, demand_weights.
-        Self-curation: min_rating, rating_scale, rating_max_tokens, rating_attempts.
+        Self-curation: min_rating, rating_scale, rating_max_tokens, rating_attempts, constrained_rating.
         Run: seed, max_in_flight, sampling.
         Training: train.
     """
@@ -103,6 +103,12 @@ class BacktranslationConfig:
     rating_scale: int = field(default=5, metadata={"help": "Ratings run from 1 to this."})
     rating_max_tokens: int = field(default=32, metadata={"help": "Tokens for one rating reply."})
     rating_attempts: int = field(default=3, metadata={"help": "Tries to get a readable rating before giving a pair up."})
+    constrained_rating: bool = field(
+        default=False,
+        metadata={"help": "Hold the self-curation reply to JSON {rating: 1..rating_scale, reason} with a JSON schema "
+                  "(a deviation: Humpback reads free text, where a reply in prose is unrated). A backend that takes "
+                  "no schema gets the free-text request (selflengthen/baselines/constrained.py)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seeds the choice of texts and of the demand phrasings."})
     max_in_flight: int = field(default=16, metadata={"help": "Model requests in flight at once."})
     sampling: SamplingConfig = field(
@@ -117,6 +123,8 @@ class BacktranslationConfig:
         _check_language(self.language)
         _check_positive("max_documents", self.max_documents)
         _check_positive("max_samples", self.max_samples)
+        if self.constrained_rating and self.min_rating is None:
+            raise ValueError("constrained_rating needs min_rating: with min_rating null no pair is rated")
         if self.min_rating is not None and not 1 <= self.min_rating <= self.rating_scale:
             raise ValueError(f"min_rating must be between 1 and rating_scale ({self.rating_scale}), got {self.min_rating}")
         if self.prompt_tokens_reserved >= self.train.max_length:
@@ -133,8 +141,8 @@ class ImitationConfig:
 
     Fields:
         Instructions: instructions_file, languages, seed_files, self_instruct, max_instructions.
-        Teacher: plan_max_tokens, plan_attempts, min_sections, max_sections, section_attempts,
-            tokens_per_word, written_context_words.
+        Teacher: plan_max_tokens, plan_attempts, constrained_plan, default_section_words, min_sections,
+            max_sections, section_attempts, tokens_per_word, written_context_words.
         Data: max_samples.
         Run: seed, max_in_flight, sampling.
         Training: train.
@@ -164,6 +172,12 @@ class ImitationConfig:
     )
     plan_max_tokens: int = field(default=1024, metadata={"help": "Tokens for the teacher's plan."})
     plan_attempts: int = field(default=3, metadata={"help": "Tries to get a usable plan before giving an instruction up."})
+    constrained_plan: bool = field(
+        default=False,
+        metadata={"help": "Hold the plan to JSON {sections: [{text, words}, ...]} (min_sections..max_sections) with a "
+                  "JSON schema (a deviation: AgentWrite reads free text, where a plan in prose is unusable). A "
+                  "backend that takes no schema gets the free-text request (selflengthen/baselines/constrained.py)."},
+    )
     default_section_words: int | None = field(
         default=None,
         metadata={"help": "Budget of a numbered section whose plan line states none; null refuses such plans "

@@ -24,6 +24,7 @@ from typing import Any
 
 from infra.backend import TextBackend
 from selflengthen.baselines.config import ImitationConfig
+from selflengthen.baselines.constrained import constrained, plan_schema, read_plan
 from selflengthen.baselines.excerpt import ending
 from selflengthen.baselines.parsing import PlanSection, parse_plan
 from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
@@ -153,12 +154,15 @@ async def imitate_answer(
 async def write_plan(
     model: RecordedModel, instruction: str, lang: str, key: str, config: ImitationConfig, tally: Counter[str]
 ) -> list[PlanSection] | None:
-    """A plan of `min_sections`..`max_sections` sections with word budgets, or None after `plan_attempts`."""
+    """A plan of `min_sections`..`max_sections` sections with word budgets, or None after `plan_attempts`.
+    With `constrained_plan` the reply is held to JSON where the backend takes a schema."""
     prompt = render_prompt("imitation_plan", lang, instruction=instruction)
-    sampling = replace(config.sampling, max_tokens=config.plan_max_tokens)
+    schema = plan_schema(config.min_sections, config.max_sections) if config.constrained_plan else None
+    sampling = constrained(model, replace(config.sampling, max_tokens=config.plan_max_tokens), schema)
+    read = read_plan if sampling.json_schema is not None else parse_plan
     for attempt in range(config.plan_attempts):
         reply = await model.chat(f"{key}/plan/{attempt}", [{"role": "user", "content": prompt}], sampling)
-        plan = parse_plan(reply, config.default_section_words) if reply is not None else None
+        plan = read(reply, config.default_section_words) if reply is not None else None
         if reply is None:
             tally["plan.error"] += 1
         elif plan is None:
