@@ -341,6 +341,10 @@ _DELEGATED = {
 }
 
 
+# These build leaderboards from run directories, with each task's demand ranges (tasks/metadata.py).
+_GIVEN_DEMAND_RANGES = ("leaderboard", "check")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="selflengthen", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -363,7 +367,12 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         rest = argv[command + 1:] + (["--debug"] if "--debug" in argv[:command] else [])
-        return importlib.import_module(_DELEGATED[argv[command]][0]).main(rest)
+        module = importlib.import_module(_DELEGATED[argv[command]][0])
+        if argv[command] in _GIVEN_DEMAND_RANGES:  # the leaderboard may not read task YAMLs itself
+            from tasks.metadata import declared_demand_ranges
+
+            return module.main(rest, demand_ranges=declared_demand_ranges())
+        return module.main(rest)
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"

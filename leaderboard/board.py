@@ -4,10 +4,12 @@ The file is the truth; every view and the regression check read it through these
 Shape: {"version", "created", "base", "tasks": [names], "method": {...}, "length_control": {task: fit},
 "rows": [{"id", "model", "arm", "iteration", "train_stats", "is_base", "run_dir",
 "tasks": {task: {"n", "primary", "metrics": {name: {"value", "ci", "n", "field", "type",
-"higher_is_better", "vs_base", "vs_previous"}}, "judge_failures", "quality_trust": {"reliable", "reasons", "failures", "n",
+"higher_is_better", "vs_base", "vs_previous", "demand": {"low", "high", "high_included"} (range metrics
+only, leaderboard/demand.py)}}, "judge_failures", "quality_trust": {"reliable", "reasons", "failures", "n",
 "failures_rate", "sanity": {degradation: {"rate", "ci", "p_value", "above_chance", "n"}} or null,
 "agreement": {"repeats_n", "krippendorff_alpha", "spearman", "mean_std"} or null} or null (task not judged),
-"samples": [...], "example"}}}]}.
+"pairwise": {"reference", "judge", "n", "failures", "win_rate", "win_rate_ci", "lc_win_rate", "lc_win_rate_ci",
+"position_bias_rate"} (only where pairwise.json judged the task), "samples": [...], "example"}}}]}.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from infra.journal import write_text_atomically
 from leaderboard import validate
+from leaderboard.demand import holds
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import read_json
 
@@ -47,12 +50,15 @@ def checked_leaderboard(path: Path, board: dict) -> dict:
 
 
 def metric_values(task_entry: dict, metric: str) -> dict:
-    """{doc_id: value} of one metric in one row's task: the samples' field, filtered by type when the metric is one."""
+    """{doc_id: value} of one metric in one row's task: the samples' field, filtered by type when the metric is one
+    and by demanded words when it is a demand range's."""
     spec = task_entry["metrics"][metric]
     values = {}
     for sample in task_entry["samples"]:
         value = sample.get(spec["field"])
         if value is None or (spec.get("type") is not None and sample.get("type") != spec["type"]):
+            continue
+        if spec.get("demand") is not None and not holds(spec["demand"], sample.get("required_words")):
             continue
         values[sample["doc_id"]] = float(value)
     return values

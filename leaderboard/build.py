@@ -3,9 +3,10 @@
 Columns per task: the length scores the task reports (LonGen overall and per type, LongBench-Write S_l,
 anything else that is a mean of the samples' scores), mean output words, the degeneration metrics the
 samples carry (effective words, repeated 10-grams, ended at cap, ends a sentence), judge quality and its
-length-controlled version when judged, judge failures and how far to trust the judge (leaderboard/trust.py).
-Rows other than the base carry a paired test against the base over the same prompts. Methods: see
-leaderboard/stats.py and README.md.
+length-controlled version when judged, judge failures and how far to trust the judge (leaderboard/trust.py),
+the primary score and mean words per demand range when the task declares ranges (leaderboard/demand.py), and
+the pairwise judge's win rates where pairwise.json has them. Rows other than the base carry a paired test
+against the base over the same prompts. Methods: see leaderboard/stats.py and README.md.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from leaderboard.board import VERSION, metric_values
+from leaderboard.demand import demand_spec, holds, range_metric
 from leaderboard.errors import LeaderboardError
 from leaderboard.runs import RunDir, load_run_dir
 from leaderboard.stats import Estimate, bootstrap_mean, fit_length_control, paired_test
 from leaderboard.trust import quality_trust
-from leaderboard.validate import is_number
+from leaderboard.validate import TEXT_TRAIN_STATS, is_number
 
 # Aggregate names that are the mean of the per-sample length score, whatever the rounding of the file.
 SCORE_AGGREGATES = ("S_l", "overall", "score", "length_score")
@@ -45,7 +47,15 @@ METHOD = {
     "with . ! ? or … (or their CJK forms), closing quotes and brackets allowed; lower is better for repeated "
     "10-grams and ended at cap",
 }
-
+DEMAND_METHOD = ("per demand range the task declares (its YAML's metadata.demand_ranges, in words; a range holds its "
+                 "low end, the last one its high end too): the primary score and mean words over the prompts whose "
+                 "demand falls in it, with the same interval and paired test")
+PAIRWISE_METHOD = ("pairwise judge (pairwise.json): each answer against the reference model's to the same prompt, "
+                   "in both orders; win rate = the share of prompts where the model's answer is preferred, ties "
+                   "half, with its 95% bootstrap interval; length-controlled win rate = the win rate predicted at "
+                   "equal lengths (AlpacaEval 2's logistic fit of the preference on the length difference)")
+# The pairwise.json fields of a task that the leaderboard keeps (judges/pairwise.py writes them).
+PAIRWISE_FIELDS = ("n", "failures", "win_rate", "win_rate_ci", "lc_win_rate", "lc_win_rate_ci", "position_bias_rate")
 
 
 def _decoding_method(runs: list[RunDir]) -> str:
@@ -119,7 +129,30 @@ def _metric(values: dict, field: str, sample_type: str | None, higher_is_better:
     return _metric_spec(bootstrap_mean(list(values.values())), field, sample_type, higher_is_better)
 
 
-def _task_entry(entry: dict, judged: dict | None) -> dict:
+def _add_demand_ranges(result: dict, ranges: list[list[int]]) -> None:
+    """The primary score and mean words over each demand range's prompts, as metrics of their own."""
+    required = {s["doc_id"]: s["required_words"] for s in result["samples"]}
+    for i, bounds in enumerate(ranges):
+        demand = demand_spec(bounds, last=i == len(ranges) - 1)
+        for name in (result["primary"], "words"):
+            spec = result["metrics"].get(name)
+            if spec is None:
+                continue
+            values = {d: v for d, v in metric_values(result, name).items() if holds(demand, required[d])}
+            result["metrics"][range_metric(name, demand)] = _metric(
+                values, spec["field"], spec["type"], spec["higher_is_better"]) | {"demand": demand}
+
+
+def _pairwise_entry(report: dict, task: str) -> dict | None:
+    """The task's win rates against the reference model from pairwise.json, or None when it was not compared."""
+    entry = report["tasks"].get(task)
+    if entry is None:
+        return None
+    return {"reference": report.get("reference"), "judge": (report.get("judge") or {}).get("model"),
+            **{key: entry.get(key) for key in PAIRWISE_FIELDS}}
+
+
+def _task_entry(entry: dict, judged: dict | None, ranges: list[list[int]]) -> dict:
     reported = _reported_metrics(entry)
     extra_fields = [field for _, field, _ in reported if field not in ("score", "words")] + list(DEGENERATION)
     quality = {}
@@ -155,6 +188,7 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
         result["judge_failures"] = int(failures) if is_number(failures) else sum(
             1 for s in judged["samples"] if s.get("quality") is None)
         result["quality_trust"] = quality_trust(judged, result["judge_failures"])
+    _add_demand_ranges(result, ranges)
     example = next((s for s in entry["samples"] if isinstance(s.get("response"), str)), None)
     if example is not None:
         result["example"] = {"doc_id": example["doc_id"], "prompt": str(example.get("prompt", "")),
@@ -163,19 +197,28 @@ def _task_entry(entry: dict, judged: dict | None) -> dict:
 
 
 def _train_numbers(stats: dict | None) -> dict | None:
-    """The numeric facts of train_stats (samples, answer_words_mean, train_tokens, ...); config and paths dropped."""
+    """The numeric facts of train_stats (samples, answer_words_mean, train_tokens, ...) and the short text ones
+    (matched_budget); config and paths dropped."""
     if not isinstance(stats, dict):
         return None
-    return {key: value for key, value in stats.items() if is_number(value)}
+    return {key: value for key, value in stats.items()
+            if is_number(value) or (key in TEXT_TRAIN_STATS and isinstance(value, str))}
 
 
-def _row(run: RunDir) -> dict:
+def _row(run: RunDir, demand_ranges: dict[str, list[list[int]]]) -> dict:
     judged = (run.judgements or {}).get("tasks", {})
+    tasks = {task: _task_entry(entry, judged.get(task), demand_ranges.get(task, []))
+             for task, entry in run.scores["tasks"].items()}
+    if run.pairwise is not None:
+        for task, entry in tasks.items():
+            pairwise = _pairwise_entry(run.pairwise, task)
+            if pairwise is not None:
+                entry["pairwise"] = pairwise
     return {
         "id": run.model, "model": run.model, "model_path": run.run.get("model_path"),
         "arm": run.run.get("arm"), "iteration": run.run.get("iteration"),
         "train_stats": _train_numbers(run.run.get("train_stats")), "run_dir": str(run.path), "is_base": False,
-        "tasks": {task: _task_entry(entry, judged.get(task)) for task, entry in run.scores["tasks"].items()},
+        "tasks": tasks,
     }
 
 
@@ -233,12 +276,14 @@ def _compare_to_previous_iteration(rows: list[dict]) -> None:
             _compare(row, previous, "vs_previous", {"model": previous["id"]})
 
 
-def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
-    """The leaderboard of these run directories; ``base`` names the reference model (default: the arm 'base')."""
+def build_leaderboard(run_dirs: list[Path], base: str | None,
+                      demand_ranges: dict[str, list[list[int]]] | None = None) -> dict:
+    """The leaderboard of these run directories; ``base`` names the reference model (default: the arm 'base');
+    ``demand_ranges`` ({task: [[low, high], ...]}, the task YAMLs' declarations) adds per-range metrics."""
     if not run_dirs:
         raise LeaderboardError("no run directories given")
     runs = [load_run_dir(Path(p)) for p in run_dirs]
-    rows = [_row(run) for run in runs]
+    rows = [_row(run, demand_ranges or {}) for run in runs]
     seen = set()
     for row in rows:
         if row["id"] in seen:
@@ -255,9 +300,15 @@ def build_leaderboard(run_dirs: list[Path], base: str | None) -> dict:
         base_row["is_base"] = True
         _compare_to_base(rows, base_row)
     _compare_to_previous_iteration(rows)
+    method = {**METHOD, "decoding": _decoding_method(runs)}
+    entries = [entry for row in rows for entry in row["tasks"].values()]
+    if any(spec.get("demand") for entry in entries for spec in entry["metrics"].values()):
+        method["demand_ranges"] = DEMAND_METHOD
+    if any("pairwise" in entry for entry in entries):
+        method["pairwise"] = PAIRWISE_METHOD
     return {
         "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base": base_row["id"] if base_row else None, "tasks": tasks,
-        "method": {**METHOD, "decoding": _decoding_method(runs)},
+        "method": method,
         "length_control": length_control, "rows": rows,
     }

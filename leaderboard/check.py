@@ -107,10 +107,10 @@ class CheckResult:
         return 1 if self.regressions else 0
 
 
-def _load(path: Path) -> dict:
+def _load(path: Path, demand_ranges: dict[str, list[list[int]]] | None) -> dict:
     path = Path(path)
     if path.is_dir():
-        return build_leaderboard([path], base=None)
+        return build_leaderboard([path], None, demand_ranges)
     return load_leaderboard(path)
 
 
@@ -151,7 +151,7 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
             continue
         gate = gate_metrics(old_entry, metrics)
         names = [m for m, spec in old_entry["metrics"].items()
-                 if m in gate or spec.get("higher_is_better") is not None]
+                 if m in gate or (spec.get("higher_is_better") is not None and spec.get("demand") is None)]
         for metric in names:
             if metric not in new_entry["metrics"]:
                 continue
@@ -181,13 +181,15 @@ def settings_error(max_drop: float, alpha: float) -> str | None:
 
 
 def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
-            max_drop: float = DEFAULT_MAX_DROP, alpha: float = ALPHA) -> CheckResult:
-    """Compare two leaderboards (or run directories) per task and metric over shared prompts."""
+            max_drop: float = DEFAULT_MAX_DROP, alpha: float = ALPHA,
+            demand_ranges: dict[str, list[list[int]]] | None = None) -> CheckResult:
+    """Compare two leaderboards (or run directories) per task and metric over shared prompts; ``demand_ranges``
+    ({task: [[low, high], ...]}) gives a run directory's per-range metrics, as build_leaderboard takes them."""
     error = settings_error(max_drop, alpha)
     if error is not None:
         return CheckResult(error=error)
     try:
-        old, new = _load(baseline), _load(candidate)
+        old, new = _load(baseline, demand_ranges), _load(candidate, demand_ranges)
     except LeaderboardError as error:
         return CheckResult(error=str(error))
     return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}", alpha)
@@ -263,14 +265,18 @@ def print_check(result: CheckResult, console: Console | None = None) -> None:
     console.print(f"[red]{count} regression(s)[/red]" if count else "[green]no regression[/green]")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``selflengthen check``: print the comparison and return the exit code (0 ok, 1 regression, 2 bad input)."""
+def main(argv: list[str] | None = None, demand_ranges: dict[str, list[list[int]]] | None = None) -> int:
+    """``selflengthen check``: print the comparison and return the exit code (0 ok, 1 regression, 2 bad input).
+    ``demand_ranges``: the task YAMLs' (the harness passes them), for run directories given as either side."""
     parser = OneLineParser(prog="selflengthen check", description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=path_argument, required=True, help="leaderboard.json or run directory")
     parser.add_argument("--candidate", type=path_argument, required=True, help="leaderboard.json or run directory")
     parser.add_argument("--metric", action="append", dest="metrics",
                         help="metric to gate on instead of each task's primary metric (repeatable); "
-                             "the other scores are reported, not gated")
+                             "the other scores are reported, not gated. A demand range's metric is the metric "
+                             "and the range its task's YAML declares, e.g. 'S_l@[0,500)' or 'overall@[6000,8000]' "
+                             "(the last range holds its high end): the same test over that range's prompts, "
+                             "compared only when named")
     parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP,
                         help="tolerated worsening (a drop, or a rise where lower is better) as a fraction of the "
                              "baseline mean, finite and >= 0 (default %(default)s)")
@@ -280,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def command() -> int:
-        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop, args.alpha)
+        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop, args.alpha, demand_ranges)
         print_check(result)
         return result.exit_code
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from leaderboard.demand import SEPARATOR
 from leaderboard.trust import MAX_FAILURE_RATE, task_trust, unreliable_reasons
 
 # The training facts a reader compares across arms, in this order, when train_stats has them.
-# length_demands: the share of the training instructions that carry a length demand ("about N words").
+# length_demands: the share of the training instructions that carry a length demand ("about N words");
+# matched_budget: how the arms' training budgets were matched, a short text ("examples: 6, seeded subsample", "off").
 TRAIN_STATS = {"samples": "training samples", "length_demands": "share with a length demand",
                "answer_words_mean": "mean answer words", "train_tokens": "training tokens", "steps": "steps",
-               "final_loss": "final loss"}
+               "final_loss": "final loss", "matched_budget": "matched budget"}
 LABELS = {"words": "mean words", "length_ratio": "words / demanded", "quality": "quality (judge)",
           "quality_lc": "quality @ common length", "effective_words": "effective words",
           "repeated_10gram_share": "repeated 10-grams", "ended_at_cap": "ended at cap",
@@ -48,15 +50,83 @@ TRUST_LEGEND = (f"{UNRELIABLE} = do not trust this judge quality: judge failures
                 "sample's quality")
 
 
+DEMAND_LEGEND = ("by demanded length: the primary score and mean words over the prompts whose demanded length "
+                 "falls in each range the task declares ([low,high) words; the last range holds its high end too), "
+                 "each with its 95% interval and its paired test against the base model over those prompts")
+PAIRWISE_COLUMNS = ("win rate", "LC win rate", "judged", "position bias")
+PAIRWISE_LEGEND = ("win rate = share of the prompts where the pairwise judge prefers the model's answer to the "
+                   "reference model's (both orders, ties half) [95% bootstrap interval]; LC = length-controlled, "
+                   "the win rate predicted at equal lengths (AlpacaEval 2); position bias = share of the prompts "
+                   "whose verdict flipped with the order")
+
+
 def label(metric: str) -> str:
-    return LABELS.get(metric, metric)
+    """A metric's header; a demand range's metric is its metric's label and the range ('S_l [0,500)')."""
+    name, separator, where = metric.partition(SEPARATOR)
+    return f"{LABELS.get(name, name)} {where}" if separator else LABELS.get(metric, metric)
+
+
+def _task_specs(board: dict, task: str) -> dict[str, dict]:
+    """Every metric of one task across rows, by name, in first-seen order (the first row's spec of each)."""
+    specs: dict[str, dict] = {}
+    for row in board["rows"]:
+        for name, spec in row["tasks"].get(task, {}).get("metrics", {}).items():
+            specs.setdefault(name, spec)
+    return specs
 
 
 def task_metrics(board: dict, task: str) -> list[str]:
-    """The metric columns of one task across rows: the length scores first, then TAIL's order."""
-    names = list(dict.fromkeys(m for row in board["rows"] for m in row["tasks"].get(task, {}).get("metrics", {})))
+    """The metric columns of one task across rows: the length scores first, then TAIL's order; the demand
+    ranges' metrics are left to their own table (demand_metrics)."""
+    names = [name for name, spec in _task_specs(board, task).items() if spec.get("demand") is None]
     tail = [m for m in TAIL if m in names]
     return [m for m in names if m not in tail] + tail
+
+
+def demand_metrics(board: dict, task: str, with_words: bool = True) -> list[str]:
+    """The columns of the task's by-demand table: per range, ascending, the primary score then (``with_words``)
+    mean words."""
+    specs = _task_specs(board, task)
+    return sorted((name for name, spec in specs.items()
+                   if spec.get("demand") is not None and (with_words or spec["field"] != "words")),
+                  key=lambda name: (specs[name]["demand"]["low"], specs[name]["field"] != "score"))
+
+
+def range_sizes(board: dict, task: str) -> str:
+    """'[0,50) 7 · [50,200) 16 prompts': each range's prompts, from the first row that has the range's words."""
+    specs = _task_specs(board, task)
+    sizes = {name.partition(SEPARATOR)[2]: spec["n"] for name, spec in specs.items()
+             if spec.get("demand") is not None and spec["field"] == "words"}
+    return " · ".join(f"{where} {n}" for where, n in sizes.items()) + " prompts"
+
+
+def pairwise_rows(board: dict, task: str) -> list[tuple[dict, dict]]:
+    """(row, its pairwise entry) for the rows the pairwise judge compared on ``task``."""
+    return [(row, row["tasks"][task]["pairwise"]) for row in board["rows"]
+            if row["tasks"].get(task, {}).get("pairwise") is not None]
+
+
+def pairwise_references(board: dict, task: str) -> str:
+    """The reference model(s) and judge(s) of the task's pairwise comparisons, for the table's caption."""
+    pairs = pairwise_rows(board, task)
+    references = ", ".join(dict.fromkeys(str(entry.get("reference") or "–") for _, entry in pairs))
+    judges = ", ".join(dict.fromkeys(str(entry.get("judge") or "–") for _, entry in pairs))
+    return f"against {references}, judged by {judges}"
+
+
+def rate_text(value: float | None, ci: list[float] | None = None) -> str:
+    """A rate from 0 to 1 as a percentage, with its interval when there is one: '62% [51%, 73%]'."""
+    if value is None:
+        return "–"
+    return f"{value:.0%}" + (f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "")
+
+
+def pairwise_texts(entry: dict) -> list[str]:
+    """The pairwise table's cells for one row: win rate, LC win rate, judged prompts, position bias."""
+    judged_n = "–" if entry.get("n") is None else f"{entry['n'] - (entry.get('failures') or 0)} of {entry['n']}"
+    return [rate_text(entry.get("win_rate"), entry.get("win_rate_ci")),
+            rate_text(entry.get("lc_win_rate"), entry.get("lc_win_rate_ci")), judged_n,
+            rate_text(entry.get("position_bias_rate"))]
 
 
 def compact_metrics(board: dict, task: str) -> list[str]:
@@ -139,6 +209,11 @@ def train_stat_keys(board: dict) -> list[str]:
     """The train_stats columns: the well-known facts present in any row, else every key there is."""
     present = list(dict.fromkeys(k for row in board["rows"] for k in (row.get("train_stats") or {})))
     return [k for k in TRAIN_STATS if k in present] or present
+
+
+def fact_text(value) -> str:
+    """A training fact: a text as it is (untrusted: a view escapes it), a number by its size."""
+    return value if isinstance(value, str) else number(value)
 
 
 def number(value: float | None) -> str:

@@ -35,13 +35,16 @@ def write_leaderboard_files(board: dict, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def publish(run_dirs: list[Path], base: str | None, out_dir: Path) -> dict[str, Path]:
-    """Build the leaderboard of these run directories and write it with its views into ``out_dir``."""
-    return write_leaderboard_files(build_leaderboard(run_dirs, base), out_dir)
+def publish(run_dirs: list[Path], base: str | None, out_dir: Path,
+            demand_ranges: dict[str, list[list[int]]] | None = None) -> dict[str, Path]:
+    """Build the leaderboard of these run directories and write it with its views into ``out_dir``;
+    ``demand_ranges``: {task: [[low, high], ...]}, as build_leaderboard takes them."""
+    return write_leaderboard_files(build_leaderboard(run_dirs, base, demand_ranges), out_dir)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on any error."""
+def main(argv: list[str] | None = None, demand_ranges: dict[str, list[list[int]]] | None = None) -> int:
+    """``selflengthen leaderboard RUN_DIR ... --out DIR``: write the files, print the tables; 2 on any error.
+    ``demand_ranges``: the task YAMLs' (the harness passes them; this package may not read tasks/)."""
     parser = OneLineParser(prog="selflengthen leaderboard", description=__doc__.splitlines()[0])
     parser.add_argument("run_dirs", type=path_argument, nargs="+", help="run directories (docs/run_directory.md)")
     parser.add_argument("--base", help="model name of the reference row (default: the run with arm 'base')")
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def command() -> int:
-        paths = publish(args.run_dirs, args.base, args.out)
+        paths = publish(args.run_dirs, args.base, args.out, demand_ranges)
         print_leaderboard(load_leaderboard(paths["json"]))
         print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['html'].name}")
         return 0

@@ -1,6 +1,7 @@
 """leaderboard.html: one self-contained page (inline CSS, JS and SVG; no external URL) read from leaderboard.json.
 
-Sortable tables (click a header), three figures drawn by leaderboard/svg.py — demanded vs. produced
+Sortable tables (click a header; per task also its scores by demand range and, where the pairwise judge ran,
+its win rates), three figures drawn by leaderboard/svg.py — demanded vs. produced
 length, scores per Self-Lengthen iteration, quality vs. length — one sample answer per model, and the
 method. All model text is HTML-escaped; answers sit in read-only textareas.
 """
@@ -12,7 +13,10 @@ from html import escape
 
 from leaderboard.format import (
     DEGENERATION_LEGEND,
+    DEMAND_LEGEND,
     LEGEND,
+    PAIRWISE_COLUMNS,
+    PAIRWISE_LEGEND,
     SHARES,
     TONE_LEGEND,
     TRUST_COLUMNS,
@@ -22,6 +26,8 @@ from leaderboard.format import (
     VERDICT,
     agreement_text,
     arrow,
+    demand_metrics,
+    fact_text,
     failures_text,
     interval,
     iteration,
@@ -30,6 +36,10 @@ from leaderboard.format import (
     label,
     marker,
     number,
+    pairwise_references,
+    pairwise_rows,
+    pairwise_texts,
+    range_sizes,
     reason_notes,
     sanity_parts,
     sanity_text,
@@ -140,6 +150,10 @@ def _trust_tds(entry: dict) -> list[str]:
             _td(sanity, css="text wrap"), _td(escape(agreement_text(trust)), css="text")]
 
 
+def _model_td(row: dict) -> str:
+    return _td(escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else ""), css="text")
+
+
 def _table(header: list[str], rows: list[str], css: str = "sortable", text: tuple[int, ...] = (0, 1)) -> str:
     """A sortable table; the headers of the ``text`` columns are left-aligned like their cells."""
     head = "".join(f'<th{" class=text" if i in text else ""}>{escape(h)}</th>' for i, h in enumerate(header))
@@ -154,10 +168,35 @@ def _judge_section(board: dict, task: str) -> str:
     rows = []
     for row in board["rows"]:
         if task in row["tasks"]:
-            name = escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else "")
-            rows.append(f"<tr>{_td(name, css='text')}{''.join(_trust_tds(row['tasks'][task]))}</tr>")
+            rows.append(f"<tr>{_model_td(row)}{''.join(_trust_tds(row['tasks'][task]))}</tr>")
     return (f'{listed}<p class="caption">Judge of the quality columns:</p>'
             + _table(["model", *TRUST_COLUMNS], rows, css="sortable judge", text=(0, 2, 3)))
+
+
+def _demand_table(board: dict, task: str) -> str:
+    """The task's primary score and mean words per demand range, each with its interval and test vs. the base."""
+    metrics = demand_metrics(board, task)
+    if not metrics:
+        return ""
+    rows = [f'<tr class="{"base" if row.get("is_base") else ""}">{_model_td(row)}'
+            f'{"".join(_metric_td(row["tasks"][task], m) for m in metrics)}</tr>'
+            for row in board["rows"] if task in row["tasks"]]
+    caption = f'<p class="caption">By demanded length ({escape(range_sizes(board, task))}):</p>'
+    return caption + _table(["model"] + [label(m) for m in metrics], rows, css="sortable demand", text=(0,))
+
+
+def _pairwise_table(board: dict, task: str) -> str:
+    """The pairwise judge's win rates of the rows it compared with the reference model on the task."""
+    pairs = pairwise_rows(board, task)
+    if not pairs:
+        return ""
+    rows = []
+    for row, entry in pairs:
+        sort_values = (entry.get("win_rate"), entry.get("lc_win_rate"), None, entry.get("position_bias_rate"))
+        cells = "".join(_td(escape(text), value) for text, value in zip(pairwise_texts(entry), sort_values))
+        rows.append(f"<tr>{_model_td(row)}{cells}</tr>")
+    caption = f'<p class="caption">Pairwise judge, {escape(pairwise_references(board, task))}:</p>'
+    return caption + _table(["model", *PAIRWISE_COLUMNS], rows, css="sortable pairwise", text=(0,))
 
 
 def _task_table(board: dict, task: str) -> str:
@@ -170,15 +209,15 @@ def _task_table(board: dict, task: str) -> str:
         entry = row["tasks"].get(task)
         if entry is None:
             continue
-        name = escape(row["model"]) + (" <em>(base)</em>" if row.get("is_base") else "")
-        cells = [_td(name, css="text"), _td(escape(row.get("arm") or "–"), css="text"),
+        cells = [_model_td(row), _td(escape(row.get("arm") or "–"), css="text"),
                  _td(escape(iteration(row)), row.get("iteration") if row.get("iteration") is not None else -1),
                  _td(escape(str(entry["n"])), entry["n"])]
         cells += [_metric_td(entry, m) for m in metrics]
         cells += [_verdict_td(entry, notes)] * has_judge
         rows.append(f'<tr class="{"base" if row.get("is_base") else ""}">{"".join(cells)}</tr>')
     table = _table(header, rows, text=(0, 1, len(header) - 1) if has_judge else (0, 1))
-    return f"<h2>{escape(task)}</h2>" + table + (_judge_section(board, task) if has_judge else "")
+    return (f"<h2>{escape(task)}</h2>" + table + (_judge_section(board, task) if has_judge else "")
+            + _demand_table(board, task) + _pairwise_table(board, task))
 
 
 def _training_table(board: dict) -> str:
@@ -192,7 +231,7 @@ def _training_table(board: dict) -> str:
             continue
         cells = [_td(escape(row["model"]), css="text"), _td(escape(row.get("arm") or "–"), css="text"),
                  _td(escape(iteration(row)), row.get("iteration"))]
-        cells += [_td(escape(number(stats.get(k))), stats.get(k)) for k in keys]
+        cells += [_td(escape(fact_text(stats.get(k))), stats.get(k)) for k in keys]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return "<h2>Training data per arm</h2>" + _table(["model", "arm", "iter"] + [label(k) for k in keys], rows)
 
@@ -347,6 +386,10 @@ def render_html(board: dict) -> str:
     trust_legend = f'<p class="legend-text">{escape(TRUST_LEGEND)}.</p>' if any_judged else ""
     if any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"]):
         trust_legend = f'<p class="legend-text">{escape(DEGENERATION_LEGEND)}.</p>' + trust_legend
+    if any(demand_metrics(board, task) for task in board["tasks"]):
+        trust_legend += f'<p class="legend-text">{escape(DEMAND_LEGEND)}.</p>'
+    if any(pairwise_rows(board, task) for task in board["tasks"]):
+        trust_legend += f'<p class="legend-text">{escape(PAIRWISE_LEGEND)}.</p>'
     tables = "".join(_task_table(board, task) for task in board["tasks"])
     iterations = "".join(iteration_charts(board)) or "<p>No Self-Lengthen iterations in this leaderboard.</p>"
     quality = "".join(quality_charts(board)) or "<p>No judged task.</p>"

@@ -1,4 +1,5 @@
-"""leaderboard.md: one table per task, a training table and the method, read from leaderboard.json only.
+"""leaderboard.md: one table per task (then its scores by demand range and its pairwise win rates), a training
+table and the method, read from leaderboard.json only.
 
 Names and method text come from users and models: every such string goes through ``md_text``, so HTML in a
 model name stays text and Markdown in it stays literal wherever the file is rendered (GitHub, a docs site).
@@ -10,7 +11,10 @@ import re
 
 from leaderboard.format import (
     DEGENERATION_LEGEND,
+    DEMAND_LEGEND,
     LEGEND,
+    PAIRWISE_COLUMNS,
+    PAIRWISE_LEGEND,
     SHARES,
     TRUST_COLUMNS,
     TRUST_LEGEND,
@@ -19,11 +23,16 @@ from leaderboard.format import (
     agreement_text,
     cell,
     change_text,
+    demand_metrics,
+    fact_text,
     failures_text,
     iteration,
     judged,
     label,
-    number,
+    pairwise_references,
+    pairwise_rows,
+    pairwise_texts,
+    range_sizes,
     reason_notes,
     sanity_text,
     task_metrics,
@@ -74,13 +83,36 @@ def _judge_section(board: dict, task: str) -> list[str]:
     return (lines if notes else []) + ["Judge of the quality columns:", ""] + _table(["model", *TRUST_COLUMNS], body)
 
 
+def _demand_section(board: dict, task: str) -> list[str]:
+    """The task's primary score and mean words per demand range, each with its interval and test vs. the base."""
+    metrics = demand_metrics(board, task)
+    if not metrics:
+        return []
+    body = [[_model(row)] + [_metric_cell(row["tasks"][task], m) for m in metrics]
+            for row in board["rows"] if task in row["tasks"]]
+    caption = f"By demanded length ({md_text(range_sizes(board, task))}):"
+    return [caption, ""] + _table(["model"] + [md_text(label(m)) for m in metrics], body) + [""]
+
+
+def _pairwise_section(board: dict, task: str) -> list[str]:
+    """The pairwise judge's win rates of the rows it compared with the reference model on the task."""
+    pairs = pairwise_rows(board, task)
+    if not pairs:
+        return []
+    body = [[_model(row)] + pairwise_texts(entry) for row, entry in pairs]  # our own numbers: no escaping
+    caption = f"Pairwise judge, {md_text(pairwise_references(board, task))}:"
+    return [caption, ""] + _table(["model", *PAIRWISE_COLUMNS], body) + [""]
+
+
 def _iteration_steps(board: dict) -> list[str]:
-    """Each iteration against the one before it (same arm, same prompts): the change and its Wilcoxon p."""
+    """Each iteration against the one before it (same arm, same prompts): the change and its Wilcoxon p; the
+    demand ranges' metrics stay in the JSON (their prompts are few)."""
     body = []
     for row in board["rows"]:
         for task, entry in row["tasks"].items():
-            for name, spec in entry["metrics"].items():
-                test = spec.get("vs_previous")
+            for name in task_metrics(board, task):
+                spec = entry["metrics"].get(name)
+                test = spec and spec.get("vs_previous")
                 if test is None:
                     continue
                 arrow = ("▲ " if test["diff"] > 0 else "▼ ") if test["significant"] else ""
@@ -102,6 +134,8 @@ def render_markdown(board: dict) -> str:
     any_shares = any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"])
     lines = ["# Leaderboard", "", LEGEND + ".", ""] + ([DEGENERATION_LEGEND + ".", ""] if any_shares else [])
     lines += [md_text(TRUST_LEGEND) + ".", ""] if any_judged else []
+    lines += [DEMAND_LEGEND + ".", ""] if any(demand_metrics(board, task) for task in board["tasks"]) else []
+    lines += [PAIRWISE_LEGEND + ".", ""] if any(pairwise_rows(board, task) for task in board["tasks"]) else []
     for task in board["tasks"]:
         metrics = task_metrics(board, task)
         has_judge = judged(board, task)
@@ -117,11 +151,12 @@ def render_markdown(board: dict) -> str:
                         + [verdict_short(task_trust(entry), notes)] * has_judge)
         lines += [f"## {md_text(task)}", ""] + _table(header, body) + [""]
         lines += _judge_section(board, task) + [""] if has_judge else []
+        lines += _demand_section(board, task) + _pairwise_section(board, task)
     lines += _iteration_steps(board)
     keys = train_stat_keys(board)
     if keys:
         body = [[md_text(row["model"]), md_text(row.get("arm") or "–"), md_text(iteration(row))]
-                + [number((row.get("train_stats") or {}).get(k)) for k in keys]
+                + [md_text(fact_text((row.get("train_stats") or {}).get(k))) for k in keys]
                 for row in board["rows"] if row.get("train_stats")]
         header = ["model", "arm", "iter"] + [md_text(label(k)) for k in keys]
         lines += ["## Training data per arm", ""] + _table(header, body) + [""]

@@ -1,8 +1,10 @@
 """The leaderboard as rich tables in the terminal, read from leaderboard.json only.
 
-One table per task. Where the console is wide enough, every metric with its interval and p-value; where
-it is not (a log, 80 columns), a compact table: the primary score, length, degeneration and quality, each
-value with its ▲/▼ only, and a pointer to leaderboard.md / leaderboard.html for the rest. The judge's
+One table per task, then (where the task declares demand ranges) its primary score and words per range, and
+(where the pairwise judge ran) its win rates. Where the console is wide enough, every metric with its interval
+and p-value; where it is not (a log, 80 columns), compact tables: the primary score, length, degeneration and
+quality, and the primary score per range, each value with its ▲/▼ only, and a pointer to leaderboard.md /
+leaderboard.html for the rest. The judge's
 reasons are listed once under each table and the verdict cells point to them by number.
 
 Names come from users and models, so every one goes in as a rich Text, never as markup: ``[/bold]`` in a
@@ -23,7 +25,10 @@ from rich.text import Text
 from leaderboard.format import (
     COMPACT_LEGEND,
     DEGENERATION_LEGEND,
+    DEMAND_LEGEND,
     LEGEND,
+    PAIRWISE_COLUMNS,
+    PAIRWISE_LEGEND,
     SHARES,
     SHORT_LABELS,
     TONE_LEGEND,
@@ -33,11 +38,16 @@ from leaderboard.format import (
     VERDICT,
     arrow,
     compact_metrics,
+    demand_metrics,
     interval,
     iteration,
     judged,
     label,
     marker,
+    pairwise_references,
+    pairwise_rows,
+    pairwise_texts,
+    range_sizes,
     reason_notes,
     reason_numbers,
     task_metrics,
@@ -134,6 +144,36 @@ def task_table(board: dict, task: str, compact: bool) -> Table:
     return table
 
 
+def demand_table(board: dict, task: str, compact: bool) -> Table | None:
+    """The task's primary score and mean words per demand range (compact: the primary score only, ▲/▼ only)."""
+    metrics = demand_metrics(board, task, with_words=not compact)
+    if not metrics:
+        return None
+    table = Table(title=Text(f"{task} by demanded length · {range_sizes(board, task)}"), title_justify="left",
+                  **({"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}))
+    table.add_column("model", overflow="fold")
+    for metric in metrics:
+        table.add_column(Text(label(metric)), justify="right", no_wrap=compact)
+    for row in board["rows"]:
+        if task in row["tasks"]:
+            table.add_row(_model(row), *[_value(row["tasks"][task], m, compact, []) for m in metrics])
+    return table
+
+
+def pairwise_table(board: dict, task: str) -> Table | None:
+    """The pairwise judge's win rates against the reference model (judge and model names: Text, never markup)."""
+    pairs = pairwise_rows(board, task)
+    if not pairs:
+        return None
+    table = Table(title=Text(f"{task} pairwise judge, {pairwise_references(board, task)}"), title_justify="left")
+    table.add_column("model", overflow="fold")
+    for name in PAIRWISE_COLUMNS:
+        table.add_column(name, justify="right")
+    for row, entry in pairs:
+        table.add_row(_model(row), *pairwise_texts(entry))
+    return table
+
+
 def _fits(console: Console, table: Table) -> bool:
     """Whether the table's widest layout, every cell on one line, fits the console."""
     unbounded = console.options.update_width(1_000_000)
@@ -141,10 +181,12 @@ def _fits(console: Console, table: Table) -> bool:
 
 
 def print_leaderboard(board: dict, console: Console | None = None) -> None:
-    """Each task's table and its judge reasons, then one legend: every table full where all of them fit the
-    console, else every table compact."""
+    """Each task's table, its judge reasons, its scores by demand range and its pairwise win rates, then one
+    legend: every table full where all of them fit the console, else every table compact."""
     console = console or Console()
-    compact = not all(_fits(console, task_table(board, task, compact=False)) for task in board["tasks"])
+    wide = [table for task in board["tasks"] for table in (task_table(board, task, compact=False),
+                                                            demand_table(board, task, compact=False)) if table]
+    compact = not all(_fits(console, table) for table in wide)
     for task in board["tasks"]:
         console.print(task_table(board, task, compact))
         notes = reason_notes(board, task)
@@ -155,11 +197,19 @@ def print_leaderboard(board: dict, console: Console | None = None) -> None:
             for i, note in enumerate(notes, 1):
                 reasons.add_row(f"({i})", Text(note))
             console.print(Text("judge unreliable because:", style="yellow"), reasons)
+        for extra in (demand_table(board, task, compact), pairwise_table(board, task)):
+            if extra is not None:
+                console.print(extra)
         console.print()
     legend = [f"{LEGEND}; {TONE_LEGEND}"]
     if any(set(SHARES) & set(task_metrics(board, task)) for task in board["tasks"]):
         legend.append(DEGENERATION_LEGEND)
     if any(judged(board, task) for task in board["tasks"]):
         legend.append(TRUST_LEGEND)
-    for paragraph in [COMPACT_LEGEND, POINTER] if compact else legend:
+    if any(demand_metrics(board, task) for task in board["tasks"]):
+        legend.append(DEMAND_LEGEND)
+    paragraphs = [COMPACT_LEGEND, POINTER] if compact else legend
+    if any(pairwise_rows(board, task) for task in board["tasks"]):
+        paragraphs.append(PAIRWISE_LEGEND)
+    for paragraph in paragraphs:
         console.print(Text(paragraph + ("" if paragraph.endswith(".") else ".")), style="dim")

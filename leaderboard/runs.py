@@ -12,12 +12,14 @@ from leaderboard.errors import LeaderboardError
 
 @dataclass(frozen=True)
 class RunDir:
-    """The files of one scored checkpoint: run.json, scores.json and, when judged, judgements.json."""
+    """The files of one scored checkpoint: run.json, scores.json and, when judged, judgements.json and (pairwise
+    judging against the base arm) pairwise.json."""
 
     path: Path
     run: dict
     scores: dict
     judgements: dict | None
+    pairwise: dict | None = None
 
     @property
     def model(self) -> str:
@@ -40,7 +42,8 @@ def read_json(path: Path) -> dict:
 
 
 def load_run_dir(path: Path) -> RunDir:
-    """Read and validate a run directory; judgements.json is optional, run.json and scores.json are not."""
+    """Read and validate a run directory; judgements.json and pairwise.json are optional, run.json and scores.json
+    are not."""
     path = Path(path)
     if not path.is_dir():
         raise LeaderboardError(f"{path}: run directory not found")
@@ -52,4 +55,8 @@ def load_run_dir(path: Path) -> RunDir:
     if (path / "judgements.json").exists():
         judgements = read_json(path / "judgements.json")
         validate.judgements_file(path / "judgements.json", judgements)
-    return RunDir(path, run, scores, judgements)
+    pairwise = None
+    if (path / "pairwise.json").exists():
+        pairwise = read_json(path / "pairwise.json")
+        validate.pairwise_file(path / "pairwise.json", pairwise)
+    return RunDir(path, run, scores, judgements, pairwise)

@@ -17,6 +17,8 @@ NUMERIC_SAMPLE_FIELDS = ("score", "words", "required_words", "quality", "quality
                          "effective_words")
 FLAG_SAMPLE_FIELDS = ("ends_sentence", "ended_at_cap")
 TEXT_SAMPLE_FIELDS = ("type", "prompt", "response", "finish_reason")
+# train_stats facts that are short texts, not numbers (e.g. matched_budget: "examples: 6, seeded subsample").
+TEXT_TRAIN_STATS = ("matched_budget",)
 MAX_SAMPLE_MAGNITUDE = 1e12
 """No score, word count or quality comes near this; a sample value beyond it (1.7e308 is finite) would
 overflow the bootstrap sums and the length-control fit, so it is refused as unusable input."""
@@ -173,6 +175,29 @@ def judgements_file(path: Path, document: dict) -> None:
         _judge_trust(path, f"tasks[{name!r}].trust", entry.get("trust"))
 
 
+def _win_rates(path: Path, field: str, entry: dict) -> None:
+    """A task's pairwise numbers (judges/pairwise.py): counts, rates from 0 to 1 or null, and their intervals."""
+    count(path, f"{field}.n", entry.get("n"))
+    count(path, f"{field}.failures", entry.get("failures"))
+    for name in ("win_rate", "lc_win_rate", "position_bias_rate"):
+        rate = entry.get(name)
+        number(path, f"{field}.{name}", rate)
+        if rate is not None and not 0 <= rate <= 1:
+            _fail(path, f"{field}.{name}", "a number from 0 to 1 or null", rate)
+    for name in ("win_rate_ci", "lc_win_rate_ci"):
+        _interval(path, f"{field}.{name}", entry.get(name))
+
+
+def pairwise_file(path: Path, document: dict) -> None:
+    """pairwise.json: the reference model's name, the judge, and per task the win rates the views show."""
+    text(path, "reference", document.get("reference"))
+    judge = document.get("judge")
+    mapping(path, "judge", judge, optional=True)
+    text(path, "judge.model", (judge or {}).get("model"))
+    for name, entry in _task_entries(path, document).items():
+        _win_rates(path, f"tasks[{name!r}]", entry)
+
+
 def run_file(path: Path, run: dict) -> None:
     """run.json: the display name, and the arm, iteration and training facts the views show."""
     text(path, "model", run.get("model"), optional=False, empty=False)
@@ -190,6 +215,12 @@ def _metric(path: Path, field: str, spec) -> None:
     count(path, f"{field}.n", spec.get("n"))
     flag(path, f"{field}.higher_is_better", spec.get("higher_is_better"))
     _interval(path, f"{field}.ci", spec.get("ci"))
+    demand = spec.get("demand")
+    mapping(path, f"{field}.demand", demand, optional=True)
+    if demand is not None:
+        number(path, f"{field}.demand.low", demand.get("low"), optional=False)
+        number(path, f"{field}.demand.high", demand.get("high"), optional=False)
+        flag(path, f"{field}.demand.high_included", demand.get("high_included"), optional=False)
     for key in ("vs_base", "vs_previous"):
         test = spec.get(key)
         mapping(path, f"{field}.{key}", test, optional=True)
@@ -223,6 +254,12 @@ def _board_task(path: Path, field: str, entry: dict) -> None:
     text(path, f"{field}.primary", entry.get("primary"))
     count(path, f"{field}.judge_failures", entry.get("judge_failures"))
     _quality_trust(path, f"{field}.quality_trust", entry.get("quality_trust"))
+    pairwise = entry.get("pairwise")
+    mapping(path, f"{field}.pairwise", pairwise, optional=True)
+    if pairwise is not None:
+        text(path, f"{field}.pairwise.reference", pairwise.get("reference"))
+        text(path, f"{field}.pairwise.judge", pairwise.get("judge"))
+        _win_rates(path, f"{field}.pairwise", pairwise)
     metrics = entry.get("metrics")
     mapping(path, f"{field}.metrics", metrics)
     for name, spec in metrics.items():
@@ -249,7 +286,10 @@ def _row(path: Path, field: str, row) -> None:
     stats = row.get("train_stats")
     mapping(path, f"{field}.train_stats", stats, optional=True)
     for key, value in (stats or {}).items():
-        number(path, f"{field}.train_stats[{key!r}]", value, optional=False)
+        if key in TEXT_TRAIN_STATS:
+            text(path, f"{field}.train_stats[{key!r}]", value, optional=False)
+        else:
+            number(path, f"{field}.train_stats[{key!r}]", value, optional=False)
     for task, entry in _task_entries(path, row, "tasks").items():
         _board_task(path, f"{field}.tasks[{task!r}]", entry)
 

@@ -1,5 +1,7 @@
 """What a task's YAML declares about itself, read as data: `metadata.primary_metric`, the one score a
-regression check gates on (leaderboard/check.py), written into scores.json by `score_predictions`.
+regression check gates on (leaderboard/check.py), written into scores.json by `score_predictions`, and
+`metadata.demand_ranges`, the length-demand ranges the leaderboard reports that score in (the harness hands
+them to leaderboard/build.py, which may not import this package).
 
 The YAML is read the way lm-eval reads it (an `include:`d file first, the task's own top-level keys
 winning, so each variant declares its own `metadata`), without importing the functions its
@@ -52,3 +54,30 @@ def primary_metric(task: str, family: str) -> str:
         raise ValueError(f"tasks/{family}/{task}.yaml: metadata.primary_metric {metric!r} is not in its metric_list "
                          f"({', '.join(map(str, reported)) or 'empty'})")
     return metric
+
+
+def demand_ranges(task: str, family: str) -> list[list[int]]:
+    """The task's `metadata.demand_ranges`: [low, high] word bounds, ascending and not overlapping (each range
+    holds its low end, the last its high end too); [] when the task declares none."""
+    ranges = task_metadata(task, family).get("demand_ranges") or []
+    where = f"tasks/{family}/{task}.yaml: metadata.demand_ranges"
+    previous_high = None
+    for bounds in ranges:
+        if not (isinstance(bounds, list) and len(bounds) == 2 and all(type(b) is int and b >= 0 for b in bounds)
+                and bounds[0] < bounds[1]):
+            raise ValueError(f"{where}: each range must be [low, high], whole numbers 0 <= low < high, got {bounds!r}")
+        if previous_high is not None and bounds[0] < previous_high:
+            raise ValueError(f"{where}: ranges must ascend without overlapping, got {ranges!r}")
+        previous_high = bounds[1]
+    return [list(bounds) for bounds in ranges]
+
+
+def declared_demand_ranges() -> dict[str, list[list[int]]]:
+    """{task: its demand_ranges} for every task YAML under tasks/ that declares some."""
+    found = {}
+    for path in sorted(TASKS_DIR.glob("*/*.yaml")):
+        task = task_config(path.stem, path.parent.name).get("task")
+        ranges = demand_ranges(path.stem, path.parent.name)
+        if isinstance(task, str) and ranges:
+            found[task] = ranges
+    return found
