@@ -36,7 +36,7 @@ from harness.models import check_model_available, resolve_model
 from harness.plan import arm_settings, imitation_instructions, plan_stages, slug, training_config
 from harness.stages import DONE, StageRecorder, redo_stale
 from harness.synthesis_backends import merge_once, role_backends
-from harness.train import FINAL_ARM, checkpoint_arm, run_training
+from harness.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
     build_backtranslation_data,
@@ -135,11 +135,15 @@ def train_baseline_arm(arm: str, config: ExperimentConfig, base: str, work: Path
     if why_no_samples(data):
         return None, why_no_samples(data)
     trained = recorder.stages[f"{arm}/train"].status == DONE  # its stats are in stats.json; nothing is rewritten
+    data_file, matched = matched_data(data.data_file, config.matched_budget, settings.seed, arm)
     with recorder.stage(f"{arm}/train"):
         with console.status(f"{arm}: fine-tuning"):
-            train_stats = trained_stats(work) if trained else train_baseline(work, base, settings.train)
+            train_stats = trained_stats(work) if trained else train_baseline(work, base, settings.train,
+                                                                             data_file=data_file)
         merged = merge_once(base, work / "adapter", work / "merged")
-    train_stats = {**train_stats, "length_demands": length_demand_share(data.data_file)}
+    training = train_stats["training"]  # what was trained on: the data run's samples, or their matched subsample
+    train_stats = {**train_stats, "samples": training["samples"], "answer_words_mean": training["answer_words_mean"],
+                   "length_demands": length_demand_share(data_file), "matched_budget": matched}
     return ScoredCheckpoint(arm, str(merged), arm, None, train_stats), None
 
 

@@ -23,7 +23,7 @@ from harness.models import DEFAULT_MODEL, check_model_name
 from harness.ray_stage import RayStageConfig
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
-from harness.train import TrainRunConfig, precision_setting, validate_training
+from harness.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
 from infra.sampling import SamplingConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
@@ -77,6 +77,7 @@ class ExperimentConfig:
         backend: synthesis backend of every trained arm (in-process on CPU, endpoint on GPU).
         self_lengthen, backtranslation, imitation: each arm's own settings.
         judge: the LLM judge (with `repeat`, the reliability pass); judge_enabled: false skips it.
+        matched_budget: train every scored arm on the same number of examples (off by default).
     """
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Base model: Hub id, local path or smollm2-135m."})
@@ -93,6 +94,8 @@ class ExperimentConfig:
     imitation: ImitationConfig = field(default_factory=ImitationConfig, metadata={"help": "Behaviour imitation."})
     judge: JudgeRunConfig = field(default_factory=JudgeRunConfig, metadata={"help": "LLM judge."})
     judge_enabled: bool = field(default=True, metadata={"help": "Judge quality (false: length scores only)."})
+    matched_budget: MatchedBudgetConfig = field(default_factory=MatchedBudgetConfig,
+                                                metadata={"help": "Matched training budgets (off by default)."})
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

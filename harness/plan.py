@@ -23,8 +23,8 @@ from harness.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serve import server_label
 from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, settings_of
 from harness.synthesis_backends import backend_settings
-from harness.train import (TRAINER, TrainRunConfig, synthesis_backend_name, synthesis_stage, training_settings,
-                           training_stages)
+from harness.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
+                           training_settings, training_stages)
 from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
@@ -75,7 +75,7 @@ def training_config(config: ExperimentConfig) -> TrainRunConfig:
     """What the Self-Lengthen arm runs: the method's section with its work folder and the experiment's seed."""
     method = dataclasses.replace(config.self_lengthen, work_dir=str(Path(config.out_dir) / "train" / "self_lengthen"),
                                  seed=config.self_lengthen.seed + config.seed)
-    return TrainRunConfig(model=config.model, backend=config.backend, method=method)
+    return TrainRunConfig(model=config.model, backend=config.backend, method=method, matched_budget=config.matched_budget)
 
 
 def arm_settings(config: ExperimentConfig, arm: str) -> BacktranslationConfig | ImitationConfig:
@@ -110,7 +110,8 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
     adapter = work / "adapter"
     train = Stage(f"{arm}/train", "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
                   {"kind": "train", "model": config.model, "settings": training_settings(settings.train),
-                   "upstream": [data.fingerprint], "version": code}, [adapter, work / "merged"])
+                   "upstream": [data.fingerprint], "version": code, **config.matched_budget.stage_inputs()},
+                  [adapter, work / "merged"], extra=matched_extra(config.matched_budget))
     checkpoints.append(PlannedCheckpoint(arm, str(work / "merged"), arm, None, train))
     return [data, train]
 
@@ -216,7 +217,9 @@ def _settings(stage: Stage) -> str:
     """What a stage runs with, as one line; a model the stage is named after (score/M scores M) reads as such,
     so the stages that differ only in it share the line."""
     model = "the checkpoint its name ends with" if stage.name.endswith(f"/{stage.model}") else stage.model
-    parts = [model, stage.backend, _concurrency(stage), _short(stage.sampling), stage.extra.get("judge_server")]
+    parts = [model, stage.backend, _concurrency(stage), _short(stage.sampling), stage.extra.get("matched_budget"),
+             stage.extra.get("judge_server")]
+    parts[-2] = parts[-2] and f"matched budget: {parts[-2]}"
     parts[-1] = parts[-1] and f"judge server {parts[-1]}"
     return " · ".join(part for part in parts if part and part != "-")
 

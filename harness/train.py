@@ -44,12 +44,15 @@ from harness.stages import PlannedCheckpoint, Stage, file_digest, package_versio
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.compute import forced_precision, use_bf16
+from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.journal import write_json_atomically as write_json
+from infra.rng import item_rng
 from infra.sampling import SamplingConfig
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data, length_demand_share
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.lora import TrainConfig, train_role
+from selflengthen.sft_data import subsample
 
 CHECKPOINTS_FILE = "checkpoints.json"
 FINAL_DIR = "final"
@@ -58,6 +61,36 @@ FINAL_ARM = "self_lengthen/final"
 FINAL_DATA_STAGE = "self_lengthen/final/data"
 FINAL_TRAIN_STAGE = "self_lengthen/final/train"
 TRAINER = "trl (LoRA)"
+MATCHED_DATA = ".matched.jsonl"
+"""Suffix of the subsample an arm trains on with matched budgets, written beside its data file."""
+
+
+@dataclass
+class MatchedBudgetConfig:
+    """Matched training budgets (off by default): every scored arm fine-tunes on the same number of examples.
+
+    Arms trained on budgets 40 times apart (issue #38) compare data volumes as much as methods. Fields: examples.
+    """
+
+    examples: int | None = field(
+        default=None,
+        metadata={"help": "Fine-tune every scored arm (the iterations' Generators, the final model, both baselines) on "
+                  "a subsample of this many of its examples, drawn with the arm's seed; an arm that has fewer trains "
+                  "on all it has, and its training table says so. A matched Generator changes the next iteration's "
+                  "synthesis; the Extender, no scored arm, trains on all its data. null: off, every arm on all its data."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.examples is not None and self.examples < 1:
+            raise ValueError(f"examples must be at least 1 or null, got {self.examples}")
+
+    def stage_inputs(self) -> dict:
+        """What a matched arm's training stage adds to its fingerprint (nothing when off, so a run from before the
+        setting existed stays done)."""
+        return {} if self.examples is None else {"matched_budget": {"examples": self.examples}}
+
+    def plan_text(self) -> str:
+        return "off" if self.examples is None else f"{self.examples} examples, seeded subsample"
 
 
 @dataclass
@@ -68,11 +101,14 @@ class TrainRunConfig:
         model: base model (Hub id, local path or smollm2-135m).
         backend: synthesis backend.
         method: the Self-Lengthen settings (iterations, sizes, sampling, filters, LoRA...).
+        matched_budget: train the Generators and the final model on the same number of examples.
     """
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Base model."})
     backend: SynthesisBackendConfig = field(default_factory=SynthesisBackendConfig, metadata={"help": "Synthesis."})
     method: SelfLengthenConfig = field(default_factory=SelfLengthenConfig, metadata={"help": "Self-Lengthen."})
+    matched_budget: MatchedBudgetConfig = field(default_factory=MatchedBudgetConfig,
+                                                metadata={"help": "Matched training budgets (off by default)."})
 
 
 @dataclass
@@ -154,11 +190,14 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
         syntheses.append(synthesis.fingerprint)
         for role in ROLES:
             adapter = it_dir / f"{role}_adapter"
+            scored = role == "generator"
             inputs = {"kind": "train", "role": role, "model": config.model, "settings": train,
-                      "upstream": [synthesis.fingerprint, _fp(previous[role])], "version": code}
+                      "upstream": [synthesis.fingerprint, _fp(previous[role])], "version": code,
+                      **(config.matched_budget.stage_inputs() if scored else {})}
             previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
                                    adapter / "stage.json", inputs,
-                                   [adapter] + ([it_dir / "generator_merged"] if role == "generator" else []))
+                                   [adapter] + ([it_dir / "generator_merged"] if scored else []),
+                                   extra=matched_extra(config.matched_budget) if scored else {})
             stages.append(previous[role])
         checkpoints.append(PlannedCheckpoint(f"self_lengthen/iter_{k}/generator", str(it_dir / "generator_merged"),
                                              checkpoint_arm(k), k, previous["generator"]))
@@ -169,9 +208,30 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     adapter = final / "adapter"
     model = Stage(FINAL_TRAIN_STAGE, "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
                   {"kind": "train", "role": "final", "model": config.model, "settings": train,
-                   "upstream": [data.fingerprint], "version": code}, [adapter, final / "merged"])
+                   "upstream": [data.fingerprint], "version": code, **config.matched_budget.stage_inputs()},
+                  [adapter, final / "merged"], extra=matched_extra(config.matched_budget))
     checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model))
     return stages + [data, model], checkpoints
+
+
+def matched_extra(budget: MatchedBudgetConfig) -> dict:
+    """What `--plan` shows of a scored arm's training stage: whether and how its budget is matched."""
+    return {"matched_budget": budget.plan_text()}
+
+
+def matched_data(data: Path, budget: MatchedBudgetConfig, seed: int, arm: str) -> tuple[Path, str]:
+    """The file `arm` trains on, and what its training table says of it: `data` itself when budgets are not
+    matched, else a subsample of `budget.examples` of its rows (drawn with `seed` and the arm's name) beside it."""
+    if budget.examples is None:
+        return data, "off"
+    rows = read_jsonl(data)
+    path = data.with_name(data.name.removesuffix(".jsonl") + MATCHED_DATA)
+    write_jsonl_atomically(path, subsample(rows, budget.examples, item_rng(seed, f"matched_budget/{arm}")))
+    if len(rows) > budget.examples:
+        return path, f"examples: {budget.examples}, seeded subsample of {len(rows)}"
+    if len(rows) < budget.examples:
+        return path, f"examples: {len(rows)}, all the arm has (fewer than the {budget.examples} matched)"
+    return path, f"examples: {budget.examples}, all the arm has"
 
 
 def training_settings(train: TrainConfig) -> dict:
@@ -252,15 +312,18 @@ def run_training(config: TrainRunConfig, console: Console | None = None,
                         if (reason := _no_rows(it_dir / data, role, k))), None)
         if missing:
             return TrainingOutcome(checkpoints, missing, final_skipped="the iterations stopped before the last one")
-        for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA)):
+        generator_data, matched = matched_data(it_dir / GENERATOR_DATA, config.matched_budget, method.seed,
+                                               f"self_lengthen/iter_{k}/generator")
+        for role, data in (("generator", generator_data), ("extender", it_dir / EXTENDER_DATA)):
             with stage(train_stage(k, role)), console.status(f"iteration {k}: fine-tuning the {role}"):
-                adapters[role] = train_role(it_dir / data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
+                adapters[role] = train_role(data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
                 if role == "generator":
                     merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
-        stats = _train_stats(adapters["generator"], it_dir / GENERATOR_DATA)
+        stats = _train_stats(adapters["generator"], generator_data, matched)
         checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
-    final, why_not = train_final(base, iteration_dirs, work / FINAL_DIR, method, console, stage)
+    final, why_not = train_final(base, iteration_dirs, work / FINAL_DIR, method, console, stage,
+                                 config.matched_budget)
     if final is not None:
         checkpoints.append(final)
         write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
@@ -268,9 +331,11 @@ def run_training(config: TrainRunConfig, console: Console | None = None,
 
 
 def train_final(base: str, iteration_dirs: list[Path], final: Path, method: SelfLengthenConfig, console: Console,
-                stage: Callable[[str], contextlib.AbstractContextManager]) -> tuple[Checkpoint | None, str | None]:
+                stage: Callable[[str], contextlib.AbstractContextManager], budget: MatchedBudgetConfig
+                ) -> tuple[Checkpoint | None, str | None]:
     """The paper's last step: the length-following data from every iteration, and the base fine-tuned on it
-    (LoRA with `method.train`'s settings): the checkpoint, or why there is none."""
+    (LoRA with `method.train`'s settings, on `budget`'s subsample when budgets are matched): the checkpoint, or why
+    there is none."""
     data = final / FINAL_DATA
     with stage(FINAL_DATA_STAGE):
         if not data.is_file():
@@ -281,16 +346,18 @@ def train_final(base: str, iteration_dirs: list[Path], final: Path, method: Self
         window = method.final_data
         return None, (f"no answer of {window.min_words} to {window.max_words} words for the final data ({data}); "
                       "lower self_lengthen.final_data.min_words or lengthen the answers")
+    trained, matched = matched_data(data, budget, method.seed, FINAL_ARM)
     with stage(FINAL_TRAIN_STAGE), console.status("fine-tuning the final model on the length-following data"):
-        adapter = train_role(data, base, final / "adapter", method.train)
+        adapter = train_role(trained, base, final / "adapter", method.train)
         merged = merge_once(base, adapter, final / "merged")
-    return Checkpoint("final", str(merged), None, str(adapter), _train_stats(adapter, data)), None
+    return Checkpoint("final", str(merged), None, str(adapter), _train_stats(adapter, trained, matched)), None
 
 
-def _train_stats(adapter: Path, data: Path) -> dict:
-    """The adapter's training facts, and the share of its training instructions that carry a length demand."""
+def _train_stats(adapter: Path, data: Path, matched: str) -> dict:
+    """The adapter's training facts, the share of its training instructions that carry a length demand, and
+    whether its budget was matched."""
     stats = json.loads((adapter / "train_stats.json").read_text(encoding="utf-8"))
-    return {**stats, "length_demands": length_demand_share(data)}
+    return {**stats, "length_demands": length_demand_share(data), "matched_budget": matched}
 
 
 def _seed_paths(method: SelfLengthenConfig) -> dict[str, Path | None]:

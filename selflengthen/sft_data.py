@@ -2,7 +2,8 @@
 
 Generator: instruction -> extended answer. Extender: a request to expand the initial answer,
 with each of its lines kept with probability 0.8 so the Extender learns to add, not only copy,
--> extended answer. Records are `{"key", "lang", "instruction", "initial", "extended"}`.
+-> extended answer. Records are `{"key", "lang", "instruction", "initial", "extended"}`. With matched budgets
+a trained arm's examples are a seeded `subsample` of them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ def build_extender_data(
         request = extend_request(record["instruction"], thinned, record["lang"])
         examples.append(chat_example(request, record["extended"]))
     return examples
+
+
+def subsample(examples: list[dict[str, Any]], size: int, rng: random.Random) -> list[dict[str, Any]]:
+    """`size` of `examples` drawn by `rng`, in their order (all of them when there are no more): an arm's data cut to a
+    budget matched to the other arms', so they differ in how their data was made, not in how much there is."""
+    if len(examples) <= size:
+        return list(examples)
+    return [examples[i] for i in sorted(rng.sample(range(len(examples)), size))]
 
 
 def drop_lines(text: str, rng: random.Random, keep: float = LINE_KEEP_PROBABILITY) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from selflengthen.baselines.runner import DATA_FILE, STATS_FILE
-from infra.journal import write_json_atomically
+from infra.journal import read_jsonl, write_json_atomically
 from selflengthen.lora import FINISHED_MARKER, TrainConfig, train_role
 
 MERGED_TRAIN_FACTS = ("train_tokens", "loss_tokens", "steps", "epochs", "final_loss", "mean_loss", "wall_seconds")
@@ -24,8 +24,10 @@ def train_baseline(
     config: TrainConfig,
     output_dir: Path | None = None,
     init_adapter: Path | None = None,
+    data_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Train a LoRA adapter on `work_dir/data.jsonl` (default into `work_dir/adapter`); return the merged stats.
+    """Train a LoRA adapter on `data_file` (default `work_dir/data.jsonl`; a subsample of it when budgets are
+    matched) into `output_dir` (default `work_dir/adapter`); return the merged stats.
 
     A finished adapter is not retrained (`train_role` returns at once); the stats are merged again.
     """
@@ -38,12 +40,14 @@ def train_baseline(
         outcomes = ", ".join(f"{name} {count}" for name, count in stats["outcomes"].items()) or "no items"
         raise ValueError(f"the {stats['arm']} data in {work_dir} has no training samples ({outcomes})")
     output_dir = Path(output_dir) if output_dir is not None else work_dir / "adapter"
-    train_role(work_dir / DATA_FILE, base_model, output_dir, config, init_adapter)
+    data_file = Path(data_file) if data_file is not None else work_dir / DATA_FILE
+    train_role(data_file, base_model, output_dir, config, init_adapter)
     train_stats = json.loads((output_dir / FINISHED_MARKER).read_text(encoding="utf-8"))
-    if train_stats["samples"] != stats["samples"]:
+    rows = len(read_jsonl(data_file))
+    if train_stats["samples"] != rows:
         raise ValueError(
-            f"{output_dir} was trained on {train_stats['samples']} samples, but {work_dir / DATA_FILE} "
-            f"now holds {stats['samples']}: use a fresh output_dir"
+            f"{output_dir} was trained on {train_stats['samples']} samples, but {data_file} "
+            f"now holds {rows}: use a fresh output_dir"
         )
     stats.update({name: train_stats.get(name) for name in MERGED_TRAIN_FACTS})
     stats.update(adapter_dir=str(output_dir), training=train_stats)
