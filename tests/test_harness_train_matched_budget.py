@@ -12,12 +12,16 @@ import pytest
 import yaml
 from rich.console import Console
 
+from harness.config import from_dict
 from harness.experiment_config import load_experiment
 from harness.plan import plan_stages, print_plan
 from harness.train import MatchedBudgetConfig, matched_data
 from infra.journal import read_jsonl
+from selflengthen.baselines import ImitationConfig, train_baseline
 from selflengthen.sft_data import subsample
 from tests.test_harness_cli_errors import assert_one_line_error, run_main
+from tests.test_baselines_steps import (PLAN, imitation_config, run_imitation, section_reply, teacher,
+                                        write_instructions)
 from tests.test_harness_plan import tiny_config
 from tests.test_harness_train import run_train, train_config
 
@@ -129,3 +133,19 @@ def test_a_bad_matched_budget_or_constrained_reply_setting_is_refused_in_one_lin
     assert result.returncode == 2, result.stderr
     assert_one_line_error(result, names)
     assert not (tmp_path / "exp").exists()
+
+
+@pytest.mark.slow
+def test_a_baseline_with_a_matched_budget_trains_on_its_subsample_and_keeps_its_data_runs_count(
+        tmp_path, tiny_model_dir, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+    work = tmp_path / "im"
+    run_imitation(teacher(plan=PLAN, section=section_reply), imitation_config(write_instructions(tmp_path / "i.jsonl")),
+                  work)
+    data_file, _ = matched_data(work / "data.jsonl", MatchedBudgetConfig(examples=1), 0, "imitation")
+    train = from_dict(ImitationConfig, {"train": {"max_steps": 1, "torch_threads": 1, "logging_steps": 1}}).train
+    stats = train_baseline(work, str(tiny_model_dir), train, data_file=data_file)
+    assert (stats["samples"], stats["training"]["samples"]) == (2, 1)
