@@ -13,13 +13,26 @@ every finished shard of a wave cut short is on disk (the rerun's wave finds its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
 from harness.errors import UserError, first_line
-from harness.ray_stage import RayStageConfig, ShardStore, engine_settings, request_digest, run_step, start_ray
+from harness.ray_stage import (
+    RayStageConfig,
+    ShardStore,
+    cancel_ray_work,
+    engine_settings,
+    request_digest,
+    run_step,
+    start_ray,
+)
 from infra.backend import Completion, Unsupported
 from infra.sampling import SamplingConfig
+
+CANCEL_WAIT_S = 10.0
+"""Longest wait, once a wave is cancelled, for its thread to return (Ray Data's executor stops within seconds)."""
 
 
 class RayRoles:
@@ -68,7 +81,7 @@ class RayRoles:
                 del self.waiting[digest]
             requests = [request for request, _ in wave.values()]
             try:
-                answers = await asyncio.to_thread(run_step, requests, self.engine, self.out_dir, self.ray, self.store)
+                answers = await self._run_wave(requests)
             except Exception as error:  # noqa: BLE001 - every caller in the wave hears of it (the method: no reply)
                 for _, futures in wave.values():
                     for future in futures:
@@ -81,6 +94,34 @@ class RayRoles:
                         future.set_exception(RuntimeError(answer["error"]))
                     elif not future.done():
                         future.set_result(answer)
+
+    async def _run_wave(self, requests: list[dict]) -> list[dict]:
+        """The wave's answers, from a thread of its own: `asyncio.run` waits for an `asyncio.to_thread` call to
+        finish, so Ctrl-C would wait for the whole wave. Cancelled (Ctrl-C, or the run failing around it), the wave
+        cancels its Ray work and waits only for the thread to see that, before Ray is shut down at exit."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def settle(outcome, value) -> None:
+            if not done.done():
+                outcome(value)
+
+        def wave() -> None:
+            try:
+                result = (done.set_result, run_step(requests, self.engine, self.out_dir, self.ray, self.store))
+            except Exception as error:  # noqa: BLE001 - handed to the wave's callers, as any failure of the wave
+                result = (done.set_exception, error)
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits for this wave any more
+                loop.call_soon_threadsafe(settle, *result)
+
+        thread = threading.Thread(target=wave, name="ray-wave", daemon=True)
+        thread.start()
+        try:
+            return await done
+        except asyncio.CancelledError:
+            cancel_ray_work()
+            thread.join(timeout=CANCEL_WAIT_S)
+            raise
 
 
 class RayRoleBackend:

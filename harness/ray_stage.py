@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,6 +122,17 @@ def start_ray(config: RayStageConfig) -> None:
 
     if not ray.is_initialized():
         ray.init(address=config.address, include_dashboard=False, log_to_driver=False)
+
+
+def cancel_ray_work() -> None:
+    """Cancel the Ray Data work this process runs (a wave, in another thread): each running dataset's executor is
+    shut down, which kills its actors and cancels its tasks, and the thread waiting on it returns; the shards
+    already written stay. Ray 2.60 has no public handle on a running dataset; its executor is a thread."""
+    from ray.data._internal.execution.streaming_executor import StreamingExecutor
+
+    for thread in threading.enumerate():
+        if isinstance(thread, StreamingExecutor):
+            thread.shutdown(force=True)
 
 
 class ShardStore:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.ray_stage import RayStageConfig
 from harness.stages import fingerprint, settings_of
@@ -24,6 +28,7 @@ from infra.journal import read_jsonl
 from infra.sampling import SamplingConfig
 from selflengthen.pipeline import run_synthesis
 from tests.test_harness_cli_errors import run_main
+from tests.test_harness_train import train_config
 from tests.test_selflengthen_pipeline import (
     REPO,
     engine,
@@ -128,6 +133,35 @@ def test_a_failed_request_reaches_only_its_own_caller_as_an_error(tiny_model_dir
     assert answered.text == "fine" and answered.finish_reason == "stop"
 
 
+def test_ctrl_c_during_a_wave_cancels_its_ray_job_and_stops_within_seconds(tiny_model_dir, tmp_path, monkeypatch):
+    """Fault injection: a wave that runs until its Ray job is cancelled; SIGINT (Ctrl-C) to `asyncio.run` ends it
+    within seconds, not once the wave has run."""
+    from harness import ray_backend
+
+    job_cancelled = threading.Event()
+
+    def until_cancelled(requests, engine, out_dir, config, store):
+        job_cancelled.wait(timeout=30)
+        raise ConnectionError("the driver left the cluster")
+
+    monkeypatch.setattr(ray_backend, "run_step", until_cancelled)
+    monkeypatch.setattr(ray_backend, "cancel_ray_work", job_cancelled.set, raising=False)
+
+    async def interrupted():
+        model = ray_backend.RayRoles(str(tiny_model_dir), {"generator": None}, tmp_path, RayStageConfig(), {}).role(
+            "generator")
+        asking = asyncio.create_task(model.complete("a", SamplingConfig()))
+        await asyncio.sleep(1)  # the wave is in flight
+        signal.raise_signal(signal.SIGINT)
+        await asking
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(interrupted())
+    assert time.monotonic() - start < 10
+    assert job_cancelled.is_set()
+
+
 def test_an_unreachable_ray_cluster_is_one_error_line_before_any_request(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: joining the cluster fails; the step stops with one line instead of failing every request."""
     from harness import ray_backend
@@ -216,6 +250,47 @@ def test_killing_a_ray_iteration_mid_step_then_rerunning_loses_nothing(both_back
     digests = [d for path in (work_dir / "ray_shards").glob("shard-*.parquet")
                for d in pq.read_table(path, columns=["digest"]).column("digest").to_pylist()]
     assert len(digests) == len(set(digests))  # no request was answered twice
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_ray_run_exits_130_within_seconds_frees_the_cluster_and_keeps_finished_shards(local_ray,
+                                                                                                 tiny_model_dir,
+                                                                                                 tmp_path):
+    """One actor answers a wave of long requests one shard at a time, so the wave outlasts the interrupt by a
+    minute or more (before, the interrupted run waited for it)."""
+    address = local_ray.get_runtime_context().gcs_address  # the driver is interrupted, the cluster stays
+    config = train_config(tmp_path, tiny_model_dir, {"kind": "ray", "max_batch_size": 1, "torch_threads": 1,
+                                                     "ray": {"address": address, "concurrency": 1, "shard_size": 1}})
+    raw = yaml.safe_load(config.read_text())
+    raw["method"].update(max_in_flight=32)
+    raw["method"]["generator"]["samples_per_instruction"] = 8
+    raw["method"]["sampling"]["max_tokens"] = 1500
+    config.write_text(yaml.safe_dump(raw))
+    shards = tmp_path / "work" / "iter_1" / "ray_shards"
+    command = [sys.executable, "-m", "harness.cli", "train", str(config)]
+    log = tmp_path / "interrupted.log"
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    try:
+        deadline = time.monotonic() + 240
+        while not list(shards.glob("shard-*.parquet")):
+            assert process.poll() is None and time.monotonic() < deadline, "no shard was finished to keep"
+            time.sleep(0.1)
+        finished = set(shards.glob("shard-*.parquet"))
+        os.kill(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        assert process.wait(timeout=120) == 130, log.read_text()[-3000:]
+        assert time.monotonic() - interrupted < 15
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert finished <= set(shards.glob("shard-*.parquet"))
+    assert "Traceback" not in log.read_text()
+    deadline = time.monotonic() + 15  # the job's actor is gone: the cluster has its CPUs back
+    while local_ray.available_resources().get("CPU") != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert local_ray.available_resources().get("CPU") == 2
 
 
 if __name__ == "__main__":  # the killed run of the test above, in its own process
