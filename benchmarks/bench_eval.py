@@ -8,9 +8,9 @@ model on both `*_small` tasks with the small experiment's settings (`examples/sm
 published decoding, seed 0, cap 2,304 tokens, 32 in flight, the in-process server with 32 rows),
 one after the other on this machine. `--limit` takes the first N prompts per task (40 is the whole
 experiment). Prints, for each: wall time, answer tokens per second (tokens of the answers counted
-with the model's tokenizer), maximum resident set of any one process (the server's) and the share of
-answers that ran to the cap; then the ratios. Nothing is cached between the two: each gets its own
-output folder.
+with the model's tokenizer), maximum resident set of any one process (the server's), the share of
+answers that ran to the cap and the share of speculative drafts the server accepted (from its log);
+then the ratios. Nothing is cached between the two: each gets its own output folder.
 """
 
 from __future__ import annotations
@@ -82,7 +82,17 @@ def measure(name: str, tree: Path, config: Path, work: Path, tokenizer) -> dict:
         stop.set()
         watcher.join()
     stats = answer_stats(out, tokenizer)
-    return {"engine": name, "wall_s": wall, "max_rss_gb": peak[0] / 1e6, **stats, "tok_s": stats["tokens"] / wall}
+    return {"engine": name, "wall_s": wall, "max_rss_gb": peak[0] / 1e6, **stats, "tok_s": stats["tokens"] / wall,
+            "acceptance": speculative_acceptance(out)}
+
+
+def speculative_acceptance(out: Path) -> str:
+    """What the server's log says at shutdown about its drafts; an engine without them says nothing."""
+    for log in sorted(out.rglob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("speculative decoding: "):
+                return line.removeprefix("speculative decoding: ")
+    return "none"
 
 
 def main() -> None:
@@ -119,7 +129,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['engine']} | {row['wall_s']:.0f} | {row['tokens']} | {row['tok_s']:.1f} | {row['max_rss_gb']:.2f} "
-              f"| {row['at_cap']} of {row['answers']} | none (not built) |")
+              f"| {row['at_cap']} of {row['answers']} | {row['acceptance']} |")
     old, new = rows
     print(f"new vs old: {old['wall_s'] / new['wall_s']:.2f}x faster in wall time, "
           f"{new['tok_s'] / old['tok_s']:.2f}x the tokens/s, {new['max_rss_gb'] / old['max_rss_gb']:.2f}x the resident set")

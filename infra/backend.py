@@ -30,6 +30,10 @@ class Completion:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     logprobs: list[TokenLogprob] | None = None
+    draft_tokens: int = 0
+    """Speculative draft tokens the engine verified for this answer (0 where it drafts none)."""
+    accepted_draft_tokens: int = 0
+    """Of those, the ones the model kept: accepted_draft_tokens / draft_tokens is the acceptance rate."""
 
 
 class Unsupported(ValueError):

@@ -182,7 +182,7 @@ class InvariantDecoder:
         hidden = self.embed(ids)
         cos, sin = (part[0] for part in self.rotary(hidden, positions.unsqueeze(0)))
         for index, layer in enumerate(self.layers):
-            attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, tile)
+            attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, prefill)
             hidden = hidden + layer.o(attended, tile)
             gate, up = layer.gate_up(layer.post_norm(hidden), tile).chunk(2, dim=-1)
             hidden = hidden + layer.down(layer.act(gate) * up, tile)
@@ -193,8 +193,9 @@ class InvariantDecoder:
             hidden = hidden[ends]
         return self.head(self.norm(hidden), self.tiles.head).float()
 
-    def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, tile: int) -> torch.Tensor:
+    def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, prefill: bool) -> torch.Tensor:
         """Self-attention of every row's new tokens over that row's own cache, one row at a time."""
+        tile = self.tiles.prefill if prefill else self.tiles.decode
         tokens = x.shape[0]
         q, k, v = layer.qkv(x, tile).split(layer.split, dim=-1)
         q = q.view(tokens, self.heads, self.head_dim)
@@ -204,19 +205,20 @@ class InvariantDecoder:
         q, k = self.apply_rotary(q, k, cos, sin, unsqueeze_dim=1)
         v = v.view(tokens, self.kv_heads, self.head_dim)
         out = torch.empty_like(q)
-        if len(rows) == tokens:  # a decode step: one new token per row, no mask, no transposes
-            for row, (cache, _) in enumerate(rows):
-                keys, values = cache.store(index, k[row].unsqueeze(1), v[row].unsqueeze(1))
-                out[row] = F.scaled_dot_product_attention(
-                    q[row].view(1, self.heads, 1, self.head_dim), keys.unsqueeze(0), values.unsqueeze(0),
-                    scale=layer.scaling, enable_gqa=self.kv_heads != self.heads).view(self.heads, self.head_dim)
-            return out.view(tokens, self.heads * self.head_dim)
         start = 0
         for cache, new in rows:
             end = start + len(new)
             keys, values = cache.store(index, k[start:end].transpose(0, 1), v[start:end].transpose(0, 1))
-            out[start:end] = _row_attention(q[start:end].transpose(0, 1), keys, values, cache.length,
-                                            layer.scaling).transpose(0, 1)
+            if prefill:
+                out[start:end] = _row_attention(q[start:end].transpose(0, 1), keys, values, cache.length,
+                                                layer.scaling).transpose(0, 1)
+            else:  # one call per token, over exactly its keys: the same call whether drafts follow it or not
+                for offset in range(len(new)):
+                    seen = cache.length + offset + 1
+                    out[start + offset] = F.scaled_dot_product_attention(
+                        q[start + offset].view(1, self.heads, 1, self.head_dim), keys[:, :seen].unsqueeze(0),
+                        values[:, :seen].unsqueeze(0), scale=layer.scaling,
+                        enable_gqa=self.kv_heads != self.heads).view(self.heads, self.head_dim)
             start = end
         return out.view(tokens, self.heads * self.head_dim)
 

@@ -44,6 +44,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from infra.backend import Completion, TokenLogprob, truncate_at_stop
 from infra.compute import check_precision, torch_threads, use_bf16
 from infra.decoder import InvariantDecoder, RowCache
+from infra.drafter import NgramDrafter
 from infra.sampler import TokenSampler
 from infra.sampling import SamplingConfig
 from infra.structured import SchemaGuide
@@ -77,11 +78,21 @@ class InProcessConfig:
     precision: str = field(
         default="auto", metadata={"help": "'fp32', 'bf16', or 'auto': bf16 where the GPU or CPU computes it natively (AVX512-BF16 or AMX), else fp32."}
     )
+    speculative_tokens: int = field(
+        default=4, metadata={"help": "Tokens drafted per row and step by n-gram lookup and verified in one pass; 0: none."}
+    )
+    ngram_longest: int = field(default=3, metadata={"help": "Longest suffix of a row looked up for a draft."})
+    ngram_shortest: int = field(default=2, metadata={"help": "Shortest suffix of a row looked up for a draft."})
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        if self.speculative_tokens < 0:
+            raise ValueError(f"speculative_tokens must be 0 or more, got {self.speculative_tokens}")
+        if not 1 <= self.ngram_shortest <= self.ngram_longest:
+            raise ValueError(f"ngram_shortest and ngram_longest must satisfy 1 <= shortest <= longest, got "
+                             f"{self.ngram_shortest} and {self.ngram_longest}")
         check_precision(self.precision)
 
 
@@ -102,7 +113,10 @@ class _Row:
     generator: object | None  # torch.Generator for a seeded request
     cache: RowCache
     seen: torch.Tensor  # token ids the repetition penalty applies to (prompt and output, each once)
+    drafter: NgramDrafter
     tokens: list[int] = field(default_factory=list)
+    drafted: int = 0
+    accepted: int = 0
     logprobs: list[TokenLogprob] | None = None  # filled when the request asks for top_logprobs
     schema_done: bool = False  # the JSON schema is complete and allows nothing more
 
@@ -129,6 +143,10 @@ class DecodeStats:
     decode_seconds: float = 0.0
     cancelled: int = 0
     """Requests whose callers stopped waiting: dropped from the queue or from the batch."""
+    drafted: int = 0
+    """Draft tokens verified (n-gram speculative decoding)."""
+    accepted: int = 0
+    """Draft tokens kept: accepted / drafted is the acceptance rate."""
 
 
 class InProcessBackend:
@@ -301,41 +319,69 @@ class InProcessBackend:
             taken.add(prompt)
             rows.append(_Row(request, _seeded_generator(request.sampling, device), cache,
                              seen=torch.tensor(sorted(set(request.prompt_ids)), dtype=torch.long, device=device),
+                             drafter=NgramDrafter(request.prompt_ids, self.config.ngram_longest,
+                                                  self.config.ngram_shortest),
                              logprobs=None if request.sampling.top_logprobs is None else []))
         self._rows = self._rows + rows
         self.stats.prefill_seconds += time.perf_counter() - started
-        self._pick_next(logits[row_of], rows)
+        self._verify(logits[row_of], rows, [[] for _ in rows])
 
     def _decode_step(self) -> None:
-        """Feed every row its last token, then pick the following one."""
+        """Feed every row its last token and its drafts, then keep what the model agrees with."""
         started = time.perf_counter()
         self.stats.decode_steps += 1
         self.stats.rows_decoded += len(self._rows)
         rows = list(self._rows)
-        logits = self.decoder.forward([(row.cache, row.tokens[-1:]) for row in rows], prefill=False)
-        self._pick_next(logits, rows)
+        drafts = [self._draft(row) for row in rows]
+        logits = self.decoder.forward([(row.cache, row.tokens[-1:] + draft) for row, draft in zip(rows, drafts)],
+                                      prefill=False)
+        self._verify(logits, rows, drafts)
         self.stats.decode_seconds += time.perf_counter() - started
 
-    def _pick_next(self, logits, rows: list[_Row]) -> None:
-        """Choose each row's next token from its logits row, record it, and retire the rows that finished."""
-        guided = [i for i, r in enumerate(rows) if r.matcher is not None]
-        if guided:
-            self._guide.mask(logits, guided, [rows[i].matcher for i in guided])
+    def _draft(self, row: _Row) -> list[int]:
+        """Up to `speculative_tokens` tokens the row's own text predicts, never past its max_tokens."""
+        room = min(self.config.speculative_tokens, row.request.sampling.max_tokens - len(row.tokens) - 1)
+        return row.drafter.propose(room) if room > 0 else []
+
+    def _verify(self, logits, rows: list[_Row], drafts: list[list[int]]) -> None:
+        """Walk each row's positions in order: keep drafts while the sampler accepts them, then take the
+        sampler's own token; the penalty, the schema mask and the stop checks see every position exactly
+        as one-token-at-a-time decoding would. Retire the rows that finished."""
         finished = []
-        for row, row_logits in zip(rows, logits):
-            choice = self._sampler.choose(row_logits, row.request.sampling, row.seen, row.generator)
-            token = choice.token
-            row.tokens.append(token)
-            if not bool((row.seen == token).any()):
-                row.seen = torch.cat([row.seen, row.seen.new_tensor([token])])
-            if row.logprobs is not None:
-                row.logprobs.append(choice.logprob)
-            if row.matcher is not None and token not in self._eos_ids:
-                row.schema_done = self._guide.advance(row.matcher, token)
-            if self._row_finished(row):
-                finished.append(row)
+        start = 0
+        for row, draft in zip(rows, drafts):
+            positions, start = logits[start:start + len(draft) + 1], start + len(draft) + 1
+            before = len(row.tokens)
+            kept = 0
+            for position, proposed in enumerate([*draft, None]):
+                if row.matcher is not None:
+                    self._guide.mask(positions, [position], [row.matcher])
+                choice, accepted = self._sampler.verify(positions[position], row.request.sampling, row.seen,
+                                                        row.generator, proposed)
+                self._record(row, choice)
+                kept += accepted
+                if self._row_finished(row):
+                    finished.append(row)
+                    break
+                if not accepted:
+                    break
+            row.cache.length -= len(draft) - kept  # the rejected drafts' keys are written over next step
+            row.drafter.extend(row.tokens[before:])
+            row.drafted, row.accepted = row.drafted + len(draft), row.accepted + kept
+            self.stats.drafted, self.stats.accepted = self.stats.drafted + len(draft), self.stats.accepted + kept
         if finished:
             self._retire(finished)
+
+    def _record(self, row: _Row, choice) -> None:
+        """Append the chosen token to the row: output, penalty set, log-probabilities, schema state."""
+        token = choice.token
+        row.tokens.append(token)
+        if not bool((row.seen == token).any()):
+            row.seen = torch.cat([row.seen, row.seen.new_tensor([token])])
+        if row.logprobs is not None:
+            row.logprobs.append(choice.logprob)
+        if row.matcher is not None and token not in self._eos_ids:
+            row.schema_done = self._guide.advance(row.matcher, token)
 
     def _row_finished(self, row: _Row) -> bool:
         sampling = row.request.sampling
@@ -353,6 +399,7 @@ class InProcessBackend:
         for row in finished:
             completion = completion_from_tokens(row.tokens, len(row.request.prompt_ids), row.request.sampling,
                                                 self.tokenizer, self._eos_ids, row.logprobs, row.schema_done)
+            completion.draft_tokens, completion.accepted_draft_tokens = row.drafted, row.accepted
             _settle_in_loop(row.request, _resolve, completion)
         self._rows = [row for row in self._rows if id(row) not in done]
 

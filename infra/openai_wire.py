@@ -110,9 +110,12 @@ def _legacy_logprobs(entries: list[TokenLogprob] | None) -> dict[str, Any] | Non
 
 def _envelope(prefix: str, kind: str, model: str, choice: dict, completion: Completion) -> dict[str, Any]:
     prompt_tokens, completion_tokens = completion.prompt_tokens or 0, completion.completion_tokens or 0
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    if completion.draft_tokens:  # this request's speculative acceptance; OpenAI clients keep unknown usage fields
+        usage |= {"draft_tokens": completion.draft_tokens, "accepted_draft_tokens": completion.accepted_draft_tokens}
     return {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()), "model": model,
-            "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                           "total_tokens": prompt_tokens + completion_tokens}}
+            "choices": [choice], "usage": usage}
 
 
 def _sampling(body: dict[str, Any], max_tokens: int | None, top_logprobs: int | None) -> SamplingConfig:

@@ -222,3 +222,24 @@ def test_the_server_stops_when_its_block_ends(tiny_model_dir, tmp_path):
             assert response.status == 200
     with pytest.raises(OSError):
         urllib.request.urlopen(health, timeout=2)
+
+
+def test_usage_carries_a_replys_speculative_acceptance_only_where_it_drafted():
+    drafted = Completion("ab", "stop", 5, 2, draft_tokens=4, accepted_draft_tokens=3)
+    assert chat_response(drafted, "m")["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+                                                    "draft_tokens": 4, "accepted_draft_tokens": 3}
+    assert "draft_tokens" not in completion_response(Completion("ab", "stop", 5, 2), "m")["usage"]
+
+
+@pytest.mark.slow
+def test_the_server_log_says_how_many_drafts_it_accepted(tiny_model_dir, tmp_path):
+    log = tmp_path / "s.log"
+    with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1), log_path=log) as served:
+        client = openai.OpenAI(base_url=served.base_url, api_key="EMPTY", max_retries=0)
+        with client:
+            reply = client.chat.completions.create(model=served.model, max_tokens=32, temperature=0,
+                                                   messages=[{"role": "user", "content": "a b a b a b a b"}])
+    usage = reply.usage.model_extra
+    assert 0 <= usage["accepted_draft_tokens"] <= usage["draft_tokens"] and usage["draft_tokens"] > 0
+    summary = next(line for line in log.read_text().splitlines() if line.startswith("speculative decoding: "))
+    assert f"{usage['accepted_draft_tokens']} of {usage['draft_tokens']} drafted tokens accepted" in summary
