@@ -8,8 +8,9 @@ most its unfinished shards, and a changed request under an old key is answered a
 
 Two engines, one per place it runs:
 - `inprocess` (CPU): an actor pool of `concurrency` actors, each holding our in-process engine
-  (`infra.inprocess`) for the base and for each adapter a row names. A seeded request decodes as it would
-  alone (the engine's batch invariance), so which actor and which batch answer it does not change its text.
+  (`infra.inprocess`) for one model at a time: the base, or the adapter its shard names (a shard names one
+  model). A seeded request decodes as it would alone (the engine's batch invariance), so which actor and which
+  batch answer it does not change its text.
 - `vllm` (GPUs): Ray Data LLM's vLLM processor (`vLLMEngineProcessorConfig` + `build_processor`),
   `concurrency` replicas of the base with LoRA enabled; a row's `model` names its adapter's folder, which
   makes it a LoRA request. Ray releases before the per-row LoRA fix (ray-project/ray PR #62609) dropped
@@ -21,6 +22,7 @@ Needs `pip install -e '.[ray]'` (and vLLM for the `vllm` engine).
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import os
@@ -81,7 +83,7 @@ def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStage
     todo = [request for request in requests if request_digest(request) not in stored]
     failed: dict[str, str] = {}
     if todo:
-        shards = [todo[i:i + config.shard_size] for i in range(0, len(todo), config.shard_size)]
+        shards = cut_shards(todo, config.shard_size)
         start_ray(config)
         failed = (_run_on_vllm if config.engine == "vllm" else _run_on_actors)(shards, engine, out_dir, config)
         stored = store.answers()
@@ -90,6 +92,15 @@ def run_step(requests: list[dict], engine: dict, out_dir: Path, config: RayStage
         raise RuntimeError(f"Ray finished without answering {len(missing)} requests (first: {missing[0]})")
     return [{"key": r["key"], **stored[request_digest(r)]} if request_digest(r) in stored
             else {"key": r["key"], "error": failed[r["key"]]} for r in requests]
+
+
+def cut_shards(requests: list[dict], size: int) -> list[list[dict]]:
+    """Shards of at most `size` requests, each naming one model, a model's shards together: an actor, which holds
+    one model at a time, then loads each model once per wave, not once per shard."""
+    by_model: dict[str | None, list[dict]] = {}
+    for request in requests:
+        by_model.setdefault(request.get("model"), []).append(request)
+    return [group[i:i + size] for group in by_model.values() for i in range(0, len(group), size)]
 
 
 def request_digest(request: dict) -> str:
@@ -198,13 +209,15 @@ def _run_on_actors(shards: list[list[dict]], engine: dict, out_dir: Path, config
 
 
 class _EngineActor:
-    """Engines loaded once per actor (the base, and each adapter a row names); each call answers whole shards,
-    writes each one's answered requests to its file and returns the failed ones."""
+    """One engine at a time per actor (the base, or an adapter merged into it): a shard naming another model
+    closes the loaded one and lets its weights go before loading the next, so an actor never holds two merged
+    copies, each with its decode thread. Each call answers whole shards, writes each one's answered requests to
+    its file and returns the failed ones."""
 
     def __init__(self, engine: dict, out_dir: str) -> None:
         self.engine = dict(engine)
         self.adapters = self.engine.pop("adapters", {})
-        self.backends: dict = {}
+        self.loaded: tuple[str | None, object] | None = None
         self.out_dir = Path(out_dir)
 
     def __call__(self, batch: dict) -> dict:
@@ -220,15 +233,27 @@ class _EngineActor:
     def _backend(self, name: str | None):
         from infra.inprocess import InProcessBackend, InProcessConfig
 
-        if name not in self.backends:
-            if name is not None and name not in self.adapters:
-                raise ValueError(f"a request names adapter {name!r}; this step has {sorted(self.adapters) or 'none'}")
-            adapter = Path(self.adapters[name]) if name is not None else None
-            self.backends[name] = InProcessBackend(InProcessConfig(**{**self.engine, "model": Path(self.engine["model"]),
-                                                                      "adapter": adapter}))
-        return self.backends[name]
+        if self.loaded is not None and self.loaded[0] == name:
+            return self.loaded[1]
+        if name is not None and name not in self.adapters:
+            raise ValueError(f"a request names adapter {name!r}; this step has {sorted(self.adapters) or 'none'}")
+        self._release()
+        adapter = Path(self.adapters[name]) if name is not None else None
+        backend = InProcessBackend(InProcessConfig(**{**self.engine, "model": Path(self.engine["model"]),
+                                                      "adapter": adapter}))
+        self.loaded = (name, backend)
+        return backend
+
+    def _release(self) -> None:
+        """Close the loaded engine (its decode thread ends) and free its weights before another loads."""
+        if self.loaded is not None:
+            self.loaded[1].close()
+            self.loaded = None
+            gc.collect()
 
     async def _answer(self, rows: list[dict]) -> list[dict]:
+        """Each row's answer or error, a model's rows together (the engine is swapped between models, never while
+        one of its requests runs)."""
         from infra.sampling import SamplingConfig
 
         async def one(row: dict) -> dict:
@@ -239,9 +264,12 @@ class _EngineActor:
             return {"key": row["key"], "digest": request_digest(row), "text": completion.text,
                     "finish_reason": completion.finish_reason, "completion_tokens": completion.completion_tokens}
 
-        results = await asyncio.gather(*(one(row) for row in rows), return_exceptions=True)
-        return [{"key": row["key"], "error": _error_text(result)} if isinstance(result, Exception) else result
-                for row, result in zip(rows, results)]
+        results: dict[str, dict | BaseException] = {}
+        for group in cut_shards(rows, len(rows)):
+            answers = await asyncio.gather(*(one(row) for row in group), return_exceptions=True)
+            results.update((row["key"], answer) for row, answer in zip(group, answers))
+        return [{"key": row["key"], "error": _error_text(results[row["key"]])}
+                if isinstance(results[row["key"]], Exception) else results[row["key"]] for row in rows]
 
 
 # -- vllm: Ray Data LLM's processor on GPUs ----------------------------------------------------------

@@ -11,7 +11,9 @@ import pytest
 from harness.ray_stage import (
     RayStageConfig,
     ShardStore,
+    _EngineActor,
     _write_shard,
+    cut_shards,
     engine_settings,
     request_digest,
     run_step,
@@ -233,13 +235,49 @@ def test_a_row_vllm_cannot_answer_or_that_cannot_be_built_fails_alone_and_a_reru
 
 
 def test_an_engine_actor_fails_only_the_request_it_cannot_answer_and_stores_the_others(tiny_model_dir, tmp_path):
-    from harness.ray_stage import _EngineActor
-
     bad = {**REQUESTS[1], "model": "extender"}  # this step has no adapters
     failed = _EngineActor(engine_for(tiny_model_dir), str(tmp_path))({"rows": [json.dumps([REQUESTS[0], bad])]})
     assert json.loads(failed["failed"][0]) == [
         {"key": bad["key"], "error": "ValueError: a request names adapter 'extender'; this step has none"}]
     assert list(ShardStore(tmp_path).answers()) == [request_digest(REQUESTS[0])]
+
+
+def test_a_wave_is_cut_into_shards_that_each_name_one_model_a_models_shards_together():
+    wave = [{"key": f"{i}", "model": model} for i, model in enumerate(["generator", "extender", None, "generator",
+                                                                        "extender", "generator"])]
+    assert [[r["key"] for r in shard] for shard in cut_shards(wave, 2)] == [["0", "3"], ["5"], ["1", "4"], ["2"]]
+
+
+def test_an_engine_actor_holds_one_model_at_a_time_and_lets_the_last_go_before_it_loads_the_next(tiny_model_dir,
+                                                                                                  tmp_path,
+                                                                                                  monkeypatch):
+    """Spy: every engine the actor loads is recorded; when one loads, each loaded before it is closed and gone."""
+    import gc
+    import weakref
+
+    from infra import inprocess
+
+    loaded: list[weakref.ref] = []
+    alive_at_load: list[int] = []
+
+    class Recorded(inprocess.InProcessBackend):
+        def __init__(self, config):
+            gc.collect()
+            alive_at_load.append(sum(ref() is not None for ref in loaded))
+            super().__init__(config)
+            loaded.append(weakref.ref(self))
+
+    monkeypatch.setattr(inprocess, "InProcessBackend", Recorded)
+    adapters = {role: random_adapter(tiny_model_dir, tmp_path / role) for role in ("generator", "extender")}
+    actor = _EngineActor(engine_for(tiny_model_dir, adapters), str(tmp_path))
+    generator = [{**REQUESTS[0], "model": "generator"}]
+    mixed = [{**REQUESTS[1], "model": "extender"}, {**REQUESTS[2], "model": "generator"}]
+    failed = actor({"rows": [json.dumps(generator), json.dumps(mixed), json.dumps([REQUESTS[3]])]})
+
+    assert json.loads(failed["failed"][0]) == []
+    assert alive_at_load == [0, 0, 0, 0]  # generator, extender, generator again, the base
+    assert [ref() is None for ref in loaded] == [True, True, True, False]
+    assert len(ShardStore(tmp_path).answers()) == 4
 
 
 @pytest.mark.slow
