@@ -98,3 +98,22 @@ def test_without_schema_support_the_plan_is_asked_and_counted_as_free_text(tmp_p
 def test_a_constrained_rating_without_curation_is_refused_by_name():
     with pytest.raises(UserError, match="constrained_rating needs min_rating"):
         from_dict(BacktranslationConfig, {"corpus": "c.jsonl", "min_rating": None, "constrained_rating": True})
+
+
+@pytest.mark.parametrize(("schema", "reply"), [
+    (rating_schema(5), RATED),
+    (plan_schema(2, 30), PLANNED),
+])
+def test_the_in_process_engine_compiles_each_schema_and_holds_its_whitespace_to_one_space(schema, reply, tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from infra.structured import SchemaGuide
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    guide = SchemaGuide(tokenizer, len(tokenizer), {tokenizer.eos_token_id})
+
+    def consumed(text: str) -> bool:
+        tokens = tokenizer.encode(text, add_special_tokens=False)
+        return guide.matcher(schema).try_consume_tokens(tokens) == len(tokens)
+
+    assert consumed(reply) and not consumed("{\n")  # json.dumps writes ", " and ": ", as the schema does
