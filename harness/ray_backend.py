@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -119,8 +120,10 @@ class RayRoles:
         try:
             return await done
         except asyncio.CancelledError:
-            cancel_ray_work()
-            thread.join(timeout=CANCEL_WAIT_S)
+            deadline = time.monotonic() + CANCEL_WAIT_S
+            while thread.is_alive() and time.monotonic() < deadline:  # again for a dataset started meanwhile
+                cancel_ray_work()
+                thread.join(timeout=0.5)
             raise
 
 
