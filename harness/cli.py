@@ -277,6 +277,8 @@ def _add_serve(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port, 1 to 65535 (default 8000; 0: a free one, printed)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--max-batch", type=int, default=16, help="most requests decoded together")
+    p.add_argument("--speculative-tokens", type=int, default=None,
+                   help="tokens drafted per row and step by n-gram lookup, verified exactly (0: none; default: 4)")
     p.add_argument("--torch-threads", type=int, help="CPU threads for torch (default: the idle cores)")
     p.set_defaults(func=cmd_serve)
 
@@ -305,7 +307,8 @@ def cmd_serve(args) -> int:
             raise UserError(f"serve needs a local checkpoint folder; {args.model} is not one")
         host = f"[{args.host}]" if ":" in args.host else args.host
         try:
-            config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads)
+            drafts = {} if args.speculative_tokens is None else {"speculative_tokens": args.speculative_tokens}
+            config = InProcessConfig(path, max_batch_size=args.max_batch, torch_threads=args.torch_threads, **drafts)
             console.print(escape(f"serving {args.model} at http://{host}:{sock.getsockname()[1]}/v1 (Ctrl-C stops)"))
             stopped_by = run_server(config, sock, model_name=args.model)
         except ValueError as exc:

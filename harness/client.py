@@ -20,7 +20,7 @@ from packaging.version import Version
 from harness.errors import UserError, first_line
 from harness.serve import Endpoint
 from infra.backend import Completion, MissingLogprobs, TokenLogprob, Unsupported, truncate_at_stop
-from infra.sampling import SamplingConfig
+from infra.sampling import SamplingConfig, model_sampling_defaults
 
 
 class UnsupportedSetting(UserError, Unsupported):
@@ -286,7 +286,8 @@ class EndpointClient:
 
 
 def served_generation_defaults(model: str | None) -> dict[str, Any]:
-    """The token ids a transformers server needs in every generation config it is sent."""
+    """What a transformers server needs in every generation config it is sent, which replaces the model's
+    own: the token ids, and the sampling fields the model sets (for a request that leaves them unset)."""
     if not model:
         return {}
     from transformers import GenerationConfig
@@ -296,7 +297,8 @@ def served_generation_defaults(model: str | None) -> dict[str, Any]:
     except OSError:
         return {}
     keys = ("bos_token_id", "eos_token_id", "pad_token_id")
-    return {k: getattr(config, k) for k in keys if getattr(config, k, None) is not None}
+    return {**{k: getattr(config, k) for k in keys if getattr(config, k, None) is not None},
+            **model_sampling_defaults(config)}
 
 
 def _completion(

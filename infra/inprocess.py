@@ -46,7 +46,7 @@ from infra.compute import check_precision, torch_threads, use_bf16
 from infra.decoder import InvariantDecoder, RowCache
 from infra.drafter import NgramDrafter
 from infra.sampler import TokenSampler
-from infra.sampling import SamplingConfig
+from infra.sampling import SamplingConfig, model_sampling_defaults
 from infra.structured import SchemaGuide
 
 PREFILL_TOKENS = 8192
@@ -178,7 +178,9 @@ class InProcessBackend:
         if eos is None:
             eos = self.tokenizer.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos])
-        self._sampler = TokenSampler(self.tokenizer, self.model.generation_config.top_k or self.model.config.vocab_size)
+        self.sampling_defaults = model_sampling_defaults(self.model.generation_config)
+        self._sampler = TokenSampler(self.tokenizer, self.sampling_defaults.get("top_k") or self.model.config.vocab_size,
+                                     self.sampling_defaults.get("repetition_penalty"))
         self._add_bos = self._tokenizer_adds_bos()
         self._guide = SchemaGuide(self.tokenizer, self.model.config.vocab_size, self._eos_ids)
         self.stats = DecodeStats()

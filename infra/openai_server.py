@@ -48,13 +48,13 @@ def build_app(backend: InProcessBackend, model_name: str) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> dict:
-        messages, sampling = chat_request(await _body(request, model_name))
+        messages, sampling = chat_request(await _body(request, model_name), backend.sampling_defaults)
         completion = await _generate(backend.chat(messages, sampling))
         return chat_response(completion, model_name)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> dict:
-        prompt, sampling = completion_request(await _body(request, model_name))
+        prompt, sampling = completion_request(await _body(request, model_name), backend.sampling_defaults)
         completion = await _generate(backend.complete(prompt, sampling))
         return completion_response(completion, model_name)
 

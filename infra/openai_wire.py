@@ -41,7 +41,8 @@ class RequestError(ValueError):
         return {"error": {"message": str(self), "type": "invalid_request_error", "param": self.param, "code": None}}
 
 
-def chat_request(body: dict[str, Any]) -> tuple[list[dict[str, str]], SamplingConfig]:
+def chat_request(body: dict[str, Any],
+                 defaults: dict[str, Any] | None = None) -> tuple[list[dict[str, str]], SamplingConfig]:
     """The messages and sampling of a /v1/chat/completions body."""
     _refuse_unknown(body, _CHAT)
     if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
@@ -55,10 +56,10 @@ def chat_request(body: dict[str, Any]) -> tuple[list[dict[str, str]], SamplingCo
         raise RequestError("top_logprobs", "top_logprobs needs logprobs: true")
     if wants_logprobs and top is None:
         top = 0
-    return _messages(body.get("messages")), _sampling(body, max_tokens, top)
+    return _messages(body.get("messages")), _sampling(body, max_tokens, top, defaults or {})
 
 
-def completion_request(body: dict[str, Any]) -> tuple[str, SamplingConfig]:
+def completion_request(body: dict[str, Any], defaults: dict[str, Any] | None = None) -> tuple[str, SamplingConfig]:
     """The prompt and sampling of a /v1/completions body."""
     _refuse_unknown(body, _COMPLETIONS)
     if body.get("echo"):
@@ -72,7 +73,7 @@ def completion_request(body: dict[str, Any]) -> tuple[str, SamplingConfig]:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise RequestError("prompt", "prompt must be one string")
-    return prompt, _sampling(body, _positive_int(body, "max_tokens"), _top_logprobs(body, "logprobs"))
+    return prompt, _sampling(body, _positive_int(body, "max_tokens"), _top_logprobs(body, "logprobs"), defaults or {})
 
 
 def chat_response(completion: Completion, model: str) -> dict[str, Any]:
@@ -118,7 +119,10 @@ def _envelope(prefix: str, kind: str, model: str, choice: dict, completion: Comp
             "choices": [choice], "usage": usage}
 
 
-def _sampling(body: dict[str, Any], max_tokens: int | None, top_logprobs: int | None) -> SamplingConfig:
+def _sampling(body: dict[str, Any], max_tokens: int | None, top_logprobs: int | None,
+              defaults: dict[str, Any]) -> SamplingConfig:
+    """The request's sampling; a field it leaves unset takes the model's `defaults` (its generation_config),
+    else OpenAI's default; top_k and repetition_penalty stay unset for the engine to fill the same way."""
     if body.get("stream"):
         raise RequestError("stream", "stream is not supported; send stream: false")
     if body.get("n") not in (None, 1):
@@ -128,8 +132,8 @@ def _sampling(body: dict[str, Any], max_tokens: int | None, top_logprobs: int | 
             raise RequestError(penalty, f"{penalty} is not supported (use repetition_penalty)")
     if body.get("logit_bias"):
         raise RequestError("logit_bias", "logit_bias is not supported")
-    temperature = _number(body, "temperature", 1.0)
-    top_p = _number(body, "top_p", 1.0)
+    temperature = _number(body, "temperature", defaults.get("temperature", 1.0))
+    top_p = _number(body, "top_p", defaults.get("top_p", 1.0))
     if not 0 < top_p <= 1:
         raise RequestError("top_p", f"top_p must be in (0, 1], got {top_p}")
     penalty = _number(body, "repetition_penalty", None)

@@ -56,11 +56,13 @@ class Choice:
 
 
 class TokenSampler:
-    """Chooses next tokens for rows of a given tokenizer; `default_top_k` applies where a request sets none."""
+    """Chooses next tokens for rows of a given tokenizer; `default_top_k` and `default_repetition_penalty`
+    (the model's generation_config, `infra.sampling.model_sampling_defaults`) apply where a request sets none."""
 
-    def __init__(self, tokenizer, default_top_k: int) -> None:
+    def __init__(self, tokenizer, default_top_k: int, default_repetition_penalty: float | None = None) -> None:
         self.tokenizer = tokenizer
         self.default_top_k = default_top_k
+        self.default_repetition_penalty = default_repetition_penalty
 
     def choose(self, logits: torch.Tensor, sampling: SamplingConfig, seen: torch.Tensor,
                generator: torch.Generator | None) -> Choice:
@@ -79,8 +81,11 @@ class TokenSampler:
         distribution. Greedy rows keep the draft if it is the argmax. With no draft, a plain draw.
         """
         scores = logits
-        if sampling.repetition_penalty not in (None, 1.0):
-            scores = penalize_repeats(scores, seen, sampling.repetition_penalty)
+        penalty = sampling.repetition_penalty
+        if penalty is None:
+            penalty = self.default_repetition_penalty
+        if penalty not in (None, 1.0):
+            scores = penalize_repeats(scores, seen, penalty)
         if not sampling.do_sample:
             token = int(scores.argmax())
             return Choice(token, self._logprob(token, sampling, scores.log_softmax(-1), None)), token == draft

@@ -60,3 +60,13 @@ class SamplingConfig:
 
 
 GREEDY = SamplingConfig()
+
+MODEL_DEFAULTED = ("temperature", "top_p", "top_k", "repetition_penalty")
+"""The sampling fields a checkpoint's generation_config may set for requests that leave them unset."""
+
+
+def model_sampling_defaults(generation_config) -> dict[str, float | int]:
+    """What a request that leaves a sampling field unset gets, on every server kind: the value the
+    checkpoint's generation_config sets, as vLLM does by default (`--generation-config auto`)."""
+    return {name: getattr(generation_config, name) for name in MODEL_DEFAULTED
+            if getattr(generation_config, name, None) is not None}
