@@ -36,9 +36,13 @@ def eval_config(model: str, limit: int) -> str:
                        "seed": 0, "server": {"kind": "inprocess", "max_batch_size": 32}})
 
 
-def timed_eval(tree: Path, config: Path, out: Path) -> float:
+MARK = "BENCH_EVAL_RUN"
+"""Environment variable that marks the eval's processes (its server inherits it) for the memory watcher."""
+
+
+def timed_eval(tree: Path, config: Path, out: Path, mark: str) -> float:
     """Run `selflengthen eval` with `tree`'s code; its wall seconds."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, "PYTHONPATH": str(tree), MARK: mark}
     command = [sys.executable, "-m", "harness.cli", "eval", "--config", str(config), "--out", str(out)]
     started = time.monotonic()
     result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
@@ -47,12 +51,14 @@ def timed_eval(tree: Path, config: Path, out: Path) -> float:
     return time.monotonic() - started
 
 
-def watch_rss(tree: Path, stop, peak: list[int]) -> None:
-    """Sample the processes started from `tree` (the eval and its server) and keep the largest VmHWM."""
+def watch_rss(mark: str, stop, peak: list[int]) -> None:
+    """Sample the eval's processes (the eval and its server, found by their `MARK`; not whatever else runs
+    in the same folder) and keep the largest VmHWM."""
+    needle = f"{MARK}={mark}".encode() + b"\0"
     while not stop.is_set():
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
-                if os.readlink(status.parent / "cwd") != str(tree):
+                if needle not in (status.parent / "environ").read_bytes():
                     continue
                 for line in status.read_text().splitlines():
                     if line.startswith("VmHWM:"):
@@ -74,10 +80,11 @@ def measure(name: str, tree: Path, config: Path, work: Path, tokenizer) -> dict:
     import threading
 
     out, stop, peak = work / name, threading.Event(), [0]
-    watcher = threading.Thread(target=watch_rss, args=(tree, stop, peak))
+    mark = f"{name}-{os.getpid()}"
+    watcher = threading.Thread(target=watch_rss, args=(mark, stop, peak))
     watcher.start()
     try:
-        wall = timed_eval(tree, config, out)
+        wall = timed_eval(tree, config, out, mark)
     finally:
         stop.set()
         watcher.join()
