@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
-from tasks.jsonl import iter_jsonl
-from infra.journal import write_json_atomically, write_text_atomically
+from infra.journal import iter_jsonl, write_json_atomically, write_text_atomically
 from leaderboard.render_markdown import md_text
 
 EXPORT_FILE = "export.json"

@@ -1,4 +1,5 @@
-"""Crash-safe files: an append-only journal of finished items, and atomic whole-file writes.
+"""The project's JSON and JSONL files: an append-only journal of finished items, atomic whole-file writes,
+and the one JSONL reader, whose errors name the file and line.
 
 A journal line is one JSON record with a unique `key`, flushed and fsynced before the next
 request goes out, so `kill -9` loses at most the line being written. On reopen a torn last
@@ -93,9 +94,30 @@ def write_text_atomically(path: Path, text: str) -> None:
         out.write(text)
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+def read_jsonl(path: Path, error: type[ValueError] = ValueError) -> list[dict[str, Any]]:
+    """Every object of a JSONL file, in order; `error` for a bad line, as `iter_jsonl` says."""
+    return [record for _, record in iter_jsonl(path, error)]
+
+
+def iter_jsonl(path: Path, error: type[ValueError] = ValueError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line. A malformed line, a non-object or non-UTF-8 bytes raise
+    `error` (the caller's own, so its command reports it in one line) naming the file and line."""
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as problem:
+                raise error(f"{path} line {number}: not UTF-8 text (byte {raw[problem.start:problem.start + 1]!r} "
+                            f"at column {problem.start + 1})") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as problem:
+                raise error(f"{path} line {number}: malformed JSON ({problem.msg})") from None
+            if not isinstance(record, dict):
+                raise error(f"{path} line {number}: expected a JSON object")
+            yield number, record
 
 
 @contextmanager

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from infra.compute import check_precision, compute_threads, use_bf16
-from infra.journal import write_json_atomically
+from infra.journal import iter_jsonl, write_json_atomically
 from selflengthen.text import count_words
 
 FINISHED_MARKER = "train_stats.json"
@@ -147,23 +147,16 @@ def load_prompt_completion_pairs(train_file: Path) -> list[dict[str, list[dict[s
     if not train_file.is_file():
         raise FileNotFoundError(f"training file {train_file} does not exist")
     pairs = []
-    with train_file.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{train_file}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
-            messages = record.get("messages") if isinstance(record, dict) else None
-            if not isinstance(messages, list) or len(messages) < 2:
-                raise ValueError(f"{where}: expected {{\"messages\": [...]}} with a prompt and an answer")
-            if any(not isinstance(m, dict) or "role" not in m or "content" not in m for m in messages):
-                raise ValueError(f"{where}: every message needs 'role' and 'content'")
-            if messages[-1]["role"] != "assistant":
-                raise ValueError(f"{where}: the last message must be the assistant's answer, got role {messages[-1]['role']!r}")
-            pairs.append({"prompt": messages[:-1], "completion": [messages[-1]]})
+    for number, record in iter_jsonl(train_file):
+        where = f"{train_file} line {number}"
+        messages = record.get("messages")
+        if not isinstance(messages, list) or len(messages) < 2:
+            raise ValueError(f"{where}: expected {{\"messages\": [...]}} with a prompt and an answer")
+        if any(not isinstance(m, dict) or "role" not in m or "content" not in m for m in messages):
+            raise ValueError(f"{where}: every message needs 'role' and 'content'")
+        if messages[-1]["role"] != "assistant":
+            raise ValueError(f"{where}: the last message must be the assistant's answer, got role {messages[-1]['role']!r}")
+        pairs.append({"prompt": messages[:-1], "completion": [messages[-1]]})
     if not pairs:
         raise ValueError(f"training file {train_file} holds no examples")
     return pairs

@@ -9,13 +9,13 @@ prose ("Yes, this instruction ...") is not counted as no.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from selflengthen.config import SelfInstructConfig, SelfLengthenConfig
 from selflengthen.prompts import render_prompt
+from infra.journal import iter_jsonl
 from infra.recorded_model import RecordedModel
 from infra.sampling import SamplingConfig
 from infra.rng import item_rng
@@ -107,16 +107,10 @@ def load_seed_instructions(path: Path) -> list[str]:
     if not path.is_file():
         raise ValueError(f"seed instruction file not found: {path}")
     prompts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        prompt = record.get("prompt") if isinstance(record, dict) else None
+    for number, record in iter_jsonl(path):
+        prompt = record.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"{path}:{number}: expected a non-empty string field 'prompt'")
+            raise ValueError(f"{path} line {number}: expected a non-empty string field 'prompt'")
         prompts.append(prompt.strip())
     if len(prompts) < 2:
         raise ValueError(f"{path} holds {len(prompts)} seed instruction(s); self-instruct needs at least 2")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tasks.jsonl import iter_jsonl
+from infra.journal import read_jsonl
 from tasks.minis import MINIS
 
 DATA_DIR_ENV = "SELFLENGTHEN_DATA_DIR"
@@ -45,7 +45,10 @@ def load_benchmark(name: str, data_dir: str | Path | None = None) -> list[dict]:
         raise BenchmarkDataError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     folder = resolve_data_dir(data_dir)
     if folder is not None:
-        return _read_jsonl(folder / f"{name}.jsonl")
+        path = folder / f"{name}.jsonl"
+        if not path.is_file():
+            raise BenchmarkDataError(f"benchmark file {path} does not exist (check {DATA_DIR_ENV})")
+        return read_jsonl(path, BenchmarkDataError)
     source = HUB_SOURCES[name]
     if source is None:
         raise BenchmarkDataError(
@@ -66,12 +69,6 @@ def benchmark_source(name: str, data_dir: str | Path | None = None) -> Path | st
     if folder is not None:
         return folder / f"{name}.jsonl"
     return HUB_SOURCES[name][0] if HUB_SOURCES[name] else None
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise BenchmarkDataError(f"benchmark file {path} does not exist (check {DATA_DIR_ENV})")
-    return [record for _, record in iter_jsonl(path, BenchmarkDataError)]
 
 
 def pin_data_dir_setting(environ=os.environ) -> None:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tasks.jsonl import iter_jsonl
+from infra.journal import iter_jsonl
 from tasks.metadata import primary_metric
 
 LONGEN_TYPES = ("about", "range", "above", "below")
@@ -338,18 +338,13 @@ def _ruler_aggregates(samples: list[dict]) -> dict[str, float | None]:
     }
 
 
-def load_predictions(path: str | Path) -> list[dict]:
-    """Rows to score from a JSONL file: benchmark rows with a `response`, or lm-eval's samples_*.jsonl.
-
-    An lm-eval sample record ({"doc_id", "doc", "filtered_resps", ...}) becomes its `doc` plus
-    `doc_id`, `finish_reason` (where the harness recorded one) and `response` = the first filtered
-    response. A file without rows is an error.
-    """
-    return [row for _, row in _read_predictions(Path(path))]
-
-
 def score_file(task: str, path: str | Path) -> dict:
-    """`score_predictions` over a predictions file, with errors naming the file and line."""
+    """`score_predictions` over a predictions file, with errors naming the file and line.
+
+    The file holds benchmark rows with a `response`, or is lm-eval's samples_*.jsonl: a sample record
+    ({"doc_id", "doc", "filtered_resps", ...}) becomes its `doc` plus `doc_id`, `finish_reason` (where the
+    harness recorded one) and `response` = the first filtered response. A file without rows is an error.
+    """
     path = Path(path)
     family = family_of(task)
     try:

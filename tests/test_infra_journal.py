@@ -1,6 +1,8 @@
-"""The append-only journal survives kill -9; whole files are written atomically."""
+"""The append-only journal survives kill -9; whole files are written atomically; JSONL reads back with errors
+that name the file and line."""
 
 import json
+import re
 
 import pytest
 
@@ -36,6 +38,18 @@ def test_journal_refuses_a_key_twice(tmp_path):
     journal.append({"key": "a"})
     with pytest.raises(ValueError, match="'a' is already finished"):
         journal.append({"key": "a"})
+
+
+class BadInput(ValueError):
+    """A caller's own error, which its command reports in one line."""
+
+
+@pytest.mark.parametrize(("line", "problem"), [("{oops", "malformed JSON"), ("[1, 2]", "expected a JSON object")])
+def test_read_jsonl_raises_the_callers_error_naming_the_file_and_line(tmp_path, line, problem):
+    path = tmp_path / "rows.jsonl"
+    path.write_text(f'{{"x": 1}}\n\n{line}\n', encoding="utf-8")
+    with pytest.raises(BadInput, match=f"^{re.escape(str(path))} line 3: {problem}"):
+        read_jsonl(path, BadInput)
 
 
 def test_atomic_write_leaves_the_old_file_when_the_rows_fail(tmp_path):

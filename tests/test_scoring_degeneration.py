@@ -12,7 +12,6 @@ from tasks.scoring import (
     count_words_longen,
     effective_words,
     ends_sentence,
-    load_predictions,
     repeated_ngram_share,
     score_file,
     score_lm_eval_samples,
@@ -130,8 +129,8 @@ def test_an_lm_eval_sample_record_keeps_the_finish_reason_the_harness_added(tmp_
               "finish_reason": "length"}
     path = tmp_path / "samples_longbench_write_en_mini.jsonl"
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    assert load_predictions(path)[0]["finish_reason"] == "length"
-    assert score_file("longbench_write_en_mini", path)["samples"][0]["ended_at_cap"] is True
+    sample = score_file("longbench_write_en_mini", path)["samples"][0]
+    assert (sample["finish_reason"], sample["ended_at_cap"]) == ("length", True)
     scored = score_lm_eval_samples({"longbench_write_en_mini": [record, record | {"doc_id": 5, "finish_reason": None}]},
                                    "m")
     assert [s["ended_at_cap"] for s in scored["tasks"]["longbench_write_en_mini"]["samples"]] == [True, None]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.scoring import ScoringInputError, load_predictions, score_predictions
+from tasks.scoring import ScoringInputError, score_file, score_predictions
 
 
 def write_lines(path, lines: list[str]):
@@ -14,36 +14,35 @@ def write_lines(path, lines: list[str]):
     return path
 
 
-def test_load_predictions_reads_benchmark_rows_with_responses(tmp_path):
+def test_score_file_scores_benchmark_rows_with_responses_skipping_blank_lines(tmp_path):
     rows = [{"prompt": "Write 100 words.", "length": 100, "type": "x", "response": "hi"}]
     path = write_lines(tmp_path / "p.jsonl", [json.dumps(r) for r in rows] + [""])
-    assert load_predictions(path) == rows
+    assert score_file("longbench_write", path) == score_predictions("longbench_write", rows)
 
 
-def test_load_predictions_turns_lm_eval_samples_into_rows(tmp_path):
+def test_score_file_turns_lm_eval_samples_into_rows(tmp_path):
     record = {"doc_id": 3, "doc": {"prompt": "Write 100 words.", "length": 100, "type": "x"},
               "target": "100", "resps": [["a b c"]], "filtered_resps": ["a b c"], "S_l": 0.0}
     path = write_lines(tmp_path / "samples_longbench_write_en_mini.jsonl", [json.dumps(record)])
-    rows = load_predictions(path)
-    assert rows == [{"prompt": "Write 100 words.", "length": 100, "type": "x", "doc_id": 3, "response": "a b c"}]
-    assert score_predictions("longbench_write_en_mini", rows)["samples"][0]["doc_id"] == 3
+    rows = [{"prompt": "Write 100 words.", "length": 100, "type": "x", "doc_id": 3, "response": "a b c"}]
+    assert score_file("longbench_write_en_mini", path) == score_predictions("longbench_write_en_mini", rows)
 
 
 def test_missing_predictions_file_is_a_one_line_error(tmp_path):
     with pytest.raises(ScoringInputError, match=r"^predictions file .*nope.jsonl does not exist$"):
-        load_predictions(tmp_path / "nope.jsonl")
+        score_file("longbench_write", tmp_path / "nope.jsonl")
 
 
 def test_malformed_json_line_names_its_line_number(tmp_path):
     path = write_lines(tmp_path / "p.jsonl", ['{"response": "a", "prompt": "p", "length": 1}', "{not json"])
     with pytest.raises(ScoringInputError, match=r"p.jsonl line 2: malformed JSON"):
-        load_predictions(path)
+        score_file("longbench_write", path)
 
 
 def test_row_without_response_names_its_line_number(tmp_path):
     path = write_lines(tmp_path / "p.jsonl", ['{"response": "a"}', "", '{"prompt": "p", "length": 1}'])
     with pytest.raises(ScoringInputError, match=r"p.jsonl line 3: no 'response' string"):
-        load_predictions(path)
+        score_file("longbench_write", path)
 
 
 def test_unknown_task_lists_the_known_ones():
@@ -68,7 +67,7 @@ def test_scoring_error_is_a_value_error():
 def test_empty_predictions_file_is_an_error_naming_it(tmp_path):
     path = write_lines(tmp_path / "p.jsonl", ["", "  "])
     with pytest.raises(ScoringInputError, match=r"p.jsonl holds no rows$"):
-        load_predictions(path)
+        score_file("longbench_write", path)
 
 
 def test_duplicate_doc_id_names_both_rows():
@@ -100,19 +99,17 @@ def test_filtered_resps_given_as_a_string_names_the_line(tmp_path):
     record = {"doc_id": 0, "doc": {"prompt": "p", "length": 10}, "filtered_resps": "hello"}
     path = write_lines(tmp_path / "p.jsonl", [json.dumps(record)])
     with pytest.raises(ScoringInputError, match=r"p.jsonl line 1: 'filtered_resps' must be a list of responses, got str"):
-        load_predictions(path)
+        score_file("longbench_write", path)
 
 
 def test_non_utf8_line_names_its_line_number(tmp_path):
     path = tmp_path / "p.jsonl"
     path.write_bytes(b'{"prompt": "p", "length": 1, "response": "a"}\n{"response": "\xff"}\n')
     with pytest.raises(ScoringInputError, match=r"p.jsonl line 2: not UTF-8 text"):
-        load_predictions(path)
+        score_file("longbench_write", path)
 
 
 def test_score_file_names_the_file_and_line_of_a_bad_row(tmp_path):
-    from tasks.scoring import score_file
-
     path = write_lines(tmp_path / "p.jsonl", [json.dumps({"prompt": "p", "length": 10, "response": "a"}),
                                               json.dumps({"prompt": "p", "length": -1, "response": "a"})])
     with pytest.raises(ScoringInputError, match=r"p.jsonl line 2: 'length'"):

@@ -60,17 +60,17 @@ def test_pairs_split_last_assistant_message_from_prompt(tmp_path):
 def test_pairs_reject_a_line_not_ending_with_the_assistant(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]}) + "\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:1: the last message must be the assistant's"):
+    with pytest.raises(ValueError, match=r"bad.jsonl line 1: the last message must be the assistant's"):
         load_prompt_completion_pairs(path)
 
 
 def test_pairs_reject_invalid_json_with_line_number(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"messages": []}) + "\n{oops\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected"):
+    with pytest.raises(ValueError, match=r"bad.jsonl line 1: expected"):
         load_prompt_completion_pairs(path)
     path.write_text("\n{oops\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad.jsonl line 2: malformed JSON"):
         load_prompt_completion_pairs(path)
 
 

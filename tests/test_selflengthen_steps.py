@@ -241,7 +241,7 @@ def test_seed_file_needs_two_instructions(tmp_path):
 def test_seed_file_line_without_prompt_is_named(tmp_path):
     path = tmp_path / "seeds.jsonl"
     path.write_text('{"prompt": "One."}\n{"text": "Two."}\n')
-    with pytest.raises(ValueError, match="seeds.jsonl:2: expected a non-empty string field 'prompt'"):
+    with pytest.raises(ValueError, match="seeds.jsonl line 2: expected a non-empty string field 'prompt'"):
         load_seed_instructions(path)
 
 

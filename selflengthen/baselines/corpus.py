@@ -13,7 +13,7 @@ from pathlib import Path
 
 from selflengthen.baselines.config import BacktranslationConfig, HubCorpus
 from selflengthen.text import count_words, join_paragraphs, split_paragraphs
-from tasks.jsonl import iter_jsonl
+from infra.journal import iter_jsonl
 
 TokenCounter = Callable[[str], int]
 
