@@ -1,4 +1,4 @@
-"""leaderboard.json on disk: atomic writing, validated reading, and per-prompt values of a metric.
+"""leaderboard.json on disk: its text, validated reading, and per-prompt values of a metric.
 
 The file is the truth; every view and the regression check read it through these functions.
 Shape: {"version", "created", "base", "tasks": [names], "method": {...}, "length_control": {task: fit},
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from infra.journal import write_text_atomically
 from leaderboard import validate
 from leaderboard.demand import holds
 from leaderboard.errors import LeaderboardError
@@ -29,11 +28,6 @@ VERSION = 1
 def board_json(value: dict) -> str:
     """leaderboard.json's text: strict JSON (no NaN), one-space indent."""
     return json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def write_json_atomic(path: Path, value: dict) -> None:
-    """Write a leaderboard.json through an atomic write."""
-    write_text_atomically(path, board_json(value))
 
 
 def load_leaderboard(path: Path) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from leaderboard.board import write_json_atomic
+from infra.journal import write_json_atomically
 from leaderboard.check import check_table, compare, main
 from leaderboard.render_markdown import render_markdown
 from tests.leaderboard_boards import BASELINE, hand_made_board
@@ -26,8 +26,8 @@ def board(scores: list[float], repeated: list[float]) -> dict:
 
 
 def paths(tmp_path, candidate: dict):
-    write_json_atomic(tmp_path / "base.json", board(BASELINE, LOOPING))
-    write_json_atomic(tmp_path / "new.json", candidate)
+    write_json_atomically(tmp_path / "base.json", board(BASELINE, LOOPING))
+    write_json_atomically(tmp_path / "new.json", candidate)
     return tmp_path / "base.json", tmp_path / "new.json"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from leaderboard.board import write_json_atomic
+from infra.journal import write_json_atomically
 from leaderboard.build import build_leaderboard
 from leaderboard.check import DEFAULT_MAX_DROP, compare_boards
 from leaderboard.stats import ALPHA
@@ -41,8 +41,8 @@ def one_score_file(data_dir, tmp_path_factory) -> dict:
                     for i, (row, d) in enumerate(zip(rows, demands))]
         scores["tasks"][task] = score_predictions(task, answered)
     run = tmp_path_factory.mktemp("one-score-file") / "one-model"
-    write_json_atomic(run / "scores.json", scores)
-    write_json_atomic(run / "run.json", {"model": "one-model", "arm": "base", "iteration": None, "train_stats": None,
+    write_json_atomically(run / "scores.json", scores)
+    write_json_atomically(run / "run.json", {"model": "one-model", "arm": "base", "iteration": None, "train_stats": None,
                                          "tasks": list(TASKS)})
     return build_leaderboard([run], base=None)
 

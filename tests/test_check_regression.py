@@ -8,7 +8,7 @@ import json
 import pytest
 from rich.console import Console
 
-from leaderboard.board import write_json_atomic
+from infra.journal import write_json_atomically
 from leaderboard.build import build_leaderboard
 from leaderboard.check import check_table, compare, holm_adjusted, main, print_check
 from tasks.metadata import primary_metric
@@ -19,7 +19,7 @@ from tests.leaderboard_runs import MODELS, make_run_dir
 
 def write(tmp_path, name: str, board: dict):
     path = tmp_path / name
-    write_json_atomic(path, board)
+    write_json_atomically(path, board)
     return path
 
 
@@ -414,8 +414,8 @@ def longen_run(root, primary=None):
     if primary is not None:
         scored["primary_metric"] = primary
     out = root / "run"
-    write_json_atomic(out / "scores.json", {"model": "m", "tasks": {"longen_mini": scored}})
-    write_json_atomic(out / "run.json", {"model": "m", "arm": "base", "iteration": None, "train_stats": None,
+    write_json_atomically(out / "scores.json", {"model": "m", "tasks": {"longen_mini": scored}})
+    write_json_atomically(out / "run.json", {"model": "m", "arm": "base", "iteration": None, "train_stats": None,
                                          "tasks": ["longen_mini"]})
     return out
 

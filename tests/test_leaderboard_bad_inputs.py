@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.journal import write_json_atomically
 from leaderboard import check, publish
-from leaderboard.board import load_leaderboard, write_json_atomic
+from leaderboard.board import load_leaderboard
 from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError
 from tests.leaderboard_boards import BASELINE, hand_made_board
@@ -183,7 +184,7 @@ def test_a_bad_leaderboard_field_is_one_error_naming_file_and_field(tmp_path, ca
 def test_check_exits_2_never_1_on_a_bad_leaderboard_field(tmp_path, capsys, case):
     edit, field = BOARD_CASES[case]
     baseline = tmp_path / "baseline.json"
-    write_json_atomic(baseline, hand_made_board([s + 20 for s in BASELINE]))  # the candidate would regress
+    write_json_atomically(baseline, hand_made_board([s + 20 for s in BASELINE]))  # the candidate would regress
     candidate = _edited_board(tmp_path, edit)
     assert check.main(["--baseline", str(baseline), "--candidate", str(candidate)]) == 2
     error = capsys.readouterr().err
@@ -194,6 +195,6 @@ def test_a_duplicate_row_id_in_a_leaderboard_is_an_error(tmp_path):
     board = hand_made_board(BASELINE)
     board["rows"].append(board["rows"][0])
     path = tmp_path / "twice.json"
-    write_json_atomic(path, board)
+    write_json_atomically(path, board)
     with pytest.raises(LeaderboardError, match=r"rows\[1\]\.id must be unique \(one row per model\), got 'sl-iter2'$"):
         load_leaderboard(path)

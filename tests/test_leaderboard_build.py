@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from leaderboard.board import load_leaderboard, metric_values, write_json_atomic
+from leaderboard.board import load_leaderboard, metric_values
 from leaderboard.build import build_leaderboard
 from leaderboard.errors import LeaderboardError
+from leaderboard.publish import write_leaderboard_files
 from tests.leaderboard_runs import MODELS, make_experiment, make_run_dir
 
 
@@ -153,11 +154,10 @@ def test_a_task_with_one_sample_and_equal_scores_still_builds(tmp_path):
     assert row(board, "smollm2-135m")["tasks"]["longwrite_ruler_mini"]["metrics"]["S_l"]["ci"] == [0.0, 0.0]
 
 
-def test_leaderboard_json_round_trips_through_an_atomic_write(board, tmp_path):
-    path = tmp_path / "out" / "leaderboard.json"
-    write_json_atomic(path, board)
-    assert load_leaderboard(path) == json.loads(json.dumps(board))
-    assert [p.name for p in path.parent.iterdir()] == ["leaderboard.json"]
+def test_leaderboard_json_round_trips_through_the_published_files(board, tmp_path):
+    paths = write_leaderboard_files(board, tmp_path / "out")
+    assert load_leaderboard(paths["json"]) == json.loads(json.dumps(board))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["leaderboard.html", "leaderboard.json", "leaderboard.md"]
 
 
 def test_a_task_whose_judgements_all_failed_has_no_quality_value_and_still_renders(tmp_path):

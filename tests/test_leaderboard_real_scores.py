@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from leaderboard.board import write_json_atomic
+from infra.journal import write_json_atomically
 from leaderboard.build import build_leaderboard
 from leaderboard.render_markdown import render_markdown
 from tasks.scoring import score_predictions
@@ -32,8 +32,8 @@ def write_run(root, model: str, arm: str, tasks: dict[str, list[dict]], words_fo
         answered = [{**row, "doc_id": i, "response": " ".join(["word"] * words_for(d["required_words"]))}
                     for i, (row, d) in enumerate(zip(rows, demands))]
         scores["tasks"][task] = score_predictions(task, answered)
-    write_json_atomic(out / "scores.json", scores)
-    write_json_atomic(out / "run.json", {"model": model, "arm": arm, "iteration": None if arm == "base" else 1,
+    write_json_atomically(out / "scores.json", scores)
+    write_json_atomically(out / "run.json", {"model": model, "arm": arm, "iteration": None if arm == "base" else 1,
                                          "train_stats": None, "tasks": list(tasks)})
     return out
 

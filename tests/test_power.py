@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main as selflengthen
-from leaderboard.board import load_leaderboard, write_json_atomic
+from infra.journal import write_json_atomically
+from leaderboard.board import load_leaderboard
 from leaderboard.power import PowerConfig, estimate_power, main
 from tests.leaderboard_boards import BASELINE, hand_made_board
 
@@ -122,5 +123,5 @@ def test_a_missing_file_is_one_error_line_and_exit_2(tmp_path, capsys):
 
 
 def test_a_board_file_that_is_not_a_leaderboard_is_exit_2(tmp_path, capsys):
-    write_json_atomic(tmp_path / "x.json", {"rows": "none"})
+    write_json_atomically(tmp_path / "x.json", {"rows": "none"})
     assert main([str(tmp_path / "x.json"), "--baseline", "a", "--candidate", "b"]) == 2

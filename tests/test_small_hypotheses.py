@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard.board import write_json_atomic
+from infra.journal import write_json_atomically
 from leaderboard.build import build_leaderboard
 from tasks.scoring import score_predictions
 from tests.scripts import load_script
@@ -92,7 +92,7 @@ def fixed(words: int, loop_every: int = 0):
 def board_file(root: Path, writers: dict, **kwargs) -> Path:
     run_dirs = [write_run(root / "runs", model, writer, **kwargs.get(model, {})) for model, writer in writers.items()]
     path = root / "leaderboard.json"
-    write_json_atomic(path, build_leaderboard(run_dirs, base=None))
+    write_json_atomically(path, build_leaderboard(run_dirs, base=None))
     return path
 
 
