@@ -82,6 +82,7 @@ def _add_eval(sub) -> None:
     p.add_argument("--limit", type=int, help="documents per task at most")
     p.add_argument("--num-concurrent", type=int, help="requests in flight")
     p.add_argument("--max-gen-toks", type=int, help="cap on answer tokens for every task (default: each task's own)")
+    p.add_argument("--seed", type=int, help="seeds each answer's sampler with its prompt (default: the config's, else 0)")
     p.add_argument("--data-dir", type=_text, help="folder with the benchmark .jsonl files (default: SELFLENGTHEN_DATA_DIR, else the Hub)")
     p.add_argument("--out", required=True, type=_path, help="run directory; re-running into it resumes")
     p.set_defaults(func=cmd_eval)
@@ -105,6 +106,7 @@ def cmd_eval(args) -> int:
         "limit": args.limit,
         "num_concurrent": args.num_concurrent,
         "max_gen_toks": args.max_gen_toks,
+        "seed": args.seed,
         "data_dir": args.data_dir,
     }
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v is not None})
