@@ -90,7 +90,7 @@ class MatchedBudgetConfig:
         return {} if self.examples is None else {"matched_budget": {"examples": self.examples}}
 
     def plan_text(self) -> str:
-        return "off" if self.examples is None else f"{self.examples} examples, seeded subsample"
+        return "off" if self.examples is None else f"examples: {self.examples} per arm, seeded subsample"
 
 
 @dataclass

@@ -77,10 +77,10 @@ def test_tiny_yaml_matches_every_scored_arms_training_and_the_plan_says_so(data_
     stages = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]
     matched = {stage.name: stage.extra.get("matched_budget") for stage in stages if stage.kind == "train"}
     assert {name for name, text in matched.items() if text} == SCORED_TRAINING
-    assert {matched[name] for name in SCORED_TRAINING} == {"2 examples, seeded subsample"}
+    assert {matched[name] for name in SCORED_TRAINING} == {"examples: 1 per arm, seeded subsample"}
     console = Console(width=80, record=True, file=io.StringIO())
     print_plan(stages, console)
-    assert "trl (LoRA) · matched budget: 2 examples, seeded subsample" in console.export_text()
+    assert "trl (LoRA) · matched budget: examples: 1 per arm, seeded subsample" in " ".join(console.export_text().split())
 
 
 def own_inputs(config: Path) -> dict[str, dict]:
@@ -89,9 +89,9 @@ def own_inputs(config: Path) -> dict[str, dict]:
 
 
 def test_another_budget_changes_the_scored_arms_training_stages_and_no_other(data_dir, tmp_path):
-    two = own_inputs(tiny_config(tmp_path, data_dir))
+    one = own_inputs(tiny_config(tmp_path, data_dir))
     three = own_inputs(tiny_config(tmp_path, data_dir, matched_budget__examples=3))
-    assert {name for name in two if two[name] != three[name]} == SCORED_TRAINING
+    assert {name for name in one if one[name] != three[name]} == SCORED_TRAINING
 
 
 def test_budgets_off_add_nothing_to_a_fingerprint_so_runs_from_before_the_setting_stay_done(data_dir, tmp_path):
