@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +36,7 @@ from harness.plan import arm_settings, imitation_instructions, plan_stages, slug
 from harness.stages import DONE, StageRecorder, redo_stale
 from harness.synthesis_backends import merge_once, role_backends
 from harness.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
+from infra.journal import iter_jsonl
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
     build_backtranslation_data,
@@ -227,9 +227,10 @@ def render_leaderboard(run_dirs: list[Path], out: Path, console: Console) -> dic
     from leaderboard.errors import LeaderboardError
     from leaderboard.publish import publish
     from leaderboard.render_terminal import print_leaderboard
+    from tasks.metadata import declared_demand_ranges
 
     try:
-        paths = publish(run_dirs, None, out)
+        paths = publish(run_dirs, None, out, declared_demand_ranges())
     except LeaderboardError as exc:
         raise UserError(str(exc)) from None
     print_leaderboard(load_leaderboard(paths["json"]), console)
@@ -238,7 +239,4 @@ def render_leaderboard(run_dirs: list[Path], out: Path, console: Console) -> dic
 
 
 def _has_instructions(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    return any(row.get("instruction") for row in rows)
+    return path.is_file() and any(record.get("instruction") for _, record in iter_jsonl(path, UserError))

@@ -21,7 +21,8 @@ from rich.text import Text
 from harness.experiment_config import ExperimentConfig
 from harness.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serve import server_label
-from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, settings_of
+from harness.stages import (PlannedCheckpoint, Stage, file_digest, package_version, settings_of,
+                            upstream_fingerprint)
 from harness.synthesis_backends import backend_settings
 from harness.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
                            training_settings, training_stages)
@@ -102,7 +103,7 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
         inputs["corpus"] = file_digest(settings.corpus) if settings.corpus else None
     if arm == "imitation":
         inputs["seed_files"] = {lang: file_digest(path) for lang, path in sorted(settings.seed_files.items())}
-        inputs["upstream"] = [_fp(instructions)] if settings.instructions_file is None else []
+        inputs["upstream"] = [upstream_fingerprint(instructions)] if settings.instructions_file is None else []
         if settings.instructions_file:
             inputs["instructions"] = file_digest(settings.instructions_file)
     data = Stage(f"{arm}/data", f"{arm}_data", config.model, synthesis_backend_name(config.backend),
@@ -123,7 +124,7 @@ def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Pat
 
     generation = settings_of(dataclasses.asdict(config.eval))
     inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
-              "upstream": [_fp(checkpoint.producer)], "generation": generation,
+              "upstream": [upstream_fingerprint(checkpoint.producer)], "generation": generation,
               "settings": {"tasks": list(config.tasks), "limit": config.limit},
               "data": {task: _source_identity(benchmark_source(task, config.data_dir)) for task in config.tasks},
               "version": package_version("tasks")}
@@ -230,10 +231,6 @@ def slug(name: str) -> str:
 
 def _stage(stages: list[Stage], name: str) -> Stage | None:
     return next((s for s in stages if s.name == name), None)
-
-
-def _fp(stage: Stage | None) -> str | None:
-    return stage.fingerprint if stage else None
 
 
 def _judge_backend(config: ExperimentConfig) -> str:

@@ -100,6 +100,11 @@ class PlannedCheckpoint:
     producer: Stage | None
 
 
+def upstream_fingerprint(stage: Stage | None) -> str | None:
+    """What a stage's inputs record of the stage it depends on: its fingerprint, or None where there is none."""
+    return stage.fingerprint if stage else None
+
+
 def fingerprint(inputs: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of `inputs`."""
     text = json.dumps(inputs, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -40,7 +40,8 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 from harness.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
 from harness.serve import server_label
-from harness.stages import PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of
+from harness.stages import (PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of,
+                            upstream_fingerprint)
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
 from infra.compute import forced_precision, use_bf16
@@ -180,7 +181,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
         it_dir = work / f"iter_{k}"
         inputs = {"kind": "synthesis", "model": config.model, "settings": settings, "seed_files": seed_files,
                   "seed": iteration_seed(method, k), "backend": settings_of(backend_settings(config.backend)),
-                  "upstream": [_fp(previous[role]) for role in ROLES], "version": code}
+                  "upstream": [upstream_fingerprint(previous[role]) for role in ROLES], "version": code}
         synthesis = Stage(synthesis_stage(k), "synthesis", config.model if k == 1 else
                           f"{config.model} + iter_{k - 1} adapters", synthesis_backend_name(config.backend),
                           method.max_in_flight, dataclasses.asdict(method.sampling), it_dir, it_dir / "stage.json",
@@ -192,7 +193,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
             adapter = it_dir / f"{role}_adapter"
             scored = role == "generator"
             inputs = {"kind": "train", "role": role, "model": config.model, "settings": train,
-                      "upstream": [synthesis.fingerprint, _fp(previous[role])], "version": code,
+                      "upstream": [synthesis.fingerprint, upstream_fingerprint(previous[role])], "version": code,
                       **(config.matched_budget.stage_inputs() if scored else {})}
             previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
                                    adapter / "stage.json", inputs,
@@ -369,10 +370,6 @@ def _seed_paths(method: SelfLengthenConfig) -> dict[str, Path | None]:
         except ValueError:
             paths[lang] = None
     return paths
-
-
-def _fp(stage: Stage | None) -> str | None:
-    return stage.fingerprint if stage else None
 
 
 def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, method: SelfLengthenConfig,

@@ -100,6 +100,7 @@ CONSUMERS = {
     "eval.": "score/",
     "judge.": "judge",
     "judge_enabled": "judge",
+    "matched_budget.": "self_lengthen/iter_1/train_generator",
 }
 
 SERVERS = {"eval.": "eval.server", "backend.": "backend.server", "judge.": "judge.server"}
