@@ -276,6 +276,20 @@ def _compare_to_previous_iteration(rows: list[dict]) -> None:
             _compare(row, previous, "vs_previous", {"model": previous["id"]})
 
 
+def _training_budget_method(runs) -> str | None:
+    """Whether the trained arms were matched in training examples (train_stats.matched_budget), so a reader
+    of the comparison knows if it compares methods or also data volumes; None where no row was trained."""
+    trained = [(run.run["model"], run.run.get("train_stats") or {}) for run in runs if run.run.get("train_stats")]
+    if not trained:
+        return None
+    matched = [(model, stats["matched_budget"]) for model, stats in trained
+               if stats.get("matched_budget") not in (None, "off")]
+    if not matched:
+        return ("arms were not matched: each trained on all the examples its method kept (the training table "
+                "gives how many), so a comparison between arms also compares their data volumes")
+    return "arms trained on matched budgets: " + "; ".join(f"{model}: {budget}" for model, budget in matched)
+
+
 def build_leaderboard(run_dirs: list[Path], base: str | None,
                       demand_ranges: dict[str, list[list[int]]] | None = None) -> dict:
     """The leaderboard of these run directories; ``base`` names the reference model (default: the arm 'base');
@@ -306,6 +320,9 @@ def build_leaderboard(run_dirs: list[Path], base: str | None,
         method["demand_ranges"] = DEMAND_METHOD
     if any("pairwise" in entry for entry in entries):
         method["pairwise"] = PAIRWISE_METHOD
+    budgets = _training_budget_method(runs)
+    if budgets:
+        method["training budgets"] = budgets
     return {
         "version": VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base": base_row["id"] if base_row else None, "tasks": tasks,

@@ -175,3 +175,14 @@ def test_a_task_whose_judgements_all_failed_has_no_quality_value_and_still_rende
     assert "1. judge failed on 15 of 15 samples (100%), above 20%" in markdown
     assert "| sl-iter1 | 15 of 15 (100%) | not measured | not measured |" in markdown
     assert "No judged task." in render_html(board)
+
+
+def test_the_method_says_whether_the_arms_trained_on_matched_budgets(tmp_path):
+    dirs = make_experiment(tmp_path)
+    assert "not matched" in build_leaderboard(dirs, None)["method"]["training budgets"]
+    trained = next(d for d in dirs if json.loads((d / "run.json").read_text()).get("train_stats"))
+    run = json.loads((trained / "run.json").read_text())
+    run["train_stats"]["matched_budget"] = "examples: 6, seeded subsample of 480"
+    (trained / "run.json").write_text(json.dumps(run))
+    method = build_leaderboard(dirs, None)["method"]["training budgets"]
+    assert method == f"arms trained on matched budgets: {run['model']}: examples: 6, seeded subsample of 480"
