@@ -94,3 +94,18 @@ def test_identical_models_fail_the_gate_at_most_five_percent_of_the_time(false_a
 def test_the_old_rule_failed_identical_models_more_often_than_five_percent(false_alarms):
     """The measurement has the power to see the problem the gate fixes."""
     assert false_alarms["old_rule"] > 0.05 > false_alarms["gate"]
+
+
+def test_the_ci_profiles_gate_fails_identical_models_at_most_five_percent_of_the_time():
+    """The CI profile's own size and answers: the committed baseline (the final arm's real scores on the
+    first 22 prompts of each *_small task), resampled per prompt into PAIRS identical pairs."""
+    import json
+    from pathlib import Path
+
+    board = json.loads((Path(__file__).parent.parent / "docs/results/ci/self_lengthen-final/leaderboard.json")
+                       .read_text())
+    rng = np.random.default_rng(SEED)
+    failed = sum(compare_boards(resampled(board, rng), resampled(board, rng), None, DEFAULT_MAX_DROP).exit_code == 1
+                 for _ in range(PAIRS))
+    print(f"\nCI profile: false alarms over {PAIRS} identical pairs: {failed / PAIRS:.1%}")
+    assert failed / PAIRS <= 0.05
