@@ -133,10 +133,10 @@ TRAIN_CASES = [
         tmp, {"languages": ["en"], "seed_files": {"en": str(tmp / "none.jsonl")}})], "none.jsonl", ("work",)),
     BadInput("non-UTF-8 seed file", lambda tmp: ["train", train_config(
         tmp, {"languages": ["en"], "seed_files": {"en": seeds(tmp, TWO_SEEDS + b'{"prompt": "\xff"}\n')}})],
-             "seeds.jsonl is not UTF-8", ("work",)),
+             "seeds.jsonl line 3: not UTF-8", ("work",)),
     BadInput("malformed seed file", lambda tmp: ["train", train_config(
         tmp, {"languages": ["en"], "seed_files": {"en": seeds(tmp, TWO_SEEDS + b"{oops\n")}})],
-             "seeds.jsonl:3", ("work",)),
+             "seeds.jsonl line 3: malformed JSON", ("work",)),
     BadInput("work_dir is a file", lambda tmp: ["train", train_config(
         tmp, {"languages": ["en"], "seed_files": {"en": seeds(tmp, TWO_SEEDS)}, "work_dir": seeds(tmp, TWO_SEEDS)},
         model=str(tmp))], "seeds.jsonl"),
@@ -158,7 +158,7 @@ RUN_CASES = [
         tmp, {"languages": ["en"], "seed_files": {"en": str(tmp / "none.jsonl")}})], "none.jsonl", ("out",)),
     BadInput("run: non-UTF-8 seed file", lambda tmp: ["run", experiment_config(
         tmp, {"languages": ["en"], "seed_files": {"en": seeds(tmp, b'{"prompt": "\xff"}\n' + TWO_SEEDS)}})],
-             "seeds.jsonl is not UTF-8", ("out",)),
+             "seeds.jsonl line 1: not UTF-8", ("out",)),
 ]
 
 
