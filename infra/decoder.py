@@ -184,7 +184,7 @@ class InvariantDecoder:
         hidden = self.embed(ids)
         cos, sin = (part[0] for part in self.rotary(hidden, positions.unsqueeze(0)))
         for index, layer in enumerate(self.layers):
-            attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, prefill)
+            attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, tile, prefill)
             hidden = hidden + layer.o(attended, tile)
             gate, up = layer.gate_up(layer.post_norm(hidden), tile).chunk(2, dim=-1)
             hidden = hidden + layer.down(layer.act(gate) * up, tile)
@@ -195,9 +195,8 @@ class InvariantDecoder:
             hidden = hidden[ends]
         return self.head(self.norm(hidden), self.tiles.head).float()
 
-    def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, prefill: bool) -> torch.Tensor:
+    def _attend(self, index: int, layer: _Layer, x, rows, cos, sin, tile: int, prefill: bool) -> torch.Tensor:
         """Self-attention of every row's new tokens over that row's own cache, one row at a time."""
-        tile = self.tiles.prefill if prefill else self.tiles.decode
         tokens = x.shape[0]
         q, k, v = layer.qkv(x, tile).split(layer.split, dim=-1)
         q = q.view(tokens, self.heads, self.head_dim)
