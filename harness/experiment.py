@@ -46,7 +46,7 @@ from selflengthen.baselines import (
     trained_stats,
     why_no_samples,
 )
-from selflengthen.final_data import length_demand_share
+from selflengthen.length_demand import length_demand_share
 
 
 @dataclasses.dataclass

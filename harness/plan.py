@@ -21,7 +21,7 @@ from rich.text import Text
 from harness.experiment_config import ExperimentConfig
 from harness.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serve import server_label
-from harness.stages import (PlannedCheckpoint, Stage, file_digest, package_version, settings_of,
+from harness.stages import (PlannedCheckpoint, Stage, code_version, file_digest, package_version, settings_of,
                             upstream_fingerprint)
 from harness.synthesis_backends import backend_settings
 from harness.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
@@ -30,6 +30,10 @@ from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
 from tasks.data import benchmark_source
+
+
+BASELINE_TRAIN_CODE = ("selflengthen.baselines.fine_tune", "selflengthen.merge", "selflengthen.sft_data")
+"""The modules a baseline's training stage runs (its data stage runs `selflengthen.baselines.<arm>`)."""
 
 
 def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedCheckpoint]]:
@@ -96,9 +100,9 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
     settings = arm_settings(config, arm)
     section = settings_of(dataclasses.asdict(settings), drop=("train", "seed", "corpus", "instructions_file",
                                                               "seed_files"))
-    code = package_version("selflengthen")
     inputs = {"kind": f"{arm}_data", "model": config.model, "settings": section, "seed": settings.seed,
-              "backend": settings_of(backend_settings(config.backend)), "version": code}
+              "backend": settings_of(backend_settings(config.backend)),
+              "version": code_version(f"selflengthen.baselines.{arm}")}
     if arm == "backtranslation":
         inputs["corpus"] = file_digest(settings.corpus) if settings.corpus else None
     if arm == "imitation":
@@ -111,7 +115,8 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
     adapter = work / "adapter"
     train = Stage(f"{arm}/train", "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
                   {"kind": "train", "model": config.model, "settings": training_settings(settings.train),
-                   "upstream": [data.fingerprint], "version": code, **config.matched_budget.stage_inputs()},
+                   "upstream": [data.fingerprint], "version": code_version(*BASELINE_TRAIN_CODE),
+                   **config.matched_budget.stage_inputs()},
                   [adapter, work / "merged"], extra=matched_extra(config.matched_budget))
     checkpoints.append(PlannedCheckpoint(arm, str(work / "merged"), arm, None, train))
     return [data, train]

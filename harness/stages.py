@@ -2,8 +2,10 @@
 
 A stage's fingerprint is the sha256 of a canonical JSON of its kind, its settings, the model it
 starts from, its upstream stages' fingerprints, the content hashes of the input files it reads (seed
-instructions, corpus, benchmark rows) and the version of the package that computes it (a hash of the
-package's .py/.yaml/.txt sources: the method, the scorers, the judges with their rubrics). It is
+instructions, corpus, benchmark rows) and the version of the code that computes it: for the method's and
+the baselines' stages a hash of the modules the stage runs and every first-party module they import, with
+the prompt files beside them (`code_version`); for scoring and judging a hash of the whole `tasks` or
+`judges` package with its task YAMLs and rubrics (`package_version`). It is
 recorded in the stage's marker file when the stage starts (`finished: false`) and again when it
 ends (`finished: true`). On a re-run:
 
@@ -122,26 +124,102 @@ def settings_of(section: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str
 
 
 @functools.lru_cache(maxsize=None)
-def files_version(root: Path, exclude: tuple[str, ...] = (), suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")
-                  ) -> str:
-    """A short hash of the source files under `root` (code, prompts, rubrics, task definitions), leaving out
-    the top-level folders named in `exclude`."""
+def files_version(root: Path, suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")) -> str:
+    """A short hash of the source files under `root` (code, prompts, rubrics, task definitions)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
         relative = path.relative_to(root)
-        if relative.parts[0] in exclude:
-            continue
         digest.update(str(relative).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def package_version(name: str, exclude: tuple[str, ...] = ()) -> str:
+def package_version(name: str) -> str:
     """The version of the importable package `name` as a stage fingerprint holds it: a hash of its sources,
     so a fix in the code that computes a stage makes the stage stale."""
     import importlib
 
-    return files_version(Path(importlib.import_module(name).__file__).resolve().parent, exclude)
+    return files_version(Path(importlib.import_module(name).__file__).resolve().parent)
+
+
+FIRST_PARTY = frozenset({"selflengthen", "tasks", "judges", "infra", "leaderboard"})
+"""The packages whose code a stage's fingerprint follows (`harness` only runs stages; it computes none)."""
+
+
+@functools.lru_cache(maxsize=None)
+def code_version(*modules: str) -> str:
+    """A short hash of the code a stage runs: the named modules, every first-party module they import
+    (transitively, imports inside functions too, with their packages' `__init__`), and the prompt, rubric
+    and task files beside them. So an edit re-runs only the stages whose code reaches the edited file,
+    as a Snakemake rule's or a Bazel target's does."""
+    digest = hashlib.sha256()
+    for path in sorted(_module_closure(modules) | _assets_beside(_module_closure(modules))):
+        digest.update(str(path.relative_to(_PROJECT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_PROJECT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=None)
+def _module_closure(modules: tuple[str, ...]) -> frozenset[Path]:
+    """The source files of `modules` and of every first-party module they import, transitively."""
+    seen: set[Path] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        for path in _source_files(name):
+            if path not in seen:
+                seen.add(path)
+                todo += _imported_modules(path, name)
+    return frozenset(seen)
+
+
+def _source_files(name: str) -> list[Path]:
+    """The file of module `name` and the `__init__.py` of each package above it (importing it runs them)."""
+    parts = name.split(".")
+    files = []
+    for depth in range(1, len(parts) + 1):
+        base = _PROJECT.joinpath(*parts[:depth])
+        if (base / "__init__.py").is_file():
+            files.append(base / "__init__.py")
+        elif depth == len(parts) and base.with_suffix(".py").is_file():
+            files.append(base.with_suffix(".py"))
+    return files
+
+
+def _imported_modules(path: Path, name: str) -> list[str]:
+    """The first-party modules `path` imports anywhere in it; `from package import name` counts the
+    submodule `package.name` when there is one."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            package = node.module or ""
+            if node.level:  # relative: resolved against the importing module's package
+                anchor = name.split(".")[:len(name.split(".")) - node.level + (path.name == "__init__.py")]
+                package = ".".join(anchor + ([package] if package else []))
+            found.append(package)
+            found += [f"{package}.{alias.name}" for alias in node.names
+                      if _PROJECT.joinpath(*package.split("."), alias.name + ".py").is_file()
+                      or _PROJECT.joinpath(*package.split("."), alias.name, "__init__.py").is_file()]
+    return [module for module in found if module.split(".")[0] in FIRST_PARTY]
+
+
+def _assets_beside(sources: frozenset[Path]) -> set[Path]:
+    """The .txt/.yaml files in the folders of `sources` and in their folders that are not packages
+    (prompt templates, rubrics): what the code reads besides its imports."""
+    assets = set()
+    for folder in {path.parent for path in sources}:
+        for path in folder.rglob("*"):
+            if path.suffix in (".txt", ".yaml") and path.is_file() and not any(
+                    (parent / "__init__.py").is_file() for parent in path.parents if folder in parent.parents):
+                assets.add(path)
+    return assets
 
 
 def file_digest(path: str | Path) -> str | None:

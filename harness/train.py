@@ -40,7 +40,7 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 from harness.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
 from harness.serve import server_label
-from harness.stages import (PlannedCheckpoint, Stage, file_digest, package_version, redo_stale, settings_of,
+from harness.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
                             upstream_fingerprint)
 from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from harness.models import DEFAULT_MODEL, resolve_model
@@ -50,7 +50,8 @@ from infra.journal import write_json_atomically as write_json
 from infra.rng import item_rng
 from infra.sampling import SamplingConfig
 from selflengthen.config import SelfLengthenConfig
-from selflengthen.final_data import build_final_data, length_demand_share
+from selflengthen.final_data import build_final_data
+from selflengthen.length_demand import length_demand_share
 from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.lora import TrainConfig, train_role
 from selflengthen.sft_data import subsample
@@ -148,6 +149,12 @@ def train_stage(k: int, role: str) -> str:
     return f"self_lengthen/iter_{k}/train_{role}"
 
 
+SYNTHESIS_CODE = ("selflengthen.pipeline",)
+TRAIN_CODE = ("selflengthen.lora", "selflengthen.merge", "selflengthen.sft_data")
+FINAL_DATA_CODE = ("selflengthen.final_data",)
+"""The modules each kind of Self-Lengthen stage runs: its fingerprint follows them and what they import."""
+
+
 def iteration_seed(method: SelfLengthenConfig, k: int) -> int:
     """The seed of iteration k's synthesis (each iteration draws its own items)."""
     return method.seed + k
@@ -170,7 +177,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     """The method's stages in execution order (each iteration's synthesis and role training, then the final
     data and model) and the checkpoints they produce, named as `run` scores them."""
     method, work = config.method, Path(config.method.work_dir)
-    code = package_version("selflengthen", exclude=("baselines",))
+    synthesis_code, train_code = code_version(*SYNTHESIS_CODE), code_version(*TRAIN_CODE)
     settings = settings_of(dataclasses.asdict(method),
                            drop=("iterations", "work_dir", "train", "final_data", "seed", "seed_files"))
     seed_files = {lang: file_digest(path) if path else None for lang, path in _seed_paths(method).items()}
@@ -181,7 +188,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
         it_dir = work / f"iter_{k}"
         inputs = {"kind": "synthesis", "model": config.model, "settings": settings, "seed_files": seed_files,
                   "seed": iteration_seed(method, k), "backend": settings_of(backend_settings(config.backend)),
-                  "upstream": [upstream_fingerprint(previous[role]) for role in ROLES], "version": code}
+                  "upstream": [upstream_fingerprint(previous[role]) for role in ROLES], "version": synthesis_code}
         synthesis = Stage(synthesis_stage(k), "synthesis", config.model if k == 1 else
                           f"{config.model} + iter_{k - 1} adapters", synthesis_backend_name(config.backend),
                           method.max_in_flight, dataclasses.asdict(method.sampling), it_dir, it_dir / "stage.json",
@@ -193,7 +200,7 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
             adapter = it_dir / f"{role}_adapter"
             scored = role == "generator"
             inputs = {"kind": "train", "role": role, "model": config.model, "settings": train,
-                      "upstream": [synthesis.fingerprint, upstream_fingerprint(previous[role])], "version": code,
+                      "upstream": [synthesis.fingerprint, upstream_fingerprint(previous[role])], "version": train_code,
                       **(config.matched_budget.stage_inputs() if scored else {})}
             previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
                                    adapter / "stage.json", inputs,
@@ -205,11 +212,12 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     final = work / FINAL_DIR
     data = Stage(FINAL_DATA_STAGE, "final_data", "-", None, None, None, final, final / "stage.json",
                  {"kind": "final_data", "settings": settings_of(dataclasses.asdict(method.final_data)),
-                  "seed": method.seed, "upstream": syntheses, "version": code}, [final / FINAL_DATA])
+                  "seed": method.seed, "upstream": syntheses, "version": code_version(*FINAL_DATA_CODE)},
+                 [final / FINAL_DATA])
     adapter = final / "adapter"
     model = Stage(FINAL_TRAIN_STAGE, "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
                   {"kind": "train", "role": "final", "model": config.model, "settings": train,
-                   "upstream": [data.fingerprint], "version": code, **config.matched_budget.stage_inputs()},
+                   "upstream": [data.fingerprint], "version": train_code, **config.matched_budget.stage_inputs()},
                   [adapter, final / "merged"], extra=matched_extra(config.matched_budget))
     checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model))
     return stages + [data, model], checkpoints

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 
-from tasks.scoring import count_words_longen as count_words  # noqa: F401 - re-exported: the method counts words as LonGen does
+from tasks.longen_rules import count_words_longen as count_words  # noqa: F401 - re-exported: the method counts words as LonGen does
 
 _PUNCTUATION = set(string.punctuation) | set("。，！？、；：“”‘’（）《》…")
 

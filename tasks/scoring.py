@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from infra.journal import iter_jsonl
+from tasks.longen_rules import LONGEN_CJK_CHARS, LONGEN_TYPES, count_words_longen, longen_interval
 from tasks.metadata import primary_metric
-
-LONGEN_TYPES = ("about", "range", "above", "below")
 
 # Which scorer a task name uses; the *_mini and *_small variants are scored exactly like their full task.
 TASK_FAMILIES = {
@@ -32,9 +31,6 @@ TASK_FAMILIES = {
     "longwrite_ruler_mini": "longwrite_ruler",
 }
 
-# LonGen counts CJK ideographs, CJK punctuation and full-width forms one each.
-_LONGEN_CJK_CHARS = "\u4e00-\u9fff\u3000-\u303f\uff00-\uffef"
-_LONGEN_CJK = re.compile(f"[{_LONGEN_CJK_CHARS}]")
 # LongBench-Write counts CJK ideographs one each, plus ASCII-letter words.
 _LBW_CJK = re.compile(r"[\u4e00-\u9fff]")
 _LBW_WORD = re.compile(r"\b[a-zA-Z]+\b")
@@ -49,7 +45,7 @@ REPEAT_N = 10
 FINISH_AT_CAP = "length"
 # A sentence end, possibly followed by closing quotes, brackets or Markdown emphasis, at the very end.
 _SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\u2026][\s\"'\u201d\u2019\u00bb)\]}*_\u300d\u300f\uff09\u3011]*\Z")
-_LONGEN_TOKEN = re.compile(rf"[{_LONGEN_CJK_CHARS}]|[^\s{_LONGEN_CJK_CHARS}]+")
+_LONGEN_TOKEN = re.compile(rf"[{LONGEN_CJK_CHARS}]|[^\s{LONGEN_CJK_CHARS}]+")
 _LBW_TOKEN = re.compile(rf"{_LBW_CJK.pattern}|{_LBW_WORD.pattern}")
 
 
@@ -63,12 +59,6 @@ def family_of(task: str) -> str:
         return TASK_FAMILIES[task]
     except KeyError:
         raise ScoringInputError(f"unknown task {task!r}; known tasks: {', '.join(TASK_FAMILIES)}") from None
-
-
-def count_words_longen(text: str) -> int:
-    """LonGen's word count: each CJK character is a word; the rest is split on whitespace."""
-    cjk = len(_LONGEN_CJK.findall(text))
-    return cjk + len(_LONGEN_CJK.sub(" ", text).split())
 
 
 def count_words_longbench_write(text: str) -> int:
@@ -140,19 +130,6 @@ def longen_demand(constraint_type: str, constraint: str) -> list[int]:
 def longen_bounds(constraint_type: str, constraint: str) -> tuple[float, float]:
     """The accepted word interval of a LonGen constraint written out ('around 2000 words')."""
     return longen_interval(constraint_type, longen_demand(constraint_type, constraint))
-
-
-def longen_interval(constraint_type: str, numbers: list[int] | tuple[int, ...]) -> tuple[float, float]:
-    """The accepted word interval [a, b]: about N [0.8N, 1.2N]; range [A, B]; above [N, 1.5N]; below [0.5N, N]."""
-    n = numbers[0]
-    # Integer numerators keep the bounds exact (0.8 * N in floating point is not always exact).
-    if constraint_type == "about":
-        return n * 4 / 5, n * 6 / 5
-    if constraint_type == "range":
-        return float(numbers[0]), float(numbers[1])
-    if constraint_type == "above":
-        return float(n), n * 3 / 2
-    return n / 2, float(n)
 
 
 def longen_score(words: int, bounds: tuple[float, float]) -> float:

@@ -79,12 +79,17 @@ FILE_EDITS = {
     "benchmark rows": ("data/longbench_write_en.jsonl", "Write", "write", scored(*ALL_SCORED) | {"leaderboard"}),
 }
 CODE_EDITS = {
-    # file of a package (a line appended to it), the stages it makes stale
+    # file (a line appended to it), the stages it makes stale: those whose code imports it, and their downstream
     "scorers": ("tasks/scoring.py", scored(*ALL_SCORED) | {"leaderboard"}),
     "judges": ("judges/weighting.py", JUDGED),
     "rubric": ("judges/rubrics/longbench_write.yaml", JUDGED),
+    # the filters: synthesis, and every trainer and baseline through the Extender's request format
     "method": ("selflengthen/filters.py", ALL_STAGES - NEVER_RUN - scored("base")),
     "baselines": ("selflengthen/baselines/imitation.py", BACKTRANSLATION_DOWN | {"imitation/data"}),
+    "final data": ("selflengthen/final_data.py", {f"{FINAL}/data", f"{FINAL}/train", "leaderboard"} | scored(FINAL)),
+    "merging": ("selflengthen/merge.py", {f"{SL}/train_generator", f"{SL}/train_extender", f"{FINAL}/train",
+                                          "backtranslation/train", "leaderboard"}
+                | scored(SL_RUN, FINAL, "backtranslation")),
 }
 PACKAGES = ("harness", "infra", "tasks", "judges", "selflengthen", "leaderboard")
 

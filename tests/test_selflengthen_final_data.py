@@ -7,10 +7,10 @@ import re
 import pytest
 
 from selflengthen.config import FinalDataConfig
-from selflengthen.final_data import (
+from selflengthen.final_data import build_final_data
+from selflengthen.length_demand import (
     PHRASINGS,
     LengthDemand,
-    build_final_data,
     carries_length_demand,
     chinese_numeral,
     choose_length_demand,

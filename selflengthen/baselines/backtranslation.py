@@ -29,7 +29,7 @@ from selflengthen.baselines.parsing import parse_rating
 from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
 from selflengthen.journaled_run import OnItemDone
 from selflengthen.config import FinalDataConfig
-from selflengthen.final_data import choose_length_demand, phrase_demand, with_length_demand
+from selflengthen.length_demand import choose_length_demand, phrase_demand, with_length_demand
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from infra.rng import item_rng
