@@ -35,19 +35,15 @@ from tasks.scoring import ScoringInputError, family_of, score_lm_eval_samples
 
 
 @dataclass
-class EvalConfig:
-    """What to evaluate and how.
+class ScoringConfig:
+    """How answers are generated: what one `selflengthen eval` and an experiment's `eval` section share.
 
     Fields:
-        model: Hub id, local path, or `smollm2-135m` (the embedded default).
-        tasks: lm-eval task names from `tasks/`.
         backend: `endpoint` (an OpenAI-compatible server; started here unless `endpoint` is
             given), or lm-eval's in-process `hf` / `vllm` backends.
-        endpoint: base URL of a running server (e.g. http://127.0.0.1:8000/v1); None starts one.
-        api_key_env: environment variable holding that server's API key (never logged).
-        server: how to start the server when `endpoint` is None.
-        limit: documents per task at most (None: all).
+        server: how to start the server when no `endpoint` is given.
         num_concurrent: requests in flight (for `hf` / `vllm`: lm-eval's batch size).
+        max_gen_toks: cap on answer tokens, overriding the tasks' own (for quick CPU runs).
         sampling: decoding for every task's answers; None (the default): each task's published
             decoding, its YAML's generation_kwargs (`tasks.decoding`: LongBench-Write, LongWrite-Ruler
             and LonGen sample at temperature 0.5). A field the backend cannot honour is refused
@@ -55,17 +51,10 @@ class EvalConfig:
             `sampling.max_tokens` is refused, and the seed is `seed`, so `sampling.seed` is too.
         seed: each answer is sampled with a seed derived from this and its prompt
             (`harness.lm_eval_model.prompt_seed`), so a re-run draws the same answers.
-        max_gen_toks: cap on answer tokens, overriding the tasks' own (for quick CPU runs).
-        data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
     """
 
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hub id, local path or smollm2-135m."})
-    tasks: list[str] = field(default_factory=lambda: ["longbench_write_en_mini"], metadata={"help": "Task names."})
     backend: Literal["endpoint", "hf", "vllm"] = field(default="endpoint", metadata={"help": "Generation backend."})
-    endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running server."})
-    api_key_env: str | None = field(default=None, metadata={"help": "Env var with the endpoint's API key."})
     server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start a server."})
-    limit: int | None = field(default=None, metadata={"help": "Documents per task at most."})
     num_concurrent: int = field(default=8, metadata={"help": "Requests in flight (hf/vllm: batch size)."})
     max_gen_toks: int | None = field(
         default=None, metadata={"help": "Cap on answer tokens for every task (None: each task's own, e.g. 16384)."}
@@ -74,6 +63,26 @@ class EvalConfig:
         default=None, metadata={"help": "Decoding of every task's answers (None: each task's published decoding)."}
     )
     seed: int = field(default=0, metadata={"help": "Seeds each answer's sampler, with its prompt."})
+
+
+@dataclass
+class EvalConfig(ScoringConfig):
+    """What to evaluate, on what, and how its answers are generated (the `ScoringConfig` fields).
+
+    Fields:
+        model: Hub id, local path, or `smollm2-135m` (the embedded default).
+        tasks: lm-eval task names from `tasks/`.
+        endpoint: base URL of a running server (e.g. http://127.0.0.1:8000/v1); None starts one.
+        api_key_env: environment variable holding that server's API key (never logged).
+        limit: documents per task at most (None: all).
+        data_dir: folder with the benchmark .jsonl files (else SELFLENGTHEN_DATA_DIR, else the Hub).
+    """
+
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hub id, local path or smollm2-135m."})
+    tasks: list[str] = field(default_factory=lambda: ["longbench_write_en_mini"], metadata={"help": "Task names."})
+    endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running server."})
+    api_key_env: str | None = field(default=None, metadata={"help": "Env var with the endpoint's API key."})
+    limit: int | None = field(default=None, metadata={"help": "Documents per task at most."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the benchmark .jsonl files."})
 
 

@@ -12,19 +12,17 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from harness.client import endpoint_target, refuse_unsupported
 from harness.config import expand_variables, from_dict, load_yaml
 from harness.errors import UserError
-from harness.evaluate import EvalConfig, validate_eval
+from harness.evaluate import EvalConfig, ScoringConfig, validate_eval
 from harness.judging import JudgeRunConfig, check_rubric
 from harness.models import DEFAULT_MODEL, check_model_name
 from harness.ray_stage import RayStageConfig
 from harness.serve import ServerConfig
 from harness.synthesis_backends import SynthesisBackendConfig
 from harness.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
-from infra.sampling import SamplingConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
 from tasks.data import DATA_DIR_ENV
@@ -46,23 +44,6 @@ class ArmsConfig:
         if not any(dataclasses.astuple(self)):
             raise ValueError("every arm is switched off; switch on at least one of base, self_lengthen, "
                              "backtranslation, imitation")
-
-
-@dataclass
-class ScoringConfig:
-    """How every checkpoint's answers are generated (the model, tasks, limit and data come from the experiment).
-
-    Fields: backend, server, num_concurrent, max_gen_toks, sampling, seed (as in `EvalConfig`).
-    """
-
-    backend: Literal["endpoint", "hf", "vllm"] = field(default="endpoint", metadata={"help": "Generation backend."})
-    server: ServerConfig = field(default_factory=ServerConfig, metadata={"help": "How to start each checkpoint's server."})
-    num_concurrent: int = field(default=8, metadata={"help": "Requests in flight (hf/vllm: batch size)."})
-    max_gen_toks: int | None = field(default=None, metadata={"help": "Cap on answer tokens (None: each task's own)."})
-    sampling: SamplingConfig | None = field(
-        default=None, metadata={"help": "Decoding of every task's answers (None: each task's published decoding)."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seeds each answer's sampler, with its prompt."})
 
 
 @dataclass
