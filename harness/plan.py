@@ -30,6 +30,7 @@ from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
 from tasks.data import benchmark_source
+from tasks.registry import task_definition, task_modules
 
 
 BASELINE_TRAIN_CODE = ("selflengthen.baselines.fine_tune", "selflengthen.merge", "selflengthen.sft_data")
@@ -51,19 +52,17 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedChec
         if getattr(config.arms, arm):
             upstream = _stage(stages, synthesis_stage(1)) if arm == "imitation" else None
             stages += _baseline(config, arm, out / "train" / arm, upstream, checkpoints)
-    scored = []
-    for checkpoint in checkpoints:
-        scored.append(_score(config, checkpoint, out / "runs" / slug(checkpoint.name)))
-    stages += scored
+    scored = [_scores(config, checkpoint, out / "runs" / slug(checkpoint.name)) for checkpoint in checkpoints]
+    stages += [stage for scores in scored for stage in scores]
     judged = []
     if config.judge_enabled:
-        base = next((stage for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
-        judged = [_judge(config, stage, checkpoint, base) for stage, checkpoint in zip(scored, checkpoints)]
+        base = next((scores for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
+        judged = [_judge(config, scores, checkpoint, base) for scores, checkpoint in zip(scored, checkpoints)]
         if config.judge.repeat:
-            judged += [_judge_repeat(config, stage, checkpoint) for stage, checkpoint in zip(scored, checkpoints)]
+            judged += [_judge_repeat(config, scores, checkpoint) for scores, checkpoint in zip(scored, checkpoints)]
         if config.judge.pairwise and base is not None:
-            judged += [_judge_pairwise(config, stage, base, checkpoint)
-                       for stage, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
+            judged += [_judge_pairwise(config, scores, base, checkpoint)
+                       for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
         servers = judge_servers(config.judge, list(dict.fromkeys(stage.kind for stage in judged)))
         for number, (_, kinds) in enumerate(servers, 1):  # as `run` starts them: one for every pass that can share it
             for stage in [stage for stage in judged if stage.kind in kinds]:
@@ -71,7 +70,8 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedChec
     stages += judged
     board = out / "leaderboard"
     stages.append(Stage("leaderboard", "leaderboard", "-", None, None, None, board, board / "stage.json",
-                        {"kind": "leaderboard", "upstream": [s.fingerprint for s in scored + judged]},
+                        {"kind": "leaderboard", "upstream": [s.fingerprint for s in stages if s.kind == "score"]
+                         + [s.fingerprint for s in judged]},
                         [board / "leaderboard.json"]))
     return stages, checkpoints
 
@@ -122,25 +122,39 @@ def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stag
     return [data, train]
 
 
-def _score(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> Stage:
+SCORE_CODE = ("tasks.scoring", "tasks.data", "tasks.decoding", "tasks.lm_eval_hooks")
+"""The modules every scoring stage runs; a task's own YAMLs and hooks are added per task (`_scores`)."""
+
+
+def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> list[Stage]:
+    """One scoring stage per task: adding a task scores only it, and an edit to one task's YAML or rows
+    re-scores only that task. The stages of one checkpoint run together, with one server."""
     from harness.evaluate import eval_decoding
     from harness.experiment_config import eval_config
     from tasks.decoding import task_max_gen_toks
 
     generation = settings_of(dataclasses.asdict(config.eval))
-    inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
-              "upstream": [upstream_fingerprint(checkpoint.producer)], "generation": generation,
-              "settings": {"tasks": list(config.tasks), "limit": config.limit},
-              "data": {task: _source_identity(benchmark_source(task, config.data_dir)) for task in config.tasks},
-              "version": package_version("tasks")}
     backend = config.eval.backend if config.eval.backend != "endpoint" else server_label(config.eval.server)
     decoding = dataclasses.asdict(eval_decoding(eval_config(config, config.model)))
     del decoding["max_tokens"]  # not what caps an answer: lm-eval's max_gen_toks, the eval's or each task's own
-    caps = {task: config.eval.max_gen_toks or task_max_gen_toks(task) for task in config.tasks}
-    decoding["max_gen_toks"] = caps[config.tasks[0]] if len(set(caps.values())) == 1 else caps
-    return Stage(f"score/{checkpoint.name}", "score", checkpoint.name, backend, config.eval.num_concurrent,
-                 decoding, run_dir, run_dir / "stage.json", inputs,
-                 [run_dir / "scores.json", run_dir / "lm_eval"])
+    stages = []
+    for task in config.tasks:
+        inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
+                  "upstream": [upstream_fingerprint(checkpoint.producer)], "generation": generation,
+                  "task": task, "limit": config.limit,
+                  "data": _source_identity(benchmark_source(task, config.data_dir)),
+                  "version": code_version(*SCORE_CODE, *task_modules(task), files=task_definition(task))}
+        stages.append(Stage(score_stage(task, checkpoint.name), "score", checkpoint.name, backend,
+                            config.eval.num_concurrent,
+                            {**decoding, "max_gen_toks": config.eval.max_gen_toks or task_max_gen_toks(task)},
+                            run_dir, run_dir / f"score.{task}.stage.json", inputs,
+                            [run_dir / "lm_eval" / f"samples_{task}.jsonl"], extra={"task": task}))
+    return stages
+
+
+def score_stage(task: str, checkpoint: str) -> str:
+    """The name of the stage that scores `checkpoint` on `task` (the checkpoint last, as in judge/<checkpoint>)."""
+    return f"score/{task}/{checkpoint}"
 
 
 def _judge_settings(judge: JudgeRunConfig) -> dict:
@@ -149,43 +163,46 @@ def _judge_settings(judge: JudgeRunConfig) -> dict:
     return settings_of(dataclasses.asdict(judge), drop=("cache_path",) + (("server",) if judge.endpoint else ()))
 
 
-def _judge(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint, base: Stage | None) -> Stage:
+def _judge(config: ExperimentConfig, scores: list[Stage], checkpoint: PlannedCheckpoint, base: list[Stage] | None
+           ) -> Stage:
     judge = config.judge
-    upstream = [score.fingerprint]
+    upstream = [stage.fingerprint for stage in scores]
     if judge.sanity_scope == "base" and checkpoint.arm != "base" and base is not None:
-        upstream.append(base.fingerprint)  # its sanity verdict comes from the base arm's answers
+        upstream += [stage.fingerprint for stage in base]  # its sanity verdict comes from the base arm's answers
+    run_dir = scores[0].output
     inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(judge),
               "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
                 "max_retries": judge.max_retries}
     return Stage(f"judge/{checkpoint.name}", "judge", judge.model, _judge_backend(config), judge.max_concurrency,
-                 sampling, score.output, score.output / "judge.stage.json", inputs,
-                 [score.output / "judgements.json", score.output / "judge_sanity.json"],
+                 sampling, run_dir, run_dir / "judge.stage.json", inputs,
+                 [run_dir / "judgements.json", run_dir / "judge_sanity.json"],
                  extra={"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
 
 
-def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: PlannedCheckpoint) -> Stage:
-    judge = config.judge
-    inputs = {"kind": "judge_pairwise", "upstream": [score.fingerprint, base.fingerprint],
+def _judge_pairwise(config: ExperimentConfig, scores: list[Stage], base: list[Stage], checkpoint: PlannedCheckpoint
+                    ) -> Stage:
+    judge, run_dir = config.judge, scores[0].output
+    inputs = {"kind": "judge_pairwise", "upstream": [stage.fingerprint for stage in scores + base],
               "settings": _judge_settings(judge), "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens}
     return Stage(f"judge_pairwise/{checkpoint.name}", "judge_pairwise", judge.model, _judge_backend(config),
-                 judge.max_concurrency, sampling, score.output, score.output / "judge_pairwise.stage.json", inputs,
-                 [score.output / "pairwise.json"], extra={"reference": "base"})
+                 judge.max_concurrency, sampling, run_dir, run_dir / "judge_pairwise.stage.json", inputs,
+                 [run_dir / "pairwise.json"], extra={"reference": "base"})
 
 
-def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint) -> Stage:
-    judge = config.judge
+def _judge_repeat(config: ExperimentConfig, scores: list[Stage], checkpoint: PlannedCheckpoint) -> Stage:
+    judge, run_dir = config.judge, scores[0].output
     reliability = ReliabilityConfig(repeats=judge.repeat, subset_size=judge.repeat_subset)
-    inputs = {"kind": "judge_repeat", "upstream": [score.fingerprint],
+    inputs = {"kind": "judge_repeat", "upstream": [stage.fingerprint for stage in scores],
               "settings": _judge_settings(reliability_server(judge)),
               "repeat": judge.repeat, "repeat_subset": judge.repeat_subset, "version": package_version("judges")}
     sampling = {"temperature": reliability.temperature, "max_tokens": judge.max_tokens}
     backend = _judge_backend(config) + (" (no continuous batching)" if not judge.endpoint and
                                         judge.server.kind == "transformers" else "")
     return Stage(f"judge_repeat/{checkpoint.name}", "judge_repeat", judge.model, backend, judge.max_concurrency,
-                 sampling, score.output, score.output / "judge_repeat.stage.json", inputs,
-                 [score.output / "judge_reliability.json"], extra={"repeats": judge.repeat})
+                 sampling, run_dir, run_dir / "judge_repeat.stage.json", inputs,
+                 [run_dir / "judge_reliability.json"], extra={"repeats": judge.repeat})
 
 
 def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> None:
@@ -200,8 +217,9 @@ def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> 
         return
     numbers: dict[str, str] = {}  # a settings line -> its number
     table = Table(title="plan", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("stage", "status", "wall s", "settings"):
-        table.add_column(column, no_wrap=True, justify="right" if column == "wall s" else "left")
+    table.add_column("stage", overflow="fold")  # a long name (score/<task>/<checkpoint>) folds; the rest stays whole
+    for column in ("status", "wall s", "settings"):
+        table.add_column(column, no_wrap=True, min_width=len(column), justify="right" if column == "wall s" else "left")
     colours = {"done": "green", "todo": "yellow", "stale": "red"}
     for stage in stages:
         settings = _settings(stage)

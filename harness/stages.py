@@ -147,13 +147,15 @@ FIRST_PARTY = frozenset({"selflengthen", "tasks", "judges", "infra", "leaderboar
 
 
 @functools.lru_cache(maxsize=None)
-def code_version(*modules: str) -> str:
+def code_version(*modules: str, files: tuple[Path, ...] | None = None) -> str:
     """A short hash of the code a stage runs: the named modules, every first-party module they import
-    (transitively, imports inside functions too, with their packages' `__init__`), and the prompt, rubric
-    and task files beside them. So an edit re-runs only the stages whose code reaches the edited file,
-    as a Snakemake rule's or a Bazel target's does."""
+    (transitively, imports inside functions too, with their packages' `__init__`), and the files it reads:
+    `files` where they are known exactly (a task's YAMLs), else the prompt files beside the modules. So an
+    edit re-runs only the stages whose code reaches the edited file, as a Snakemake rule's or a Bazel
+    target's does."""
+    sources = _module_closure(modules)
     digest = hashlib.sha256()
-    for path in sorted(_module_closure(modules) | _assets_beside(_module_closure(modules))):
+    for path in sorted(sources | (_assets_beside(sources) if files is None else {Path(f).resolve() for f in files})):
         digest.update(str(path.relative_to(_PROJECT)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -309,23 +311,21 @@ def invalidate(stage: Stage) -> None:
     """Clear a stale stage's outputs so its own resume logic redoes it.
 
     Kept: a scored run's lm-eval request cache while the model and generation settings are the
-    same (its keys are prompt and gen_kwargs, not the model); a run's judge cache while the judge
+    same (its keys are prompt and gen_kwargs, not the model), and the other tasks' samples and scores
+    (a scoring stage is one task's); a run's judge cache while the judge
     settings are the same (its keys hold the judge model, rubric version, graded text and
     temperature). Everything else of the stage is moved to `<folder>.stale` or deleted.
     """
     old = read_marker(stage.marker) or {}
     old_inputs = old.get("inputs", {})
-    if stage.kind == "score":
+    if stage.kind == "score":  # one task's: the run's scores.json keeps the other tasks' until it is rewritten
         same_generation = all(old_inputs.get(k) == stage.inputs.get(k) for k in ("model", "upstream", "generation"))
-        for name in ("scores.json", "run.json"):
-            (stage.output / name).unlink(missing_ok=True)
+        for path in stage.outputs:
+            path.unlink(missing_ok=True)
         lm_dir = stage.output / "lm_eval"
-        if not same_generation:
-            shutil.rmtree(lm_dir, ignore_errors=True)
-        elif lm_dir.is_dir():
-            for path in lm_dir.iterdir():
-                if not path.name.startswith("requests_cache"):
-                    path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
+        if not same_generation and lm_dir.is_dir():
+            for path in lm_dir.glob("requests_cache*"):
+                path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
     elif stage.kind in ("judge", "judge_repeat", "judge_pairwise"):
         for path in stage.outputs:
             path.unlink(missing_ok=True)

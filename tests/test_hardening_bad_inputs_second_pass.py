@@ -213,9 +213,12 @@ def test_a_plan_over_a_stage_record_that_is_a_list_treats_it_as_no_record(tmp_pa
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     (out / "runs/base").mkdir(parents=True)
     (out / "runs/base/scores.json").write_text("{}", encoding="utf-8")
-    (out / "runs/base/stage.json").write_text('["score/base", "f"]', encoding="utf-8")
+    (out / "runs/base/score.longbench_write_en_mini.stage.json").write_text('["score/longbench_write_en_mini/base", "f"]',
+                                                                        encoding="utf-8")
+    (out / "runs/base/lm_eval").mkdir()
+    (out / "runs/base/lm_eval/samples_longbench_write_en_mini.jsonl").write_text("{}", encoding="utf-8")
     result = run_main(["run", str(tmp_path / "exp.yaml"), "--plan", "--json"], capsys, monkeypatch)
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     stages = plan["stages"] if isinstance(plan, dict) else plan
-    assert next(s for s in stages if s["name"] == "score/base")["status"] == "stale"  # outputs nothing accounts for
+    assert next(s for s in stages if s["name"] == "score/longbench_write_en_mini/base")["status"] == "stale"  # outputs nothing accounts for

@@ -90,7 +90,7 @@ CONSUMERS = {
     "backend.": "self_lengthen/iter_1/synthesis",
     "model": "self_lengthen/iter_1/synthesis",
     "seed": "self_lengthen/iter_1/synthesis",
-    "arms.base": "score/base",
+    "arms.base": "score/longbench_write_en_mini/base",
     "arms.self_lengthen": "self_lengthen/",
     "arms.backtranslation": "backtranslation/",
     "arms.imitation": "imitation/",

@@ -18,6 +18,7 @@ from harness.plan import plan_stages, print_plan
 from harness.stages import StageRecorder, UndeclaredStage
 
 ROOT = Path(__file__).resolve().parent.parent
+LBW = "longbench_write_en_mini"  # one of tiny.yaml's two tasks
 
 
 def plan_json(config: Path, env_data_dir: Path | None) -> dict:
@@ -113,9 +114,25 @@ def test_changing_one_field_makes_its_stages_and_only_their_downstream_stale(dat
 def test_a_data_arm_change_leaves_other_arms_done(data_dir, tmp_path):
     finish_every_stage(tiny_config(tmp_path, data_dir))
     after = statuses(tiny_config(tmp_path, data_dir, backtranslation__max_documents=4))
-    assert after["self_lengthen/iter_1/synthesis"] == "done" and after["score/imitation"] == "done"
-    assert after["score/backtranslation"] == "stale" and after["judge/backtranslation"] == "stale"
-    assert after["score/base"] == "done"
+    assert after["self_lengthen/iter_1/synthesis"] == "done" and after[f"score/{LBW}/imitation"] == "done"
+    assert after[f"score/{LBW}/backtranslation"] == "stale" and after["judge/backtranslation"] == "stale"
+    assert after[f"score/{LBW}/base"] == "done"
+
+
+def test_adding_a_task_plans_only_its_scores_and_removing_one_keeps_the_others_done(data_dir, tmp_path):
+    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW]))
+    added = statuses(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"]))
+    todo = {name for name, status in added.items() if status == "todo"}
+    assert todo == {name for name in added if name.startswith("score/longen_mini/")} and len(todo) == 6
+    assert {added[name] for name in added if name.startswith(f"score/{LBW}/")} == {"done"}
+    # what reads every task's scores re-runs over the new one: each model's judging (its cache answers the
+    # old task's texts again), and the leaderboard
+    assert {name for name, status in added.items() if status == "stale"} == {
+        name for name in added if name.startswith("judge/")} | {"leaderboard"}
+    assert {added[name] for name in added if not name.startswith(("score/", "judge/", "leaderboard"))} == {"done"}
+    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"]))
+    removed = statuses(tiny_config(tmp_path, data_dir, tasks=["longen_mini"]))
+    assert {removed[name] for name in removed if name.startswith("score/")} == {"done"}
 
 
 def test_data_dir_fills_the_data_variable_without_the_environment(data_dir, tmp_path, monkeypatch):
@@ -137,8 +154,8 @@ def test_the_final_model_is_trained_on_every_iterations_data_after_the_last_and_
     assert by_name["self_lengthen/final/train"].inputs["upstream"] == [by_name["self_lengthen/final/data"].fingerprint]
     final = next(c for c in checkpoints if c.name == "self_lengthen/final")
     assert (final.arm, final.iteration, final.producer) == ("self_lengthen/final", None, by_name["self_lengthen/final/train"])
-    assert {"score/self_lengthen/final", "judge/self_lengthen/final"} <= set(names)
-    assert "score/self_lengthen/iter_2/generator" in names  # the iterations stay benchmarked
+    assert {f"score/{LBW}/self_lengthen/final", "judge/self_lengthen/final"} <= set(names)
+    assert f"score/{LBW}/self_lengthen/iter_2/generator" in names  # the iterations stay benchmarked
 
 
 def test_a_stage_the_plan_does_not_declare_is_an_error(data_dir, tmp_path):
@@ -150,10 +167,11 @@ def test_a_stage_the_plan_does_not_declare_is_an_error(data_dir, tmp_path):
 
 def test_the_plan_shows_a_score_stages_answer_cap_as_lm_evals_max_gen_toks(data_dir, tmp_path):
     capped = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]}
-    assert capped["score/base"].sampling["max_gen_toks"] == 64  # tiny.yaml's eval.max_gen_toks
-    assert "max_tokens" not in capped["score/base"].sampling
+    assert capped[f"score/{LBW}/base"].sampling["max_gen_toks"] == 64  # tiny.yaml's eval.max_gen_toks
+    assert "max_tokens" not in capped[f"score/{LBW}/base"].sampling
     own = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir, eval__max_gen_toks=None)))[0]}
-    assert own["score/base"].sampling["max_gen_toks"] == 1280  # both *_mini tasks' own cap (their YAMLs)
+    assert own[f"score/{LBW}/base"].sampling["max_gen_toks"] == 1280  # each *_mini task's own cap (its YAML)
+    assert own["score/longen_mini/base"].sampling["max_gen_toks"] == 1280
 
 
 def plan_at_80_columns(stages) -> list[str]:
@@ -162,12 +180,24 @@ def plan_at_80_columns(stages) -> list[str]:
     return console.export_text().splitlines()
 
 
-def test_the_plan_at_80_columns_gives_each_stage_one_line_with_its_whole_name(data_dir, tmp_path):
+def test_the_plan_at_80_columns_gives_each_stage_its_whole_name_and_status_on_one_row(data_dir, tmp_path):
+    # A name longer than the stage column (score/<task>/<checkpoint> since scoring is per task) folds onto a
+    # continuation line; its status, wall seconds and settings number stay whole on the row's first line.
     stages = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]
     lines = plan_at_80_columns(stages)
     assert max(len(line) for line in lines) <= 80
-    for stage in stages:
-        assert sum(line.startswith(f"{stage.name} ") for line in lines) == 1, stage.name
+    header = next(i for i, line in enumerate(lines) if line.startswith("stage "))
+    width = lines[header].index("status")
+    rows: list[list[str]] = []
+    for line in lines[header + 2:]:
+        if line.startswith("settings:"):  # the table's end: the settings legend follows
+            break
+        if line[width:].strip():
+            rows.append([line[:width].strip(), line[width:].split()[0]])
+        elif rows and line.strip():
+            rows[-1][0] += line.strip()
+    assert rows == [[stage.name, stage.status] for stage in stages]
+    assert sum(len(stage.name) >= width for stage in stages) >= 2  # some names did fold
 
 
 def test_the_plan_writes_each_set_of_settings_once_under_the_table_with_untrusted_names_as_text(data_dir, tmp_path):

@@ -28,8 +28,8 @@ def experiment(tmp_path) -> Path:
     out = tmp_path / "small"
     write(out / "experiment.json", {"checkpoints": []})
     write(out / "leaderboard/stage.json", marker("leaderboard", 0.4))
-    write(out / "runs/imitation/stage.json", marker("score/imitation", 30.0))
-    write(out / "runs/base/stage.json", marker("score/base", 31.0))
+    write(out / "runs/imitation/score.longen.stage.json", marker("score/longen/imitation", 30.0))
+    write(out / "runs/base/score.longen.stage.json", marker("score/longen/base", 31.0))
     write(out / "runs/base/judge.stage.json", marker("judge/base", 60.0, finished=False))
     write(out / "runs/imitation/judge_pairwise.stage.json", marker("judge_pairwise/imitation", 12.0))
     write(out / "train/self_lengthen/iter_2/stage.json", marker("self_lengthen/iter_2/synthesis", 200.0))
@@ -50,8 +50,8 @@ def test_stages_are_listed_in_run_order_with_the_base_first_and_stale_folders_sk
     report = experiment_report(experiment)
     names = [line.split(" | ")[0].lstrip("| ") for line in report.splitlines() if line.startswith("| ")]
     stages = names[1:names.index("iteration")]
-    assert stages == ["self_lengthen/iter_1/synthesis", "self_lengthen/iter_2/synthesis", "score/base",
-                      "score/imitation", "judge/base", "judge_pairwise/imitation", "leaderboard"]
+    assert stages == ["self_lengthen/iter_1/synthesis", "self_lengthen/iter_2/synthesis", "score/longen/base",
+                      "score/longen/imitation", "judge/base", "judge_pairwise/imitation", "leaderboard"]
     assert "999" not in report
     assert "| judge/base | 60.0 | **no** |" in report
 

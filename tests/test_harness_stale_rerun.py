@@ -45,11 +45,12 @@ SL_RUN = f"{SL}/generator"
 FINAL = "self_lengthen/final"
 METHOD = {f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", f"{FINAL}/data", f"{FINAL}/train"}
 BACKTRANSLATION = {"backtranslation/data", "backtranslation/train"}
-NEVER_RUN = {"imitation/train", "score/imitation", "judge/imitation"}  # the random teacher writes no plan
+TASK = "longbench_write_en_mini"  # the one task the finished experiment scores
+NEVER_RUN = {"imitation/train", f"score/{TASK}/imitation", "judge/imitation"}  # the random teacher writes no plan
 
 
 def scored(*checkpoints: str) -> set[str]:
-    return {f"{kind}/{c}" for c in checkpoints for kind in ("score", "judge")}
+    return {name for c in checkpoints for name in (f"score/{TASK}/{c}", f"judge/{c}")}
 
 
 ALL_SCORED = ("base", SL_RUN, FINAL, "backtranslation")
@@ -267,3 +268,27 @@ def test_a_generation_change_drops_the_request_cache(reruns):
     for kind in ("synthesis", "eval"):
         log = (reruns[kind].folder / "exp" / "runs" / SL_RUN.replace("/", "-") / "lm_eval" / "lm_eval.log").read_text()
         assert "Cached requests: 0, Requests remaining: 1" in log
+
+
+def test_an_added_task_is_scored_alone_and_the_done_tasks_scores_are_kept(finished_experiment, tiny_model_dir,
+                                                                          tmp_path):
+    config = copy_finished(finished_experiment, tmp_path, tiny_model_dir, {"tasks": [TASK, "longen_mini"]})
+    added = {f"score/longen_mini/{c}" for c in ALL_SCORED} | {"score/longen_mini/imitation"}
+    planned = plan_statuses(config)
+    assert set(planned) == ALL_STAGES | added
+    assert {name for name, status in planned.items() if status == "todo"} == NEVER_RUN | added
+    assert {name for name, status in planned.items() if status == "stale"} == JUDGED  # they read every task
+    runs = tmp_path / "exp" / "runs"
+    kept = stamps([runs / name / "lm_eval" / f"samples_{TASK}.jsonl" for name in ("base", "backtranslation")]
+                  + [runs / "base" / f"score.{TASK}.stage.json"])
+    before = json.loads((runs / "base" / "scores.json").read_text())["tasks"][TASK]
+    process = cli_process(config)
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-4000:]
+    assert stamps(list(kept)) == kept  # the done task was neither scored again nor its stage touched
+    assert all((runs / name / "lm_eval" / "samples_longen_mini.jsonl").is_file() for name in ("base", "backtranslation"))
+    scores = json.loads((runs / "base" / "scores.json").read_text())["tasks"]
+    assert set(scores) == {TASK, "longen_mini"} and scores[TASK] == before
+    assert json.loads((runs / "base" / "run.json").read_text())["tasks"] == [TASK, "longen_mini"]
+    after = plan_statuses(config)
+    assert {name for name, status in after.items() if status != "done"} == NEVER_RUN | {"score/longen_mini/imitation"}

@@ -78,7 +78,7 @@ def test_the_plan_of_examples_gpu_yaml_shows_each_servers_vllm_dtype(data_dir):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     backends = {stage["name"]: stage["backend"] for stage in json.loads(result.stdout)["stages"]}
-    assert backends["score/base"] == backends["score/self_lengthen/iter_1/generator"] == "vllm serve --dtype bfloat16"
+    assert backends["score/longbench_write/base"] == backends["score/longen/self_lengthen/iter_1/generator"] == "vllm serve --dtype bfloat16"
     assert backends["self_lengthen/iter_1/synthesis"] == "vllm serve --dtype bfloat16"
     assert backends["judge/base"].startswith("vllm serve --dtype float16")  # AWQ kernels compute in float16
 

@@ -73,6 +73,6 @@ def test_the_plan_of_examples_gpu_node_yaml_shows_each_servers_replicas(data_dir
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     backends = {stage["name"]: stage["backend"] for stage in json.loads(result.stdout)["stages"]}
-    assert backends["score/base"] == "vllm serve --dtype bfloat16 --data-parallel-size 8"
+    assert backends["score/longbench_write/base"] == "vllm serve --dtype bfloat16 --data-parallel-size 8"
     assert backends["self_lengthen/iter_1/synthesis"] == "vllm serve --dtype bfloat16 --data-parallel-size 8"
     assert backends["judge/base"].startswith("vllm serve --dtype float16 --data-parallel-size 4")

@@ -38,7 +38,10 @@ def test_small_decodes_as_each_task_publishes_on_40_prompts_per_task(data_dir):
 
 def test_small_plans_the_six_preregistered_rows_and_no_judge(data_dir):
     stages, _ = plan_stages(load_experiment(SMALL))
-    scored = [stage.name.removeprefix("score/") for stage in stages if stage.name.startswith("score/")]
+    scored = [stage.name.removeprefix("score/longbench_write_en_small/") for stage in stages
+              if stage.name.startswith("score/longbench_write_en_small/")]
+    assert {stage.name.split("/")[1] for stage in stages if stage.name.startswith("score/")} == set(
+        load_experiment(SMALL).tasks)
     assert scored == ["base", "self_lengthen/iter_1/generator", "self_lengthen/iter_2/generator",
                       "self_lengthen/final", "backtranslation", "imitation"]
     assert not [stage.name for stage in stages if stage.name.startswith("judge")]
