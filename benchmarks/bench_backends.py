@@ -54,7 +54,7 @@ class OpenAIChat:
         self.model_defaults = {k: config[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if k in config}
 
     async def chat(self, messages: list[dict[str, str]], sampling: SamplingConfig) -> Completion:
-        from harness.client import sampling_request
+        from harness.serving.client import sampling_request
 
         fields = sampling_request(sampling, self.kind, self.model_defaults)
         reply = await self.client.chat.completions.create(model=self.model, messages=messages, **fields)

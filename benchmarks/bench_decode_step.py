@@ -18,7 +18,7 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, DynamicCache
 
-from harness.models import DEFAULT_MODEL, resolve_model
+from harness.serving.models import DEFAULT_MODEL, resolve_model
 from infra.decoder import InvariantDecoder
 
 

@@ -112,7 +112,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from transformers import AutoTokenizer
 
-    from harness.models import resolve_model
+    from harness.serving.models import resolve_model
     from infra.compute import use_bf16
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_backends besid
 import torch  # noqa: E402
 from bench_backends import measure, prompts  # noqa: E402
 
-from harness.models import DEFAULT_MODEL, resolve_model  # noqa: E402
+from harness.serving.models import DEFAULT_MODEL, resolve_model  # noqa: E402
 from infra.compute import cpu_computes_bf16, use_bf16  # noqa: E402
 from infra.inprocess import InProcessBackend, InProcessConfig  # noqa: E402
 from infra.sampling import SamplingConfig  # noqa: E402

@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_backends, refe
 from bench_backends import measure  # noqa: E402
 from reference_client import ClientRun, ReferenceClient, TokenTally  # noqa: E402
 
-from harness.models import DEFAULT_MODEL, resolve_model  # noqa: E402
-from harness.serve import ServerConfig, serve  # noqa: E402
+from harness.serving.models import DEFAULT_MODEL, resolve_model  # noqa: E402
+from harness.serving.serve import ServerConfig, serve  # noqa: E402
 from infra.backend import Completion, TextBackend  # noqa: E402
 from selflengthen.config import SelfLengthenConfig, reference_sampling  # noqa: E402
 from infra.inprocess import InProcessBackend, InProcessConfig  # noqa: E402

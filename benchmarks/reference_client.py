@@ -14,8 +14,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from harness.client import sampling_request, served_generation_defaults
-from harness.serve import Endpoint
+from harness.serving.client import sampling_request, served_generation_defaults
+from harness.serving.serve import Endpoint
 from infra.backend import Completion, truncate_at_stop
 from infra.rng import item_rng
 from selflengthen.config import SelfLengthenConfig

@@ -92,7 +92,7 @@ def cmd_eval(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.evaluate import EvalConfig, run_eval, validate_eval
+    from harness.scoring.evaluate import EvalConfig, run_eval, validate_eval
     from harness.tables import print_scores
 
     data = load_yaml(args.config) if args.config else {}
@@ -133,8 +133,8 @@ def cmd_train(args) -> int:
     from rich.table import Table
 
     from harness.config import load_config
-    from harness.models import check_model_available
-    from harness.train import TrainRunConfig, require_backend_packages, run_training, validate_training
+    from harness.serving.models import check_model_available
+    from harness.run.train import TrainRunConfig, require_backend_packages, run_training, validate_training
 
     config = load_config(TrainRunConfig, args.config)
     validate_training(config)
@@ -179,7 +179,7 @@ def _add_run(sub) -> None:
 
 
 def cmd_run(args) -> int:
-    from harness.experiment_config import load_experiment
+    from harness.run.experiment_config import load_experiment
 
     if args.json and not args.plan:
         raise UserError("--json is only used with --plan")
@@ -187,12 +187,12 @@ def cmd_run(args) -> int:
     if config.arms.self_lengthen:
         _require_seed_files(config.self_lengthen)
     if args.plan:
-        from harness.plan import plan_stages, print_plan
+        from harness.run.plan import plan_stages, print_plan
 
         print_plan(plan_stages(config)[0], Console(), as_json=args.json)
         return 0
-    from harness.experiment import run_experiment
-    from harness.train import require_backend_packages
+    from harness.run.experiment import run_experiment
+    from harness.run.train import require_backend_packages
 
     require_backend_packages(config.backend)
     started = time.monotonic()
@@ -217,7 +217,7 @@ def cmd_judge(args) -> int:
     import dataclasses
 
     from harness.config import from_dict, load_yaml
-    from harness.judging import JudgeRunConfig, check_rubric, judge_and_repeat
+    from harness.scoring.judging import JudgeRunConfig, check_rubric, judge_and_repeat
 
     data = load_yaml(args.config) if args.config else {}
     config = from_dict(JudgeRunConfig, data, where=args.config.name if args.config else "judge config")
@@ -243,7 +243,7 @@ def _add_report(sub) -> None:
 
 
 def cmd_report(args) -> int:
-    from harness.report import experiment_report
+    from harness.run.report import experiment_report
 
     text = experiment_report(args.out_dir)
     if args.out:
@@ -264,7 +264,7 @@ def _add_export(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from harness.export import export_dataset
+    from harness.run.export import export_dataset
 
     summary = export_dataset(args.work_dir, args.out)
     rows = sum(s["rows"] for s in summary["splits"])
@@ -289,7 +289,7 @@ def cmd_serve(args) -> int:
     """Serve until SIGINT/SIGTERM, then exit 130 like every interrupted command (after a clean shutdown)."""
     import errno
 
-    from harness.models import resolve_model
+    from harness.serving.models import resolve_model
     from infra.inprocess import InProcessConfig
     from infra.openai_server import LOOPBACK, bind_loopback, run_server
 

@@ -361,7 +361,7 @@ def _row_from_lm_eval_sample(record: dict, where: str) -> dict:
 def score_lm_eval_samples(samples: dict[str, list[dict]], model_name: str) -> dict:
     """scores.json from lm-eval's logged samples per task: each answer scored with its benchmark's formula.
 
-    A sample's `finish_reason` (added by harness/lm_eval_driver.py from the endpoint's replies) is kept.
+    A sample's `finish_reason` (added by harness/scoring/lm_eval_driver.py from the endpoint's replies) is kept.
     """
     scored = {}
     for task, task_samples in sorted(samples.items()):

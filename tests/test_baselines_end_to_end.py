@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from harness.client import EndpointClient
+from harness.serving.client import EndpointClient
 from harness.config import from_dict
-from harness.serve import ServerConfig, serve
+from harness.serving.serve import ServerConfig, serve
 from selflengthen.baselines import (
     BacktranslationConfig,
     ImitationConfig,

@@ -15,7 +15,7 @@ import yaml
 
 from harness.cli import main as cli_main
 from harness.config import from_dict, load_yaml
-from harness.evaluate import EvalConfig, validate_eval
+from harness.scoring.evaluate import EvalConfig, validate_eval
 from leaderboard.board import load_leaderboard, metric_values
 from tests.scripts import load_script
 
@@ -120,7 +120,7 @@ def test_dry_run_the_gate_passes_the_final_arm_against_itself():
 
 
 def test_eval_seed_flag_overrides_the_profile_seed(monkeypatch, tmp_path):
-    import harness.evaluate
+    import harness.scoring.evaluate
 
     seen = {}
 
@@ -128,7 +128,7 @@ def test_eval_seed_flag_overrides_the_profile_seed(monkeypatch, tmp_path):
         seen["config"] = config
         return {"model": config.model, "tasks": {}}
 
-    monkeypatch.setattr(harness.evaluate, "run_eval", fake_run_eval)
+    monkeypatch.setattr(harness.scoring.evaluate, "run_eval", fake_run_eval)
     assert cli_main(["eval", "--config", str(PROFILE), "--seed", "1", "--out", str(tmp_path / "run")]) == 0
     assert seen["config"].seed == 1
     assert seen["config"].limit == profile().limit

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.serve import watched
+from harness.serving.serve import watched
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_watchdog_passes_the_servers_exit_code_through():
 def test_watchdog_ends_the_server_group_when_the_harness_is_killed():
     parent = _harness("""
         import subprocess, sys, time
-        from harness.serve import watched
+        from harness.serving.serve import watched
         server = subprocess.Popen(watched(["sleep", "600"]), start_new_session=True)
         print(server.pid, flush=True)
         time.sleep(600)
@@ -83,7 +83,7 @@ def test_watchdog_ends_the_server_group_when_the_harness_is_killed():
 def test_kill_9_of_the_harness_leaves_no_transformers_server_and_frees_its_port(tiny_model_dir, tmp_path):
     parent = _harness("""
         import sys, time
-        from harness.serve import ServerConfig, serve
+        from harness.serving.serve import ServerConfig, serve
         with serve(sys.argv[1], ServerConfig(torch_threads=1), log_path=sys.argv[2]) as endpoint:
             print(endpoint.base_url, flush=True)
             time.sleep(600)

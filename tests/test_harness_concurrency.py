@@ -8,10 +8,10 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import harness.synthesis_backends as synthesis_backends
-from harness.serve import Endpoint
-from harness.synthesis_backends import SynthesisBackendConfig, role_backends
-from harness.serve import ServerConfig
+import harness.synthesis.backends as synthesis_backends
+from harness.serving.serve import Endpoint
+from harness.synthesis.backends import SynthesisBackendConfig, role_backends
+from harness.serving.serve import ServerConfig
 from selflengthen.config import GeneratorConfig, ExtenderConfig, SelfInstructConfig, SelfLengthenConfig
 from selflengthen.pipeline import run_synthesis
 

@@ -6,7 +6,7 @@ import pytest
 
 from harness.config import from_dict, load_config
 from harness.errors import UserError
-from harness.evaluate import EvalConfig
+from harness.scoring.evaluate import EvalConfig
 
 
 @dataclass

@@ -6,7 +6,7 @@ one in examples/tiny.yaml, must do one of:
   (a) change the plan at the stage that consumes it: that stage's own inputs (so its fingerprint:
       `run --plan` says stale and `run` redoes it), or which stages exist;
   (b) change the process the harness starts for it: a server's command line
-      (`harness.serve.server_command`), or whether a server is started at all;
+      (`harness.serving.serve.server_command`), or whether a server is started at all;
   (c) be refused at load with a one-line UserError naming its full dotted path (EXPECTED_REFUSALS);
 
 or be in NO_EFFECT_ON_RESULTS, each entry with its reason. Server fields must do (b) or (c): a
@@ -26,16 +26,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-import harness.serve
+import harness.serving.serve
 from harness.errors import UserError
-from harness.experiment_config import ExperimentConfig, load_experiment
-from harness.plan import plan_stages
-from harness.serve import server_command
+from harness.run.experiment_config import ExperimentConfig, load_experiment
+from harness.run.plan import plan_stages
+from harness.serving.serve import server_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
 NO_EFFECT_ON_RESULTS = {
-    # How fast a stage runs, not what it produces (harness.stages.SPEED_ONLY_FIELDS, docs/run_directory.md).
+    # How fast a stage runs, not what it produces (harness.run.stages.SPEED_ONLY_FIELDS, docs/run_directory.md).
     "*.max_in_flight": "requests in flight; every item's randomness is seeded per item, not by order",
     "*.max_concurrency": "judge requests in flight",
     "*.num_concurrent": "lm-eval requests in flight",
@@ -294,7 +294,7 @@ def changed_stages(before: ExperimentConfig, after: ExperimentConfig) -> set[str
 
 @pytest.mark.parametrize("path", [path for path, _ in FIELDS])
 def test_every_field_changes_its_stage_or_its_server_or_is_refused_by_name(walk, path, monkeypatch):
-    monkeypatch.setattr(harness.serve, "_console_script", lambda name: name)  # vllm need not be installed
+    monkeypatch.setattr(harness.serving.serve, "_console_script", lambda name: name)  # vllm need not be installed
     outcome, detail = walk(path)
     if refusal := matches(path, EXPECTED_REFUSALS):
         assert outcome == "refused", f"{path} loaded, but should be refused: {EXPECTED_REFUSALS[refusal]}"

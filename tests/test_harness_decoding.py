@@ -7,9 +7,9 @@ import json
 import pytest
 
 from harness.errors import UserError
-from harness.evaluate import EvalConfig, decoding_record, eval_decoding, validate_eval
-from harness.lm_eval_model import prompt_seed
-from harness.serve import ServerConfig
+from harness.scoring.evaluate import EvalConfig, decoding_record, eval_decoding, validate_eval
+from harness.scoring.lm_eval_model import prompt_seed
+from harness.serving.serve import ServerConfig
 from infra.sampling import SamplingConfig
 from tasks.decoding import task_sampling
 from tasks.registry import task_names
@@ -73,7 +73,7 @@ def test_prompt_seed_repeats_for_a_prompt_and_differs_between_prompts_and_seeds(
 
 
 def test_lm_eval_chat_payload_carries_the_prompts_own_seed():
-    from harness.lm_eval_model import ProgressChatCompletion
+    from harness.scoring.lm_eval_model import ProgressChatCompletion
 
     model = ProgressChatCompletion(model="m", base_url="http://127.0.0.1:9/v1/chat/completions",
                                    tokenizer_backend=None, tokenized_requests=False)
@@ -107,7 +107,7 @@ def test_the_same_seed_draws_the_same_answers_at_any_concurrency_and_another_see
 
     from rich.console import Console
 
-    from harness.evaluate import run_eval
+    from harness.scoring.evaluate import run_eval
 
     def answers(name: str, seed: int, concurrency: int) -> list[str]:
         config = EvalConfig(model=str(tiny_model_dir), tasks=["longbench_write_en_mini"], limit=4, max_gen_toks=12,

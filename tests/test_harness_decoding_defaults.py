@@ -10,7 +10,7 @@ import shutil
 import pytest
 from transformers import GenerationConfig
 
-from harness.client import sampling_request, served_generation_defaults
+from harness.serving.client import sampling_request, served_generation_defaults
 from infra.inprocess import InProcessBackend, InProcessConfig
 from infra.openai_wire import chat_request
 from infra.sampling import SamplingConfig

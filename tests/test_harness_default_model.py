@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from harness.models import DEFAULT_MODEL, default_gguf_path, ensure_default_checkpoint, resolve_model
+from harness.serving.models import DEFAULT_MODEL, default_gguf_path, ensure_default_checkpoint, resolve_model
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from harness.client import EndpointClient, EndpointError
-from harness.serve import Endpoint, ServerConfig, serve
+from harness.serving.client import EndpointClient, EndpointError
+from harness.serving.serve import Endpoint, ServerConfig, serve
 from infra.sampling import SamplingConfig
 
 pytestmark = pytest.mark.slow

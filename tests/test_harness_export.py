@@ -138,13 +138,13 @@ def interrupt_after(monkeypatch, owner, name: str, when=lambda *args: True) -> N
 
 @pytest.mark.parametrize("moment", ["writing", "swapping"])
 def test_ctrl_c_during_an_export_leaves_one_whole_export_and_no_hidden_folder(moment, experiment, tmp_path, monkeypatch):
-    import harness.export
+    import harness.run.export
 
     out = tmp_path / "dataset"
     assert main(["export", str(experiment), "--out", str(out)]) == 0
     before = json.loads((out / "export.json").read_text(encoding="utf-8"))
     if moment == "writing":  # after the first Parquet file
-        interrupt_after(monkeypatch, harness.export, "_write_parquet")
+        interrupt_after(monkeypatch, harness.run.export, "_write_parquet")
     else:  # after the previous export is moved aside, before the new one takes its place
         interrupt_after(monkeypatch, os, "replace", when=lambda source, target: Path(source) == out)
     assert main(["export", str(experiment), "--out", str(out)]) == 130

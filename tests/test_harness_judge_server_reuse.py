@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import harness.experiment
-import harness.judging
+import harness.run.experiment
+import harness.scoring.judging
 from harness.cli import main
-from harness.experiment import ScoredCheckpoint, judge_runs
-from harness.experiment_config import ExperimentConfig, load_experiment
-from harness.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JudgeRunConfig, judge_servers
-from harness.plan import plan_stages
-from harness.serve import ServerConfig
-from harness.stages import DONE, Stage, StageRecorder
+from harness.run.experiment import ScoredCheckpoint, judge_runs
+from harness.run.experiment_config import ExperimentConfig, load_experiment
+from harness.scoring.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JudgeRunConfig, judge_servers
+from harness.run.plan import plan_stages
+from harness.serving.serve import ServerConfig
+from harness.run.stages import DONE, Stage, StageRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSES = ["judge", "judge_repeat", "judge_pairwise"]
@@ -94,7 +94,7 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
                            max_tokens=16, max_retries=0, sanity_subset=0, top_logprobs=0, repeat=2, repeat_subset=2,
                            pairwise=True)
     started = []
-    real_judge_endpoint = harness.experiment.judge_endpoint
+    real_judge_endpoint = harness.run.experiment.judge_endpoint
 
     @contextlib.contextmanager
     def counting_judge_endpoint(config, log_path, *args, **kwargs):
@@ -102,7 +102,7 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
         with real_judge_endpoint(config, log_path, *args, **kwargs) as endpoint:
             yield endpoint
 
-    monkeypatch.setattr(harness.experiment, "judge_endpoint", counting_judge_endpoint)
+    monkeypatch.setattr(harness.run.experiment, "judge_endpoint", counting_judge_endpoint)
     recorder = StageRecorder(judging_stages(runs))
     judge_runs(ExperimentConfig(judge=judge), [ScoredCheckpoint("base", "base", "base"),
                                                ScoredCheckpoint("arm", "arm", "arm")],
@@ -127,9 +127,9 @@ def test_the_judge_command_judges_and_repeats_on_one_server(tmp_path, monkeypatc
         started.append(log_path.name)
         yield f"server {len(started)}"
 
-    monkeypatch.setattr(harness.judging, "judge_endpoint", fake_judge_endpoint)
+    monkeypatch.setattr(harness.scoring.judging, "judge_endpoint", fake_judge_endpoint)
     for step in ("judge_run", "judge_reliability"):
-        monkeypatch.setattr(harness.judging, step, lambda run_dir, endpoint, judge, console, step=step:
+        monkeypatch.setattr(harness.scoring.judging, step, lambda run_dir, endpoint, judge, console, step=step:
                             calls.append((step, run_dir.name, endpoint)))
     assert main(["judge", *map(str, runs), "--repeat", "2"]) == 0
     assert started == ["judge_server.log"]

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from rich.console import Console
 
-from harness.experiment_config import load_experiment
-from harness.plan import plan_stages, print_plan
-from harness.stages import StageRecorder, UndeclaredStage
+from harness.run.experiment_config import load_experiment
+from harness.run.plan import plan_stages, print_plan
+from harness.run.stages import StageRecorder, UndeclaredStage
 
 ROOT = Path(__file__).resolve().parent.parent
 LBW = "longbench_write_en_mini"  # one of tiny.yaml's two tasks

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ray_stage import RayStageConfig
-from harness.stages import fingerprint, settings_of
-from harness.synthesis_backends import (
+from harness.synthesis.ray_stage import RayStageConfig
+from harness.run.stages import fingerprint, settings_of
+from harness.synthesis.backends import (
     SynthesisBackendConfig,
     backend_settings,
     role_backends,
 )
-from harness.train import synthesis_backend_name
+from harness.run.train import synthesis_backend_name
 from infra.journal import read_jsonl
 from infra.sampling import SamplingConfig
 from selflengthen.pipeline import run_synthesis
@@ -95,7 +95,7 @@ def test_a_run_on_ray_without_its_packages_is_refused_before_any_work(tmp_path, 
 
 def two_requests(tiny_model_dir, tmp_path) -> list:
     """What two callers of one wave get: each its completion or its exception."""
-    from harness import ray_backend
+    from harness.synthesis import ray_backend
 
     async def both():
         model = ray_backend.RayRoles(str(tiny_model_dir), {"generator": None}, tmp_path, RayStageConfig(), {}).role(
@@ -108,7 +108,7 @@ def two_requests(tiny_model_dir, tmp_path) -> list:
 
 def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: Ray fails under a wave; each caller gets the error (the method counts it as no reply)."""
-    from harness import ray_backend
+    from harness.synthesis import ray_backend
 
     def broken(requests, engine, out_dir, config, store):
         raise ConnectionError("the Ray cluster went away")
@@ -120,7 +120,7 @@ def test_a_failed_wave_reaches_every_request_in_it_as_an_error(tiny_model_dir, t
 
 def test_a_failed_request_reaches_only_its_own_caller_as_an_error(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: the engine failed one request of the wave; the other caller gets its answer."""
-    from harness import ray_backend
+    from harness.synthesis import ray_backend
 
     def one_failed(requests, engine, out_dir, config, store):
         return [{"key": requests[0]["key"], "error": "ValueError: prompt too long"},
@@ -136,7 +136,7 @@ def test_a_failed_request_reaches_only_its_own_caller_as_an_error(tiny_model_dir
 def test_ctrl_c_during_a_wave_cancels_its_ray_job_and_stops_within_seconds(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: a wave that runs until its Ray job is cancelled; SIGINT (Ctrl-C) to `asyncio.run` ends it
     within seconds, not once the wave has run."""
-    from harness import ray_backend
+    from harness.synthesis import ray_backend
 
     job_cancelled = threading.Event()
 
@@ -164,7 +164,7 @@ def test_ctrl_c_during_a_wave_cancels_its_ray_job_and_stops_within_seconds(tiny_
 
 def test_an_unreachable_ray_cluster_is_one_error_line_before_any_request(tiny_model_dir, tmp_path, monkeypatch):
     """Fault injection: joining the cluster fails; the step stops with one line instead of failing every request."""
-    from harness import ray_backend
+    from harness.synthesis import ray_backend
     from harness.errors import UserError
 
     def unreachable(config):

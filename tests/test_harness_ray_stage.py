@@ -1,4 +1,4 @@
-"""Requests answered on Ray Data (`harness/ray_stage.py`): a real local Ray with 2 CPUs, an actor pool of in-process
+"""Requests answered on Ray Data (`harness/synthesis/ray_stage.py`): a real local Ray with 2 CPUs, an actor pool of in-process
 engines on the tiny model, shards as Parquet files. Skipped without `pip install -e '.[ray]'`."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.ray_stage import (
+from harness.synthesis.ray_stage import (
     RayStageConfig,
     ShardStore,
     _EngineActor,
@@ -188,7 +188,7 @@ def test_a_vllm_answer_that_ends_on_its_last_allowed_token_or_at_a_stop_string_s
     import ray.data.llm
     from transformers import AutoTokenizer
 
-    from harness.ray_stage import _run_on_vllm
+    from harness.synthesis.ray_stage import _run_on_vllm
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     words = tokenizer.encode("the river ran far", add_special_tokens=False)[:3]
@@ -214,12 +214,12 @@ def test_a_row_vllm_cannot_answer_or_that_cannot_be_built_fails_alone_and_a_reru
     import ray.data.llm
     from transformers import AutoTokenizer
 
-    import harness.ray_stage
+    import harness.synthesis.ray_stage
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokens = {request["key"]: [5, 6, tokenizer.eos_token_id] for request in REQUESTS[4:]}
     requests = [*REQUESTS[4:], {"key": "unknown adapter", "prompt": "p", "model": "extender"}]
-    monkeypatch.setattr(harness.ray_stage, "start_ray", lambda config: None)
+    monkeypatch.setattr(harness.synthesis.ray_stage, "start_ray", lambda config: None)
     monkeypatch.setattr(ray.data, "from_items", lambda rows: rows)
     engine, config = {"model": str(tiny_model_dir), "adapters": {}}, RayStageConfig(engine="vllm", shard_size=8)
     failing = ScriptedProcessor(tokens, tokenizer, errors={"ext/1": "ValueError: prompt too long"})

@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 
-from harness.ray_stage import RayStageConfig, run_step
+from harness.synthesis.ray_stage import RayStageConfig, run_step
 from tests.test_selflengthen_merge_dtype import random_adapter
 
 

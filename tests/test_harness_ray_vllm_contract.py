@@ -1,4 +1,4 @@
-"""Contract: what harness/ray_stage.py sends Ray Data LLM's vLLM processor is read by Ray's own code as meant, and
+"""Contract: what harness/synthesis/ray_stage.py sends Ray Data LLM's vLLM processor is read by Ray's own code as meant, and
 what that code returns is what the harness reads back. Written against Ray 2.60.0 (pinned below: another release
 must be checked again, then the pin moved).
 
@@ -19,7 +19,7 @@ import types
 
 import pytest
 
-from harness.ray_stage import RayStageConfig, run_step
+from harness.synthesis.ray_stage import RayStageConfig, run_step
 
 RAY_RELEASE = "2.60.0"
 VLLM_SAMPLING_FIELDS = {"temperature", "top_p", "top_k", "repetition_penalty", "max_tokens", "stop", "seed",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.report import experiment_report
+from harness.run.report import experiment_report
 
 
 def write(path: Path, data: dict) -> None:

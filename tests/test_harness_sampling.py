@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from harness.client import sampling_request
+from harness.serving.client import sampling_request
 from harness.errors import UserError
 from infra.backend import Unsupported
 from infra.sampling import SamplingConfig
@@ -53,7 +53,7 @@ def test_plain_openai_servers_refuse_top_k_instead_of_dropping_it():
 
 
 def test_stop_strings_are_cut_from_replies_on_the_client_side():
-    from harness.client import _completion
+    from harness.serving.client import _completion
 
     completion = _completion("one two. three", "length", None, ["."])
     assert (completion.text, completion.finish_reason) == ("one two", "stop")
@@ -64,7 +64,7 @@ LM_EVAL = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, repetition_penalt
 
 
 def test_lm_eval_vllm_gen_kwargs_keep_every_sampling_field():
-    from harness.client import lm_eval_gen_kwargs
+    from harness.serving.client import lm_eval_gen_kwargs
 
     assert lm_eval_gen_kwargs(LM_EVAL, "vllm") == {
         "do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "seed": 5,
@@ -73,7 +73,7 @@ def test_lm_eval_vllm_gen_kwargs_keep_every_sampling_field():
 
 
 def test_lm_eval_hf_gen_kwargs_keep_top_k_penalty_and_stop():
-    from harness.client import lm_eval_gen_kwargs
+    from harness.serving.client import lm_eval_gen_kwargs
 
     unseeded = SamplingConfig(temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.1, stop=["\n\n"])
     assert lm_eval_gen_kwargs(unseeded, "hf") == {
@@ -87,21 +87,21 @@ def test_lm_eval_hf_gen_kwargs_keep_top_k_penalty_and_stop():
     ("endpoint-openai", "top_k"),
 ])
 def test_lm_eval_gen_kwargs_refuse_what_the_backend_cannot_honour(backend, field):
-    from harness.client import lm_eval_gen_kwargs
+    from harness.serving.client import lm_eval_gen_kwargs
 
     with pytest.raises(UserError, match=rf"eval\.sampling\.{field} cannot be honoured"):
         lm_eval_gen_kwargs(LM_EVAL, backend)
 
 
 def test_lm_eval_refuses_sampling_max_tokens_because_max_gen_toks_sets_answer_length():
-    from harness.client import lm_eval_gen_kwargs
+    from harness.serving.client import lm_eval_gen_kwargs
 
     with pytest.raises(UserError, match=r"eval\.sampling\.max_tokens"):
         lm_eval_gen_kwargs(SamplingConfig(max_tokens=64), "vllm")
 
 
 def test_lm_eval_endpoint_gen_kwargs_carry_transformers_generation_config():
-    from harness.client import lm_eval_gen_kwargs
+    from harness.serving.client import lm_eval_gen_kwargs
 
     kwargs = lm_eval_gen_kwargs(SamplingConfig(temperature=0.7, top_k=20, seed=1), "endpoint-transformers-cb")
     assert json.loads(kwargs["generation_config"])["top_k"] == 20 and kwargs["seed"] == 1
@@ -144,8 +144,8 @@ def test_transformers_refuses_top_logprobs_naming_the_field():
 
 
 def test_client_features_follow_the_server_kind():
-    from harness.client import EndpointClient
-    from harness.serve import Endpoint
+    from harness.serving.client import EndpointClient
+    from harness.serving.serve import Endpoint
 
     features = {kind: EndpointClient(Endpoint("http://127.0.0.1:9/v1", "m", kind=kind)).features
                 for kind in ("transformers", "vllm", "inprocess")}
@@ -156,7 +156,7 @@ def test_client_features_follow_the_server_kind():
 def test_chat_logprobs_become_token_logprobs_with_same_text_alternatives_merged():
     from openai.types.chat.chat_completion import ChoiceLogprobs
 
-    from harness.client import _chat_logprobs
+    from harness.serving.client import _chat_logprobs
 
     wire = ChoiceLogprobs.model_validate({"content": [{"token": "a", "logprob": -0.5, "bytes": None, "top_logprobs": [
         {"token": "a", "logprob": -0.5}, {"token": "\ufffd", "logprob": math.log(0.1)},
@@ -169,7 +169,7 @@ def test_chat_logprobs_become_token_logprobs_with_same_text_alternatives_merged(
 def test_completion_logprobs_parallel_lists_become_token_logprobs():
     from openai.types.completion_choice import Logprobs
 
-    from harness.client import _completion_logprobs
+    from harness.serving.client import _completion_logprobs
 
     wire = Logprobs(tokens=["x", "y"], token_logprobs=[-1.0, -2.0], top_logprobs=[{"x": -1.0}, {"y": -2.0, "z": -3.0}])
     parsed = _completion_logprobs(wire, STRUCTURED)
@@ -177,8 +177,8 @@ def test_completion_logprobs_parallel_lists_become_token_logprobs():
 
 
 def test_a_reply_without_the_logprobs_asked_for_is_refused_holding_the_reply():
-    from harness.client import EndpointClient, _chat_logprobs
-    from harness.serve import Endpoint
+    from harness.serving.client import EndpointClient, _chat_logprobs
+    from harness.serving.serve import Endpoint
     from infra.backend import Completion, MissingLogprobs
 
     reply = Completion("{}", logprobs=_chat_logprobs(None, STRUCTURED))
@@ -192,7 +192,7 @@ def test_a_reply_without_the_logprobs_asked_for_is_refused_holding_the_reply():
 def test_a_constrained_suitability_judge_needs_a_server_with_structured_output(server, refused):
     """Said before any work, naming the field: transformers serve would fail every suitability question."""
     from harness.config import from_dict
-    from harness.train import TrainRunConfig, validate_training
+    from harness.run.train import TrainRunConfig, validate_training
     from selflengthen.config import SelfLengthenConfig
 
     cb = {"continuous_batching": False} if server == "transformers" else {}
@@ -212,7 +212,7 @@ def test_transformers_serve_takes_request_sampling_under_continuous_batching_onl
 ):
     import importlib.metadata
 
-    from harness.client import transformers_cb_takes_request_sampling
+    from harness.serving.client import transformers_cb_takes_request_sampling
 
     monkeypatch.setattr(importlib.metadata, "version", lambda name: installed)
     assert transformers_cb_takes_request_sampling() is takes
@@ -221,10 +221,10 @@ def test_transformers_serve_takes_request_sampling_under_continuous_batching_onl
 def test_sampled_roles_are_refused_where_transformers_serve_would_decode_them_greedily(monkeypatch):
     """A transformers whose continuous batching drops a request's sampling is refused before any work,
     instead of a sampled role running greedily unnoticed; greedy roles and serving without it still run."""
-    import harness.client
-    from harness.client import refuse_unsupported
+    import harness.serving.client
+    from harness.serving.client import refuse_unsupported
 
-    monkeypatch.setattr(harness.client, "transformers_cb_takes_request_sampling", lambda: False)
+    monkeypatch.setattr(harness.serving.client, "transformers_cb_takes_request_sampling", lambda: False)
     with pytest.raises(UserError, match=r"^generator\.sampling\.temperature cannot be honoured: transformers \S+ "
                                         r"serve with continuous batching samples with the model's generation config"):
         refuse_unsupported(SamplingConfig(temperature=0.7), "endpoint-transformers-cb", "generator.sampling")

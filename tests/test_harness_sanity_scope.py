@@ -15,11 +15,11 @@ import pytest
 from rich.console import Console
 
 from harness.errors import UserError
-from harness.experiment import judge_together
-from harness.experiment_config import ExperimentConfig, validate_experiment
-from harness.judging import JUDGE_SANITY, JudgeRunConfig, judge_run
-from harness.serve import ServerConfig, serve
-from harness.stages import Stage, StageRecorder
+from harness.run.experiment import judge_together
+from harness.run.experiment_config import ExperimentConfig, validate_experiment
+from harness.scoring.judging import JUDGE_SANITY, JudgeRunConfig, judge_run
+from harness.serving.serve import ServerConfig, serve
+from harness.run.stages import Stage, StageRecorder
 
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand.",

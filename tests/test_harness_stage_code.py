@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.plan import BASELINE_TRAIN_CODE
-from harness.stages import _PROJECT, _assets_beside, _module_closure
-from harness.train import FINAL_DATA_CODE, SYNTHESIS_CODE, TRAIN_CODE
+from harness.run.plan import BASELINE_TRAIN_CODE
+from harness.run.stages import _PROJECT, _assets_beside, _module_closure
+from harness.run.train import FINAL_DATA_CODE, SYNTHESIS_CODE, TRAIN_CODE
 
 
 def files(modules: tuple[str, ...]) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.stages import DONE, TODO, Stage, StageRecorder
+from harness.run.stages import DONE, TODO, Stage, StageRecorder
 
 
 def a_stage(tmp_path: Path, settings: dict | None = None) -> Stage:

@@ -33,9 +33,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.experiment_config import load_experiment
-from harness.plan import plan_stages
-from harness.stages import read_marker
+from harness.run.experiment_config import load_experiment
+from harness.run.plan import plan_stages
+from harness.run.stages import read_marker
 from tests.finished_experiment import ROOT, SAMPLING, TRAIN, copy_finished
 
 pytestmark = pytest.mark.slow

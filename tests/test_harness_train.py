@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.client import EndpointClient
-from harness.serve import ServerConfig, serve
+from harness.serving.client import EndpointClient
+from harness.serving.serve import ServerConfig, serve
 from infra.sampling import SamplingConfig
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,9 @@ import yaml
 from rich.console import Console
 
 from harness.config import from_dict
-from harness.experiment_config import load_experiment
-from harness.plan import plan_stages, print_plan
-from harness.train import MatchedBudgetConfig, matched_data
+from harness.run.experiment_config import load_experiment
+from harness.run.plan import plan_stages, print_plan
+from harness.run.train import MatchedBudgetConfig, matched_data
 from infra.journal import read_jsonl
 from selflengthen.baselines import ImitationConfig, train_baseline
 from selflengthen.sft_data import subsample

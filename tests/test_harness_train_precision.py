@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.experiment_config import load_experiment
-from harness.plan import plan_stages
+from harness.run.experiment_config import load_experiment
+from harness.run.plan import plan_stages
 from infra.compute import PRECISION_ENV
 from tests.test_harness_plan import finish_every_stage, tiny_config
 

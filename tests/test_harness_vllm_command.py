@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.serve import ServerConfig, server_command, server_label
+from harness.serving.serve import ServerConfig, server_command, server_label
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,7 @@ def test_the_plan_label_names_the_dtype_only_for_vllm():
 
 def test_releasing_cuda_memory_before_a_server_starts_needs_no_torch_and_no_gpu():
     """On a machine or process without CUDA the release is a no-op that imports nothing."""
-    code = ("import sys; from harness.serve import release_cuda_cache; release_cuda_cache(); "
+    code = ("import sys; from harness.serving.serve import release_cuda_cache; release_cuda_cache(); "
             "print('torch' in sys.modules); import torch; release_cuda_cache(); print(torch.cuda.is_initialized())")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

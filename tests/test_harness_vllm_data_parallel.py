@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from harness.errors import UserError
-from harness.experiment_config import load_experiment
-from harness.serve import ServerConfig, server_command, server_label
+from harness.run.experiment_config import load_experiment
+from harness.serving.serve import ServerConfig, server_command, server_label
 from tests.test_harness_vllm_command import option, vllm_on_path  # noqa: F401 - vllm_on_path is a fixture
 
 ROOT = Path(__file__).resolve().parent.parent

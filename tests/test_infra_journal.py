@@ -66,7 +66,7 @@ def test_atomic_write_leaves_the_old_file_when_the_rows_fail(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
 
 
-FINISH_REASONS = "requests_cache_finish_reasons.jsonl"  # the eval's journal (harness/lm_eval_driver.py)
+FINISH_REASONS = "requests_cache_finish_reasons.jsonl"  # the eval's journal (harness/scoring/lm_eval_driver.py)
 
 
 def test_a_malformed_line_in_the_middle_keeps_the_records_after_it_and_is_named(tmp_path, caplog):

@@ -13,8 +13,8 @@ import urllib.request
 import openai
 import pytest
 
-from harness.client import EndpointClient
-from harness.serve import ServerConfig, free_port, serve, server_command, wait_until_healthy
+from harness.serving.client import EndpointClient
+from harness.serving.serve import ServerConfig, free_port, serve, server_command, wait_until_healthy
 from infra.backend import Completion, TokenLogprob
 from infra.openai_wire import RequestError, chat_request, chat_response, completion_request, completion_response
 from infra.sampling import SamplingConfig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.experiment_config import load_experiment
-from harness.plan import plan_stages
+from harness.run.experiment_config import load_experiment
+from harness.run.plan import plan_stages
 from tasks.data import load_benchmark
 
 SMALL = Path(__file__).resolve().parent.parent / "examples" / "small.yaml"

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere in the repository
     sys.path.insert(0, str(ROOT))
 
 from harness.config import from_dict, load_yaml  # noqa: E402
-from harness.models import resolve_model  # noqa: E402
+from harness.serving.models import resolve_model  # noqa: E402
 from infra.journal import read_jsonl  # noqa: E402
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig  # noqa: E402
 from selflengthen.baselines.backtranslation import clean_instruction, rate_pair  # noqa: E402

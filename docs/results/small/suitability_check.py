@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere in the repository
     sys.path.insert(0, str(ROOT))
 
 from harness.config import from_dict, load_yaml  # noqa: E402
-from harness.models import resolve_model  # noqa: E402
+from harness.serving.models import resolve_model  # noqa: E402
 from infra.rng import item_seed  # noqa: E402
 from selflengthen.config import SelfLengthenConfig  # noqa: E402
 from selflengthen.prompts import render_prompt  # noqa: E402

@@ -1,9 +1,9 @@
 """Every stage of an experiment in order, with its expected fingerprint, computed without loading a model.
 
 `selflengthen run EXPERIMENT.yaml --plan [--json]` prints these; `run` executes them, redoing the
-stale ones (harness/stages.py says how a stage's status is decided), and refuses to run a stage
+stale ones (harness/run/stages.py says how a stage's status is decided), and refuses to run a stage
 this plan does not declare. What both read from the config is derived once, here
-(`training_config`, `arm_settings`) or in harness/train.py (`training_stages`, `iteration_seed`).
+(`training_config`, `arm_settings`) or in harness/run/train.py (`training_stages`, `iteration_seed`).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.experiment_config import ExperimentConfig
-from harness.judging import JudgeRunConfig, judge_servers, reliability_server
-from harness.serve import server_label
-from harness.stages import (PlannedCheckpoint, Stage, code_version, file_digest, package_version, settings_of,
+from harness.run.experiment_config import ExperimentConfig
+from harness.scoring.judging import JudgeRunConfig, judge_servers, reliability_server
+from harness.serving.serve import server_label
+from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, package_version, settings_of,
                             upstream_fingerprint)
-from harness.synthesis_backends import backend_settings
-from harness.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
+from harness.synthesis.backends import backend_settings
+from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
                            training_settings, training_stages)
 from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
@@ -129,8 +129,8 @@ SCORE_CODE = ("tasks.scoring", "tasks.data", "tasks.decoding", "tasks.lm_eval_ho
 def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> list[Stage]:
     """One scoring stage per task: adding a task scores only it, and an edit to one task's YAML or rows
     re-scores only that task. The stages of one checkpoint run together, with one server."""
-    from harness.evaluate import eval_decoding
-    from harness.experiment_config import eval_config
+    from harness.scoring.evaluate import eval_decoding
+    from harness.run.experiment_config import eval_config
     from tasks.decoding import task_max_gen_toks
 
     generation = settings_of(dataclasses.asdict(config.eval))

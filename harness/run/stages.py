@@ -161,7 +161,7 @@ def code_version(*modules: str, files: tuple[Path, ...] | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
-_PROJECT = Path(__file__).resolve().parent.parent
+_PROJECT = Path(__file__).resolve().parents[2]
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,16 +13,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.client import endpoint_target, refuse_unsupported
+from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.config import expand_variables, from_dict, load_yaml
 from harness.errors import UserError
-from harness.evaluate import EvalConfig, ScoringConfig, validate_eval
-from harness.judging import JudgeRunConfig, check_rubric
-from harness.models import DEFAULT_MODEL, check_model_name
-from harness.ray_stage import RayStageConfig
-from harness.serve import ServerConfig
-from harness.synthesis_backends import SynthesisBackendConfig
-from harness.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
+from harness.scoring.evaluate import EvalConfig, ScoringConfig, validate_eval
+from harness.scoring.judging import JudgeRunConfig, check_rubric
+from harness.serving.models import DEFAULT_MODEL, check_model_name
+from harness.synthesis.ray_stage import RayStageConfig
+from harness.serving.serve import ServerConfig
+from harness.synthesis.backends import SynthesisBackendConfig
+from harness.run.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
 from tasks.data import DATA_DIR_ENV
@@ -183,7 +183,7 @@ def _refuse_for_backend(config: ExperimentConfig, arm: str) -> None:
 SERVER_FIELD_KINDS = {"continuous_batching": "transformers", "cb_num_blocks": "transformers",
                       "cb_max_batch_tokens": "transformers", "lora_adapters": "vllm", "dtype": "vllm",
                       "data_parallel_size": "vllm", "max_batch_size": "inprocess"}
-"""ServerConfig fields that only one server kind reads (`harness.serve.server_command`)."""
+"""ServerConfig fields that only one server kind reads (`harness.serving.serve.server_command`)."""
 
 
 def _refuse_unused_server_fields(server: ServerConfig, where: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from packaging.version import Version
 
 from harness.errors import UserError, first_line
-from harness.serve import Endpoint
+from harness.serving.serve import Endpoint
 from infra.backend import Completion, MissingLogprobs, TokenLogprob, Unsupported, truncate_at_stop
 from infra.sampling import SamplingConfig, model_sampling_defaults
 

@@ -110,7 +110,7 @@ def _sets_data_parallel_size(arg: str) -> bool:
 class Endpoint:
     """An OpenAI-compatible endpoint: where it is, which model name to send, what serves it.
 
-    `kind` decides how sampling parameters travel (see `harness.client.sampling_request`);
+    `kind` decides how sampling parameters travel (see `harness.serving.client.sampling_request`);
     `tokenizer` is a local path or Hub id whose chat template builds raw-completion prompts.
     The API key is read from the environment variable named `api_key_env`, never stored.
     """
@@ -212,7 +212,7 @@ def serve(model: str, config: ServerConfig | None = None, log_path: str | Path |
         env["OMP_NUM_THREADS"] = str(config.torch_threads)
     env.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     if config.kind == "inprocess":  # the child imports the same `infra` as this process, from any folder
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     log_path = Path(log_path) if log_path else Path(os.devnull)
     if log_path != Path(os.devnull):

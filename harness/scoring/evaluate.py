@@ -19,13 +19,13 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
-from harness.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
-from harness.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
+from harness.scoring.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
+from harness.serving.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.config import LARGEST_INT
 from harness.errors import UserError
-from harness.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
+from harness.serving.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
 from infra.journal import write_json_atomically as write_json
-from harness.serve import Endpoint, ServerConfig, check_reachable, serve
+from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
@@ -47,10 +47,10 @@ class ScoringConfig:
         sampling: decoding for every task's answers; None (the default): each task's published
             decoding, its YAML's generation_kwargs (`tasks.decoding`: LongBench-Write, LongWrite-Ruler
             and LonGen sample at temperature 0.5). A field the backend cannot honour is refused
-            (`harness.client.refuse_unsupported`); answer length is `max_gen_toks`, so
+            (`harness.serving.client.refuse_unsupported`); answer length is `max_gen_toks`, so
             `sampling.max_tokens` is refused, and the seed is `seed`, so `sampling.seed` is too.
         seed: each answer is sampled with a seed derived from this and its prompt
-            (`harness.lm_eval_model.prompt_seed`), so a re-run draws the same answers.
+            (`harness.scoring.lm_eval_model.prompt_seed`), so a re-run draws the same answers.
     """
 
     backend: Literal["endpoint", "hf", "vllm"] = field(default="endpoint", metadata={"help": "Generation backend."})
@@ -180,7 +180,7 @@ def _is_http_url(value: str) -> bool:
 
 
 def eval_target(config: EvalConfig) -> str:
-    """What generates the answers, as `harness.client.lm_eval_gen_kwargs` names it."""
+    """What generates the answers, as `harness.serving.client.lm_eval_gen_kwargs` names it."""
     if config.backend != "endpoint":
         return config.backend
     if config.endpoint:

@@ -331,7 +331,7 @@ def _run_on_vllm(shards: list[list[dict]], engine: dict, out_dir: Path, config: 
     from ray.data.llm import build_processor
     from transformers import AutoTokenizer
 
-    from harness.client import served_generation_defaults
+    from harness.serving.client import served_generation_defaults
 
     tokenizer = AutoTokenizer.from_pretrained(engine["model"])
 

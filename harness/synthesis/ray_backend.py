@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from harness.errors import UserError, first_line
-from harness.ray_stage import (
+from harness.synthesis.ray_stage import (
     RayStageConfig,
     ShardStore,
     cancel_ray_work,

@@ -3,7 +3,7 @@
 On CPU an in-process batched model, because it honours each request's sampling, repetition
 penalty and stop strings, which `transformers serve --continuous-batching` does not; on GPU a
 vLLM server with both adapters by name; or one `transformers serve` per role serving merged
-checkpoints; or Ray Data (`harness/ray_backend.py`): actors with the in-process engine on CPUs,
+checkpoints; or Ray Data (`harness/synthesis/ray_backend.py`): actors with the in-process engine on CPUs,
 Ray Data LLM's vLLM processor on GPUs, both roles' adapters by name.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.client import EndpointClient
-from harness.ray_stage import RayStageConfig
-from harness.serve import ServerConfig, serve
+from harness.serving.client import EndpointClient
+from harness.synthesis.ray_stage import RayStageConfig
+from harness.serving.serve import ServerConfig, serve
 from infra.backend import TextBackend
 from infra.compute import compute_threads
 from selflengthen.merge import merge_adapter
@@ -89,7 +89,7 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
                         torch_threads=backend.torch_threads or compute_threads(1))))
             yield made[adapters["generator"]], made[adapters["extender"]]
         elif backend.kind == "ray":
-            from harness.ray_backend import ray_roles
+            from harness.synthesis.ray_backend import ray_roles
 
             roles = ray_roles(base, adapters, it_dir / "ray_shards", backend.ray, backend.max_batch_size,
                               backend.torch_threads)

@@ -1,6 +1,6 @@
 """Run a server command, and take its process group down when the harness that started it dies.
 
-`python server_watchdog.py HARNESS_PID -- CMD...` is what `harness.serve` starts, in a session of
+`python server_watchdog.py HARNESS_PID -- CMD...` is what `harness.serving.serve` starts, in a session of
 its own, so it leads the server's process group. It runs CMD as its child, exits with CMD's exit
 code, and every POLL_S checks that HARNESS_PID is still its parent. When the harness is gone
 (`kill -9` included) it SIGTERMs the group and SIGKILLs what is left after GRACE_S, so no server

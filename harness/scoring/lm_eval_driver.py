@@ -62,7 +62,7 @@ def generate_answers(request: GenerationRequest, task_manager, lm_dir: Path, con
     import lm_eval
     import lm_eval.evaluator
 
-    import harness.lm_eval_model as progress_model
+    import harness.scoring.lm_eval_model as progress_model
     from infra.journal import Journal
 
     lm_dir.mkdir(parents=True, exist_ok=True)

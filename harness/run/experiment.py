@@ -3,7 +3,7 @@
 Arms: the base model, Self-Lengthen's iteration Generators 1..K and its final model (the base
 fine-tuned on the length-following data: the paper's headline model), instruction backtranslation and
 behaviour imitation. Each stage leaves its outputs in `out_dir` with a fingerprint of what produced them
-(harness/stages.py): a stage whose fingerprint still matches is skipped, one whose settings or
+(harness/run/stages.py): a stage whose fingerprint still matches is skipped, one whose settings or
 inputs changed is stale and redone with everything downstream of it, so the same command resumes
 after a crash and after the config changes (`--plan` shows which stages would run):
 
@@ -28,15 +28,15 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from harness.errors import UserError
-from harness.evaluate import check_tasks, run_eval
-from harness.experiment_config import ExperimentConfig, eval_config
-from harness.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability, judge_run,
+from harness.scoring.evaluate import check_tasks, run_eval
+from harness.run.experiment_config import ExperimentConfig, eval_config
+from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability, judge_run,
                              judge_servers, stop_judging_threads_on_error)
-from harness.models import check_model_available, resolve_model
-from harness.plan import arm_settings, imitation_instructions, plan_stages, score_stage, slug, training_config
-from harness.stages import DONE, StageRecorder, redo_stale
-from harness.synthesis_backends import merge_once, role_backends
-from harness.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
+from harness.serving.models import check_model_available, resolve_model
+from harness.run.plan import arm_settings, imitation_instructions, plan_stages, score_stage, slug, training_config
+from harness.run.stages import DONE, StageRecorder, redo_stale
+from harness.synthesis.backends import merge_once, role_backends
+from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
 from infra.journal import iter_jsonl
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
@@ -64,7 +64,7 @@ class ScoredCheckpoint:
 def run_experiment(config: ExperimentConfig, console: Console | None = None) -> dict:
     """Redo what is stale, train what is missing, score, judge, render the board.
 
-    `config` comes from `harness.experiment_config.load_experiment` (validated, data folder explicit).
+    `config` comes from `harness.run.experiment_config.load_experiment` (validated, data folder explicit).
     """
     console = console or Console(stderr=True)
     check_model_available(config.model, "model")

@@ -8,7 +8,7 @@ data (every iteration's long answers, each instruction given a length demand the
 selflengthen/final_data.py) and fine-tune the base on it (LoRA, `method.train`'s settings): the
 `final` checkpoint, the paper's headline model.
 
-The stages (`training_stages`) carry fingerprints (harness/stages.py), the same ones `run --plan`
+The stages (`training_stages`) carry fingerprints (harness/run/stages.py), the same ones `run --plan`
 shows: a finished stage is skipped, one whose settings or inputs changed is stale and redone with
 everything downstream of it, so re-running the same command continues where it stopped and redoes
 what a config change touched.
@@ -37,13 +37,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.client import endpoint_target, refuse_unsupported
+from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
-from harness.serve import server_label
-from harness.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
+from harness.serving.serve import server_label
+from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
                             upstream_fingerprint)
-from harness.synthesis_backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
-from harness.models import DEFAULT_MODEL, resolve_model
+from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
+from harness.serving.models import DEFAULT_MODEL, resolve_model
 from infra.compute import forced_precision, use_bf16
 from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.journal import write_json_atomically as write_json

@@ -25,11 +25,11 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
-from harness.client import EndpointClient
+from harness.serving.client import EndpointClient
 from harness.errors import UserError
-from harness.models import DEFAULT_MODEL, resolve_model
+from harness.serving.models import DEFAULT_MODEL, resolve_model
 from infra.journal import write_json_atomically as write_json
-from harness.serve import Endpoint, ServerConfig, check_reachable, serve
+from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from judges.config import JudgeConfig
 from judges.errors import JudgeError

@@ -1,0 +1,1 @@
+"""Scoring a checkpoint: lm-eval driven over a served model (`selflengthen eval`), and the LLM judges run over its answers."""
