@@ -323,18 +323,13 @@ def cmd_serve(args) -> int:
 
 def _require_scores(run_dir: Path) -> None:
     """A run directory holding a readable scores.json with a `tasks` mapping, or a UserError naming it."""
-    import json
+    from infra.journal import read_json
 
     path = run_dir / "scores.json"
     if not path.is_file():
         raise UserError(f"{path} not found: run `selflengthen eval --out {run_dir}` first")
-    try:
-        scores = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
-    if not isinstance(scores, dict) or not isinstance(scores.get("tasks"), dict):
+    scores = read_json(path, UserError)
+    if not isinstance(scores.get("tasks"), dict):
         raise UserError(f"{path} has no 'tasks' mapping; is it a scores.json written by `selflengthen eval`?")
 
 

@@ -94,6 +94,20 @@ def write_text_atomically(path: Path, text: str) -> None:
         out.write(text)
 
 
+def read_json(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """The JSON object in a file; bytes that are not UTF-8, malformed JSON or another JSON value raise
+    `error` (the caller's own) naming the file, and the line for malformed JSON."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise error(f"{path} is not UTF-8 text") from None
+    except json.JSONDecodeError as problem:
+        raise error(f"{path} line {problem.lineno}: malformed JSON ({problem.msg})") from None
+    if not isinstance(value, dict):
+        raise error(f"{path} is not a JSON object")
+    return value
+
+
 def read_jsonl(path: Path, error: type[ValueError] = ValueError) -> list[dict[str, Any]]:
     """Every object of a JSONL file, in order; `error` for a bad line, as `iter_jsonl` says."""
     return [record for _, record in iter_jsonl(path, error)]

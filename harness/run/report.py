@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UserError
+from infra.journal import read_json
 from leaderboard.render_markdown import md_text
 
 # Stage-name prefixes in the order `run` executes them; anything else sorts last.
@@ -58,14 +59,7 @@ def experiment_report(out_dir: Path) -> str:
 
 def _read(path: Path, kind: str) -> dict:
     """A JSON object whose fields the tables read have the types they need, or a UserError naming the field."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} line {exc.lineno}: malformed JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path} is not a JSON object")
+    data = read_json(path, UserError)
     for key in _NUMBER_FIELDS[kind]:
         _require_number(path, key, data.get(key))
     for key in _COUNTS_FIELDS[kind]:
