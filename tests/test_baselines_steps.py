@@ -411,3 +411,11 @@ def test_the_instructions_self_lengthen_answered_are_read_once_each_with_their_i
     path.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in answers), encoding="utf-8")
     assert load_instructions(path, ["en"]) == [("seed/en/0", "en", "Write about rivers."),
                                                ("si/en/3", "en", "Describe a fox.")]
+
+
+def test_an_instruction_record_without_its_fields_is_named_by_its_line_in_the_file(tmp_path):
+    path = tmp_path / "instructions.jsonl"
+    good = json.dumps({"key": "si/en/0", "lang": "en", "instruction": "Describe a fox."})
+    path.write_text(f"{good}\n\n{json.dumps({'key': 'si/en/1'})}\n", encoding="utf-8")  # a blank line 2
+    with pytest.raises(ValueError, match=r"instructions\.jsonl line 3: expected a Self-Lengthen instruction record"):
+        load_instructions(path, ["en"])

@@ -30,7 +30,7 @@ from selflengthen.baselines.parsing import PlanSection, parse_plan
 from selflengthen.baselines.runner import KEPT, BaselineDataResult, BaselineRun
 from selflengthen.journaled_run import OnItemDone
 from selflengthen.config import SelfLengthenConfig
-from infra.journal import read_jsonl
+from infra.journal import iter_jsonl
 from selflengthen.prompts import render_prompt
 from infra.recorded_model import RecordedModel
 from infra.rng import item_rng
@@ -88,9 +88,10 @@ def load_instructions(path: Path, languages: list[str]) -> list[tuple[str, str, 
     if not path.is_file():
         raise ValueError(f"instructions file not found: {path}")
     found, seen = [], set()
-    for number, record in enumerate(read_jsonl(path), start=1):
-        if not isinstance(record, dict) or not {"key", "lang", "instruction"} <= record.keys():
-            raise ValueError(f"{path}:{number}: expected a Self-Lengthen instruction record (key, lang, instruction)")
+    for number, record in iter_jsonl(path):  # the file's own line numbers, blank lines counted
+        if not {"key", "lang", "instruction"} <= record.keys():
+            raise ValueError(f"{path} line {number}: expected a Self-Lengthen instruction record (key, lang, "
+                             f"instruction)")
         if record["instruction"] and record["lang"] in languages and (record["lang"], record["instruction"]) not in seen:
             seen.add((record["lang"], record["instruction"]))
             found.append((record.get("instruction_key", record["key"]), record["lang"], record["instruction"]))
