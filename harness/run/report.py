@@ -112,7 +112,8 @@ def _stage_table(rows: list[dict]) -> list[str]:
         return []
     body = [[md_text(m["name"]), _number(m.get("seconds")), "yes" if m.get("finished") else "**no**"] for m in rows]
     about = ("Seconds of each stage, summed over an interrupted attempt and its resume. The judge stages other "
-             "than the base's run concurrently, so each shows the wall time they shared.")
+             "than the base's run concurrently, and a checkpoint's scoring stages (one per task) run in one "
+             "lm-eval call, so each of those shows the wall time they shared.")
     return ["## Wall time per stage", "", about, ""] + _table(["stage", "seconds", "finished"], body) + [""]
 
 
