@@ -323,13 +323,13 @@ def cmd_serve(args) -> int:
 
 def _require_scores(run_dir: Path) -> None:
     """A run directory holding a readable scores.json with a `tasks` mapping, or a UserError naming it."""
-    from infra.journal import read_json
+    from infra.journal import load_json
 
     path = run_dir / "scores.json"
     if not path.is_file():
         raise UserError(f"{path} not found: run `selflengthen eval --out {run_dir}` first")
-    scores = read_json(path, UserError)
-    if not isinstance(scores.get("tasks"), dict):
+    scores = load_json(path, UserError)
+    if not isinstance(scores, dict) or not isinstance(scores.get("tasks"), dict):
         raise UserError(f"{path} has no 'tasks' mapping; is it a scores.json written by `selflengthen eval`?")
 
 

@@ -94,15 +94,20 @@ def write_text_atomically(path: Path, text: str) -> None:
         out.write(text)
 
 
-def read_json(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any]:
-    """The JSON object in a file; bytes that are not UTF-8, malformed JSON or another JSON value raise
-    `error` (the caller's own) naming the file, and the line for malformed JSON."""
+def load_json(path: Path, error: type[ValueError] = ValueError) -> Any:
+    """The JSON value in a file; bytes that are not UTF-8 or malformed JSON raise `error` (the caller's own)
+    naming the file, and the line for malformed JSON."""
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise error(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as problem:
         raise error(f"{path} line {problem.lineno}: malformed JSON ({problem.msg})") from None
+
+
+def read_json(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any]:
+    """The JSON object in a file, as `load_json` reads it; another JSON value raises `error` too."""
+    value = load_json(path, error)
     if not isinstance(value, dict):
         raise error(f"{path} is not a JSON object")
     return value
