@@ -15,7 +15,8 @@ from rich.console import Console
 
 from harness.run.experiment_config import load_experiment
 from harness.run.plan import plan_stages, print_plan
-from harness.run.stages import StageRecorder, UndeclaredStage
+from harness.run.stages import StageRecorder, UndeclaredStage, json_object
+from infra.journal import write_json_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 LBW = "longbench_write_en_mini"  # one of tiny.yaml's two tasks
@@ -59,12 +60,13 @@ def tiny_config(tmp_path: Path, data_dir: Path, **changes) -> Path:
 
 
 def finish_every_stage(config: Path) -> None:
-    """Record every stage as finished, as a completed run would."""
+    """Record every stage as finished, as a completed run would, each scoring stage's task in scores.json too."""
     stages, _ = plan_stages(load_experiment(config))
     recorder = StageRecorder(stages)
     for stage in stages:
         with recorder.stage(stage.name):
-            pass
+            for entry in stage.entries:
+                write_json_atomically(entry.file, {"tasks": {**json_object(entry.file, "tasks"), entry.keys[-1]: {}}})
 
 
 def statuses(config: Path) -> dict[str, str]:
@@ -133,6 +135,27 @@ def test_adding_a_task_plans_only_its_scores_and_removing_one_keeps_the_others_d
     finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"]))
     removed = statuses(tiny_config(tmp_path, data_dir, tasks=["longen_mini"]))
     assert {removed[name] for name in removed if name.startswith("score/")} == {"done"}
+
+
+SCORES_GONE = {
+    # what happens to the base checkpoint's scores.json: the tasks whose scoring stage then plans todo
+    "deleted": (lambda file: file.unlink(), {LBW, "longen_mini"}),
+    "unreadable": (lambda file: file.write_text("{not json"), {LBW, "longen_mini"}),
+    "rewritten without one task": (
+        lambda file: file.write_text(json.dumps({"tasks": {"longen_mini": {}}})), {LBW}),
+}
+
+
+@pytest.mark.parametrize("kind", list(SCORES_GONE))
+def test_a_done_score_stage_whose_task_is_gone_from_scores_json_plans_todo_and_nothing_else_changes(data_dir,
+                                                                                                    tmp_path, kind):
+    config = tiny_config(tmp_path, data_dir)
+    finish_every_stage(config)
+    change, missing = SCORES_GONE[kind]
+    change(tmp_path / "exp" / "runs" / "base" / "scores.json")
+    after = statuses(config)
+    assert {name for name, status in after.items() if status != "done"} == {f"score/{task}/base" for task in missing}
+    assert {after[f"score/{task}/base"] for task in missing} == {"todo"}
 
 
 def test_data_dir_fills_the_data_variable_without_the_environment(data_dir, tmp_path, monkeypatch):

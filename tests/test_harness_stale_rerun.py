@@ -13,7 +13,8 @@ The stale stages are redone (new marker fingerprint, new outputs), the done ones
 (marker and outputs keep their mtimes), and what docs/run_directory.md says is reused is reused: a
 stale synthesis is moved aside, lm-eval's request cache survives only an unchanged generation, the
 judge cache survives unchanged judge settings. The other cases check `--plan` only: their re-runs
-are the same machinery.
+are the same machinery. Two more re-run for real: an added task, and a deleted scores.json (its
+checkpoint's scoring runs again; a marker alone does not make a stage done whose scores are gone).
 """
 
 from __future__ import annotations
@@ -292,3 +293,21 @@ def test_an_added_task_is_scored_alone_and_the_done_tasks_scores_are_kept(finish
     assert json.loads((runs / "base" / "run.json").read_text())["tasks"] == [TASK, "longen_mini"]
     after = plan_statuses(config)
     assert {name for name, status in after.items() if status != "done"} == NEVER_RUN | {"score/longen_mini/imitation"}
+
+
+def test_a_deleted_scores_json_is_scored_again_and_nothing_else_is_touched(finished_experiment, tiny_model_dir,
+                                                                           tmp_path):
+    config = copy_finished(finished_experiment, tmp_path, tiny_model_dir)
+    scores = tmp_path / "exp" / "runs" / "base" / "scores.json"
+    before = json.loads(scores.read_text())["tasks"]
+    scores.unlink()
+    rescored = f"score/{TASK}/base"
+    assert {name for name, status in plan_statuses(config).items() if status != "done"} == NEVER_RUN | {rescored}
+    untouched = snapshot(config, False)
+    process = cli_process(config)
+    _, stderr = process.communicate(timeout=900)
+    assert process.returncode == 0, stderr[-4000:]
+    assert json.loads(scores.read_text())["tasks"] == before  # greedy answers, from the kept request cache
+    after = snapshot(config, False)
+    assert {name for name in after if after[name] != untouched[name]} == {rescored, "leaderboard"}
+    assert_exactly_stale(plan_statuses(config), set())

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +33,7 @@ from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, ju
                              judge_servers, stop_judging_threads_on_error)
 from harness.serving.models import check_model_available, resolve_model
 from harness.run.plan import arm_settings, imitation_instructions, plan_stages, score_stage, slug, training_config
-from harness.run.stages import DONE, StageRecorder, redo_stale
+from harness.run.stages import DONE, StageRecorder, json_object, redo_stale
 from harness.synthesis.backends import merge_once, role_backends
 from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
 from infra.journal import iter_jsonl
@@ -157,15 +156,19 @@ def _base_backend(base: str, config: ExperimentConfig, work: Path, max_in_flight
 def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run_dir: Path, console: Console,
                      recorder: StageRecorder) -> Path:
     """Evaluate one checkpoint on the tasks whose scoring stage is not done, with one server, into its run
-    directory (lm-eval's cache resumes a half-done one); scores.json keeps the done tasks' scores beside them."""
+    directory (lm-eval's cache resumes a half-done one); scores.json keeps the done tasks' scores beside them.
+
+    A task whose scores are missing from scores.json is not done (`Stage.entries`), so it is among those
+    scored here: no task's scores are dropped by the rewrite.
+    """
     stages = {task: score_stage(task, checkpoint.name) for task in config.tasks}
     todo = [task for task, name in stages.items() if recorder.stages[name].status != DONE]
     if not todo:
         return run_dir
     console.rule(escape(f"scoring {checkpoint.name}" + ("" if todo == list(config.tasks) else
                                                          f" on {', '.join(todo)}")))
-    earlier = _read_json(run_dir / "scores.json").get("tasks", {})
-    kept = {task: earlier[task] for task in config.tasks if task not in todo and task in earlier}
+    earlier = json_object(run_dir / "scores.json", "tasks")
+    kept = {task: earlier[task] for task in config.tasks if task not in todo}
     run_info = {"model": checkpoint.name, "arm": checkpoint.arm, "iteration": checkpoint.iteration,
                 "train_stats": checkpoint.train_stats}
     with contextlib.ExitStack() as stack:
@@ -174,17 +177,8 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
         scores = run_eval(dataclasses.replace(eval_config(config, checkpoint.path), tasks=todo), run_dir, console,
                           run_info=run_info)
         write_json(run_dir / "scores.json", {**scores, "tasks": dict(sorted({**kept, **scores["tasks"]}.items()))})
-        write_json(run_dir / "run.json", {**_read_json(run_dir / "run.json"), "tasks": list(config.tasks)})
+        write_json(run_dir / "run.json", {**json_object(run_dir / "run.json"), "tasks": list(config.tasks)})
     return run_dir
-
-
-def _read_json(path: Path) -> dict:
-    """A JSON object written by an earlier run, or {} where there is none (a first run)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], run_dirs: list[Path], out: Path,

@@ -21,8 +21,8 @@ from rich.text import Text
 from harness.run.experiment_config import ExperimentConfig
 from harness.scoring.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serving.serve import server_label
-from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, package_version, settings_of,
-                            upstream_fingerprint)
+from harness.run.stages import (JsonEntry, PlannedCheckpoint, Stage, code_version, file_digest, package_version,
+                            settings_of, upstream_fingerprint)
 from harness.synthesis.backends import backend_settings
 from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
                            training_settings, training_stages)
@@ -148,7 +148,8 @@ def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Pa
                             config.eval.num_concurrent,
                             {**decoding, "max_gen_toks": config.eval.max_gen_toks or task_max_gen_toks(task)},
                             run_dir, run_dir / f"score.{task}.stage.json", inputs,
-                            [run_dir / "lm_eval" / f"samples_{task}.jsonl"], extra={"task": task}))
+                            [run_dir / "lm_eval" / f"samples_{task}.jsonl"], extra={"task": task},
+                            entries=[JsonEntry(run_dir / "scores.json", ("tasks", task))]))
     return stages
 
 

@@ -10,7 +10,8 @@ recorded in the stage's marker file when the stage starts (`finished: false`) an
 ends (`finished: true`). On a re-run:
 
     no marker, no outputs              todo
-    marker with this fingerprint       done (finished) or todo (started: the stage resumes)
+    marker with this fingerprint       done (finished) or todo (started: the stage resumes; or finished,
+                                       but its entry in a file it shares is gone: it runs again)
     marker with another fingerprint    stale
     outputs but no marker              stale (nothing says what produced them)
 
@@ -47,6 +48,29 @@ SPEED_ONLY_FIELDS = frozenset({
 """Fields that change how fast or where a stage runs, not what it produces: left out of fingerprints."""
 
 
+@dataclass(frozen=True)
+class JsonEntry:
+    """The value under `keys` in the JSON object file `file`, as a stage's output (one task's scores)."""
+
+    file: Path
+    keys: tuple[str, ...]
+
+    def exists(self) -> bool:
+        return self.keys[-1] in json_object(self.file, *self.keys[:-1])
+
+
+def json_object(path: Path, *keys: str) -> dict:
+    """The object under `keys` in the JSON file `path`, or {} where there is none: the file or a key is
+    missing, or something on the way is not an object (a first run, a file a user deleted or broke)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass
 class Stage:
     """One step of an experiment, what it runs with, where its outputs go, and whether they are current."""
@@ -63,6 +87,9 @@ class Stage:
     outputs: list[Path] = field(default_factory=list)
     """Files or folders whose presence means the stage produced something (for markerless runs)."""
     extra: dict[str, Any] = field(default_factory=dict)
+    entries: list[JsonEntry] = field(default_factory=list)
+    """What the stage wrote into files other stages rewrite too (a task's scores in scores.json): a finished
+    stage is done only while they are all there, so a deleted or rewritten file makes it run again."""
 
     @property
     def fingerprint(self) -> str:
@@ -75,7 +102,7 @@ class Stage:
             return STALE if any(_exists(p) for p in self.outputs) else TODO
         if record.get("fingerprint") != self.fingerprint:
             return STALE
-        return DONE if record.get("finished") else TODO
+        return DONE if record.get("finished") and all(entry.exists() for entry in self.entries) else TODO
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "model": self.model, "backend": self.backend,
