@@ -53,8 +53,8 @@ def _add_score(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from infra.journal import write_json_atomically as write_json
     from harness.tables import print_scores
+    from infra.journal import write_json_atomically as write_json
     from tasks.scoring import ScoringInputError, score_file
 
     if args.output.is_dir():
@@ -133,8 +133,8 @@ def cmd_train(args) -> int:
     from rich.table import Table
 
     from harness.config import load_config
-    from harness.serving.models import check_model_available
     from harness.run.train import TrainRunConfig, require_backend_packages, run_training, validate_training
+    from harness.serving.models import check_model_available
 
     config = load_config(TrainRunConfig, args.config)
     validate_training(config)

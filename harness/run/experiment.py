@@ -27,15 +27,15 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from harness.errors import UserError
-from harness.scoring.evaluate import check_tasks, run_eval
 from harness.run.experiment_config import ExperimentConfig, eval_config
-from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability, judge_run,
-                             judge_servers, stop_judging_threads_on_error)
-from harness.serving.models import check_model_available, resolve_model
 from harness.run.plan import arm_settings, imitation_instructions, plan_stages, score_stage, slug, training_config
 from harness.run.stages import DONE, StageRecorder, json_object, redo_stale
-from harness.synthesis.backends import merge_once, role_backends
 from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
+from harness.scoring.evaluate import check_tasks, run_eval
+from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability,
+                                     judge_run, judge_servers, stop_judging_threads_on_error)
+from harness.serving.models import check_model_available, resolve_model
+from harness.synthesis.backends import merge_once, role_backends
 from infra.journal import iter_jsonl
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
@@ -166,7 +166,7 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
     if not todo:
         return run_dir
     console.rule(escape(f"scoring {checkpoint.name}" + ("" if todo == list(config.tasks) else
-                                                         f" on {', '.join(todo)}")))
+                                                        f" on {', '.join(todo)}")))
     earlier = json_object(run_dir / "scores.json", "tasks")
     kept = {task: earlier[task] for task in config.tasks if task not in todo}
     run_info = {"model": checkpoint.name, "arm": checkpoint.arm, "iteration": checkpoint.iteration,

@@ -13,16 +13,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.config import expand_variables, from_dict, load_yaml
 from harness.errors import UserError
+from harness.run.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
 from harness.scoring.evaluate import EvalConfig, ScoringConfig, validate_eval
 from harness.scoring.judging import JudgeRunConfig, check_rubric
+from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.serving.models import DEFAULT_MODEL, check_model_name
-from harness.synthesis.ray_stage import RayStageConfig
 from harness.serving.serve import ServerConfig
 from harness.synthesis.backends import SynthesisBackendConfig
-from harness.run.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
+from harness.synthesis.ray_stage import RayStageConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.config import SelfLengthenConfig
 from tasks.data import DATA_DIR_ENV

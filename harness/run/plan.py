@@ -19,13 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.run.experiment_config import ExperimentConfig
+from harness.run.stages import (JsonEntry, PlannedCheckpoint, Stage, code_version, file_digest, package_version,
+                                settings_of, upstream_fingerprint)
+from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
+                               training_settings, training_stages)
 from harness.scoring.judging import JudgeRunConfig, judge_servers, reliability_server
 from harness.serving.serve import server_label
-from harness.run.stages import (JsonEntry, PlannedCheckpoint, Stage, code_version, file_digest, package_version,
-                            settings_of, upstream_fingerprint)
 from harness.synthesis.backends import backend_settings
-from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
-                           training_settings, training_stages)
 from judges.reliability import ReliabilityConfig
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
@@ -129,8 +129,8 @@ SCORE_CODE = ("tasks.scoring", "tasks.data", "tasks.decoding", "tasks.lm_eval_ho
 def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> list[Stage]:
     """One scoring stage per task: adding a task scores only it, and an edit to one task's YAML or rows
     re-scores only that task. The stages of one checkpoint run together, with one server."""
-    from harness.scoring.evaluate import eval_decoding
     from harness.run.experiment_config import eval_config
+    from harness.scoring.evaluate import eval_decoding
     from tasks.decoding import task_max_gen_toks
 
     generation = settings_of(dataclasses.asdict(config.eval))

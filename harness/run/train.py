@@ -37,13 +37,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.errors import UserError
-from harness.serving.serve import server_label
 from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
-                            upstream_fingerprint)
-from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
+                                upstream_fingerprint)
+from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.serving.models import DEFAULT_MODEL, resolve_model
+from harness.serving.serve import server_label
+from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
 from infra.compute import forced_precision, use_bf16
 from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.journal import write_json_atomically as write_json
@@ -52,8 +52,8 @@ from infra.sampling import SamplingConfig
 from selflengthen.config import SelfLengthenConfig
 from selflengthen.final_data import build_final_data
 from selflengthen.length_demand import length_demand_share
-from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.lora import TrainConfig, train_role
+from selflengthen.pipeline import EXTENDER_DATA, GENERATOR_DATA, RESULT_FILE, run_synthesis
 from selflengthen.sft_data import subsample
 
 CHECKPOINTS_FILE = "checkpoints.json"

@@ -19,14 +19,14 @@ from typing import Literal
 from rich.console import Console
 from rich.markup import escape
 
-from harness.scoring.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
-from harness.serving.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.config import LARGEST_INT
 from harness.errors import UserError
+from harness.scoring.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
+from harness.serving.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
 from harness.serving.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
-from infra.journal import write_json_atomically as write_json
 from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
+from infra.journal import write_json_atomically as write_json
 from infra.sampling import SamplingConfig
 from tasks.data import resolve_data_dir
 from tasks.metadata import primary_metric

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from harness.serving.client import EndpointClient
-from harness.synthesis.ray_stage import RayStageConfig
 from harness.serving.serve import ServerConfig, serve
+from harness.synthesis.ray_stage import RayStageConfig
 from infra.backend import TextBackend
 from infra.compute import compute_threads
 from selflengthen.merge import merge_adapter
