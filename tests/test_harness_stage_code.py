@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from harness.run import stages
 from harness.run.plan import BASELINE_TRAIN_CODE
-from harness.run.stages import _PROJECT, _assets_beside, _module_closure
+from harness.run.stages import _PROJECT, _assets_beside, _module_closure, code_version
 from harness.run.train import FINAL_DATA_CODE, SYNTHESIS_CODE, TRAIN_CODE
 
 
@@ -32,3 +35,14 @@ def test_a_stage_follows_its_imports_through_the_packages_inits_and_reads_the_pr
 def test_merging_reaches_the_training_stages_and_not_synthesis():
     assert "selflengthen/merge.py" in files(TRAIN_CODE) and "selflengthen/merge.py" in files(BASELINE_TRAIN_CODE)
     assert "selflengthen/merge.py" not in files(SYNTHESIS_CODE)
+
+
+def test_a_relative_import_in_a_stages_code_is_refused_naming_the_file_and_line(tmp_path, monkeypatch):
+    # a project whose method package imports a sibling relatively: the fingerprint would not follow it
+    (tmp_path / "selflengthen").mkdir()
+    (tmp_path / "selflengthen" / "__init__.py").write_text("")
+    (tmp_path / "selflengthen" / "filters.py").write_text("")
+    (tmp_path / "selflengthen" / "relative_step.py").write_text('"""A step."""\n\nfrom . import filters\n')
+    monkeypatch.setattr(stages, "_PROJECT", tmp_path)
+    with pytest.raises(RuntimeError, match=r"relative_step\.py line 3: a relative import"):
+        code_version("selflengthen.relative_step")

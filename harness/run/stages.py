@@ -201,7 +201,7 @@ def _module_closure(modules: tuple[str, ...]) -> frozenset[Path]:
         for path in _source_files(name):
             if path not in seen:
                 seen.add(path)
-                todo += _imported_modules(path, name)
+                todo += _imported_modules(path)
     return frozenset(seen)
 
 
@@ -218,9 +218,10 @@ def _source_files(name: str) -> list[Path]:
     return files
 
 
-def _imported_modules(path: Path, name: str) -> list[str]:
+def _imported_modules(path: Path) -> list[str]:
     """The first-party modules `path` imports anywhere in it; `from package import name` counts the
-    submodule `package.name` when there is one."""
+    submodule `package.name` when there is one. A relative import is refused: the project writes
+    absolute ones, and one this did not follow would leave an edit to its module out of the fingerprint."""
     import ast
 
     found = []
@@ -228,10 +229,10 @@ def _imported_modules(path: Path, name: str) -> list[str]:
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            package = node.module or ""
-            if node.level:  # relative: resolved against the importing module's package
-                anchor = name.split(".")[:len(name.split(".")) - node.level + (path.name == "__init__.py")]
-                package = ".".join(anchor + ([package] if package else []))
+            if node.level:
+                raise RuntimeError(f"{path} line {node.lineno}: a relative import; stage fingerprints follow "
+                                   "absolute imports only, so write it as one (from package.module import ...)")
+            package = node.module
             found.append(package)
             found += [f"{package}.{alias.name}" for alias in node.names
                       if _PROJECT.joinpath(*package.split("."), alias.name + ".py").is_file()
