@@ -2,9 +2,12 @@
 
 Both sides are leaderboard.json files or run directories. Rows are matched by model name (or, when each
 side has exactly one row, to each other); per task and metric the same prompts (doc_ids) are compared
-with the paired Wilcoxon test of leaderboard/stats.py. The gate: each task's primary metric (the task
-YAML's `metadata.primary_metric`, carried in leaderboard.json as the task's `primary`), or the metrics
-named with --metric instead. Every other metric with a direction is compared and reported, never gated,
+with the two-sided paired Wilcoxon test as scipy.stats.wilcoxon(zero_method="pratt") computes it by default
+(GATE_TEST: zero differences ranked but given to neither sign; exact up to 13 prompts, else the normal
+approximation). That rule reproduces issue #35's power table, and where many prompts tie at zero, as on
+LonGen's pass/fail score, it flags a real fall more often than the leaderboard's zero split. The gate: each
+task's primary metric (the task YAML's `metadata.primary_metric`, carried in leaderboard.json as the task's
+`primary`), or the metrics named with --metric instead. Every other metric with a direction is compared and reported, never gated,
 so testing LonGen's four constraint types beside its overall score cannot multiply false alarms.
 A metric's direction is leaderboard.json's `higher_is_better` (written by leaderboard/build.py: true for the length
 scores and judge quality, false for repeated 10-grams and ended at cap, null for words): "worse" means lower where
@@ -37,6 +40,7 @@ from leaderboard.trust import unreliable_reasons
 from leaderboard.validate import is_number
 
 DEFAULT_MAX_DROP = 0.02
+GATE_TEST = {"zero_method": "pratt", "method": "scipy_auto"}  # scipy.stats.wilcoxon(zero_method="pratt")'s p
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def _compare_rows(old: dict, new: dict, metrics: list[str] | None, max_drop: flo
             if metric not in new_entry["metrics"]:
                 continue
             before, after = metric_values(old_entry, metric), metric_values(new_entry, metric)
-            test = paired_test(before, after)
+            test = paired_test(before, after, **GATE_TEST)
             if test is None:
                 continue
             shared = set(before) & set(after)
@@ -245,7 +249,8 @@ def gate_summary(result: CheckResult) -> Text:
     """One line saying what was gated and how (metric names come from users: Text, never markup)."""
     what = ("metric(s) " + ", ".join(result.metrics) + " (named with --metric)" if result.metrics
             else "each task's primary metric")
-    return Text(f"gated: {what}, {len(result.gated)} comparison(s), Holm-corrected at p < {result.alpha}, "
+    return Text(f"gated: {what}, {len(result.gated)} comparison(s), paired Wilcoxon (Pratt's zeros), "
+                f"Holm-corrected at p < {result.alpha}, "
                 "a regression where the candidate is worse in the metric's direction (column 'better'); "
                 "the other metrics are reported, not gated")
 

@@ -6,7 +6,8 @@
 - Paired test against the base model: Wilcoxon signed-rank over the per-prompt differences (prompts matched by
   doc_id), two-sided, mid-ranks for ties, zero differences split between the signs; exact (every sign
   flip enumerated) up to 16 non-zero differences, else the normal approximation with tie correction.
-  All differences zero gives p = 1; no pair, no test.
+  All differences zero gives p = 1; no pair, no test. The regression gate (leaderboard.check) takes
+  scipy.stats.wilcoxon(zero_method="pratt")'s p instead (signed_rank_p says how).
 - Length-controlled quality: pool every (model, sample) point, fit by OLS
   quality = a_model + b * log(words + 1), and report a_model + b * c where c is the median log length of all
   points, with the OLS t-interval. Each sample's quality moved to the common length,
@@ -25,6 +26,8 @@ N_RESAMPLES = 9999
 SEED = 0
 ALPHA = 0.05
 EXACT_MAX_N = 16
+ZERO_METHODS = ("zsplit", "pratt")  # how zero differences count: split between the signs, or ranked only
+EXACT_METHODS = ("exact_up_to_16", "scipy_auto")  # when the p-value is exact rather than approximated
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,10 @@ def bootstrap_mean(values: list[float] | np.ndarray) -> Estimate:
     return Estimate(mean, (float(interval.low), float(interval.high)), int(x.size))
 
 
-def paired_test(reference: dict, candidate: dict) -> PairedTest | None:
-    """Wilcoxon signed-rank test of candidate vs reference over the doc_ids both have (values: doc_id -> number)."""
+def paired_test(reference: dict, candidate: dict, zero_method: str = "zsplit", method: str = "exact_up_to_16"
+                ) -> PairedTest | None:
+    """Wilcoxon signed-rank test of candidate vs reference over the doc_ids both have (values: doc_id -> number);
+    ``zero_method`` and ``method`` as signed_rank_p takes them."""
     shared = sorted(set(reference) & set(candidate), key=str)
     if not shared:
         return None
@@ -80,27 +85,45 @@ def paired_test(reference: dict, candidate: dict) -> PairedTest | None:
     mean_diff = float(diffs.mean())
     if np.all(diffs == 0):
         return PairedTest(mean_diff, 1.0, len(shared))
-    return PairedTest(mean_diff, signed_rank_p(diffs), len(shared))
+    return PairedTest(mean_diff, signed_rank_p(diffs, zero_method, method), len(shared))
 
 
-def signed_rank_p(diffs: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value with mid-ranks for ties and zeros split between the signs.
+def signed_rank_p(diffs: np.ndarray, zero_method: str = "zsplit", method: str = "exact_up_to_16") -> float:
+    """Two-sided Wilcoxon signed-rank p-value with mid-ranks for ties. Zero differences are ranked with the others
+    and their ranks split between the signs (``zsplit``) or given to neither (``pratt``, Pratt 1959).
 
-    Exact over every sign flip when at most EXACT_MAX_N differences are non-zero (ties and all); otherwise the
-    normal approximation with tie correction, scipy.stats.wilcoxon(zero_method="zsplit", method="approx")'s
-    formula written out. The 2^k flips are counted, not listed: mid-ranks are multiples of 1/2, so the number of
-    flips giving each positive-rank sum grows one rank at a time (a polynomial product). Both keep the check
-    and `selflengthen power`'s thousands of tests fast.
+    ``method`` says when the p-value is exact (over every sign flip, ties and all):
+    ``exact_up_to_16``: at most EXACT_MAX_N non-zero differences (the leaderboard's, as pre-registered);
+    ``scipy_auto``: as scipy.stats.wilcoxon's default picks, at most 13 differences, or at most 50 with neither
+    ties nor zeros (the gate's, so its p is scipy's). Otherwise the normal approximation with tie correction,
+    scipy.stats.wilcoxon(method="approx")'s formula written out (for Pratt, Cureton's 1967 mean and variance
+    without the zeros). The 2^k flips are counted, not listed: mid-ranks are multiples of 1/2, so the number of
+    flips giving each positive-rank sum grows one rank at a time (a polynomial product). Both keep the check and
+    `selflengthen power`'s thousands of tests fast (scipy's own exact path for 13 tied differences takes 0.2 s).
     """
+    if zero_method not in ZERO_METHODS:
+        raise ValueError(f"zero_method must be one of {', '.join(ZERO_METHODS)}, got {zero_method!r}")
+    if method not in EXACT_METHODS:
+        raise ValueError(f"method must be one of {', '.join(EXACT_METHODS)}, got {method!r}")
     ranks, ties = _mid_ranks(np.abs(diffs))
     nonzero = diffs != 0
-    zero_share = ranks[~nonzero].sum() / 2
+    zeros = int((~nonzero).sum())
+    zero_share = ranks[~nonzero].sum() / 2 if zero_method == "zsplit" else 0.0
     observed = ranks[diffs > 0].sum() + zero_share
-    if nonzero.sum() > EXACT_MAX_N:
+    if method == "exact_up_to_16":
+        exact = nonzero.sum() <= EXACT_MAX_N
+    else:
+        exact = diffs.size <= 13 or (diffs.size <= 50 and not zeros and np.all(ties == 1))
+    if not exact:
         n = diffs.size
-        spread = np.sqrt((n * (n + 1.0) * (2.0 * n + 1.0) - (ties ** 3 - ties).sum() / 2) / 24)
-        return float(2 * special.ndtr(-abs((observed - n * (n + 1.0) / 4) / spread)))
-    center = ranks.sum() / 2
+        mean, spread2 = n * (n + 1.0) / 4, n * (n + 1.0) * (2.0 * n + 1.0)
+        if zero_method == "pratt" and zeros:  # the zeros' ranks leave the statistic, and their tie group the correction
+            mean -= zeros * (zeros + 1.0) / 4
+            spread2 -= zeros * (zeros + 1.0) * (2.0 * zeros + 1.0)
+            ties = ties[1:]  # zero is the smallest |difference|: its tie group comes first
+        spread = np.sqrt((spread2 - (ties ** 3 - ties).sum() / 2) / 24)
+        return float(2 * special.ndtr(-abs((observed - mean) / spread)))
+    center = ranks[nonzero].sum() / 2 + zero_share
     flips = np.ones(1)  # flips[s]: sign flips whose positive ranks sum to s / 2
     for step in np.rint(2 * ranks[nonzero]).astype(int):
         grown = np.zeros(flips.size + step)

@@ -7,10 +7,12 @@ import json
 
 import pytest
 from rich.console import Console
+from scipy import stats
 
 from infra.journal import write_json_atomically
 from leaderboard.build import build_leaderboard
 from leaderboard.check import check_table, compare, holm_adjusted, main, print_check
+from leaderboard.stats import paired_test
 from tasks.metadata import primary_metric
 from tasks.scoring import TASK_FAMILIES, score_predictions
 from tests.leaderboard_boards import BASELINE, hand_made_board
@@ -161,7 +163,7 @@ def test_a_real_regression_still_exits_1(tmp_path):
 
 def test_an_unexpected_failure_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     base = write(tmp_path, "base.json", hand_made_board(BASELINE))
-    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_, **__: 1 / 0)
     assert main(["--baseline", str(base), "--candidate", str(base)]) == 2
     error = capsys.readouterr().err
     assert error == "error: ZeroDivisionError: division by zero (--debug shows the traceback)\n"
@@ -169,7 +171,7 @@ def test_an_unexpected_failure_is_one_line_and_exit_2(tmp_path, capsys, monkeypa
 
 def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
     base = write(tmp_path, "base.json", hand_made_board(BASELINE))
-    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_, **__: 1 / 0)
     assert main(["--debug", "--baseline", str(base), "--candidate", str(base)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("Traceback (most recent call last):") and "1 / 0" in error
@@ -296,7 +298,7 @@ def test_the_top_level_debug_flag_reaches_check(tmp_path, capsys, monkeypatch):
     from harness.cli import main as selflengthen
 
     base = write(tmp_path, "base.json", hand_made_board(BASELINE))
-    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_: 1 / 0)
+    monkeypatch.setattr("leaderboard.check.paired_test", lambda *_, **__: 1 / 0)
     assert selflengthen(["--debug", "check", "--baseline", str(base), "--candidate", str(base)]) == 2
     assert capsys.readouterr().err.startswith("Traceback (most recent call last):")
 
@@ -331,6 +333,24 @@ def test_holm_correction_over_two_gated_tasks_lets_the_same_borderline_drop_pass
     assert first.p == pytest.approx(0.0342, abs=1e-4) and first.p_holm == pytest.approx(2 * first.p)
     assert second.p == second.p_holm == 1.0
     assert result.exit_code == 0 and not first.regression
+
+
+# Twenty pass/fail prompts, twelve failed by both, seven lost and one gained: most pairs tie at zero.
+PASS_FAIL_BASE = [1.0] * 8 + [0.0] * 12
+PASS_FAIL_WORSE = [1.0] + [0.0] * 7 + [0.0] * 11 + [1.0]
+
+
+def test_the_gate_takes_scipys_wilcoxon_with_pratts_zeros_where_the_leaderboard_splits_them(tmp_path):
+    """Zero differences given to neither sign (Pratt): the gate flags this fall; splitting them between the signs,
+    as the leaderboard's vs-base test does, would not at 0.05."""
+    base = write(tmp_path, "base.json", hand_made_board(PASS_FAIL_BASE))
+    result = compare(base, write(tmp_path, "new.json", hand_made_board(PASS_FAIL_WORSE)), None, 0.02)
+    (comparison,) = result.gated
+    diffs = [after - before for before, after in zip(PASS_FAIL_BASE, PASS_FAIL_WORSE)]
+    assert comparison.p == pytest.approx(stats.wilcoxon(diffs, zero_method="pratt").pvalue, rel=1e-9)
+    assert result.exit_code == 1
+    split = paired_test(dict(enumerate(PASS_FAIL_BASE)), dict(enumerate(PASS_FAIL_WORSE)))
+    assert split.p > 0.05 > comparison.p
 
 
 def test_holm_adjusted_p_values_follow_the_step_down_definition():
@@ -370,7 +390,7 @@ def test_a_drop_in_a_secondary_metric_is_reported_not_gated(tmp_path, capsys):
     assert result.exit_code == 0
     assert main(["--baseline", str(base), "--candidate", str(new)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "│ reported │" in out and "gated: each task's primary metric, 1 comparison(s), Holm-corrected" in out
+    assert "│ reported │" in out and "gated: each task's primary metric, 1 comparison(s), paired Wilcoxon (Pratt's zeros), Holm-corrected" in out
 
 
 def test_naming_a_metric_gates_it_instead_of_the_primary(tmp_path, capsys):

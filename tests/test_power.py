@@ -26,9 +26,26 @@ def final_to_base():
 
 
 def test_the_final_arm_falling_back_to_base_is_caught_about_four_times_in_five_at_20_prompts(final_to_base):
-    """Issue 35's table says 80 %; this estimate gives about 73 % (see the README's power section)."""
+    """Issue 35's table says 80 %; this estimate gives about 77 % (see the README's power section)."""
     at_20 = next(p for p in final_to_base.points if p.n == 20)
-    assert 0.68 <= at_20.power <= 0.85
+    assert 0.72 <= at_20.power <= 0.85
+
+
+ISSUE_35_TABLE = {  # baseline -> candidate: power (%) at 2, 10, 20, 40, 80 prompts per task, as the issue states it
+    ("self_lengthen/final", "base"): (0, 12, 80, 99, 100),
+    ("self_lengthen/iter_2/generator", "base"): (0, 12, 81, 100, 100),
+    ("imitation", "base"): (0, 1, 26, 74, 98),
+    ("self_lengthen/iter_2/generator", "self_lengthen/iter_1/generator"): (0, 2, 11, 30, 58),
+}
+
+
+@pytest.mark.parametrize("rows", list(ISSUE_35_TABLE), ids=lambda rows: " to ".join(rows))
+def test_the_issues_power_table_is_reproduced_from_the_committed_leaderboard_within_five_points(rows):
+    """The gate's own rule (Pratt's zeros, as scipy computes it) gives the issue's table: 1,000 resamples have a
+    standard error of at most 1.6 points; the largest gap at seed 0 is 4.3 (final -> base at 10 prompts)."""
+    config = PowerConfig(*rows, sizes=(2, 10, 20, 40, 80), resamples=1000, target=1.0)
+    measured = [round(100 * p.power, 1) for p in estimate_power(load_leaderboard(SMALL), config).points]
+    assert all(abs(m - stated) <= 5 for m, stated in zip(measured, ISSUE_35_TABLE[rows])), measured
 
 
 def test_two_prompts_per_task_can_never_flag_a_regression(final_to_base):
