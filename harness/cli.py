@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from harness.config import precision_setting
 from harness.errors import UserError, describe_input_error, first_line
 from tasks.data import pin_data_dir_setting
 
@@ -378,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("SELFLENGTHEN_DEBUG") == "1"
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
+        precision_setting()  # what `precision: auto` means in every process a command starts
         return args.func(args)
     except KeyboardInterrupt:
         return _interrupted()

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import yaml
 
 from harness.errors import UserError
+from infra.compute import forced_precision
 
 T = TypeVar("T")
 
@@ -190,3 +191,12 @@ def _number(value: Any, label: str) -> float:
     if not math.isfinite(number):
         raise UserError(f"{label} must be a finite number, got {value!r}")
     return number
+
+
+def precision_setting() -> str | None:
+    """SELFLENGTHEN_PRECISION's bf16 or fp32 (None when unset), refused in one line before any work when it
+    is anything else: every command checks it first (`harness.cli.main`)."""
+    try:
+        return forced_precision()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None

@@ -98,6 +98,18 @@ def test_train_with_a_garbage_precision_is_refused_before_any_stage_starts(tmp_p
     assert not (tmp_path / "work").exists()  # no unfinished stage marker
 
 
+@pytest.mark.parametrize("command", [["eval", "--model", "smollm2-135m", "--tasks", "longbench_write_en_mini",
+                                      "--out", "out"], ["judge", "out"], ["serve", "smollm2-135m"]],
+                         ids=["eval", "judge", "serve"])
+def test_every_command_refuses_a_garbage_precision_before_any_work(command, tmp_path, capsys, monkeypatch):
+    """Not only `run` and `train`: `eval` had run to the end with SELFLENGTHEN_PRECISION=bogus (exit 0)."""
+    monkeypatch.setenv(PRECISION_ENV, "bogus")
+    result = run_main(command, capsys, monkeypatch, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert_one_line_error(result, "SELFLENGTHEN_PRECISION must be 'bf16' or 'fp32', got 'bogus'")
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture
 def task_yaml_reporting_no_s_q(tmp_path, monkeypatch):
     """The task folder with longbench_write_en_mini declaring `S_q` (a judge's metric, not the task's) primary."""

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.config import expand_variables, from_dict, load_yaml
+from harness.config import expand_variables, from_dict, load_yaml, precision_setting
 from harness.errors import UserError
-from harness.run.train import MatchedBudgetConfig, TrainRunConfig, precision_setting, validate_training
+from harness.run.train import MatchedBudgetConfig, TrainRunConfig, validate_training
 from harness.scoring.evaluate import EvalConfig, ScoringConfig, validate_eval
 from harness.scoring.judging import JudgeRunConfig, check_rubric
 from harness.serving.client import endpoint_target, refuse_unsupported

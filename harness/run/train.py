@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from harness.config import precision_setting
 from harness.errors import UserError
 from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
                                 upstream_fingerprint)
@@ -44,7 +45,7 @@ from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.serving.models import DEFAULT_MODEL, resolve_model
 from harness.serving.serve import server_label
 from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
-from infra.compute import forced_precision, use_bf16
+from infra.compute import use_bf16
 from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.journal import write_json_atomically as write_json
 from infra.rng import item_rng
@@ -255,15 +256,6 @@ def resolved_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     return precision_setting() or _native_precision()
-
-
-def precision_setting() -> str | None:
-    """SELFLENGTHEN_PRECISION's bf16 or fp32 (None when unset), refused in one line before any work when it
-    is anything else."""
-    try:
-        return forced_precision()
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
 
 
 @functools.cache
