@@ -73,6 +73,7 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="Generate answers with lm-eval through an endpoint and score them.")
     p.add_argument("--config", type=_path, help="YAML file with EvalConfig fields; flags override it")
     p.add_argument("--model", help="Hub id, local path, or smollm2-135m (the embedded default)")
+    p.add_argument("--adapter", type=_text, help="a LoRA adapter folder: merged into --model first, then evaluated")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--endpoint", help="base URL of a running OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     src.add_argument("--serve", choices=["transformers", "inprocess", "vllm"],
@@ -100,6 +101,7 @@ def cmd_eval(args) -> int:
     config = from_dict(EvalConfig, data, where=args.config.name if args.config else "eval config")
     overrides = {
         "model": args.model,
+        "adapter": args.adapter,
         "endpoint": args.endpoint,
         "api_key_env": args.api_key_env,
         "backend": args.backend,

@@ -71,6 +71,9 @@ class EvalConfig(ScoringConfig):
 
     Fields:
         model: Hub id, local path, or `smollm2-135m` (the embedded default).
+        adapter: a LoRA adapter folder (PEFT's format, as `selflengthen train` writes it) to evaluate on top
+            of `model`: merged into it first, into the run directory's `merged_model/` (kept, so a re-run
+            resumes without merging again), so every backend and server serves it as a plain checkpoint.
         tasks: lm-eval task names from `tasks/`.
         endpoint: base URL of a running server (e.g. http://127.0.0.1:8000/v1); None starts one.
         api_key_env: environment variable holding that server's API key (never logged).
@@ -79,6 +82,7 @@ class EvalConfig(ScoringConfig):
     """
 
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "Hub id, local path or smollm2-135m."})
+    adapter: str | None = field(default=None, metadata={"help": "A LoRA adapter folder merged into model first."})
     tasks: list[str] = field(default_factory=lambda: ["longbench_write_en_mini"], metadata={"help": "Task names."})
     endpoint: str | None = field(default=None, metadata={"help": "Base URL of a running server."})
     api_key_env: str | None = field(default=None, metadata={"help": "Env var with the endpoint's API key."})
@@ -114,6 +118,12 @@ def validate_eval(config: EvalConfig, where: str = "eval") -> None:
         raise UserError(f"{where}.data_dir: data directory not found: {config.data_dir}")
     if config.endpoint and config.backend != "endpoint":
         raise UserError(f"{where}.endpoint is only used with backend: endpoint, not {config.backend}")
+    if config.adapter is not None:
+        if config.endpoint:
+            raise UserError(f"{where}.adapter is not used: answers come from {config.endpoint}, which serves "
+                            "its own model (merge the adapter and serve that, or drop the endpoint)")
+        if not (Path(config.adapter).expanduser() / "adapter_config.json").is_file():
+            raise UserError(f"{where}.adapter: {config.adapter} is not a LoRA adapter folder (no adapter_config.json)")
     if config.api_key_env and not config.endpoint:
         raise UserError(f"{where}.api_key_env is only used with {where}.endpoint (a server the harness starts has no key)")
     if (config.endpoint or config.backend != "endpoint") and config.server != ServerConfig():
@@ -201,9 +211,15 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
     task_manager = check_tasks(config.tasks, data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = config.model if config.endpoint else resolve_model(config.model)
+    model_name = Path(config.model).name if os.sep in config.model else config.model
+    if config.adapter is not None:
+        adapter = Path(config.adapter).expanduser().resolve()
+        model_name = adapter_name(adapter)
+        model_path = str(_merged(model_path, adapter, out_dir / "merged_model", console))
     run = {
-            "model": Path(config.model).name if os.sep in config.model else config.model,
+            "model": model_name,
             "model_path": model_path,
+            **({"base_model": config.model, "adapter": str(adapter)} if config.adapter is not None else {}),
             "tasks": list(config.tasks),
             "decoding": decoding_record(config),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -224,6 +240,22 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
         raise UserError(str(exc)) from None
     write_json(out_dir / "scores.json", scores)
     return scores
+
+
+def adapter_name(adapter: Path) -> str:
+    """The model name a run of an adapter is listed under: its folder's name, or its parent's where the folder
+    is called `adapter` (as `selflengthen train` names them: train/self_lengthen/final/adapter is `final`)."""
+    return adapter.parent.name if adapter.name == "adapter" else adapter.name
+
+
+def _merged(base: str, adapter: Path, out: Path, console: Console) -> Path:
+    """`adapter` merged into `base` in `out`, merging only if a finished merge is not already there."""
+    from selflengthen.merge import merge_adapter
+
+    if (out / "config.json").is_file():
+        return out
+    console.print(f"merging {escape(str(adapter))} into {escape(base)}")
+    return merge_adapter(base, adapter, out)
 
 
 @contextlib.contextmanager
