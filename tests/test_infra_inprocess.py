@@ -10,7 +10,7 @@ import time
 import pytest
 
 from infra.backend import TextBackend, truncate_at_stop
-from infra.inprocess import InProcessBackend, InProcessConfig, completion_from_tokens
+from infra.inprocess import InProcessBackend, InProcessConfig, _token_bounded_groups, completion_from_tokens
 from infra.sampler import warp_top_k_top_p
 from infra.sampling import SamplingConfig
 from tests.schemas import JUDGE_SCHEMA, follows_judge_schema
@@ -92,6 +92,29 @@ def test_arrivals_with_the_same_prompt_are_prefilled_once_and_decode_as_if_alone
     assert results[0] == results[2] == alone(backend, shared, GREEDY)
     assert results[1] == alone(backend, other, GREEDY)
     assert results[3].completion_tokens > 0
+
+
+def test_prompts_are_grouped_consecutively_within_the_prefill_token_budget():
+    assert _token_bounded_groups([3, 4, 5, 2], 7) == [[0, 1], [2, 3]]
+    assert _token_bounded_groups([10, 2, 2], 5) == [[0], [1, 2]]  # a prompt over the budget goes alone
+    assert _token_bounded_groups([], 5) == []
+
+
+def test_a_crowd_over_the_prefill_token_budget_is_prefilled_in_groups_and_answers_as_if_alone(backend, monkeypatch):
+    """One prefill call holds at most PREFILL_TOKENS prompt tokens (8,192: real prompts rarely reach it, so the
+    budget is lowered here); the arrivals beyond it are prefilled by further calls in the same admission."""
+    import infra.inprocess
+
+    lengths = [len(backend.tokenizer(p)["input_ids"]) for p in PROMPTS]
+    monkeypatch.setattr(infra.inprocess, "PREFILL_TOKENS", max(lengths))
+    calls, forward = [], backend.decoder.forward
+    monkeypatch.setattr(backend.decoder, "forward",
+                        lambda rows, prefill: (calls.append(len(rows)) if prefill else None) or forward(rows, prefill))
+    results, prefills = prefills_during(backend, lambda: gather(*(backend.complete(p, GREEDY) for p in PROMPTS)))
+    monkeypatch.undo()
+    assert prefills == [3]
+    assert calls == [len(group) for group in _token_bounded_groups(lengths, max(lengths))] and len(calls) > 1
+    assert results == [alone(backend, p, GREEDY) for p in PROMPTS]
 
 
 def test_greedy_batched_with_padding_equals_one_at_a_time(backend):
