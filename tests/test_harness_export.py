@@ -121,6 +121,16 @@ def test_exporting_again_replaces_the_previous_export(experiment, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
 
 
+def test_an_export_killed_outright_leaves_hidden_folders_that_the_next_export_removes(experiment, tmp_path):
+    """SIGKILL cannot be held like Ctrl-C: its staging or old folder stays until the next export to that folder."""
+    out = tmp_path / "dataset"
+    for leftover in (".dataset.0badc0de.tmp", ".dataset.c0ffee00.old"):
+        (tmp_path / leftover / "data").mkdir(parents=True)
+    (tmp_path / ".dataset.notes").write_text("a user's file", encoding="utf-8")
+    assert main(["export", str(experiment), "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".dataset.notes"]
+
+
 def interrupt_after(monkeypatch, owner, name: str, when=lambda *args: True) -> None:
     """Ctrl-C (a real SIGINT to this process) right after the first call of `owner.name` that `when` accepts."""
     original = getattr(owner, name)

@@ -49,6 +49,7 @@ def export_dataset(work_dir: Path, out: Path) -> dict:
     """Write the dataset of `work_dir` (a `run`'s out_dir or a `train` work_dir) to `out`; returns export.json's
     content. `out` appears whole or not at all; a previous export there is replaced."""
     _check_out(out)
+    _remove_leftovers(out)
     sources, skipped = _sources(work_dir)
     splits = [_read_split(source, work_dir) for source in sources]
     if not any(split["rows"] for split in splits):
@@ -185,6 +186,15 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
     message = pa.struct([("role", pa.string()), ("content", pa.string())])
     table = pa.Table.from_pylist(rows, schema=pa.schema([("messages", pa.list_(message))]))
     pq.write_table(table, path)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Delete the hidden staging and old folders of an export that was killed outright (SIGKILL, a power cut):
+    Ctrl-C and SIGTERM clean up after themselves, those cannot."""
+    leftover = re.compile(rf"\.{re.escape(out.name)}\.[0-9a-f]{{8}}\.(tmp|old)")
+    for path in out.parent.glob(f".{out.name}.*"):
+        if leftover.fullmatch(path.name) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _replace(staging: Path, out: Path) -> None:
