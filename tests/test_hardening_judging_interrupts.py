@@ -80,7 +80,8 @@ def test_an_interrupt_while_judging_exits_130_within_seconds_and_a_rerun_resumes
     assert "interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
     assert "fatal:" not in stderr  # lm-eval's git lookup, outside a repository
     assert not (run / "judgements.json").exists()
-    marker = json.loads((run / "judge.stage.json").read_text(encoding="utf-8"))
+    marker_path = run / "judge.longbench_write_en_mini.stage.json"
+    marker = json.loads(marker_path.read_text(encoding="utf-8"))
     assert marker["finished"] is False
     cached = cached_replies(run / "judge_cache.sqlite")
     assert cached >= 1  # the second reply may have been in transit
@@ -94,6 +95,6 @@ def test_an_interrupt_while_judging_exits_130_within_seconds_and_a_rerun_resumes
     total = cached_replies(run / "judge_cache.sqlite")
     assert resumed == total - cached > 0  # the cached replies were not asked for again
     assert requested < total  # the interrupted run stopped judging, it did not finish it
-    assert json.loads((run / "judge.stage.json").read_text(encoding="utf-8"))["finished"] is True
+    assert json.loads(marker_path.read_text(encoding="utf-8"))["finished"] is True
     judgements = json.loads((run / "judgements.json").read_text(encoding="utf-8"))
     assert judgements["tasks"]["longbench_write_en_mini"]["S_q"] == 75.0

@@ -23,7 +23,7 @@ import harness.scoring.judging
 from harness.cli import main
 from harness.run.experiment import ScoredCheckpoint, judge_runs
 from harness.run.experiment_config import ExperimentConfig, load_experiment
-from harness.scoring.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JudgeRunConfig, judge_servers
+from harness.scoring.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JUDGE_SANITY, JudgeRunConfig, judge_servers
 from harness.run.plan import plan_stages
 from harness.serving.serve import ServerConfig
 from harness.run.stages import DONE, Stage, StageRecorder
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSES = ["judge", "judge_repeat", "judge_pairwise"]
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand."]
+TASK = "longbench_write_en_mini"
 
 
 @pytest.mark.parametrize("kind", ["inprocess", "vllm"])
@@ -69,20 +70,24 @@ def test_the_gpu_plan_shows_one_judge_server_for_every_judging_stage(data_dir):
     assert all("judge_server" not in stage for stage in stages if not stage["kind"].startswith("judge"))
 
 
-def write_run(run_dir: Path, model: str) -> Path:
+def write_run(run_dir: Path, model: str, tasks: tuple[str, ...] = (TASK,)) -> Path:
     samples = [{"doc_id": i, "prompt": f"Write about {i * 100 + 100} words on nature.", "response": a}
                for i, a in enumerate(ANSWERS)]
     run_dir.mkdir(parents=True)
     (run_dir / "scores.json").write_text(json.dumps({"model": model,
-                                                     "tasks": {"longbench_write_en_mini": {"samples": samples}}}))
+                                                     "tasks": {task: {"samples": samples} for task in tasks}}))
     return run_dir
 
 
-def judging_stages(runs: dict[str, Path]) -> list[Stage]:
-    """The stages the plan declares for judging these runs (pairwise for every run but the base)."""
-    return [Stage(f"{kind}/{name}", kind, "judge", None, None, None, run_dir, run_dir / f"{kind}.stage.json",
-                  {"kind": kind}) for kind in PASSES for name, run_dir in runs.items()
-            if kind != "judge_pairwise" or name != "base"]
+def requests_sent(log: Path) -> int:
+    return log.read_text().count("POST /v1/chat/completions")
+
+
+def judging_stages(runs: dict[str, Path], tasks: tuple[str, ...] = (TASK,)) -> list[Stage]:
+    """The stages the plan declares for judging these runs' tasks (pairwise for every run but the base)."""
+    return [Stage(f"{kind}/{task}/{name}", kind, "judge", None, None, None, run_dir,
+                  run_dir / f"{kind}.{task}.stage.json", {"kind": kind}) for kind in PASSES for task in tasks
+            for name, run_dir in runs.items() if kind != "judge_pairwise" or name != "base"]
 
 
 @pytest.mark.slow
@@ -110,10 +115,46 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
 
     assert started == ["judge_server.log"]
     for run_dir in runs.values():
-        assert json.loads((run_dir / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["n"] == 2
-        assert json.loads((run_dir / JUDGE_RELIABILITY).read_text())["tasks"]["longbench_write_en_mini"]
+        assert json.loads((run_dir / "judgements.json").read_text())["tasks"][TASK]["n"] == 2
+        assert json.loads((run_dir / JUDGE_RELIABILITY).read_text())["tasks"][TASK]
     assert json.loads((runs["arm"] / JUDGE_PAIRWISE).read_text())["reference"] == "base"
     assert not (runs["base"] / JUDGE_PAIRWISE).exists()
+    assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
+
+
+@pytest.mark.slow
+def test_judging_an_added_task_judges_only_it_and_keeps_every_reports_entries_of_the_tasks_judged_before(
+        tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    added = "longen_mini"
+    runs = {name: write_run(tmp_path / "runs" / name, name, (TASK, added)) for name in ("base", "arm")}
+    judge = JudgeRunConfig(model=str(tiny_model_dir), server=ServerConfig(kind="inprocess", torch_threads=1),
+                           max_tokens=16, max_retries=0, sanity_subset=2, sanity_scope="base", top_logprobs=0,
+                           repeat=2, repeat_subset=2, pairwise=True)
+    checkpoints = [ScoredCheckpoint(name, name, name) for name in runs]
+
+    def judge_tasks(tasks: tuple[str, ...]) -> StageRecorder:
+        recorder = StageRecorder(judging_stages(runs, tasks))
+        judge_runs(ExperimentConfig(judge=judge, tasks=list(tasks)), checkpoints, list(runs.values()), tmp_path,
+                   Console(file=io.StringIO()), recorder)
+        return recorder
+
+    judge_tasks((TASK,))
+    first = requests_sent(tmp_path / "judge_server.log")
+    reports = [run_dir / name for run_dir in runs.values()
+               for name in ("judgements.json", JUDGE_SANITY, JUDGE_RELIABILITY, JUDGE_PAIRWISE)
+               if name != JUDGE_PAIRWISE or run_dir.name != "base"]
+    before = {path: json.loads(path.read_text())["tasks"] for path in reports}
+    assert all(list(tasks) == [TASK] for tasks in before.values())
+    recorder = judge_tasks((TASK, added))
+    # only the added task's requests (its answers are the first task's, so as many); the log is appended to
+    assert requests_sent(tmp_path / "judge_server.log") == 2 * first > 0
+
+    for path, tasks in before.items():
+        after = json.loads(path.read_text())["tasks"]
+        assert list(after) == [TASK, added] and after[TASK] == tasks[TASK], path
+    base_sanity, arm_sanity = (json.loads((runs[name] / JUDGE_SANITY).read_text()) for name in ("base", "arm"))
+    assert arm_sanity == {**base_sanity, "answers_from": "base"}  # each task's the base arm's
     assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
 
 

@@ -39,7 +39,7 @@ def test_gpu_plan_shows_synthesis_concurrency_128_for_both_roles_and_three_judge
     assert synthesis["concurrency"] == 128
     assert synthesis["roles"] == {"generator": {"concurrency": 128}, "extender": {"concurrency": 128}}
     assert synthesis["sampling"]["top_k"] == 20 and synthesis["backend"] == "vllm serve --dtype bfloat16"
-    repeat = stages["judge_repeat/base"]
+    repeat = stages["judge_repeat/longbench_write/base"]
     assert repeat["repeats"] == 3 and repeat["model"] == "Qwen/Qwen2.5-72B-Instruct-AWQ"
     assert {s["status"] for s in stages.values()} == {"todo"}
     assert list(stages)[-1] == "leaderboard"
@@ -117,24 +117,38 @@ def test_a_data_arm_change_leaves_other_arms_done(data_dir, tmp_path):
     finish_every_stage(tiny_config(tmp_path, data_dir))
     after = statuses(tiny_config(tmp_path, data_dir, backtranslation__max_documents=4))
     assert after["self_lengthen/iter_1/synthesis"] == "done" and after[f"score/{LBW}/imitation"] == "done"
-    assert after[f"score/{LBW}/backtranslation"] == "stale" and after["judge/backtranslation"] == "stale"
+    assert after[f"score/{LBW}/backtranslation"] == "stale" and after[f"judge/{LBW}/backtranslation"] == "stale"
     assert after[f"score/{LBW}/base"] == "done"
 
 
-def test_adding_a_task_plans_only_its_scores_and_removing_one_keeps_the_others_done(data_dir, tmp_path):
-    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW]))
-    added = statuses(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"]))
+@pytest.mark.parametrize(("passes", "judging"), [
+    ({}, ("judge",)),
+    ({"judge__repeat": 2, "judge__pairwise": True}, ("judge", "judge_repeat", "judge_pairwise")),
+], ids=["judge", "with repeats and pairwise"])
+def test_adding_a_task_plans_only_its_scoring_and_judging_and_removing_one_keeps_the_others_done(data_dir, tmp_path,
+                                                                                                passes, judging):
+    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW], **passes))
+    added = statuses(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"], **passes))
     todo = {name for name, status in added.items() if status == "todo"}
-    assert todo == {name for name in added if name.startswith("score/longen_mini/")} and len(todo) == 6
-    assert {added[name] for name in added if name.startswith(f"score/{LBW}/")} == {"done"}
-    # what reads every task's scores re-runs over the new one: each model's judging (its cache answers the
-    # old task's texts again), and the leaderboard
-    assert {name for name, status in added.items() if status == "stale"} == {
-        name for name in added if name.startswith("judge/")} | {"leaderboard"}
-    assert {added[name] for name in added if not name.startswith(("score/", "judge/", "leaderboard"))} == {"done"}
-    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"]))
-    removed = statuses(tiny_config(tmp_path, data_dir, tasks=["longen_mini"]))
-    assert {removed[name] for name in removed if name.startswith("score/")} == {"done"}
+    new = {name for name in added if name.startswith(tuple(f"{kind}/longen_mini/" for kind in ("score", *judging)))}
+    assert todo == new and len(todo) == 6 * (1 + len(judging)) - ("judge_pairwise" in judging)  # the base: no pairwise
+    assert {added[name] for name in added if name.startswith(tuple(f"{kind}/{LBW}/" for kind in ("score", *judging)))
+            } == {"done"}
+    # only the leaderboard reads every task's scores and judgements
+    assert {name for name, status in added.items() if status == "stale"} == {"leaderboard"}
+    assert {added[name] for name in added if name not in new | {"leaderboard"}} == {"done"}
+    finish_every_stage(tiny_config(tmp_path, data_dir, tasks=[LBW, "longen_mini"], **passes))
+    removed = statuses(tiny_config(tmp_path, data_dir, tasks=["longen_mini"], **passes))
+    assert {removed[name] for name in removed if name.startswith(("score/", "judge"))} == {"done"}
+
+
+def test_a_task_the_judge_has_no_rubric_for_has_no_judge_stage_unless_a_rubric_is_fixed(data_dir, tmp_path):
+    ruler = "longwrite_ruler_mini"
+    names = statuses(tiny_config(tmp_path, data_dir, tasks=[LBW, ruler]))
+    assert f"score/{ruler}/base" in names and f"judge/{LBW}/base" in names
+    assert not [name for name in names if name.startswith("judge") and f"/{ruler}/" in name]
+    fixed = statuses(tiny_config(tmp_path, data_dir, tasks=[LBW, ruler], judge__rubric="longbench_write"))
+    assert f"judge/{ruler}/base" in fixed
 
 
 SCORES_GONE = {
@@ -144,6 +158,28 @@ SCORES_GONE = {
     "rewritten without one task": (
         lambda file: file.write_text(json.dumps({"tasks": {"longen_mini": {}}})), {LBW}),
 }
+
+
+JUDGEMENTS_GONE = {
+    # what happens to the base checkpoint's judgements.json or judge_sanity.json: the tasks whose judge stage
+    # then plans todo
+    "judgements deleted": ("judgements.json", lambda file: file.unlink(), {LBW, "longen_mini"}),
+    "judgements rewritten without one task": (
+        "judgements.json", lambda file: file.write_text(json.dumps({"tasks": {"longen_mini": {}}})), {LBW}),
+    "sanity unreadable": ("judge_sanity.json", lambda file: file.write_text("{not json"), {LBW, "longen_mini"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(JUDGEMENTS_GONE))
+def test_a_done_judge_stage_whose_task_is_gone_from_its_report_plans_todo_and_nothing_else_changes(data_dir, tmp_path,
+                                                                                                  kind):
+    config = tiny_config(tmp_path, data_dir)
+    finish_every_stage(config)
+    report, change, missing = JUDGEMENTS_GONE[kind]
+    change(tmp_path / "exp" / "runs" / "base" / report)
+    after = statuses(config)
+    assert {name for name, status in after.items() if status != "done"} == {f"judge/{task}/base" for task in missing}
+    assert {after[f"judge/{task}/base"] for task in missing} == {"todo"}
 
 
 @pytest.mark.parametrize("kind", list(SCORES_GONE))
@@ -177,7 +213,7 @@ def test_the_final_model_is_trained_on_every_iterations_data_after_the_last_and_
     assert by_name["self_lengthen/final/train"].inputs["upstream"] == [by_name["self_lengthen/final/data"].fingerprint]
     final = next(c for c in checkpoints if c.name == "self_lengthen/final")
     assert (final.arm, final.iteration, final.producer) == ("self_lengthen/final", None, by_name["self_lengthen/final/train"])
-    assert {f"score/{LBW}/self_lengthen/final", "judge/self_lengthen/final"} <= set(names)
+    assert {f"score/{LBW}/self_lengthen/final", f"judge/{LBW}/self_lengthen/final"} <= set(names)
     assert f"score/{LBW}/self_lengthen/iter_2/generator" in names  # the iterations stay benchmarked
 
 

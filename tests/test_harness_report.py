@@ -30,8 +30,8 @@ def experiment(tmp_path) -> Path:
     write(out / "leaderboard/stage.json", marker("leaderboard", 0.4))
     write(out / "runs/imitation/score.longen.stage.json", marker("score/longen/imitation", 30.0))
     write(out / "runs/base/score.longen.stage.json", marker("score/longen/base", 31.0))
-    write(out / "runs/base/judge.stage.json", marker("judge/base", 60.0, finished=False))
-    write(out / "runs/imitation/judge_pairwise.stage.json", marker("judge_pairwise/imitation", 12.0))
+    write(out / "runs/base/judge.longen.stage.json", marker("judge/longen/base", 60.0, finished=False))
+    write(out / "runs/imitation/judge_pairwise.longen.stage.json", marker("judge_pairwise/longen/imitation", 12.0))
     write(out / "train/self_lengthen/iter_2/stage.json", marker("self_lengthen/iter_2/synthesis", 200.0))
     write(out / "train/self_lengthen/iter_1/stage.json", marker("self_lengthen/iter_1/synthesis", 100.0))
     write(out / "train/self_lengthen/iter_1.stale/stage.json", marker("self_lengthen/iter_1/synthesis", 999.0))
@@ -51,9 +51,9 @@ def test_stages_are_listed_in_run_order_with_the_base_first_and_stale_folders_sk
     names = [line.split(" | ")[0].lstrip("| ") for line in report.splitlines() if line.startswith("| ")]
     stages = names[1:names.index("iteration")]
     assert stages == ["self_lengthen/iter_1/synthesis", "self_lengthen/iter_2/synthesis", "score/longen/base",
-                      "score/longen/imitation", "judge/base", "judge_pairwise/imitation", "leaderboard"]
+                      "score/longen/imitation", "judge/longen/base", "judge_pairwise/longen/imitation", "leaderboard"]
     assert "999" not in report
-    assert "| judge/base | 60.0 | **no** |" in report
+    assert "| judge/longen/base | 60.0 | **no** |" in report
 
 
 def test_synthesis_rows_take_the_stage_seconds_so_both_tables_agree(experiment):

@@ -24,13 +24,14 @@ from harness.run.stages import Stage, StageRecorder
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand.",
            "Forests breathe. Their leaves fall and feed the soil.\n\nFire clears room for seedlings."]
+TASK = "longbench_write_en_mini"
 
 
 def write_run(run_dir: Path, model: str) -> Path:
     samples = [{"doc_id": i, "prompt": f"Write about {i * 100 + 100} words on nature.", "response": a}
                for i, a in enumerate(ANSWERS)]
     run_dir.mkdir(parents=True)
-    (run_dir / "scores.json").write_text(json.dumps({"model": model, "tasks": {"longbench_write_en_mini": {"samples": samples}}}))
+    (run_dir / "scores.json").write_text(json.dumps({"model": model, "tasks": {TASK: {"samples": samples}}}))
     return run_dir
 
 
@@ -56,8 +57,8 @@ def test_a_run_given_the_base_sanity_report_judges_only_its_own_answers(tiny_mod
     assert json.loads((arm / JUDGE_SANITY).read_text()) == {**base_report, "answers_from": "base"}
     assert arm_requests == len(ANSWERS)  # its own answers, no degraded ones
     assert base_requests == 2 * len(ANSWERS) + 3 * len(ANSWERS)  # judged, then the sanity originals and degradations
-    base_trust = json.loads((base / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["trust"]
-    assert judgements["tasks"]["longbench_write_en_mini"]["trust"]["sanity"] == base_trust["sanity"]
+    base_trust = json.loads((base / "judgements.json").read_text())["tasks"][TASK]["trust"]
+    assert judgements["tasks"][TASK]["trust"]["sanity"] == base_trust["sanity"]
 
 
 def test_a_run_given_an_unjudged_base_is_refused_before_judging(tmp_path):
@@ -83,10 +84,11 @@ def test_sanity_scope_base_without_a_base_arm_is_refused():
         validate_experiment(config)
 
 
-def declared(todo: list[tuple[str, Path, bool]]) -> StageRecorder:
+def declared(todo: list[tuple[dict[str, str], Path, bool]]) -> StageRecorder:
     """A recorder that declares the judge stages of `todo` (it refuses a stage the plan does not declare)."""
-    return StageRecorder([Stage(name, "judge", "judge", None, None, None, run_dir, run_dir / "judge.stage.json",
-                                {"kind": "judge", "run": str(run_dir)}) for name, run_dir, _ in todo])
+    return StageRecorder([Stage(name, "judge", "judge", None, None, None, run_dir, run_dir / f"judge.{task}.stage.json",
+                                {"kind": "judge", "run": str(run_dir)})
+                          for stages, run_dir, _ in todo for task, name in stages.items()])
 
 
 @pytest.mark.slow
@@ -99,12 +101,12 @@ def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_sto
     broken.mkdir()
     config = JudgeRunConfig(model=str(tiny_model_dir), max_tokens=16, max_retries=0, sanity_subset=2, top_logprobs=0,
                             sanity_scope="base")
-    todo = [(f"judge/{d.name}", d, False) for d in [*arms, broken]]
+    todo = [({TASK: f"judge/{TASK}/{d.name}"}, d, False) for d in [*arms, broken]]
     with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
         judge_run(base, endpoint, config)
         with pytest.raises(UserError, match="scores.json not found"):
             judge_together(todo, endpoint, config, Console(file=io.StringIO()), declared(todo), base)
 
     for arm in arms:
-        assert json.loads((arm / "judgements.json").read_text())["tasks"]["longbench_write_en_mini"]["n"] == len(ANSWERS)
+        assert json.loads((arm / "judgements.json").read_text())["tasks"][TASK]["n"] == len(ANSWERS)
         assert json.loads((arm / JUDGE_SANITY).read_text())["answers_from"] == "base"

@@ -47,16 +47,16 @@ FINAL = "self_lengthen/final"
 METHOD = {f"{SL}/synthesis", f"{SL}/train_generator", f"{SL}/train_extender", f"{FINAL}/data", f"{FINAL}/train"}
 BACKTRANSLATION = {"backtranslation/data", "backtranslation/train"}
 TASK = "longbench_write_en_mini"  # the one task the finished experiment scores
-NEVER_RUN = {"imitation/train", f"score/{TASK}/imitation", "judge/imitation"}  # the random teacher writes no plan
+NEVER_RUN = {"imitation/train", f"score/{TASK}/imitation", f"judge/{TASK}/imitation"}  # the random teacher writes no plan
 
 
 def scored(*checkpoints: str) -> set[str]:
-    return {name for c in checkpoints for name in (f"score/{TASK}/{c}", f"judge/{c}")}
+    return {name for c in checkpoints for name in (f"score/{TASK}/{c}", f"judge/{TASK}/{c}")}
 
 
 ALL_SCORED = ("base", SL_RUN, FINAL, "backtranslation")
 ALL_STAGES = METHOD | BACKTRANSLATION | {"imitation/data", "leaderboard"} | NEVER_RUN | scored(*ALL_SCORED)
-JUDGED = {f"judge/{c}" for c in ALL_SCORED} | {"leaderboard"}
+JUDGED = {f"judge/{TASK}/{c}" for c in ALL_SCORED} | {"leaderboard"}
 SELF_LENGTHEN_DOWN = METHOD | {"imitation/data"} | scored(SL_RUN, FINAL) | {"leaderboard"}
 BACKTRANSLATION_DOWN = BACKTRANSLATION | scored("backtranslation") | {"leaderboard"}
 CHANGES = {
@@ -271,28 +271,32 @@ def test_a_generation_change_drops_the_request_cache(reruns):
         assert "Cached requests: 0, Requests remaining: 1" in log
 
 
-def test_an_added_task_is_scored_alone_and_the_done_tasks_scores_are_kept(finished_experiment, tiny_model_dir,
-                                                                          tmp_path):
+def test_an_added_task_is_scored_and_judged_alone_and_the_done_tasks_scores_and_judgements_are_kept(
+        finished_experiment, tiny_model_dir, tmp_path):
     config = copy_finished(finished_experiment, tmp_path, tiny_model_dir, {"tasks": [TASK, "longen_mini"]})
-    added = {f"score/longen_mini/{c}" for c in ALL_SCORED} | {"score/longen_mini/imitation"}
+    added = {f"{kind}/longen_mini/{c}" for kind in ("score", "judge") for c in (*ALL_SCORED, "imitation")}
     planned = plan_statuses(config)
     assert set(planned) == ALL_STAGES | added
     assert {name for name, status in planned.items() if status == "todo"} == NEVER_RUN | added
-    assert {name for name, status in planned.items() if status == "stale"} == JUDGED  # they read every task
+    assert {name for name, status in planned.items() if status == "stale"} == {"leaderboard"}  # it reads every task
     runs = tmp_path / "exp" / "runs"
     kept = stamps([runs / name / "lm_eval" / f"samples_{TASK}.jsonl" for name in ("base", "backtranslation")]
-                  + [runs / "base" / f"score.{TASK}.stage.json"])
-    before = json.loads((runs / "base" / "scores.json").read_text())["tasks"][TASK]
+                  + [runs / name / f"{kind}.{TASK}.stage.json" for name in ("base", "backtranslation")
+                     for kind in ("score", "judge")])
+    before = {report: json.loads((runs / "base" / report).read_text())["tasks"][TASK]
+              for report in ("scores.json", "judgements.json")}
     process = cli_process(config)
     _, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr[-4000:]
-    assert stamps(list(kept)) == kept  # the done task was neither scored again nor its stage touched
+    assert stamps(list(kept)) == kept  # the done task was neither scored nor judged again, nor its stages touched
     assert all((runs / name / "lm_eval" / "samples_longen_mini.jsonl").is_file() for name in ("base", "backtranslation"))
-    scores = json.loads((runs / "base" / "scores.json").read_text())["tasks"]
-    assert set(scores) == {TASK, "longen_mini"} and scores[TASK] == before
+    for report, entry in before.items():
+        tasks = json.loads((runs / "base" / report).read_text())["tasks"]
+        assert set(tasks) == {TASK, "longen_mini"} and tasks[TASK] == entry, report
     assert json.loads((runs / "base" / "run.json").read_text())["tasks"] == [TASK, "longen_mini"]
     after = plan_statuses(config)
-    assert {name for name, status in after.items() if status != "done"} == NEVER_RUN | {"score/longen_mini/imitation"}
+    assert {name for name, status in after.items() if status != "done"} == NEVER_RUN | {
+        "score/longen_mini/imitation", "judge/longen_mini/imitation"}
 
 
 def test_a_deleted_scores_json_is_scored_again_and_nothing_else_is_touched(finished_experiment, tiny_model_dir,

@@ -27,7 +27,8 @@ def test_a_run_planned_under_fp32_then_bf16_retrains_every_adapter_and_keeps_wha
     assert {status for kind, status in after.values() if kind == "train"} == {"stale"}  # every role, final, baselines
     untouched = {name for name, (_, status) in after.items() if status == "done"}
     assert untouched == {"self_lengthen/iter_1/synthesis", "backtranslation/data", "imitation/data",
-                         "score/longbench_write_en_mini/base", "score/longen_mini/base", "judge/base"}
+                         "score/longbench_write_en_mini/base", "score/longen_mini/base",
+                         "judge/longbench_write_en_mini/base", "judge/longen_mini/base"}
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

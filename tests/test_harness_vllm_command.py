@@ -80,7 +80,7 @@ def test_the_plan_of_examples_gpu_yaml_shows_each_servers_vllm_dtype(data_dir):
     backends = {stage["name"]: stage["backend"] for stage in json.loads(result.stdout)["stages"]}
     assert backends["score/longbench_write/base"] == backends["score/longen/self_lengthen/iter_1/generator"] == "vllm serve --dtype bfloat16"
     assert backends["self_lengthen/iter_1/synthesis"] == "vllm serve --dtype bfloat16"
-    assert backends["judge/base"].startswith("vllm serve --dtype float16")  # AWQ kernels compute in float16
+    assert backends["judge/longbench_write/base"].startswith("vllm serve --dtype float16")  # AWQ kernels compute in float16
 
 
 def test_the_plan_label_names_the_dtype_only_for_vllm():

@@ -75,4 +75,4 @@ def test_the_plan_of_examples_gpu_node_yaml_shows_each_servers_replicas(data_dir
     backends = {stage["name"]: stage["backend"] for stage in json.loads(result.stdout)["stages"]}
     assert backends["score/longbench_write/base"] == "vllm serve --dtype bfloat16 --data-parallel-size 8"
     assert backends["self_lengthen/iter_1/synthesis"] == "vllm serve --dtype bfloat16 --data-parallel-size 8"
-    assert backends["judge/base"].startswith("vllm serve --dtype float16 --data-parallel-size 4")
+    assert backends["judge/longbench_write/base"].startswith("vllm serve --dtype float16 --data-parallel-size 4")

@@ -28,7 +28,7 @@ from rich.progress import Progress
 
 from harness.errors import UserError
 from harness.run.experiment_config import ExperimentConfig, eval_config
-from harness.run.plan import arm_settings, imitation_instructions, plan_stages, score_stage, slug, training_config
+from harness.run.plan import arm_settings, imitation_instructions, plan_stages, slug, task_stage, training_config
 from harness.run.stages import DONE, StageRecorder, json_object, redo_stale
 from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
 from harness.scoring.evaluate import check_tasks, run_eval
@@ -161,44 +161,59 @@ def score_checkpoint(checkpoint: ScoredCheckpoint, config: ExperimentConfig, run
     A task whose scores are missing from scores.json is not done (`Stage.entries`), so it is among those
     scored here: no task's scores are dropped by the rewrite.
     """
-    stages = {task: score_stage(task, checkpoint.name) for task in config.tasks}
-    todo = [task for task, name in stages.items() if recorder.stages[name].status != DONE]
+    todo = _not_done(recorder, "score", config.tasks, checkpoint.name)
     if not todo:
         return run_dir
-    console.rule(escape(f"scoring {checkpoint.name}" + ("" if todo == list(config.tasks) else
+    console.rule(escape(f"scoring {checkpoint.name}" + ("" if list(todo) == list(config.tasks) else
                                                         f" on {', '.join(todo)}")))
     earlier = json_object(run_dir / "scores.json", "tasks")
     kept = {task: earlier[task] for task in config.tasks if task not in todo}
     run_info = {"model": checkpoint.name, "arm": checkpoint.arm, "iteration": checkpoint.iteration,
                 "train_stats": checkpoint.train_stats}
-    with contextlib.ExitStack() as stack:
-        for task in todo:
-            stack.enter_context(recorder.stage(stages[task]))
-        scores = run_eval(dataclasses.replace(eval_config(config, checkpoint.path), tasks=todo), run_dir, console,
-                          run_info=run_info)
+    with _recorded(recorder, todo.values()):
+        scores = run_eval(dataclasses.replace(eval_config(config, checkpoint.path), tasks=list(todo)), run_dir,
+                          console, run_info=run_info)
         write_json(run_dir / "scores.json", {**scores, "tasks": dict(sorted({**kept, **scores["tasks"]}.items()))})
         write_json(run_dir / "run.json", {**json_object(run_dir / "run.json"), "tasks": list(config.tasks)})
     return run_dir
 
 
+def _not_done(recorder: StageRecorder, kind: str, tasks: list[str], checkpoint: str) -> dict[str, str]:
+    """The `kind` stages of `checkpoint` the plan declares and that are not done, by task (a task the judge
+    cannot grade has no judge stage)."""
+    names = {task: task_stage(kind, task, checkpoint) for task in tasks}
+    return {task: name for task, name in names.items() if name in recorder.stages
+            and recorder.stages[name].status != DONE}
+
+
+@contextlib.contextmanager
+def _recorded(recorder: StageRecorder, names) -> Iterator[None]:
+    """The block recorded as each of these stages: one call runs them together (one server, one report file)."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            stack.enter_context(recorder.stage(name))
+        yield
+
+
 def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], run_dirs: list[Path], out: Path,
                console: Console, recorder: StageRecorder) -> None:
-    """Judge every run not judged yet (with the sanity check), then the reliability repeats and pairwise passes.
+    """Judge each run's tasks not judged yet (with the sanity check), then the reliability repeats and pairwise
+    passes; each report keeps the entries of the tasks judged before.
 
     Passes that can share a judge server share one (`judge_servers`: all of them but a transformers
     server's repeats): a 72B judge loads for minutes. Each server is closed before the next starts.
     """
     base_dir = next((d for c, d in zip(checkpoints, run_dirs) if c.arm == "base"), None)
 
-    def against_base(run_dir, endpoint, judge, console):
-        return judge_against_reference(run_dir, base_dir, endpoint, judge, console)
+    def against_base(run_dir, endpoint, judge, console, tasks):
+        return judge_against_reference(run_dir, base_dir, endpoint, judge, console, tasks)
 
     steps = {"judge_repeat": judge_reliability, "judge_pairwise": against_base}
     kinds = ["judge", *(["judge_repeat"] if config.judge.repeat else []),
              *(["judge_pairwise"] if config.judge.pairwise and base_dir is not None else [])]
     for judge, passes in judge_servers(config.judge, kinds):
-        todo = {kind: [(f"{kind}/{c.name}", d, c.arm == "base") for c, d in zip(checkpoints, run_dirs)
-                       if f"{kind}/{c.name}" in recorder.stages and recorder.stages[f"{kind}/{c.name}"].status != DONE]
+        todo = {kind: [(stages, d, c.arm == "base") for c, d in zip(checkpoints, run_dirs)
+                       if (stages := _not_done(recorder, kind, config.tasks, c.name))]
                 for kind in passes}
         if not any(todo.values()):
             continue
@@ -206,9 +221,9 @@ def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], ru
             for kind, items in [(kind, items) for kind, items in todo.items() if items]:
                 console.rule(f"{kind.replace('_', ' ')}: {len(items)} run(s) with {escape(judge.model)}")
                 if kind != "judge":
-                    for name, run_dir, _ in items:
-                        with recorder.stage(name):
-                            steps[kind](run_dir, endpoint, judge, console)
+                    for stages, run_dir, _ in items:
+                        with _recorded(recorder, stages.values()):
+                            steps[kind](run_dir, endpoint, judge, console, tasks=list(stages))
                     continue
                 first = [item for item in items if item[2] and judge.sanity_scope == "base"]  # others copy its sanity
                 for group in (first, [item for item in items if item not in first]):
@@ -216,19 +231,20 @@ def judge_runs(config: ExperimentConfig, checkpoints: list[ScoredCheckpoint], ru
                                    base_dir if judge.sanity_scope == "base" else None)
 
 
-def judge_together(todo: list[tuple[str, Path, bool]], endpoint, judge: JudgeRunConfig, console: Console,
+def judge_together(todo: list[tuple[dict[str, str], Path, bool]], endpoint, judge: JudgeRunConfig, console: Console,
                    recorder: StageRecorder, sanity_from: Path | None) -> None:
     """Judge these runs at the same time, one thread each, so the judge server batches all their requests.
 
+    Each item is a run's judge stages not done (by task), its folder, and whether it is the base arm's.
     A decode step of a few rows costs about as much as one of many on a CPU, so judging the runs one
-    after another left the server mostly idle. Each run's stage records its own (overlapping) seconds.
+    after another left the server mostly idle. Each run's stages record their own (overlapping) seconds.
     """
     if not todo:
         return
 
-    def one(name: str, run_dir: Path, is_base: bool, progress: Progress) -> None:
-        with recorder.stage(name):
-            judge_run(run_dir, endpoint, judge, console, None if is_base else sanity_from, progress)
+    def one(stages: dict[str, str], run_dir: Path, is_base: bool, progress: Progress) -> None:
+        with _recorded(recorder, stages.values()):
+            judge_run(run_dir, endpoint, judge, console, None if is_base else sanity_from, progress, tasks=list(stages))
 
     with (Progress(console=console) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool,
           stop_judging_threads_on_error()):  # exits first: the pool's exit then waits moments, not for all judging

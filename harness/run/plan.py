@@ -23,10 +23,12 @@ from harness.run.stages import (JsonEntry, PlannedCheckpoint, Stage, code_versio
                                 settings_of, upstream_fingerprint)
 from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
                                training_settings, training_stages)
-from harness.scoring.judging import JudgeRunConfig, judge_servers, reliability_server
+from harness.scoring.judging import (JUDGE_PAIRWISE, JUDGE_RELIABILITY, JUDGE_SANITY, JudgeRunConfig, judge_servers,
+                                     reliability_server)
 from harness.serving.serve import server_label
 from harness.synthesis.backends import backend_settings
 from judges.reliability import ReliabilityConfig
+from judges.rubric import rubric_for_task
 from selflengthen.baselines import BacktranslationConfig, ImitationConfig
 from selflengthen.pipeline import INITIAL_ANSWERS
 from tasks.data import benchmark_source
@@ -56,13 +58,16 @@ def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedChec
     stages += [stage for scores in scored for stage in scores]
     judged = []
     if config.judge_enabled:
+        tasks = [index for index, task in enumerate(config.tasks) if _judged_task(config.judge, task)]
         base = next((scores for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
-        judged = [_judge(config, scores, checkpoint, base) for scores, checkpoint in zip(scored, checkpoints)]
+        judged = [_judge(config, scores[i], checkpoint, base[i] if base else None)
+                  for scores, checkpoint in zip(scored, checkpoints) for i in tasks]
         if config.judge.repeat:
-            judged += [_judge_repeat(config, scores, checkpoint) for scores, checkpoint in zip(scored, checkpoints)]
+            judged += [_judge_repeat(config, scores[i], checkpoint)
+                       for scores, checkpoint in zip(scored, checkpoints) for i in tasks]
         if config.judge.pairwise and base is not None:
-            judged += [_judge_pairwise(config, scores, base, checkpoint)
-                       for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base"]
+            judged += [_judge_pairwise(config, scores[i], base[i], checkpoint)
+                       for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base" for i in tasks]
         servers = judge_servers(config.judge, list(dict.fromkeys(stage.kind for stage in judged)))
         for number, (_, kinds) in enumerate(servers, 1):  # as `run` starts them: one for every pass that can share it
             for stage in [stage for stage in judged if stage.kind in kinds]:
@@ -144,7 +149,7 @@ def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Pa
                   "task": task, "limit": config.limit,
                   "data": _source_identity(benchmark_source(task, config.data_dir)),
                   "version": code_version(*SCORE_CODE, *task_modules(task), files=task_definition(task))}
-        stages.append(Stage(score_stage(task, checkpoint.name), "score", checkpoint.name, backend,
+        stages.append(Stage(task_stage("score", task, checkpoint.name), "score", checkpoint.name, backend,
                             config.eval.num_concurrent,
                             {**decoding, "max_gen_toks": config.eval.max_gen_toks or task_max_gen_toks(task)},
                             run_dir, run_dir / f"score.{task}.stage.json", inputs,
@@ -153,9 +158,16 @@ def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Pa
     return stages
 
 
-def score_stage(task: str, checkpoint: str) -> str:
-    """The name of the stage that scores `checkpoint` on `task` (the checkpoint last, as in judge/<checkpoint>)."""
-    return f"score/{task}/{checkpoint}"
+def task_stage(kind: str, task: str, checkpoint: str) -> str:
+    """The name of the `kind` stage (score, judge, judge_repeat, judge_pairwise) of `checkpoint` on `task`:
+    `score/<task>/<checkpoint>`, the checkpoint last so a checkpoint's name may hold slashes."""
+    return f"{kind}/{task}/{checkpoint}"
+
+
+def _judged_task(judge: JudgeRunConfig, task: str) -> bool:
+    """Whether the judge grades `task`: every task with a fixed rubric, else those with a packaged one
+    (longwrite_ruler has none), so a task it skips has no judge stage that could never be done."""
+    return judge.rubric != "auto" or rubric_for_task(task) is not None
 
 
 def _judge_settings(judge: JudgeRunConfig) -> dict:
@@ -164,46 +176,55 @@ def _judge_settings(judge: JudgeRunConfig) -> dict:
     return settings_of(dataclasses.asdict(judge), drop=("cache_path",) + (("server",) if judge.endpoint else ()))
 
 
-def _judge(config: ExperimentConfig, scores: list[Stage], checkpoint: PlannedCheckpoint, base: list[Stage] | None
-           ) -> Stage:
-    judge = config.judge
-    upstream = [stage.fingerprint for stage in scores]
+def _judge(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint, base: Stage | None) -> Stage:
+    """One task of one checkpoint judged, with its sanity check; the report files hold every task, each its entry."""
+    judge, task, run_dir = config.judge, score.extra["task"], score.output
+    upstream = [score.fingerprint]
     if judge.sanity_scope == "base" and checkpoint.arm != "base" and base is not None:
-        upstream += [stage.fingerprint for stage in base]  # its sanity verdict comes from the base arm's answers
-    run_dir = scores[0].output
+        upstream.append(base.fingerprint)  # its sanity verdict comes from the base arm's answers to the task
     inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(judge),
               "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
                 "max_retries": judge.max_retries}
-    return Stage(f"judge/{checkpoint.name}", "judge", judge.model, _judge_backend(config), judge.max_concurrency,
-                 sampling, run_dir, run_dir / "judge.stage.json", inputs,
-                 [run_dir / "judgements.json", run_dir / "judge_sanity.json"],
-                 extra={"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
+    entries = [JsonEntry(run_dir / "judgements.json", ("tasks", task))]
+    if judge.sanity_subset:
+        entries.append(JsonEntry(run_dir / JUDGE_SANITY, ("tasks", task)))
+    return _judge_stage("judge", score, checkpoint, judge, _judge_backend(config), sampling, inputs, entries,
+                        {"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
 
 
-def _judge_pairwise(config: ExperimentConfig, scores: list[Stage], base: list[Stage], checkpoint: PlannedCheckpoint
-                    ) -> Stage:
-    judge, run_dir = config.judge, scores[0].output
-    inputs = {"kind": "judge_pairwise", "upstream": [stage.fingerprint for stage in scores + base],
+def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: PlannedCheckpoint) -> Stage:
+    judge = config.judge
+    inputs = {"kind": "judge_pairwise", "upstream": [score.fingerprint, base.fingerprint],
               "settings": _judge_settings(judge), "version": package_version("judges")}
     sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens}
-    return Stage(f"judge_pairwise/{checkpoint.name}", "judge_pairwise", judge.model, _judge_backend(config),
-                 judge.max_concurrency, sampling, run_dir, run_dir / "judge_pairwise.stage.json", inputs,
-                 [run_dir / "pairwise.json"], extra={"reference": "base"})
+    return _judge_stage("judge_pairwise", score, checkpoint, judge, _judge_backend(config), sampling, inputs,
+                        [JsonEntry(score.output / JUDGE_PAIRWISE, ("tasks", score.extra["task"]))],
+                        {"reference": "base"})
 
 
-def _judge_repeat(config: ExperimentConfig, scores: list[Stage], checkpoint: PlannedCheckpoint) -> Stage:
-    judge, run_dir = config.judge, scores[0].output
+def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint) -> Stage:
+    judge = config.judge
     reliability = ReliabilityConfig(repeats=judge.repeat, subset_size=judge.repeat_subset)
-    inputs = {"kind": "judge_repeat", "upstream": [stage.fingerprint for stage in scores],
+    inputs = {"kind": "judge_repeat", "upstream": [score.fingerprint],
               "settings": _judge_settings(reliability_server(judge)),
               "repeat": judge.repeat, "repeat_subset": judge.repeat_subset, "version": package_version("judges")}
     sampling = {"temperature": reliability.temperature, "max_tokens": judge.max_tokens}
     backend = _judge_backend(config) + (" (no continuous batching)" if not judge.endpoint and
                                         judge.server.kind == "transformers" else "")
-    return Stage(f"judge_repeat/{checkpoint.name}", "judge_repeat", judge.model, backend, judge.max_concurrency,
-                 sampling, run_dir, run_dir / "judge_repeat.stage.json", inputs,
-                 [run_dir / "judge_reliability.json"], extra={"repeats": judge.repeat})
+    return _judge_stage("judge_repeat", score, checkpoint, judge, backend, sampling, inputs,
+                        [JsonEntry(score.output / JUDGE_RELIABILITY, ("tasks", score.extra["task"]))],
+                        {"repeats": judge.repeat})
+
+
+def _judge_stage(kind: str, score: Stage, checkpoint: PlannedCheckpoint, judge: JudgeRunConfig, backend: str,
+                 sampling: dict, inputs: dict, entries: list[JsonEntry], extra: dict) -> Stage:
+    """A judging pass over one task of one checkpoint. Its output is its task's entry in the run's report
+    (`entries`), not the file: a stale stage leaves the other tasks' entries, and its own is replaced when it runs."""
+    task, run_dir = score.extra["task"], score.output
+    return Stage(task_stage(kind, task, checkpoint.name), kind, judge.model, backend, judge.max_concurrency, sampling,
+                 run_dir, run_dir / f"{kind}.{task}.stage.json", inputs, [], extra={"task": task, **extra},
+                 entries=entries)
 
 
 def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> None:

@@ -100,7 +100,7 @@ def _stage_rank(name: str) -> tuple[int, bool, str]:
 
 
 def _stage_markers(out_dir: Path) -> list[dict]:
-    """Every stage marker (`stage.json`, `<kind>.stage.json`) outside the `.stale` folders, in run order."""
+    """Every stage marker (`stage.json`, `<kind>.<task>.stage.json`) outside the `.stale` folders, in run order."""
     markers = [_read(p, "marker") for p in sorted(out_dir.rglob("*stage.json"))
                if (p.name == "stage.json" or p.name.endswith(".stage.json"))
                and not any(part.endswith(".stale") for part in p.relative_to(out_dir).parts)]

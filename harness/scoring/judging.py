@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import UserError
+from harness.run.stages import json_object
 from harness.serving.client import EndpointClient
 from harness.serving.models import DEFAULT_MODEL, resolve_model
 from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
@@ -135,36 +136,41 @@ def judge_endpoint(config: JudgeRunConfig, log_path: Path, busy_processes: int =
 
 
 def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None,
-              sanity_from: Path | None = None, progress: ProgressOption = True) -> dict:
+              sanity_from: Path | None = None, progress: ProgressOption = True, tasks: list[str] | None = None) -> dict:
     """Grade `run_dir/scores.json` into `run_dir/judgements.json`, with the sanity check and a trust verdict per task.
 
     `sanity_from`: a run directory whose sanity report (judged already) this run's trust uses instead
     of degrading its own answers; the copy names where it came from. `progress`: a rich Progress
-    shared with runs judged at the same time, or True for bars of its own.
+    shared with runs judged at the same time, or True for bars of its own. `tasks`: grade only these
+    (`run` judges each task as a stage of its own); the reports keep the run's other tasks' entries,
+    and every task's trust is given again from the merged reports. None: every task, nothing kept.
     """
     console = console or Console(stderr=True)
-    scores, judge_config = _inputs(run_dir, config)
+    scores, keep, judge_config = _inputs(run_dir, config, tasks)
     if sanity_from is not None and not (sanity_from / JUDGE_SANITY).is_file():
         raise UserError(f"{sanity_from / JUDGE_SANITY} not found: judge {sanity_from} first (judge.sanity_scope: base)")
-    judgements = _run(functools.partial(judge_scores, progress=progress), scores, endpoint, judge_config)
-    if not judgements["tasks"]:
+    judged = _run(functools.partial(judge_scores, progress=progress), scores, endpoint, judge_config)
+    if not judged["tasks"]:
         raise UserError(f"nothing to judge in {run_dir / 'scores.json'}: no task has both samples and a rubric "
                         f"(judge.rubric: {config.rubric})")
     sanity = None
     if sanity_from is not None:
-        sanity = {**json.loads((sanity_from / JUDGE_SANITY).read_text(encoding="utf-8")), "answers_from": sanity_from.name}
-        write_json(run_dir / JUDGE_SANITY, sanity)
+        sanity = _sanity_of(sanity_from, list(judged["tasks"]))
     elif config.sanity_subset:
         sanity = _run(functools.partial(check_sanity, progress=progress), scores, endpoint, judge_config,
                       SanityConfig(subset_size=config.sanity_subset))
+    if sanity is not None:
+        sanity = _merged(run_dir / JUDGE_SANITY, sanity, keep)
         write_json(run_dir / JUDGE_SANITY, sanity)
-    judgements = with_trust(judgements, sanity, _read_optional(run_dir / JUDGE_RELIABILITY))
+    judgements = with_trust(_merged(run_dir / "judgements.json", judged, keep), sanity,
+                            _read_optional(run_dir / JUDGE_RELIABILITY))
     write_json(run_dir / "judgements.json", judgements)
     if judgements["judge"].get("schema_refused"):
         console.print(escape(f"the judge endpoint refused the rubric's JSON schema "
                              f"({judgements['judge']['schema_refused']}); replies were free text, parsed"),
                       highlight=False)
-    for task, entry in judgements["tasks"].items():
+    for task in judged["tasks"]:
+        entry = judgements["tasks"][task]
         trust = entry["trust"]
         verdict = "reliable" if trust["reliable"] else "unreliable: " + "; ".join(trust["unreliable_reasons"])
         parsed_only = (f"; {entry['without_logprobs']} scored from the parsed reply (the endpoint returned no "
@@ -174,37 +180,45 @@ def judge_run(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console
     return judgements
 
 
-def judge_reliability(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None) -> dict:
-    """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`; the agreement joins the trust."""
+def judge_reliability(run_dir: Path, endpoint: Endpoint, config: JudgeRunConfig, console: Console | None = None,
+                      tasks: list[str] | None = None) -> dict:
+    """Re-judge a subset `config.repeat` times into `run_dir/judge_reliability.json`; the agreement joins the trust.
+
+    `tasks`: re-judge only these, keeping the report's entries of the run's other tasks (as `judge_run`).
+    """
     console = console or Console(stderr=True)
-    scores, judge_config = _inputs(run_dir, config)
+    scores, keep, judge_config = _inputs(run_dir, config, tasks)
     reliability = ReliabilityConfig(repeats=config.repeat, subset_size=config.repeat_subset)
-    report = _run(measure_reliability, scores, endpoint, judge_config, reliability)
+    measured = _run(measure_reliability, scores, endpoint, judge_config, reliability)
+    report = _merged(run_dir / JUDGE_RELIABILITY, measured, keep)
     write_json(run_dir / JUDGE_RELIABILITY, report)
     judgements = _read_optional(run_dir / "judgements.json")
     if judgements is not None:
         write_json(run_dir / "judgements.json", with_trust(judgements, _read_optional(run_dir / JUDGE_SANITY), report))
-    for task, entry in report["tasks"].items():
+    for task, entry in measured["tasks"].items():
         agreement = json.dumps({k: v for k, v in entry.items() if k != "samples"})
         console.print(escape(f"{task}: judge agreement {agreement}"), highlight=False)
     return report
 
 
 def judge_against_reference(run_dir: Path, reference_dir: Path, endpoint: Endpoint, config: JudgeRunConfig,
-                            console: Console | None = None) -> dict:
-    """Pairwise: each answer of `run_dir` against `reference_dir`'s on the same prompt, in both orders (pairwise.json)."""
+                            console: Console | None = None, tasks: list[str] | None = None) -> dict:
+    """Pairwise: each answer of `run_dir` against `reference_dir`'s on the same prompt, in both orders (pairwise.json).
+
+    `tasks`: compare only these, keeping the report's entries of the run's other tasks (as `judge_run`).
+    """
     console = console or Console(stderr=True)
-    scores, judge_config = _inputs(run_dir, config)
-    reference, _ = _inputs(reference_dir, config)
+    scores, keep, judge_config = _inputs(run_dir, config, tasks)
+    reference, _, _ = _inputs(reference_dir, config)
     compare = lambda answers, client, settings: judge_pairwise(answers, reference, client, settings, PairwiseConfig())  # noqa: E731
-    report = _run(compare, scores, endpoint, judge_config)
-    report["reference"] = reference.get("model")
-    write_json(run_dir / JUDGE_PAIRWISE, report)
-    for task, entry in report["tasks"].items():
-        console.print(escape(f"{task}: against {report['reference']}: win rate {_fmt_rate(entry.get('win_rate'))} "
+    compared = _run(compare, scores, endpoint, judge_config)
+    compared["reference"] = reference.get("model")
+    write_json(run_dir / JUDGE_PAIRWISE, _merged(run_dir / JUDGE_PAIRWISE, compared, keep))
+    for task, entry in compared["tasks"].items():
+        console.print(escape(f"{task}: against {compared['reference']}: win rate {_fmt_rate(entry.get('win_rate'))} "
                              f"{entry.get('win_rate_ci')}, length-controlled {_fmt_rate(entry.get('lc_win_rate'))}, "
                              f"position bias {_fmt_rate(entry.get('position_bias_rate'))}"), highlight=False)
-    return report
+    return compared
 
 
 def reliability_server(config: JudgeRunConfig) -> JudgeRunConfig:
@@ -242,12 +256,40 @@ def judge_and_repeat(run_dirs: list[Path], config: JudgeRunConfig, console: Cons
                     steps[kind](run_dir, endpoint, judge, console)
 
 
-def _inputs(run_dir: Path, config: JudgeRunConfig) -> tuple[dict, JudgeConfig]:
+def _inputs(run_dir: Path, config: JudgeRunConfig, tasks: list[str] | None = None
+            ) -> tuple[dict, list[str], JudgeConfig]:
+    """The run's scores (only `tasks`' when given), the run's other tasks (whose report entries are kept), and
+    the judges' config."""
     scores_path = run_dir / "scores.json"
     if not scores_path.is_file():
         raise UserError(f"{scores_path} not found: run `selflengthen eval --out {run_dir}` first")
     scores = json.loads(scores_path.read_text(encoding="utf-8"))
-    return scores, judge_settings(config, run_dir)
+    if tasks is None:
+        return scores, [], judge_settings(config, run_dir)
+    every = scores.get("tasks") if isinstance(scores.get("tasks"), dict) else {}
+    missing = [task for task in tasks if task not in every]
+    if missing:
+        raise UserError(f"{scores_path} holds no scores for {', '.join(missing)}: score them first")
+    return ({**scores, "tasks": {task: every[task] for task in tasks}}, [task for task in every if task not in tasks],
+            judge_settings(config, run_dir))
+
+
+def _merged(path: Path, report: dict, keep: list[str]) -> dict:
+    """`report` with the entries the report at `path` holds for the tasks in `keep` (judged by stages of their own),
+    tasks in name order; an unreadable earlier report keeps none (their stages then plan todo and rewrite them)."""
+    earlier = json_object(path, "tasks")
+    kept = {task: earlier[task] for task in keep if task in earlier}
+    return {**report, "tasks": dict(sorted({**kept, **report["tasks"]}.items()))}
+
+
+def _sanity_of(run_dir: Path, tasks: list[str]) -> dict:
+    """The sanity report of `run_dir` (the base arm's, judge.sanity_scope: base) for `tasks`, naming its source."""
+    report = json.loads((run_dir / JUDGE_SANITY).read_text(encoding="utf-8"))
+    missing = [task for task in tasks if task not in report.get("tasks", {})]
+    if missing:
+        raise UserError(f"{run_dir / JUDGE_SANITY} has no sanity check of {', '.join(missing)}: judge {run_dir} "
+                        "on it first (judge.sanity_scope: base)")
+    return {**report, "tasks": {task: report["tasks"][task] for task in tasks}, "answers_from": run_dir.name}
 
 
 def judge_settings(config: JudgeRunConfig, run_dir: Path) -> JudgeConfig:
