@@ -113,6 +113,18 @@ def read_json(path: Path, error: type[ValueError] = ValueError) -> dict[str, Any
     return value
 
 
+def json_object(path: Path, *keys: str) -> dict:
+    """The object under `keys` in the JSON file `path`, or {} where there is none: the file or a key is
+    missing, or something on the way is not an object (a first run, a file a user deleted or broke)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def read_jsonl(path: Path, error: type[ValueError] = ValueError) -> list[dict[str, Any]]:
     """Every object of a JSONL file, in order; `error` for a bad line, as `iter_jsonl` says."""
     return [record for _, record in iter_jsonl(path, error)]

@@ -15,8 +15,8 @@ from rich.console import Console
 
 from harness.run.experiment_config import load_experiment
 from harness.run.plan import plan_stages, print_plan
-from harness.run.stages import StageRecorder, UndeclaredStage, json_object
-from infra.journal import write_json_atomically
+from harness.run.stages import StageRecorder, UndeclaredStage
+from infra.journal import json_object, write_json_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 LBW = "longbench_write_en_mini"  # one of tiny.yaml's two tasks

@@ -29,14 +29,14 @@ from rich.progress import Progress
 from harness.errors import UserError
 from harness.run.experiment_config import ExperimentConfig, eval_config
 from harness.run.plan import arm_settings, imitation_instructions, plan_stages, slug, task_stage, training_config
-from harness.run.stages import DONE, StageRecorder, json_object, redo_stale
+from harness.run.stages import DONE, StageRecorder, redo_stale
 from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_training
 from harness.scoring.evaluate import check_tasks, run_eval
 from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability,
                                      judge_run, judge_servers, stop_judging_threads_on_error)
 from harness.serving.models import check_model_available, resolve_model
 from harness.synthesis.backends import merge_once, role_backends
-from infra.journal import iter_jsonl
+from infra.journal import iter_jsonl, json_object
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (
     build_backtranslation_data,

@@ -36,7 +36,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from infra.journal import write_json_atomically
+from infra.journal import json_object, write_json_atomically
 
 DONE, TODO, STALE = "done", "todo", "stale"
 
@@ -57,18 +57,6 @@ class JsonEntry:
 
     def exists(self) -> bool:
         return self.keys[-1] in json_object(self.file, *self.keys[:-1])
-
-
-def json_object(path: Path, *keys: str) -> dict:
-    """The object under `keys` in the JSON file `path`, or {} where there is none: the file or a key is
-    missing, or something on the way is not an object (a first run, a file a user deleted or broke)."""
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    for key in keys:
-        value = value.get(key) if isinstance(value, dict) else None
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -342,7 +330,8 @@ def invalidate(stage: Stage) -> None:
     same (its keys are prompt and gen_kwargs, not the model), and the other tasks' samples and scores
     (a scoring stage is one task's); a run's judge cache while the judge
     settings are the same (its keys hold the judge model, rubric version, graded text and
-    temperature). Everything else of the stage is moved to `<folder>.stale` or deleted.
+    temperature), and a judging stage's entries in its run's reports (shared by the tasks: its re-run replaces
+them). Everything else of the stage is moved to `<folder>.stale` or deleted.
     """
     old = read_marker(stage.marker) or {}
     old_inputs = old.get("inputs", {})
@@ -354,9 +343,7 @@ def invalidate(stage: Stage) -> None:
         if not same_generation and lm_dir.is_dir():
             for path in lm_dir.glob("requests_cache*"):
                 path.unlink(missing_ok=True) if path.is_file() else shutil.rmtree(path, ignore_errors=True)
-    elif stage.kind in ("judge", "judge_repeat", "judge_pairwise"):
-        for path in stage.outputs:
-            path.unlink(missing_ok=True)
+    elif stage.kind in ("judge", "judge_repeat", "judge_pairwise"):  # one task's entries in reports shared by all
         if stage.kind == "judge" and old_inputs.get("settings") != stage.inputs.get("settings"):
             (stage.output / "judge_cache.sqlite").unlink(missing_ok=True)
     else:

@@ -26,11 +26,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import UserError
-from harness.run.stages import json_object
 from harness.serving.client import EndpointClient
 from harness.serving.models import DEFAULT_MODEL, resolve_model
 from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
+from infra.journal import json_object
 from infra.journal import write_json_atomically as write_json
 from judges.config import JudgeConfig
 from judges.errors import JudgeError
