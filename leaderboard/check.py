@@ -18,6 +18,8 @@ tests/test_check_false_alarms.py). A gated comparison is a regression when the c
 Holm-adjusted p < alpha (0.05 unless --alpha), and the worsening of the mean over the shared prompts exceeds
 ``max_drop`` times the baseline's mean (a relative tolerance, so one setting fits 0-1 and 0-100 scores). A judge quality metric
 whose judge is unreliable on either side (leaderboard/trust.py) is compared and shown but not gated.
+A candidate with no answer to some of the baseline's prompts of a gated task is unusable input unless
+--allow-subset says to compare the shared ones: a crashed or shortened run must not pass on what is left.
 Exit codes: 0 no regression, 1 a regression, 2 unusable input or any other error (1 means a regression only).
 """
 
@@ -186,7 +188,7 @@ def settings_error(max_drop: float, alpha: float) -> str | None:
 
 def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
             max_drop: float = DEFAULT_MAX_DROP, alpha: float = ALPHA,
-            demand_ranges: dict[str, list[list[int]]] | None = None) -> CheckResult:
+            demand_ranges: dict[str, list[list[int]]] | None = None, allow_subset: bool = False) -> CheckResult:
     """Compare two leaderboards (or run directories) per task and metric over shared prompts; ``demand_ranges``
     ({task: [[low, high], ...]}) gives a run directory's per-range metrics, as build_leaderboard takes them."""
     error = settings_error(max_drop, alpha)
@@ -196,14 +198,15 @@ def compare(baseline: Path, candidate: Path, metrics: list[str] | None = None,
         old, new = _load(baseline, demand_ranges), _load(candidate, demand_ranges)
     except LeaderboardError as error:
         return CheckResult(error=str(error))
-    return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}", alpha)
+    return compare_boards(old, new, metrics, max_drop, f"{baseline} and {candidate}", alpha, allow_subset)
 
 
 def compare_boards(old: dict, new: dict, metrics: list[str] | None = None, max_drop: float = DEFAULT_MAX_DROP,
-                   where: str = "the two leaderboards", alpha: float = ALPHA) -> CheckResult:
+                   where: str = "the two leaderboards", alpha: float = ALPHA, allow_subset: bool = False) -> CheckResult:
     """The check of two loaded leaderboards: every comparison, the gated ones with Holm-adjusted p-values.
 
-    ``where`` names the inputs in errors (no model in both, nothing to gate, a gated metric without a direction).
+    ``where`` names the inputs in errors (no model in both, nothing to gate, a gated metric without a direction,
+    a candidate without answers to some of the baseline's prompts of a gated task, unless ``allow_subset``).
     """
     pairs = _pairs(old, new)
     if not pairs:
@@ -216,10 +219,32 @@ def compare_boards(old: dict, new: dict, metrics: list[str] | None = None, max_d
     if not any(c.selected for c in comparisons):
         wanted = f" for metric(s) {', '.join(metrics)}" if metrics else " for its primary metric" if comparisons else ""
         return CheckResult(error=f"no common task with shared prompts{wanted} in {where}")
+    missing = None if allow_subset else _missing_prompts(pairs, comparisons)
+    if missing is not None:
+        return CheckResult(error=missing)
     gated = [i for i, c in enumerate(comparisons) if c.gated]
     for i, adjusted in zip(gated, holm_adjusted([comparisons[i].p for i in gated])):
         comparisons[i] = replace(comparisons[i], p_holm=adjusted)
     return CheckResult(comparisons, metrics=tuple(dict.fromkeys(metrics or ())), alpha=alpha)
+
+
+def _missing_prompts(pairs: list[tuple[dict, dict]], comparisons: list[Comparison]) -> str | None:
+    """Why the check refuses: a gated task's baseline prompts the candidate has no answer to (a crashed or
+    shortened run would otherwise be compared on what is left, and the gate would lose the power it was sized
+    for), or None."""
+    gated = {(c.candidate_model, c.task) for c in comparisons if c.gated}
+    for old_row, new_row in pairs:
+        for task, entry in old_row["tasks"].items():
+            if (new_row["id"], task) not in gated:
+                continue
+            answered = {s["doc_id"] for s in new_row["tasks"][task]["samples"]}
+            lost = [s["doc_id"] for s in entry["samples"] if s["doc_id"] not in answered]
+            if lost:
+                shown = ", ".join(map(str, lost[:5])) + (", ..." if len(lost) > 5 else "")
+                return (f"the candidate {new_row['id']} has no answer to {len(lost)} of the baseline's "
+                        f"{len(entry['samples'])} prompts of {task} (doc_ids {shown}): run it on the baseline's "
+                        "prompts, or pass --allow-subset to compare the shared ones")
+    return None
 
 
 def check_table(result: CheckResult) -> Table:
@@ -287,11 +312,15 @@ def main(argv: list[str] | None = None, demand_ranges: dict[str, list[list[int]]
                              "baseline mean, finite and >= 0 (default %(default)s)")
     parser.add_argument("--alpha", type=float, default=ALPHA,
                         help="significance level of the Holm-corrected paired tests, in (0, 1) (default %(default)s)")
+    parser.add_argument("--allow-subset", action="store_true",
+                        help="compare a candidate that answered only some of the baseline's prompts on the shared "
+                             "ones (without it that is unusable input, exit 2)")
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error")
     args = parser.parse_args(argv)
 
     def command() -> int:
-        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop, args.alpha, demand_ranges)
+        result = compare(args.baseline, args.candidate, args.metrics, args.max_drop, args.alpha, demand_ranges,
+                         args.allow_subset)
         print_check(result)
         return result.exit_code
 

@@ -144,7 +144,7 @@ def _gated_entry(entry: dict, metrics: tuple[str, ...]) -> dict:
 def _pools(board: dict, config: PowerConfig) -> _Pools:
     old, new = _row(board, config.baseline, "--baseline"), _row(board, config.candidate, "--candidate")
     full = compare_boards({"rows": [old]}, {"rows": [new]}, list(config.metrics), config.max_drop,
-                          f"rows {config.baseline} and {config.candidate}", config.alpha)
+                          f"rows {config.baseline} and {config.candidate}", config.alpha, allow_subset=True)
     if full.error is not None:  # an unknown or undirected metric, or no common task: what check would refuse
         raise LeaderboardError(full.error)
     tasks = list(dict.fromkeys(c.task for c in full.gated))

@@ -61,12 +61,28 @@ def test_an_improvement_passes(tmp_path):
     assert compare(base, better, None, 0.0).exit_code == 0
 
 
-def test_only_shared_prompts_are_compared(tmp_path):
-    board = hand_made_board(BASELINE)
+def test_a_candidate_without_answers_to_some_baseline_prompts_is_unusable_input_unless_a_subset_is_allowed(
+        tmp_path, capsys):
+    """A crashed or shortened candidate run must not pass on what is left of the prompts."""
+    board = hand_made_board([s - 30 for s in BASELINE])
     board["rows"][0]["tasks"]["longbench_write_en_mini"]["samples"] = \
         board["rows"][0]["tasks"]["longbench_write_en_mini"]["samples"][:5]
-    base = write(tmp_path, "base.json", hand_made_board(BASELINE))
-    assert compare(base, write(tmp_path, "new.json", board), None, 0.02).comparisons[0].n_pairs == 5
+    base, new = write(tmp_path, "base.json", hand_made_board(BASELINE)), write(tmp_path, "new.json", board)
+    result = compare(base, new, None, 0.02)
+    assert result.exit_code == 2 and result.error == (
+        "the candidate sl-iter2 has no answer to 7 of the baseline's 12 prompts of longbench_write_en_mini "
+        "(doc_ids 5, 6, 7, 8, 9, ...): run it on the baseline's prompts, or pass --allow-subset to compare the shared ones")
+    assert main(["--baseline", str(base), "--candidate", str(new)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    subset = compare(base, new, None, 0.02, allow_subset=True)
+    assert subset.comparisons[0].n_pairs == 5 and subset.exit_code == 0  # five pairs cannot reach p < 0.05
+    assert main(["--baseline", str(base), "--candidate", str(new), "--allow-subset"]) == 0
+
+
+def test_a_candidate_with_more_prompts_than_the_baseline_is_compared_on_the_baselines(tmp_path):
+    board = hand_made_board(BASELINE[:5])
+    base, new = write(tmp_path, "base.json", board), write(tmp_path, "new.json", hand_made_board(BASELINE))
+    assert compare(base, new, None, 0.02).comparisons[0].n_pairs == 5
 
 
 def test_a_missing_file_is_unusable_input(tmp_path):
