@@ -34,8 +34,8 @@ from harness.run.train import FINAL_ARM, checkpoint_arm, matched_data, run_train
 from harness.scoring.evaluate import check_tasks, run_eval
 from harness.scoring.judging import (JudgeRunConfig, judge_against_reference, judge_endpoint, judge_reliability,
                                      judge_run, judge_servers, stop_judging_threads_on_error)
-from harness.serving.models import check_model_available, resolve_model
-from harness.synthesis.backends import merge_once, role_backends
+from harness.serving.models import check_model_available, merge_once, resolve_model
+from harness.synthesis.backends import role_backends
 from infra.journal import iter_jsonl, json_object
 from infra.journal import write_json_atomically as write_json
 from selflengthen.baselines import (

@@ -330,8 +330,8 @@ def invalidate(stage: Stage) -> None:
     same (its keys are prompt and gen_kwargs, not the model), and the other tasks' samples and scores
     (a scoring stage is one task's); a run's judge cache while the judge
     settings are the same (its keys hold the judge model, rubric version, graded text and
-    temperature), and a judging stage's entries in its run's reports (shared by the tasks: its re-run replaces
-them). Everything else of the stage is moved to `<folder>.stale` or deleted.
+    temperature), and a judging stage's entries in its run's reports (shared by the tasks: its re-run
+    replaces them). Everything else of the stage is moved to `<folder>.stale` or deleted.
     """
     old = read_marker(stage.marker) or {}
     old_inputs = old.get("inputs", {})

@@ -42,9 +42,9 @@ from harness.errors import UserError
 from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
                                 upstream_fingerprint)
 from harness.serving.client import endpoint_target, refuse_unsupported
-from harness.serving.models import DEFAULT_MODEL, resolve_model
+from harness.serving.models import DEFAULT_MODEL, merge_once, resolve_model
 from harness.serving.serve import server_label
-from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, merge_once, role_backends
+from harness.synthesis.backends import ROLES, SynthesisBackendConfig, backend_settings, role_backends
 from infra.compute import use_bf16
 from infra.journal import read_jsonl, write_jsonl_atomically
 from infra.journal import write_json_atomically as write_json

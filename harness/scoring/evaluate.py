@@ -23,7 +23,7 @@ from harness.config import LARGEST_INT
 from harness.errors import UserError
 from harness.scoring.lm_eval_driver import GenerationRequest, check_tasks, generate_answers
 from harness.serving.client import endpoint_target, lm_eval_gen_kwargs, refuse_unsupported, served_generation_defaults
-from harness.serving.models import DEFAULT_MODEL, check_model_available, check_model_name, resolve_model
+from harness.serving.models import DEFAULT_MODEL, check_model_available, check_model_name, merge_once, resolve_model
 from harness.serving.serve import Endpoint, ServerConfig, check_reachable, serve
 from infra.compute import compute_threads
 from infra.journal import write_json_atomically as write_json
@@ -215,7 +215,7 @@ def run_eval(config: EvalConfig, out_dir: Path, console: Console | None = None, 
     if config.adapter is not None:
         adapter = Path(config.adapter).expanduser().resolve()
         model_name = adapter_name(adapter)
-        model_path = str(_merged(model_path, adapter, out_dir / "merged_model", console))
+        model_path = str(merge_once(model_path, adapter, out_dir / "merged_model"))
     run = {
             "model": model_name,
             "model_path": model_path,
@@ -246,16 +246,6 @@ def adapter_name(adapter: Path) -> str:
     """The model name a run of an adapter is listed under: its folder's name, or its parent's where the folder
     is called `adapter` (as `selflengthen train` names them: train/self_lengthen/final/adapter is `final`)."""
     return adapter.parent.name if adapter.name == "adapter" else adapter.name
-
-
-def _merged(base: str, adapter: Path, out: Path, console: Console) -> Path:
-    """`adapter` merged into `base` in `out`, merging only if a finished merge is not already there."""
-    from selflengthen.merge import merge_adapter
-
-    if (out / "config.json").is_file():
-        return out
-    console.print(f"merging {escape(str(adapter))} into {escape(base)}")
-    return merge_adapter(base, adapter, out)
 
 
 @contextlib.contextmanager

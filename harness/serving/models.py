@@ -135,3 +135,11 @@ def restore_digit_splitting(tokenizer) -> None:
     parts = list(current) if isinstance(current, pre_tokenizers.Sequence) else [current]
     if not any(isinstance(p, pre_tokenizers.Digits) for p in parts if p is not None):
         backend.pre_tokenizer = pre_tokenizers.Sequence([digits] + [p for p in parts if p is not None])
+
+
+def merge_once(base: str, adapter: Path, out: Path) -> Path:
+    """`adapter` merged into `base` as a servable checkpoint in `out`, merging only if a finished one is not
+    already there (a re-run reuses it)."""
+    from selflengthen.merge import merge_adapter
+
+    return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)

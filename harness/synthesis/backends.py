@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Literal
 
 from harness.serving.client import EndpointClient
+from harness.serving.models import merge_once
 from harness.serving.serve import ServerConfig, serve
 from harness.synthesis.ray_stage import RayStageConfig
 from infra.backend import TextBackend
 from infra.compute import compute_threads
-from selflengthen.merge import merge_adapter
 
 ROLES = ("generator", "extender")
 
@@ -112,8 +112,3 @@ def role_backends(base: str, adapters: dict, backend: SynthesisBackendConfig, it
                     endpoint = stack.enter_context(serve(path, server, log_path=it_dir / f"{role}_server.log"))
                     served[adapter] = EndpointClient(endpoint, max_concurrency=max_in_flight)
             yield served[adapters["generator"]], served[adapters["extender"]]
-
-
-def merge_once(base: str, adapter: Path, out: Path) -> Path:
-    """The merged checkpoint in `out`, merging only if a finished one is not already there."""
-    return out if (out / "config.json").is_file() else merge_adapter(base, adapter, out)
