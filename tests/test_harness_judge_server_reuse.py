@@ -2,7 +2,7 @@
 minutes): the judge, its reliability repeats and the pairwise comparisons, except on a transformers
 server, whose continuous batching fixes sampling, so its sampled repeats get a server of their own.
 
-The slow test runs `judge_runs` with a real in-process judge on the tiny random model (its replies fail
+The slow tests execute the judging stages `run` plans, with a real in-process judge on the tiny random model (its replies fail
 to parse, which does not matter here) and counts the servers it starts by wrapping the real
 `judge_endpoint`.
 """
@@ -18,15 +18,17 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import harness.run.experiment
+import harness.run.judge_stages
 import harness.scoring.judging
 from harness.cli import main
-from harness.run.experiment import ScoredCheckpoint, judge_runs
+from harness.run.execute import execute
 from harness.run.experiment_config import ExperimentConfig, load_experiment
-from harness.scoring.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JUDGE_SANITY, JudgeRunConfig, judge_servers
+from harness.run.judge_stages import judge_stages
 from harness.run.plan import plan_stages
+from harness.run.scores import score_stages
+from harness.run.stages import DONE, PlannedCheckpoint, Stage, recorded
+from harness.scoring.judging import JUDGE_PAIRWISE, JUDGE_RELIABILITY, JUDGE_SANITY, JudgeRunConfig, judge_servers
 from harness.serving.serve import ServerConfig
-from harness.run.stages import DONE, Stage, StageRecorder
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSES = ["judge", "judge_repeat", "judge_pairwise"]
@@ -83,23 +85,29 @@ def requests_sent(log: Path) -> int:
     return log.read_text().count("POST /v1/chat/completions")
 
 
-def judging_stages(runs: dict[str, Path], tasks: tuple[str, ...] = (TASK,)) -> list[Stage]:
-    """The stages the plan declares for judging these runs' tasks (pairwise for every run but the base)."""
-    return [Stage(f"{kind}/{task}/{name}", kind, "judge", None, None, None, run_dir,
-                  run_dir / f"{kind}.{task}.stage.json", {"kind": kind}) for kind in PASSES for task in tasks
-            for name, run_dir in runs.items() if kind != "judge_pairwise" or name != "base"]
+def judge_as_run_does(judge: JudgeRunConfig, out: Path, tasks: tuple[str, ...] = (TASK,)) -> list[Stage]:
+    """Plan the judging of the runs `base` and `arm` in `out/runs` as `run` does (their scoring recorded as
+    done: write_run wrote their answers) and execute it; returns the judging stages."""
+    config = ExperimentConfig(judge=judge, tasks=list(tasks), out_dir=str(out))
+    scored = [(checkpoint, score_stages(config, checkpoint))
+              for checkpoint in (PlannedCheckpoint(name, name, name, None, None) for name in ("base", "arm"))]
+    with recorded([stage for _, scores in scored for stage in scores]):
+        pass
+    stages = judge_stages(config, scored)
+    execute(stages, Console(file=io.StringIO()))
+    return stages
 
 
 @pytest.mark.slow
-def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_passes(tiny_model_dir, tmp_path,
-                                                                                     monkeypatch):
+def test_the_judging_stages_start_one_judge_server_for_the_judge_repeat_and_pairwise_passes(tiny_model_dir,
+                                                                                           tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     runs = {name: write_run(tmp_path / "runs" / name, name) for name in ("base", "arm")}
     judge = JudgeRunConfig(model=str(tiny_model_dir), server=ServerConfig(kind="inprocess", torch_threads=1),
                            max_tokens=16, max_retries=0, sanity_subset=0, top_logprobs=0, repeat=2, repeat_subset=2,
                            pairwise=True)
     started = []
-    real_judge_endpoint = harness.run.experiment.judge_endpoint
+    real_judge_endpoint = harness.run.judge_stages.judge_endpoint
 
     @contextlib.contextmanager
     def counting_judge_endpoint(config, log_path, *args, **kwargs):
@@ -107,11 +115,8 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
         with real_judge_endpoint(config, log_path, *args, **kwargs) as endpoint:
             yield endpoint
 
-    monkeypatch.setattr(harness.run.experiment, "judge_endpoint", counting_judge_endpoint)
-    recorder = StageRecorder(judging_stages(runs))
-    judge_runs(ExperimentConfig(judge=judge), [ScoredCheckpoint("base", "base", "base"),
-                                               ScoredCheckpoint("arm", "arm", "arm")],
-               list(runs.values()), tmp_path, Console(file=io.StringIO()), recorder)
+    monkeypatch.setattr(harness.run.judge_stages, "judge_endpoint", counting_judge_endpoint)
+    stages = judge_as_run_does(judge, tmp_path)
 
     assert started == ["judge_server.log"]
     for run_dir in runs.values():
@@ -119,7 +124,9 @@ def test_judge_runs_starts_one_judge_server_for_the_judge_repeat_and_pairwise_pa
         assert json.loads((run_dir / JUDGE_RELIABILITY).read_text())["tasks"][TASK]
     assert json.loads((runs["arm"] / JUDGE_PAIRWISE).read_text())["reference"] == "base"
     assert not (runs["base"] / JUDGE_PAIRWISE).exists()
-    assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
+    assert sorted(stage.name for stage in stages) == sorted(
+        f"{kind}/{TASK}/{name}" for kind in PASSES for name in runs if kind != "judge_pairwise" or name != "base")
+    assert {stage.status for stage in stages} == {DONE}
 
 
 @pytest.mark.slow
@@ -131,22 +138,15 @@ def test_judging_an_added_task_judges_only_it_and_keeps_every_reports_entries_of
     judge = JudgeRunConfig(model=str(tiny_model_dir), server=ServerConfig(kind="inprocess", torch_threads=1),
                            max_tokens=16, max_retries=0, sanity_subset=2, sanity_scope="base", top_logprobs=0,
                            repeat=2, repeat_subset=2, pairwise=True)
-    checkpoints = [ScoredCheckpoint(name, name, name) for name in runs]
 
-    def judge_tasks(tasks: tuple[str, ...]) -> StageRecorder:
-        recorder = StageRecorder(judging_stages(runs, tasks))
-        judge_runs(ExperimentConfig(judge=judge, tasks=list(tasks)), checkpoints, list(runs.values()), tmp_path,
-                   Console(file=io.StringIO()), recorder)
-        return recorder
-
-    judge_tasks((TASK,))
+    judge_as_run_does(judge, tmp_path)
     first = requests_sent(tmp_path / "judge_server.log")
     reports = [run_dir / name for run_dir in runs.values()
                for name in ("judgements.json", JUDGE_SANITY, JUDGE_RELIABILITY, JUDGE_PAIRWISE)
                if name != JUDGE_PAIRWISE or run_dir.name != "base"]
     before = {path: json.loads(path.read_text())["tasks"] for path in reports}
     assert all(list(tasks) == [TASK] for tasks in before.values())
-    recorder = judge_tasks((TASK, added))
+    stages = judge_as_run_does(judge, tmp_path, (TASK, added))
     # only the added task's requests (its answers are the first task's, so as many); the log is appended to
     assert requests_sent(tmp_path / "judge_server.log") == 2 * first > 0
 
@@ -155,7 +155,7 @@ def test_judging_an_added_task_judges_only_it_and_keeps_every_reports_entries_of
         assert list(after) == [TASK, added] and after[TASK] == tasks[TASK], path
     base_sanity, arm_sanity = (json.loads((runs[name] / JUDGE_SANITY).read_text()) for name in ("base", "arm"))
     assert arm_sanity == {**base_sanity, "answers_from": "base"}  # each task's the base arm's
-    assert {name: stage.status for name, stage in recorder.stages.items()} == dict.fromkeys(recorder.stages, DONE)
+    assert {stage.status for stage in stages} == {DONE}
 
 
 def test_the_judge_command_judges_and_repeats_on_one_server(tmp_path, monkeypatch):

@@ -15,8 +15,9 @@ from rich.console import Console
 
 from harness.run.experiment_config import load_experiment
 from harness.run.plan import plan_stages, print_plan
-from harness.run.stages import StageRecorder, UndeclaredStage
+from harness.run.stages import recorded
 from infra.journal import json_object, write_json_atomically
+from judges.rubric import RUBRIC_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 LBW = "longbench_write_en_mini"  # one of tiny.yaml's two tasks
@@ -62,9 +63,8 @@ def tiny_config(tmp_path: Path, data_dir: Path, **changes) -> Path:
 def finish_every_stage(config: Path) -> None:
     """Record every stage as finished, as a completed run would, each scoring stage's task in scores.json too."""
     stages, _ = plan_stages(load_experiment(config))
-    recorder = StageRecorder(stages)
     for stage in stages:
-        with recorder.stage(stage.name):
+        with recorded([stage]):
             for entry in stage.entries:
                 write_json_atomically(entry.file, {"tasks": {**json_object(entry.file, "tasks"), entry.keys[-1]: {}}})
 
@@ -217,13 +217,6 @@ def test_the_final_model_is_trained_on_every_iterations_data_after_the_last_and_
     assert f"score/{LBW}/self_lengthen/iter_2/generator" in names  # the iterations stay benchmarked
 
 
-def test_a_stage_the_plan_does_not_declare_is_an_error(data_dir, tmp_path):
-    recorder = StageRecorder(plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0])
-    with pytest.raises(UndeclaredStage, match="self_lengthen/iter_3/synthesis"):
-        with recorder.stage("self_lengthen/iter_3/synthesis"):
-            pass
-
-
 def test_the_plan_shows_a_score_stages_answer_cap_as_lm_evals_max_gen_toks(data_dir, tmp_path):
     capped = {s.name: s for s in plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]}
     assert capped[f"score/{LBW}/base"].sampling["max_gen_toks"] == 64  # tiny.yaml's eval.max_gen_toks
@@ -270,3 +263,16 @@ def test_the_plan_writes_each_set_of_settings_once_under_the_table_with_untruste
     with_stop = {(stage.model, stage.backend, str(stage.sampling)) for stage in stages
                  if (stage.sampling or {}).get("stop")}
     assert text.count("'<|im_end|>'") == len(with_stop) == 3  # the stop strings once per set, not once per stage
+
+
+def test_a_judging_stage_follows_the_rubric_it_grades_with(data_dir, tmp_path):
+    stages = plan_stages(load_experiment(tiny_config(tmp_path, data_dir)))[0]
+    versions = {stage.extra["task"]: stage.inputs["version"] for stage in stages if stage.kind == "judge"}
+    assert versions[LBW] != versions["longen_mini"]  # each task's packaged rubric, not the whole package
+    rubric = tmp_path / "rubric.yaml"
+    rubric.write_text((RUBRIC_DIR / "longen.yaml").read_text())
+    config = tiny_config(tmp_path, data_dir, judge__rubric=str(rubric))
+    finish_every_stage(config)
+    rubric.write_text(rubric.read_text() + "\n# a reworded rubric\n")
+    judged = {stage.name for stage in plan_stages(load_experiment(config))[0] if stage.kind.startswith("judge")}
+    assert judged and {name for name, status in statuses(config).items() if status != "done"} == judged | {"leaderboard"}

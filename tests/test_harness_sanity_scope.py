@@ -15,11 +15,10 @@ import pytest
 from rich.console import Console
 
 from harness.errors import UserError
-from harness.run.experiment import judge_together
 from harness.run.experiment_config import ExperimentConfig, validate_experiment
+from harness.run.judge_stages import judge_together
 from harness.scoring.judging import JUDGE_SANITY, JudgeRunConfig, judge_run
 from harness.serving.serve import ServerConfig, serve
-from harness.run.stages import Stage, StageRecorder
 
 ANSWERS = ["Rivers carve valleys. They carry silt to the sea.\n\nFloods renew the plains.",
            "Mountains rise slowly. Ice and rain wear them down.\n\nTheir stones end as sand.",
@@ -84,13 +83,6 @@ def test_sanity_scope_base_without_a_base_arm_is_refused():
         validate_experiment(config)
 
 
-def declared(todo: list[tuple[dict[str, str], Path, bool]]) -> StageRecorder:
-    """A recorder that declares the judge stages of `todo` (it refuses a stage the plan does not declare)."""
-    return StageRecorder([Stage(name, "judge", "judge", None, None, None, run_dir, run_dir / f"judge.{task}.stage.json",
-                                {"kind": "judge", "run": str(run_dir)})
-                          for stages, run_dir, _ in todo for task, name in stages.items()])
-
-
 @pytest.mark.slow
 def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_stop_the_others(tiny_model_dir, tmp_path,
                                                                                             monkeypatch):
@@ -101,11 +93,11 @@ def test_runs_judged_together_each_get_judgements_and_a_failing_one_does_not_sto
     broken.mkdir()
     config = JudgeRunConfig(model=str(tiny_model_dir), max_tokens=16, max_retries=0, sanity_subset=2, top_logprobs=0,
                             sanity_scope="base")
-    todo = [({TASK: f"judge/{TASK}/{d.name}"}, d, False) for d in [*arms, broken]]
+    todo = [([TASK], d, False) for d in [*arms, broken]]
     with serve(str(tiny_model_dir), ServerConfig(kind="inprocess", torch_threads=1)) as endpoint:
         judge_run(base, endpoint, config)
         with pytest.raises(UserError, match="scores.json not found"):
-            judge_together(todo, endpoint, config, Console(file=io.StringIO()), declared(todo), base)
+            judge_together(todo, endpoint, config, Console(file=io.StringIO()), base)
 
     for arm in arms:
         assert json.loads((arm / "judgements.json").read_text())["tasks"][TASK]["n"] == len(ANSWERS)

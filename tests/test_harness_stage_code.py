@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.run import stages
-from harness.run.plan import BASELINE_TRAIN_CODE
+from harness.run.baselines import BASELINE_TRAIN_CODE
 from harness.run.stages import _PROJECT, _assets_beside, _module_closure, code_version
 from harness.run.train import FINAL_DATA_CODE, SYNTHESIS_CODE, TRAIN_CODE
 

@@ -138,3 +138,19 @@ def test_config_with_a_misspelt_field_fails_at_load_naming_it(tmp_path):
     result = run_train(path)
     assert result.returncode == 2
     assert "unknown field 'iteratons' in train.yaml.method" in result.stderr
+
+
+def test_an_iteration_that_keeps_no_pair_stops_the_iterations_and_the_final_model_saying_why(tiny_model_dir,
+                                                                                          tmp_path):
+    config = train_config(tmp_path, tiny_model_dir, {"kind": "inprocess", "max_batch_size": 8})
+    raw = yaml.safe_load(config.read_text())
+    raw["method"]["iterations"] = 2
+    raw["method"]["extender"]["min_growth"] = 1000.0  # no extension grows a thousandfold: no pair is kept
+    config.write_text(yaml.safe_dump(raw))
+    result = run_train(config)
+    assert result.returncode != 0
+    assert "stopped after 0 iteration(s): iteration 1 kept no generator training pairs" in " ".join(result.stderr.split())
+    work = tmp_path / "work"
+    assert (work / "iter_1" / "synthesis.json").is_file()  # the synthesis ran; nothing after it did
+    assert not any((work / "iter_1").glob("*_adapter")) and not (work / "iter_2").exists()
+    assert not (work / "final").exists() and json.loads((work / "checkpoints.json").read_text()) == []

@@ -1,16 +1,19 @@
-"""Every stage of an experiment in order, with its expected fingerprint, computed without loading a model.
+"""The experiment's graph: every stage in run order, each with its upstream, fingerprint and run, computed
+without loading a model.
 
-`selflengthen run EXPERIMENT.yaml --plan [--json]` prints these; `run` executes them, redoing the
-stale ones (harness/run/stages.py says how a stage's status is decided), and refuses to run a stage
-this plan does not declare. What both read from the config is derived once, here
-(`training_config`, `arm_settings`) or in harness/run/train.py (`training_stages`, `iteration_seed`).
+`selflengthen run EXPERIMENT.yaml --plan [--json]` prints the graph's status; `run` executes the same
+objects (harness/run/execute.py), redoing the stale ones (harness/run/stages.py says how a stage's status
+is decided). The arms (`ARMS`) add the stages that produce checkpoints; every checkpoint is then scored on
+every task (harness/run/scores.py), judged (harness/run/judge_stages.py) and ranked on the leaderboard.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich import box
@@ -18,67 +21,74 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.errors import UserError
+from harness.run.baselines import baseline_stages
 from harness.run.experiment_config import ExperimentConfig
-from harness.run.stages import (JsonEntry, PlannedCheckpoint, Stage, code_version, file_digest, package_version,
-                                settings_of, upstream_fingerprint)
-from harness.run.train import (TRAINER, TrainRunConfig, matched_extra, synthesis_backend_name, synthesis_stage,
-                               training_settings, training_stages)
-from harness.scoring.judging import (JUDGE_PAIRWISE, JUDGE_RELIABILITY, JUDGE_SANITY, JudgeRunConfig, judge_servers,
-                                     reliability_server)
-from harness.serving.serve import server_label
-from harness.synthesis.backends import backend_settings
-from judges.reliability import ReliabilityConfig
-from judges.rubric import rubric_for_task
-from selflengthen.baselines import BacktranslationConfig, ImitationConfig
-from selflengthen.pipeline import INITIAL_ANSWERS
-from tasks.data import benchmark_source
-from tasks.registry import task_definition, task_modules
+from harness.run.judge_stages import judge_stages
+from harness.run.scores import run_dir, score_stages
+from harness.run.stages import DONE, PlannedCheckpoint, Stage
+from harness.run.train import TrainRunConfig, synthesis_stage, training_stages
 
 
-BASELINE_TRAIN_CODE = ("selflengthen.baselines.fine_tune", "selflengthen.merge", "selflengthen.sft_data")
-"""The modules a baseline's training stage runs (its data stage runs `selflengthen.baselines.<arm>`)."""
+@dataclass
+class Graph:
+    """The stages planned so far, in run order, and the checkpoints they produce."""
+
+    stages: list[Stage] = field(default_factory=list)
+    checkpoints: list[PlannedCheckpoint] = field(default_factory=list)
+
+    def stage(self, name: str) -> Stage | None:
+        return next((stage for stage in self.stages if stage.name == name), None)
+
+
+def base_arm(config: ExperimentConfig, graph: Graph) -> None:
+    """The base model itself, scored as it is (no stage produces it)."""
+    if config.arms.base:
+        graph.checkpoints.append(PlannedCheckpoint("base", config.model, "base", None, None))
+
+
+def self_lengthen_arm(config: ExperimentConfig, graph: Graph) -> None:
+    """The method: its iterations' Generators and the final model (harness/run/train.py)."""
+    if config.arms.self_lengthen:
+        stages, checkpoints = training_stages(training_config(config))
+        graph.stages += stages
+        graph.checkpoints += checkpoints
+
+
+def backtranslation_arm(config: ExperimentConfig, graph: Graph) -> None:
+    """Instruction backtranslation (harness/run/baselines.py)."""
+    if config.arms.backtranslation:
+        _add_baseline(config, graph, "backtranslation", None)
+
+
+def imitation_arm(config: ExperimentConfig, graph: Graph) -> None:
+    """Behaviour imitation, whose teacher answers Self-Lengthen's first instructions when that arm runs."""
+    if config.arms.imitation:
+        _add_baseline(config, graph, "imitation", graph.stage(synthesis_stage(1)))
+
+
+ARMS: tuple[Callable[[ExperimentConfig, Graph], None], ...] = (base_arm, self_lengthen_arm, backtranslation_arm,
+                                                               imitation_arm)
+"""What produces the checkpoints, in run order: each adds its stages and checkpoints to the graph. Every
+checkpoint is then scored, judged and ranked, so a new arm is one function added here."""
 
 
 def plan_stages(config: ExperimentConfig) -> tuple[list[Stage], list[PlannedCheckpoint]]:
     """The experiment's stages in execution order, and the checkpoints they produce."""
-    out = Path(config.out_dir)
-    stages: list[Stage] = []
-    checkpoints: list[PlannedCheckpoint] = []
-    if config.arms.base:
-        checkpoints.append(PlannedCheckpoint("base", config.model, "base", None, None))
-    if config.arms.self_lengthen:
-        method_stages, method_checkpoints = training_stages(training_config(config))
-        stages += method_stages
-        checkpoints += method_checkpoints
-    for arm in ("backtranslation", "imitation"):
-        if getattr(config.arms, arm):
-            upstream = _stage(stages, synthesis_stage(1)) if arm == "imitation" else None
-            stages += _baseline(config, arm, out / "train" / arm, upstream, checkpoints)
-    scored = [_scores(config, checkpoint, out / "runs" / slug(checkpoint.name)) for checkpoint in checkpoints]
-    stages += [stage for scores in scored for stage in scores]
-    judged = []
-    if config.judge_enabled:
-        tasks = [index for index, task in enumerate(config.tasks) if _judged_task(config.judge, task)]
-        base = next((scores for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm == "base"), None)
-        judged = [_judge(config, scores[i], checkpoint, base[i] if base else None)
-                  for scores, checkpoint in zip(scored, checkpoints) for i in tasks]
-        if config.judge.repeat:
-            judged += [_judge_repeat(config, scores[i], checkpoint)
-                       for scores, checkpoint in zip(scored, checkpoints) for i in tasks]
-        if config.judge.pairwise and base is not None:
-            judged += [_judge_pairwise(config, scores[i], base[i], checkpoint)
-                       for scores, checkpoint in zip(scored, checkpoints) if checkpoint.arm != "base" for i in tasks]
-        servers = judge_servers(config.judge, list(dict.fromkeys(stage.kind for stage in judged)))
-        for number, (_, kinds) in enumerate(servers, 1):  # as `run` starts them: one for every pass that can share it
-            for stage in [stage for stage in judged if stage.kind in kinds]:
-                stage.extra["judge_server"] = f"{number} of {len(servers)}: {', '.join(kinds)}"
-    stages += judged
-    board = out / "leaderboard"
-    stages.append(Stage("leaderboard", "leaderboard", "-", None, None, None, board, board / "stage.json",
-                        {"kind": "leaderboard", "upstream": [s.fingerprint for s in stages if s.kind == "score"]
-                         + [s.fingerprint for s in judged]},
-                        [board / "leaderboard.json"]))
-    return stages, checkpoints
+    graph = Graph()
+    for arm in ARMS:
+        arm(config, graph)
+    scored = [(checkpoint, score_stages(config, checkpoint)) for checkpoint in graph.checkpoints]
+    graph.stages += [stage for _, scores in scored for stage in scores]
+    judged = judge_stages(config, scored) if config.judge_enabled else []
+    graph.stages += judged
+    board = Path(config.out_dir) / "leaderboard"
+    graph.stages.append(Stage("leaderboard", "leaderboard", "-", None, None, None, board, board / "stage.json",
+                              {"kind": "leaderboard"}, [board / "leaderboard.json"],
+                              upstream=[stage for _, scores in scored for stage in scores] + judged,
+                              run=functools.partial(_render_leaderboard, config, scored), after_skipped=True,
+                              every_time=True))
+    return graph.stages, graph.checkpoints
 
 
 def training_config(config: ExperimentConfig) -> TrainRunConfig:
@@ -88,143 +98,28 @@ def training_config(config: ExperimentConfig) -> TrainRunConfig:
     return TrainRunConfig(model=config.model, backend=config.backend, method=method, matched_budget=config.matched_budget)
 
 
-def arm_settings(config: ExperimentConfig, arm: str) -> BacktranslationConfig | ImitationConfig:
-    """A baseline's section with the experiment's seed added."""
-    settings = getattr(config, arm)
-    return dataclasses.replace(settings, seed=settings.seed + config.seed)
+def _add_baseline(config: ExperimentConfig, graph: Graph, arm: str, instructions: Stage | None) -> None:
+    stages, checkpoint = baseline_stages(config, arm, instructions)
+    graph.stages += stages
+    graph.checkpoints.append(checkpoint)
 
 
-def imitation_instructions(config: ExperimentConfig) -> Path:
-    """The instructions Self-Lengthen's Generator answered in iteration 1 (the seeds too with include_seeds):
-    the imitation teacher answers the same ones, so both arms learn from answers to one instruction set."""
-    return Path(training_config(config).method.work_dir) / "iter_1" / f"{INITIAL_ANSWERS}.jsonl"
+def scored_run_dirs(config: ExperimentConfig, scored: list[tuple[PlannedCheckpoint, list[Stage]]]) -> list[Path]:
+    """The run directories of the checkpoints scored on every task (an arm skipped has none)."""
+    return [run_dir(config, checkpoint.name) for checkpoint, scores in scored
+            if all(stage.status == DONE for stage in scores)]
 
 
-def _baseline(config: ExperimentConfig, arm: str, work: Path, instructions: Stage | None,
-              checkpoints: list[PlannedCheckpoint]) -> list[Stage]:
-    settings = arm_settings(config, arm)
-    section = settings_of(dataclasses.asdict(settings), drop=("train", "seed", "corpus", "instructions_file",
-                                                              "seed_files"))
-    inputs = {"kind": f"{arm}_data", "model": config.model, "settings": section, "seed": settings.seed,
-              "backend": settings_of(backend_settings(config.backend)),
-              "version": code_version(f"selflengthen.baselines.{arm}")}
-    if arm == "backtranslation":
-        inputs["corpus"] = file_digest(settings.corpus) if settings.corpus else None
-    if arm == "imitation":
-        inputs["seed_files"] = {lang: file_digest(path) for lang, path in sorted(settings.seed_files.items())}
-        inputs["upstream"] = [upstream_fingerprint(instructions)] if settings.instructions_file is None else []
-        if settings.instructions_file:
-            inputs["instructions"] = file_digest(settings.instructions_file)
-    data = Stage(f"{arm}/data", f"{arm}_data", config.model, synthesis_backend_name(config.backend),
-                 settings.max_in_flight, dataclasses.asdict(settings.sampling), work, work / "stage.json", inputs, [work])
-    adapter = work / "adapter"
-    train = Stage(f"{arm}/train", "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
-                  {"kind": "train", "model": config.model, "settings": training_settings(settings.train),
-                   "upstream": [data.fingerprint], "version": code_version(*BASELINE_TRAIN_CODE),
-                   **config.matched_budget.stage_inputs()},
-                  [adapter, work / "merged"], extra=matched_extra(config.matched_budget))
-    checkpoints.append(PlannedCheckpoint(arm, str(work / "merged"), arm, None, train))
-    return [data, train]
+def _render_leaderboard(config: ExperimentConfig, scored: list[tuple[PlannedCheckpoint, list[Stage]]],
+                        stages: list[Stage], console: Console) -> None:
+    from leaderboard.errors import LeaderboardError
+    from leaderboard.publish import publish
+    from tasks.metadata import declared_demand_ranges
 
-
-SCORE_CODE = ("tasks.scoring", "tasks.data", "tasks.decoding", "tasks.lm_eval_hooks")
-"""The modules every scoring stage runs; a task's own YAMLs and hooks are added per task (`_scores`)."""
-
-
-def _scores(config: ExperimentConfig, checkpoint: PlannedCheckpoint, run_dir: Path) -> list[Stage]:
-    """One scoring stage per task: adding a task scores only it, and an edit to one task's YAML or rows
-    re-scores only that task. The stages of one checkpoint run together, with one server."""
-    from harness.run.experiment_config import eval_config
-    from harness.scoring.evaluate import eval_decoding
-    from tasks.decoding import task_max_gen_toks
-
-    generation = settings_of(dataclasses.asdict(config.eval))
-    backend = config.eval.backend if config.eval.backend != "endpoint" else server_label(config.eval.server)
-    decoding = dataclasses.asdict(eval_decoding(eval_config(config, config.model)))
-    del decoding["max_tokens"]  # not what caps an answer: lm-eval's max_gen_toks, the eval's or each task's own
-    stages = []
-    for task in config.tasks:
-        inputs = {"kind": "score", "model": checkpoint.name if checkpoint.producer else config.model,
-                  "upstream": [upstream_fingerprint(checkpoint.producer)], "generation": generation,
-                  "task": task, "limit": config.limit,
-                  "data": _source_identity(benchmark_source(task, config.data_dir)),
-                  "version": code_version(*SCORE_CODE, *task_modules(task), files=task_definition(task))}
-        stages.append(Stage(task_stage("score", task, checkpoint.name), "score", checkpoint.name, backend,
-                            config.eval.num_concurrent,
-                            {**decoding, "max_gen_toks": config.eval.max_gen_toks or task_max_gen_toks(task)},
-                            run_dir, run_dir / f"score.{task}.stage.json", inputs,
-                            [run_dir / "lm_eval" / f"samples_{task}.jsonl"], extra={"task": task},
-                            entries=[JsonEntry(run_dir / "scores.json", ("tasks", task))]))
-    return stages
-
-
-def task_stage(kind: str, task: str, checkpoint: str) -> str:
-    """The name of the `kind` stage (score, judge, judge_repeat, judge_pairwise) of `checkpoint` on `task`:
-    `score/<task>/<checkpoint>`, the checkpoint last so a checkpoint's name may hold slashes."""
-    return f"{kind}/{task}/{checkpoint}"
-
-
-def _judged_task(judge: JudgeRunConfig, task: str) -> bool:
-    """Whether the judge grades `task`: every task with a fixed rubric, else those with a packaged one
-    (longwrite_ruler has none), so a task it skips has no judge stage that could never be done."""
-    return judge.rubric != "auto" or rubric_for_task(task) is not None
-
-
-def _judge_settings(judge: JudgeRunConfig) -> dict:
-    """The judge section as it decides the replies: its server's kind and arguments too (they decide
-    schema-constrained, logprob-weighted replies and the judge's precision) unless an endpoint is given."""
-    return settings_of(dataclasses.asdict(judge), drop=("cache_path",) + (("server",) if judge.endpoint else ()))
-
-
-def _judge(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint, base: Stage | None) -> Stage:
-    """One task of one checkpoint judged, with its sanity check; the report files hold every task, each its entry."""
-    judge, task, run_dir = config.judge, score.extra["task"], score.output
-    upstream = [score.fingerprint]
-    if judge.sanity_scope == "base" and checkpoint.arm != "base" and base is not None:
-        upstream.append(base.fingerprint)  # its sanity verdict comes from the base arm's answers to the task
-    inputs = {"kind": "judge", "upstream": upstream, "settings": _judge_settings(judge),
-              "version": package_version("judges")}
-    sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens, "retry_temperature": judge.retry_temperature,
-                "max_retries": judge.max_retries}
-    entries = [JsonEntry(run_dir / "judgements.json", ("tasks", task))]
-    if judge.sanity_subset:
-        entries.append(JsonEntry(run_dir / JUDGE_SANITY, ("tasks", task)))
-    return _judge_stage("judge", score, checkpoint, judge, _judge_backend(config), sampling, inputs, entries,
-                        {"sanity_subset": judge.sanity_subset, "sanity_scope": judge.sanity_scope})
-
-
-def _judge_pairwise(config: ExperimentConfig, score: Stage, base: Stage, checkpoint: PlannedCheckpoint) -> Stage:
-    judge = config.judge
-    inputs = {"kind": "judge_pairwise", "upstream": [score.fingerprint, base.fingerprint],
-              "settings": _judge_settings(judge), "version": package_version("judges")}
-    sampling = {"temperature": 0.0, "max_tokens": judge.max_tokens}
-    return _judge_stage("judge_pairwise", score, checkpoint, judge, _judge_backend(config), sampling, inputs,
-                        [JsonEntry(score.output / JUDGE_PAIRWISE, ("tasks", score.extra["task"]))],
-                        {"reference": "base"})
-
-
-def _judge_repeat(config: ExperimentConfig, score: Stage, checkpoint: PlannedCheckpoint) -> Stage:
-    judge = config.judge
-    reliability = ReliabilityConfig(repeats=judge.repeat, subset_size=judge.repeat_subset)
-    inputs = {"kind": "judge_repeat", "upstream": [score.fingerprint],
-              "settings": _judge_settings(reliability_server(judge)),
-              "repeat": judge.repeat, "repeat_subset": judge.repeat_subset, "version": package_version("judges")}
-    sampling = {"temperature": reliability.temperature, "max_tokens": judge.max_tokens}
-    backend = _judge_backend(config) + (" (no continuous batching)" if not judge.endpoint and
-                                        judge.server.kind == "transformers" else "")
-    return _judge_stage("judge_repeat", score, checkpoint, judge, backend, sampling, inputs,
-                        [JsonEntry(score.output / JUDGE_RELIABILITY, ("tasks", score.extra["task"]))],
-                        {"repeats": judge.repeat})
-
-
-def _judge_stage(kind: str, score: Stage, checkpoint: PlannedCheckpoint, judge: JudgeRunConfig, backend: str,
-                 sampling: dict, inputs: dict, entries: list[JsonEntry], extra: dict) -> Stage:
-    """A judging pass over one task of one checkpoint. Its output is its task's entry in the run's report
-    (`entries`), not the file: a stale stage leaves the other tasks' entries, and its own is replaced when it runs."""
-    task, run_dir = score.extra["task"], score.output
-    return Stage(task_stage(kind, task, checkpoint.name), kind, judge.model, backend, judge.max_concurrency, sampling,
-                 run_dir, run_dir / f"{kind}.{task}.stage.json", inputs, [], extra={"task": task, **extra},
-                 entries=entries)
+    try:
+        publish(scored_run_dirs(config, scored), None, Path(config.out_dir) / "leaderboard", declared_demand_ranges())
+    except LeaderboardError as exc:
+        raise UserError(str(exc)) from None
 
 
 def print_plan(stages: list[Stage], console: Console, as_json: bool = False) -> None:
@@ -268,23 +163,6 @@ def _settings(stage: Stage) -> str:
     parts[-2] = parts[-2] and f"matched budget: {parts[-2]}"
     parts[-1] = parts[-1] and f"judge server {parts[-1]}"
     return " · ".join(part for part in parts if part and part != "-")
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-
-
-def _stage(stages: list[Stage], name: str) -> Stage | None:
-    return next((s for s in stages if s.name == name), None)
-
-
-def _judge_backend(config: ExperimentConfig) -> str:
-    return config.judge.endpoint or server_label(config.judge.server)
-
-
-def _source_identity(source: Path | str | None) -> str | None:
-    """A local benchmark file by its content; a Hub dataset by its id (its revision is not pinned)."""
-    return file_digest(source) if isinstance(source, Path) else source
 
 
 def _concurrency(stage: Stage) -> str | None:

@@ -111,9 +111,9 @@ def _stage_table(rows: list[dict]) -> list[str]:
     if not rows:
         return []
     body = [[md_text(m["name"]), _number(m.get("seconds")), "yes" if m.get("finished") else "**no**"] for m in rows]
-    about = ("Seconds of each stage, summed over an interrupted attempt and its resume. The judge stages other "
-             "than the base's run concurrently, and a checkpoint's scoring stages (one per task) run in one "
-             "lm-eval call, so each of those shows the wall time they shared.")
+    about = ("Seconds of each stage, summed over an interrupted attempt and its resume. Stages run by one call "
+             "show the wall time they shared: a checkpoint's scoring stages (one per task, one lm-eval call) and "
+             "the judging stages of one judge server (every checkpoint's, judged concurrently).")
     return ["## Wall time per stage", "", about, ""] + _table(["stage", "seconds", "finished"], body) + [""]
 
 

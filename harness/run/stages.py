@@ -2,11 +2,11 @@
 
 A stage's fingerprint is the sha256 of a canonical JSON of its kind, its settings, the model it
 starts from, its upstream stages' fingerprints, the content hashes of the input files it reads (seed
-instructions, corpus, benchmark rows) and the version of the code that computes it: for the method's and
-the baselines' stages a hash of the modules the stage runs and every first-party module they import, with
-the prompt files beside them (`code_version`); for scoring and judging a hash of the whole `tasks` or
-`judges` package with its task YAMLs and rubrics (`package_version`). It is
-recorded in the stage's marker file when the stage starts (`finished: false`) and again when it
+instructions, corpus, benchmark rows) and the version of the code that computes it: a hash of the modules
+the stage runs and every first-party module they import, with the files it reads beside them (prompt
+templates; a scoring stage's task YAMLs, a judging stage's rubric) (`code_version`). Each stage carries
+its upstream stages and what runs it, so `--plan` and `run` read one description (harness/run/execute.py
+runs it). It is recorded in the stage's marker file when the stage starts (`finished: false`) and again when it
 ends (`finished: true`). On a re-run:
 
     no marker, no outputs              todo
@@ -28,7 +28,7 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,25 @@ class Stage:
     entries: list[JsonEntry] = field(default_factory=list)
     """What the stage wrote into files other stages rewrite too (a task's scores in scores.json): a finished
     stage is done only while they are all there, so a deleted or rewritten file makes it run again."""
+    upstream: list[Stage | None] = field(default_factory=list)
+    """The stages whose outputs this one reads, in the order its fingerprint lists theirs (`inputs["upstream"]`);
+    None holds the place of the base model where a stage starts from it (iteration 1 has no earlier adapter).
+    It runs after them and is skipped when one of them is."""
+    run: Callable[[list[Stage], Console], None] | None = None
+    """Does the stage's work, given the stages to run: the stages sharing one `run` (a checkpoint's tasks scored
+    by one lm-eval call, the judging passes sharing a judge server) are run by one call with those not done."""
+    skip: Callable[[], tuple[str, str] | None] | None = None
+    """Asked before the stage runs: (what, why) when there is nothing to run it on (an iteration that kept no
+    training pair), so it and everything downstream are skipped, and the experiment says why under `what`."""
+    after_skipped: bool = False
+    """Runs with what its upstream produced when some of it was skipped (the leaderboard ranks the arms that exist)."""
+    every_time: bool = False
+    """Runs on every execution, done or not: it costs moments and so reflects an upstream output rewritten with
+    the same fingerprint (a deleted scores.json scored again); its marker still says when its inputs changed."""
+
+    def __post_init__(self) -> None:
+        if self.upstream:
+            self.inputs = {**self.inputs, "upstream": [upstream_fingerprint(stage) for stage in self.upstream]}
 
     @property
     def fingerprint(self) -> str:
@@ -115,6 +134,8 @@ class PlannedCheckpoint:
     arm: str
     iteration: int | None
     producer: Stage | None
+    train_stats: Callable[[], dict | None] = lambda: None
+    """Its training facts as the leaderboard shows them (read from the finished producer's outputs)."""
 
 
 def upstream_fingerprint(stage: Stage | None) -> str | None:
@@ -136,25 +157,6 @@ def settings_of(section: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str
         return value
 
     return clean({k: v for k, v in section.items() if k not in drop})
-
-
-@functools.lru_cache(maxsize=None)
-def files_version(root: Path, suffixes: tuple[str, ...] = (".txt", ".yaml", ".py")) -> str:
-    """A short hash of the source files under `root` (code, prompts, rubrics, task definitions)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in suffixes):
-        relative = path.relative_to(root)
-        digest.update(str(relative).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def package_version(name: str) -> str:
-    """The version of the importable package `name` as a stage fingerprint holds it: a hash of its sources,
-    so a fix in the code that computes a stage makes the stage stale."""
-    import importlib
-
-    return files_version(Path(importlib.import_module(name).__file__).resolve().parent)
 
 
 FIRST_PARTY = frozenset({"selflengthen", "tasks", "judges", "infra", "leaderboard"})
@@ -277,42 +279,27 @@ def read_marker(path: Path) -> dict | None:
     return record
 
 
-class UndeclaredStage(RuntimeError):
-    """Code ran a stage the plan does not declare: plan and run have drifted apart (a bug, not bad input)."""
+@contextlib.contextmanager
+def recorded(stages: list[Stage]) -> Iterator[None]:
+    """The block recorded as each of `stages` (one call runs them together): each marker is written when the
+    block starts (`finished: false`) and again when it ends, with the wall seconds added to an interrupted
+    earlier attempt's; a done stage's marker is left untouched."""
+    started = time.monotonic()
+    records = [({"name": stage.name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}, stage.marker,
+                stage.seconds or 0.0) for stage in stages if stage.status != DONE]
+    for record, marker, earlier in records:
+        write_json_atomically(marker, {**record, "finished": False, "seconds": earlier})
+    try:
+        yield
+    finally:
+        finished = sys.exc_info()[0] is None
+        for record, marker, earlier in records:
+            write_json_atomically(marker, {**record, "finished": finished,
+                                           "seconds": round(earlier + time.monotonic() - started, 1)})
 
 
-class StageRecorder:
-    """Writes each stage's marker when it starts and when it finishes; a done stage is left untouched.
-
-    A stage name the plan does not declare is an error (`UndeclaredStage`), so what runs is what
-    `--plan` shows.
-    """
-
-    def __init__(self, stages: list[Stage]):
-        self.stages = {stage.name: stage for stage in stages}
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        stage = self.stages.get(name)
-        if stage is None:
-            raise UndeclaredStage(f"stage {name!r} is not in the plan (declared: {', '.join(self.stages) or 'none'})")
-        if stage.status == DONE:
-            yield
-            return
-        record = {"name": name, "fingerprint": stage.fingerprint, "inputs": stage.inputs}
-        earlier = stage.seconds or 0.0  # an interrupted earlier attempt of this same stage
-        write_json_atomically(stage.marker, {**record, "finished": False, "seconds": earlier})
-        started = time.monotonic()
-        try:
-            yield
-        finally:
-            seconds = round(earlier + time.monotonic() - started, 1)
-            finished = sys.exc_info()[0] is None
-            write_json_atomically(stage.marker, {**record, "finished": finished, "seconds": seconds})
-
-
-def redo_stale(stages: list[Stage], console: Console) -> StageRecorder:
-    """Clear every stale stage, saying so on `console`, and record the stages from here on.
+def clear_stale(stages: list[Stage], console: Console) -> None:
+    """Clear every stale stage, saying so on `console`.
 
     All stale stages are found before any is cleared: clearing one changes what its downstream looks like.
     """
@@ -320,7 +307,6 @@ def redo_stale(stages: list[Stage], console: Console) -> StageRecorder:
         console.print(f"[yellow]{escape(stage.name)}: stale[/] (its inputs or settings changed since it ran); "
                       "redoing it")
         invalidate(stage)
-    return StageRecorder(stages)
 
 
 def invalidate(stage: Stage) -> None:

@@ -8,10 +8,10 @@ data (every iteration's long answers, each instruction given a length demand the
 selflengthen/final_data.py) and fine-tune the base on it (LoRA, `method.train`'s settings): the
 `final` checkpoint, the paper's headline model.
 
-The stages (`training_stages`) carry fingerprints (harness/run/stages.py), the same ones `run --plan`
-shows: a finished stage is skipped, one whose settings or inputs changed is stale and redone with
-everything downstream of it, so re-running the same command continues where it stopped and redoes
-what a config change touched.
+The stages (`training_stages`), each with its fingerprint (harness/run/stages.py) and what runs it, are
+the ones `run` plans and executes; `train` executes them alone: a finished stage is skipped, one whose
+settings or inputs changed is stale and redone with everything downstream of it, so re-running the same
+command continues where it stopped and redoes what a config change touched.
 
 Synthesis backend: on CPU an in-process batched model, because it honours each request's
 sampling, repetition penalty and stop strings, which `transformers serve --continuous-batching`
@@ -24,14 +24,11 @@ synthesis runs measured at the same speed as the reference's client on that serv
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -39,8 +36,8 @@ from rich.progress import MofNCompleteColumn, Progress, TextColumn, TimeElapsedC
 
 from harness.config import precision_setting
 from harness.errors import UserError
-from harness.run.stages import (PlannedCheckpoint, Stage, code_version, file_digest, redo_stale, settings_of,
-                                upstream_fingerprint)
+from harness.run.execute import execute
+from harness.run.stages import DONE, PlannedCheckpoint, Stage, code_version, file_digest, settings_of
 from harness.serving.client import endpoint_target, refuse_unsupported
 from harness.serving.models import DEFAULT_MODEL, merge_once, resolve_model
 from harness.serving.serve import server_label
@@ -136,12 +133,6 @@ class TrainingOutcome:
     final_skipped: str | None = None
 
 
-class StageTracker(Protocol):
-    """Told when each stage starts and finishes (the experiment records fingerprints through it)."""
-
-    def stage(self, name: str) -> contextlib.AbstractContextManager: ...
-
-
 def synthesis_stage(k: int) -> str:
     return f"self_lengthen/iter_{k}/synthesis"
 
@@ -176,7 +167,7 @@ def synthesis_backend_name(backend: SynthesisBackendConfig) -> str:
 
 def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCheckpoint]]:
     """The method's stages in execution order (each iteration's synthesis and role training, then the final
-    data and model) and the checkpoints they produce, named as `run` scores them."""
+    data and model), each with what it runs, and the checkpoints they produce, named as `run` scores them."""
     method, work = config.method, Path(config.method.work_dir)
     synthesis_code, train_code = code_version(*SYNTHESIS_CODE), code_version(*TRAIN_CODE)
     settings = settings_of(dataclasses.asdict(method),
@@ -187,41 +178,132 @@ def training_stages(config: TrainRunConfig) -> tuple[list[Stage], list[PlannedCh
     stages, syntheses, checkpoints = [], [], []
     for k in range(1, method.iterations + 1):
         it_dir = work / f"iter_{k}"
+        iteration = dataclasses.replace(method, seed=iteration_seed(method, k))
         inputs = {"kind": "synthesis", "model": config.model, "settings": settings, "seed_files": seed_files,
-                  "seed": iteration_seed(method, k), "backend": settings_of(backend_settings(config.backend)),
-                  "upstream": [upstream_fingerprint(previous[role]) for role in ROLES], "version": synthesis_code}
+                  "seed": iteration.seed, "backend": settings_of(backend_settings(config.backend)),
+                  "version": synthesis_code}
         synthesis = Stage(synthesis_stage(k), "synthesis", config.model if k == 1 else
                           f"{config.model} + iter_{k - 1} adapters", synthesis_backend_name(config.backend),
                           method.max_in_flight, dataclasses.asdict(method.sampling), it_dir, it_dir / "stage.json",
                           inputs, [it_dir], extra={"roles": {role: {"concurrency": method.max_in_flight}
-                                                         for role in ROLES}})
+                                                         for role in ROLES}},
+                          upstream=[previous[role] for role in ROLES],
+                          run=functools.partial(_synthesise_iteration, config, iteration, k))
         stages.append(synthesis)
-        syntheses.append(synthesis.fingerprint)
+        syntheses.append(synthesis)
         for role in ROLES:
             adapter = it_dir / f"{role}_adapter"
             scored = role == "generator"
-            inputs = {"kind": "train", "role": role, "model": config.model, "settings": train,
-                      "upstream": [synthesis.fingerprint, upstream_fingerprint(previous[role])], "version": train_code,
+            inputs = {"kind": "train", "role": role, "model": config.model, "settings": train, "version": train_code,
                       **(config.matched_budget.stage_inputs() if scored else {})}
             previous[role] = Stage(train_stage(k, role), "train", config.model, TRAINER, None, None, adapter,
                                    adapter / "stage.json", inputs,
                                    [adapter] + ([it_dir / "generator_merged"] if scored else []),
-                                   extra=matched_extra(config.matched_budget) if scored else {})
+                                   extra=matched_extra(config.matched_budget) if scored else {},
+                                   upstream=[synthesis, previous[role]],
+                                   run=functools.partial(_train_iteration_role, config, k, role),
+                                   skip=functools.partial(_iteration_stopped, it_dir, k))
             stages.append(previous[role])
-        checkpoints.append(PlannedCheckpoint(f"self_lengthen/iter_{k}/generator", str(it_dir / "generator_merged"),
-                                             checkpoint_arm(k), k, previous["generator"]))
+        checkpoints.append(PlannedCheckpoint(
+            f"self_lengthen/iter_{k}/generator", str(it_dir / "generator_merged"), checkpoint_arm(k), k,
+            previous["generator"], functools.partial(_trained_stats, config, it_dir / "generator_adapter",
+                                                     it_dir / GENERATOR_DATA, f"self_lengthen/iter_{k}/generator")))
     final = work / FINAL_DIR
     data = Stage(FINAL_DATA_STAGE, "final_data", "-", None, None, None, final, final / "stage.json",
                  {"kind": "final_data", "settings": settings_of(dataclasses.asdict(method.final_data)),
-                  "seed": method.seed, "upstream": syntheses, "version": code_version(*FINAL_DATA_CODE)},
-                 [final / FINAL_DATA])
+                  "seed": method.seed, "version": code_version(*FINAL_DATA_CODE)},
+                 [final / FINAL_DATA], upstream=syntheses, run=functools.partial(_build_final_data, config),
+                 skip=functools.partial(_iterations_stopped, config))
     adapter = final / "adapter"
     model = Stage(FINAL_TRAIN_STAGE, "train", config.model, TRAINER, None, None, adapter, adapter / "stage.json",
-                  {"kind": "train", "role": "final", "model": config.model, "settings": train,
-                   "upstream": [data.fingerprint], "version": train_code, **config.matched_budget.stage_inputs()},
-                  [adapter, final / "merged"], extra=matched_extra(config.matched_budget))
-    checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model))
+                  {"kind": "train", "role": "final", "model": config.model, "settings": train, "version": train_code,
+                   **config.matched_budget.stage_inputs()},
+                  [adapter, final / "merged"], extra=matched_extra(config.matched_budget), upstream=[data],
+                  run=functools.partial(_train_final, config), skip=functools.partial(_no_final_data, config))
+    checkpoints.append(PlannedCheckpoint(FINAL_ARM, str(final / "merged"), FINAL_ARM, None, model,
+                                         functools.partial(_trained_stats, config, adapter, final / FINAL_DATA,
+                                                           FINAL_ARM)))
     return stages + [data, model], checkpoints
+
+
+def _synthesise_iteration(config: TrainRunConfig, iteration: SelfLengthenConfig, k: int, stages: list[Stage],
+                          console: Console) -> None:
+    """Iteration k's synthesis with the Generator and Extender of iteration k-1 (the base model for k = 1)."""
+    work = Path(config.method.work_dir)
+    it_dir = work / f"iter_{k}"
+    adapters = {role: None if k == 1 else work / f"iter_{k - 1}" / f"{role}_adapter" for role in ROLES}
+    if not (it_dir / RESULT_FILE).is_file():
+        synthesise(resolve_model(config.model), adapters, config, it_dir, iteration, console, k)
+    console.print(escape(f"iteration {k}: synthesis {_summary(it_dir)}"))
+
+
+def _train_iteration_role(config: TrainRunConfig, k: int, role: str, stages: list[Stage], console: Console) -> None:
+    """Fine-tune iteration k's `role` adapter, continuing iteration k-1's; the Generator is merged to be scored."""
+    work = Path(config.method.work_dir)
+    it_dir, base = work / f"iter_{k}", resolve_model(config.model)
+    data = (_matched_generator_data(config, it_dir, f"self_lengthen/iter_{k}/generator")[0] if role == "generator"
+            else it_dir / EXTENDER_DATA)
+    with console.status(f"iteration {k}: fine-tuning the {role}"):
+        adapter = train_role(data, base, it_dir / f"{role}_adapter", config.method.train,
+                             work / f"iter_{k - 1}" / f"{role}_adapter" if k > 1 else None)
+        if role == "generator":
+            merge_once(base, adapter, it_dir / "generator_merged")
+
+
+def _iteration_stopped(it_dir: Path, k: int) -> tuple[str, str] | None:
+    """Why iteration k cannot train its roles (a data file without a pair): the iterations stop there."""
+    reason = next((why for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA))
+                   if (why := _no_rows(it_dir / data, role, k))), None)
+    return reason and ("self_lengthen", f"stopped after {k - 1} iteration(s): {reason}")
+
+
+def _iterations_stopped(config: TrainRunConfig) -> tuple[str, str] | None:
+    """The final data is built from every iteration: none when one stopped before training."""
+    work = Path(config.method.work_dir)
+    if any(_iteration_stopped(work / f"iter_{k}", k) for k in range(1, config.method.iterations + 1)):
+        return FINAL_ARM, "the iterations stopped before the last one"
+    return None
+
+
+def _build_final_data(config: TrainRunConfig, stages: list[Stage], console: Console) -> None:
+    """The length-following data from every iteration's long answers (selflengthen/final_data.py)."""
+    work, method = Path(config.method.work_dir), config.method
+    data = work / FINAL_DIR / FINAL_DATA
+    if not data.is_file():
+        build_final_data([work / f"iter_{k}" for k in range(1, method.iterations + 1)], data, method.seed,
+                         method.final_data)
+    console.print(escape(f"final length-following data: {_rows(data)} examples in {data}"))
+
+
+def _no_final_data(config: TrainRunConfig) -> tuple[str, str] | None:
+    """Why there is no final model: the length-following data holds no example."""
+    data, window = Path(config.method.work_dir) / FINAL_DIR / FINAL_DATA, config.method.final_data
+    if _rows(data):
+        return None
+    return FINAL_ARM, (f"no answer of {window.min_words} to {window.max_words} words for the final data ({data}); "
+                       "lower self_lengthen.final_data.min_words or lengthen the answers")
+
+
+def _train_final(config: TrainRunConfig, stages: list[Stage], console: Console) -> None:
+    """The paper's last step: the base fine-tuned on the length-following data (LoRA with `method.train`'s
+    settings, on the matched subsample when budgets are matched), merged to be scored."""
+    final, base = Path(config.method.work_dir) / FINAL_DIR, resolve_model(config.model)
+    data, _ = _matched_generator_data(config, final, FINAL_ARM, FINAL_DATA)
+    with console.status("fine-tuning the final model on the length-following data"):
+        adapter = train_role(data, base, final / "adapter", config.method.train)
+        merge_once(base, adapter, final / "merged")
+
+
+def _matched_generator_data(config: TrainRunConfig, folder: Path, arm: str, name: str = GENERATOR_DATA
+                            ) -> tuple[Path, str]:
+    return matched_data(folder / name, config.matched_budget, config.method.seed, arm)
+
+
+def _trained_stats(config: TrainRunConfig, adapter: Path, data: Path, arm: str) -> dict:
+    """A scored Self-Lengthen checkpoint's training facts: the adapter's, the share of its training instructions
+    that carry a length demand, and whether its budget was matched."""
+    trained, matched = _matched_generator_data(config, data.parent, arm, data.name)
+    return _train_stats(adapter, trained, matched)
 
 
 def matched_extra(budget: MatchedBudgetConfig) -> dict:
@@ -287,71 +369,17 @@ def require_backend_packages(backend: SynthesisBackendConfig) -> None:
         raise UserError("backend.ray.engine: vllm needs Ray Data LLM and vLLM: pip install -e '.[ray-gpu]'")
 
 
-def run_training(config: TrainRunConfig, console: Console | None = None,
-                 tracker: StageTracker | None = None) -> TrainingOutcome:
-    """Run (or resume) every iteration, then the final model; an iteration that kept no training pair stops the
-    loop, with the reason. Without a `tracker`, stale stages are cleared and redone here (`selflengthen train`)."""
+def run_training(config: TrainRunConfig, console: Console | None = None) -> TrainingOutcome:
+    """Run (or resume) the method's stages: every iteration, then the final model; stale stages are cleared and
+    redone first. An iteration that kept no training pair stops the loop, with the reason."""
     console = console or Console(stderr=True)
     validate_training(config)
-    stage = (tracker or redo_stale(training_stages(config)[0], console)).stage
-    base = resolve_model(config.model)
-    method = config.method
-    work = Path(method.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    adapters: dict[str, Path | None] = {role: None for role in ROLES}
-    checkpoints: list[Checkpoint] = []
-    iteration_dirs: list[Path] = []
-    for k in range(1, method.iterations + 1):
-        it_dir = work / f"iter_{k}"
-        iteration_dirs.append(it_dir)
-        with stage(synthesis_stage(k)):
-            if not (it_dir / RESULT_FILE).is_file():
-                synthesise(base, adapters, config, it_dir, dataclasses.replace(method, seed=iteration_seed(method, k)),
-                           console, k)
-        console.print(escape(f"iteration {k}: synthesis {_summary(it_dir)}"))
-        missing = next((reason for role, data in (("generator", GENERATOR_DATA), ("extender", EXTENDER_DATA))
-                        if (reason := _no_rows(it_dir / data, role, k))), None)
-        if missing:
-            return TrainingOutcome(checkpoints, missing, final_skipped="the iterations stopped before the last one")
-        generator_data, matched = matched_data(it_dir / GENERATOR_DATA, config.matched_budget, method.seed,
-                                               f"self_lengthen/iter_{k}/generator")
-        for role, data in (("generator", generator_data), ("extender", it_dir / EXTENDER_DATA)):
-            with stage(train_stage(k, role)), console.status(f"iteration {k}: fine-tuning the {role}"):
-                adapters[role] = train_role(data, base, it_dir / f"{role}_adapter", method.train, adapters[role])
-                if role == "generator":
-                    merged = merge_once(base, adapters["generator"], it_dir / "generator_merged")
-        stats = _train_stats(adapters["generator"], generator_data, matched)
-        checkpoints.append(Checkpoint(f"iter_{k}/generator", str(merged), k, str(adapters["generator"]), stats))
-        write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
-    final, why_not = train_final(base, iteration_dirs, work / FINAL_DIR, method, console, stage,
-                                 config.matched_budget)
-    if final is not None:
-        checkpoints.append(final)
-        write_json(work / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
-    return TrainingOutcome(checkpoints, final_skipped=why_not)
-
-
-def train_final(base: str, iteration_dirs: list[Path], final: Path, method: SelfLengthenConfig, console: Console,
-                stage: Callable[[str], contextlib.AbstractContextManager], budget: MatchedBudgetConfig
-                ) -> tuple[Checkpoint | None, str | None]:
-    """The paper's last step: the length-following data from every iteration, and the base fine-tuned on it
-    (LoRA with `method.train`'s settings, on `budget`'s subsample when budgets are matched): the checkpoint, or why
-    there is none."""
-    data = final / FINAL_DATA
-    with stage(FINAL_DATA_STAGE):
-        if not data.is_file():
-            build_final_data(iteration_dirs, data, method.seed, method.final_data)
-    count = sum(1 for line in data.open(encoding="utf-8") if line.strip())
-    console.print(escape(f"final length-following data: {count} examples in {data}"))
-    if not count:
-        window = method.final_data
-        return None, (f"no answer of {window.min_words} to {window.max_words} words for the final data ({data}); "
-                      "lower self_lengthen.final_data.min_words or lengthen the answers")
-    trained, matched = matched_data(data, budget, method.seed, FINAL_ARM)
-    with stage(FINAL_TRAIN_STAGE), console.status("fine-tuning the final model on the length-following data"):
-        adapter = train_role(trained, base, final / "adapter", method.train)
-        merged = merge_once(base, adapter, final / "merged")
-    return Checkpoint("final", str(merged), None, str(adapter), _train_stats(adapter, trained, matched)), None
+    stages, planned = training_stages(config)
+    skipped = execute(stages, console)
+    checkpoints = [Checkpoint(c.name.removeprefix("self_lengthen/"), c.path, c.iteration, str(c.producer.output),
+                              c.train_stats()) for c in planned if c.producer.status == DONE]
+    write_json(Path(config.method.work_dir) / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
+    return TrainingOutcome(checkpoints, skipped.get("self_lengthen"), skipped.get(FINAL_ARM))
 
 
 def _train_stats(adapter: Path, data: Path, matched: str) -> dict:
@@ -359,6 +387,10 @@ def _train_stats(adapter: Path, data: Path, matched: str) -> dict:
     whether its budget was matched."""
     stats = json.loads((adapter / "train_stats.json").read_text(encoding="utf-8"))
     return {**stats, "length_demands": length_demand_share(data), "matched_budget": matched}
+
+
+def _rows(path: Path) -> int:
+    return sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
 
 
 def _seed_paths(method: SelfLengthenConfig) -> dict[str, Path | None]:
@@ -385,8 +417,7 @@ def synthesise(base: str, adapters: dict, config: TrainRunConfig, it_dir: Path, 
 
 def _no_rows(path: Path, role: str, k: int) -> str | None:
     """Why iteration k cannot train `role` (its data file holds no pair), or None."""
-    rows = sum(1 for line in path.open(encoding="utf-8") if line.strip()) if path.is_file() else 0
-    if rows:
+    if _rows(path):
         return None
     return (f"iteration {k} kept no {role} training pairs ({path}); see {path.parent / RESULT_FILE} for the "
             "rejection counts, then raise the sizes or relax the filters")
