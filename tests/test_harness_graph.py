@@ -22,7 +22,7 @@ from harness.run.execute import execute
 from harness.run.experiment import run_experiment
 from harness.run.experiment_config import load_experiment
 from harness.run.plan import Graph, plan_stages, print_plan
-from harness.run.stages import DONE, STALE, TODO, PlannedCheckpoint, Stage, recorded
+from harness.run.stages import DONE, STALE, TODO, JsonEntry, PlannedCheckpoint, Stage, recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "longbench_write_en_mini"
@@ -161,3 +161,10 @@ def test_an_arm_added_in_one_place_is_planned_run_scored_ranked_and_fingerprinte
     monkeypatch.setattr(harness.run.plan, "ARMS", (*harness.run.plan.ARMS[:-1], copy_arm("second")))
     assert {stage.name: stage.status for stage in plan_stages(config)[0]} == {
         "copy/model": STALE, f"score/{TASK}/base": DONE, f"score/{TASK}/copy": STALE, "leaderboard": STALE}
+
+
+def test_a_stage_whose_run_does_not_write_its_entry_is_named_at_once(tmp_path):
+    entry = JsonEntry(tmp_path / "scores.json", ("tasks", "t1"))
+    stage = a_stage(tmp_path, "score/t1", run=writes([]), entries=[entry])
+    with pytest.raises(RuntimeError, match=r"score/t1 ran but .*scores.json holds no tasks/t1"):
+        execute([stage], quiet())

@@ -48,7 +48,17 @@ def execute(stages: list[Stage], console: Console) -> dict[str, str]:
                 raise RuntimeError(f"stage {stage.name} is not done and has nothing to run it")
             with recorded(todo):
                 stage.run(todo, console)
+            _require_done(todo)
     return reasons
+
+
+def _require_done(stages: list[Stage]) -> None:
+    """A stage that ran must have written what it declares (its entries): else its downstream would read nothing."""
+    for stage in stages:
+        missing = [entry for entry in stage.entries if not entry.exists()]
+        if missing:
+            raise RuntimeError(f"stage {stage.name} ran but {missing[0].file} holds no {'/'.join(missing[0].keys)}: "
+                               "its run did not write what the stage declares")
 
 
 def _require_upstream_done(stage: Stage, skipped: set[str]) -> None:
