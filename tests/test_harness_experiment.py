@@ -30,6 +30,8 @@ def test_run_trains_scores_judges_and_ranks_every_arm(finished_experiment):
         assert json.loads((run_dir / "run.json").read_text())["model"] == name
     board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
     assert sorted(row["model"] for row in board["rows"]) == sorted(NAMES)
+    registered = json.loads((out / "train" / "self_lengthen" / "checkpoints.json").read_text())
+    assert [c["name"] for c in registered] == ["iter_1/generator", "final"]  # as `selflengthen train` registers them
     assert "backtranslation" in (out / "leaderboard" / "leaderboard.md").read_text()
 
 

@@ -23,8 +23,9 @@ from rich.markup import escape
 
 from harness.run.execute import execute
 from harness.run.experiment_config import ExperimentConfig
-from harness.run.plan import plan_stages
+from harness.run.plan import plan_stages, training_config
 from harness.run.stages import DONE
+from harness.run.train import SELF_LENGTHEN_ARMS, register_checkpoints
 from harness.scoring.evaluate import check_tasks
 from harness.serving.models import check_model_available, resolve_model
 from infra.journal import write_json_atomically as write_json
@@ -58,6 +59,8 @@ def run_experiment(config: ExperimentConfig, console: Console | None = None) -> 
     skipped = execute(stages, console)
     checkpoints = [ScoredCheckpoint(c.name, c.path if c.producer else resolve_model(c.path), c.arm, c.iteration,
                                     c.train_stats()) for c in planned if c.producer is None or c.producer.status == DONE]
+    if config.arms.self_lengthen:
+        register_checkpoints(training_config(config), [c for c in planned if c.arm in SELF_LENGTHEN_ARMS])
     board = Path(config.out_dir) / "leaderboard"
     paths = {kind: board / name for kind, name in FILE_NAMES.items()}
     print_leaderboard(load_leaderboard(paths["json"]), console)

@@ -104,7 +104,7 @@ def _add_baseline(config: ExperimentConfig, graph: Graph, arm: str, instructions
     graph.checkpoints.append(checkpoint)
 
 
-def scored_run_dirs(config: ExperimentConfig, scored: list[tuple[PlannedCheckpoint, list[Stage]]]) -> list[Path]:
+def _scored_run_dirs(config: ExperimentConfig, scored: list[tuple[PlannedCheckpoint, list[Stage]]]) -> list[Path]:
     """The run directories of the checkpoints scored on every task (an arm skipped has none)."""
     return [run_dir(config, checkpoint.name) for checkpoint, scores in scored
             if all(stage.status == DONE for stage in scores)]
@@ -117,7 +117,7 @@ def _render_leaderboard(config: ExperimentConfig, scored: list[tuple[PlannedChec
     from tasks.metadata import declared_demand_ranges
 
     try:
-        publish(scored_run_dirs(config, scored), None, Path(config.out_dir) / "leaderboard", declared_demand_ranges())
+        publish(_scored_run_dirs(config, scored), None, Path(config.out_dir) / "leaderboard", declared_demand_ranges())
     except LeaderboardError as exc:
         raise UserError(str(exc)) from None
 

@@ -152,6 +152,10 @@ def iteration_seed(method: SelfLengthenConfig, k: int) -> int:
     return method.seed + k
 
 
+SELF_LENGTHEN_ARMS = ("self_lengthen", FINAL_ARM)
+"""The leaderboard arms of the method's checkpoints (`checkpoint_arm`)."""
+
+
 def checkpoint_arm(iteration: int | None) -> str:
     """The leaderboard arm of a Self-Lengthen checkpoint: the iterations' Generators, or the final model."""
     return "self_lengthen" if iteration is not None else FINAL_ARM
@@ -376,10 +380,16 @@ def run_training(config: TrainRunConfig, console: Console | None = None) -> Trai
     validate_training(config)
     stages, planned = training_stages(config)
     skipped = execute(stages, console)
+    checkpoints = register_checkpoints(config, planned)
+    return TrainingOutcome(checkpoints, skipped.get("self_lengthen"), skipped.get(FINAL_ARM))
+
+
+def register_checkpoints(config: TrainRunConfig, planned: list[PlannedCheckpoint]) -> list[Checkpoint]:
+    """The method's finished checkpoints, written to `work_dir/checkpoints.json` for whoever serves them next."""
     checkpoints = [Checkpoint(c.name.removeprefix("self_lengthen/"), c.path, c.iteration, str(c.producer.output),
                               c.train_stats()) for c in planned if c.producer.status == DONE]
     write_json(Path(config.method.work_dir) / CHECKPOINTS_FILE, [dataclasses.asdict(c) for c in checkpoints])
-    return TrainingOutcome(checkpoints, skipped.get("self_lengthen"), skipped.get(FINAL_ARM))
+    return checkpoints
 
 
 def _train_stats(adapter: Path, data: Path, matched: str) -> dict:
