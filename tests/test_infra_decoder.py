@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from infra.decoder import (
+    KEY_BLOCK,
     InvariantDecoder,
     RowCache,
     TiledLinear,
@@ -57,6 +58,27 @@ def test_a_rows_logits_are_bitwise_the_same_alone_and_beside_any_companions(mode
         assert all(torch.equal(a, b) for a, b in zip(alone, beside)), companions
 
 
+def test_tokens_fed_together_get_bitwise_the_logits_they_get_one_at_a_time(model):
+    """What keeps speculative decoding exact: a step that verifies drafts gives each position the logits of
+    one-token-at-a-time decoding, across a padded key length's boundary (KEY_BLOCK) too."""
+    decoder = InvariantDecoder(model)
+    prompt, fed = list(range(3, 3 + KEY_BLOCK - 6)), [7, 11, 7, 11, 7, 11, 13, 17, 7, 11, 7, 11]
+
+    def logits_in_pieces(sizes: list[int]) -> torch.Tensor:
+        cache, companion = decoder.new_cache(), decoder.new_cache()
+        decoder.forward([(cache, prompt), (companion, prompt[:9])], prefill=True)
+        out, start = [], 0
+        for size in sizes:
+            rows = [(cache, fed[start:start + size]), (companion, fed[:1 + size % 3])]
+            out.append(decoder.forward(rows, prefill=False)[:size])
+            start += size
+        return torch.cat(out)
+
+    one_at_a_time = logits_in_pieces([1] * len(fed))
+    for sizes in ([len(fed)], [5, 5, 2], [2, 7, 3]):
+        assert torch.equal(logits_in_pieces(sizes), one_at_a_time), sizes
+
+
 def test_the_decoder_computes_what_the_models_own_forward_computes(model):
     decoder = InvariantDecoder(model)
     ids = [1, 5, 9, 13, 17, 21, 25]
@@ -73,14 +95,15 @@ def test_the_decoder_computes_what_the_models_own_forward_computes(model):
 
 def test_a_row_cache_grows_in_place_and_keeps_what_it_held():
     cache = RowCache(layers=1)
-    keys = torch.randn(2, RowCache.growth + 10, 4)
+    keys = torch.randn(2, RowCache.growth + KEY_BLOCK + 10, 4)
     first, _ = cache.store(0, keys[:, :5], keys[:, :5])
     cache.length = 5
     held, _ = cache.store(0, keys[:, 5:], keys[:, 5:])
     assert torch.equal(held, keys) and first.data_ptr() != held.data_ptr()  # grown once, contents kept
     cache.length = keys.shape[1]
-    twin = cache.copy()  # the room past `length` is uninitialised: only what is held is compared
+    twin = cache.copy()
     assert torch.equal(twin.keys[0][:, :cache.length], held) and twin.keys[0].data_ptr() != held.data_ptr()
+    assert not twin.keys[0][:, cache.length:].any() and twin.keys[0].shape[1] % KEY_BLOCK == 0  # zeros: masked keys are finite
 
 
 def test_a_checkpoint_that_is_not_llama_shaped_is_refused_in_one_line():
