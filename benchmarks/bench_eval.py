@@ -20,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -94,12 +95,17 @@ def measure(name: str, tree: Path, config: Path, work: Path, tokenizer) -> dict:
 
 
 def speculative_acceptance(out: Path) -> str:
-    """What the server's log says at shutdown about its drafts; an engine without them says nothing."""
+    """What the servers' logs say at shutdown about their drafts, summed over every server the eval started
+    (one per task); an engine without drafts says nothing."""
+    accepted = drafted = 0
     for log in sorted(out.rglob("*.log")):
         for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("speculative decoding: "):
-                return line.removeprefix("speculative decoding: ")
-    return "none"
+            found = re.match(r"speculative decoding: (\d+) of (\d+) drafted", line)
+            if found:
+                accepted, drafted = accepted + int(found[1]), drafted + int(found[2])
+    if not drafted:
+        return "none"
+    return f"{accepted} of {drafted} drafted tokens accepted ({100 * accepted / drafted:.1f}%)"
 
 
 def main() -> None:

@@ -130,9 +130,9 @@ def run_server(config: InProcessConfig, sock: socket.socket, model_name: str | N
             for sig, handler in before.items():
                 signal.signal(sig, handler)
         stats = backend.stats
-    if stats.drafted:
-        print(f"speculative decoding: {stats.accepted} of {stats.drafted} drafted tokens accepted "
-              f"({stats.accepted / stats.drafted:.1%})", file=sys.stderr)
+        if stats.drafted:  # said before the engine closes: a caller that stops waiting kills the process then
+            print(f"speculative decoding: {stats.accepted} of {stats.drafted} drafted tokens accepted "
+                  f"({stats.accepted / stats.drafted:.1%})", file=sys.stderr, flush=True)
     return server.stopped_by
 
 
