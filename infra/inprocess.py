@@ -79,7 +79,9 @@ class InProcessConfig:
         default="auto", metadata={"help": "'fp32', 'bf16', or 'auto': bf16 where the GPU or CPU computes it natively (AVX512-BF16 or AMX), else fp32."}
     )
     speculative_tokens: int = field(
-        default=4, metadata={"help": "Tokens drafted per row and step by n-gram lookup and verified in one pass; 0: none."}
+        default=4, metadata={"help": "Tokens drafted per row and step by n-gram lookup and verified in one pass "
+                                     "(more for rows that kept all their drafts while the step's decode tile has "
+                                     "room); 0: none."}
     )
     ngram_longest: int = field(default=3, metadata={"help": "Longest suffix of a row looked up for a draft."})
     ngram_shortest: int = field(default=2, metadata={"help": "Shortest suffix of a row looked up for a draft."})
@@ -117,6 +119,7 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     drafted: int = 0
     accepted: int = 0
+    streak: bool = False  # the last step kept every draft it verified: the row is likely repeating itself
     logprobs: list[TokenLogprob] | None = None  # filled when the request asks for top_logprobs
     schema_done: bool = False  # the JSON schema is complete and allows nothing more
 
@@ -326,7 +329,7 @@ class InProcessBackend:
                              logprobs=None if request.sampling.top_logprobs is None else []))
         self._rows = self._rows + rows
         self.stats.prefill_seconds += time.perf_counter() - started
-        self._verify(logits[row_of], rows, [[] for _ in rows])
+        self._verify(logits[row_of], rows, [self._guesses(row, 0) for row in rows], [0] * len(rows))
 
     def _decode_step(self) -> None:
         """Feed every row its last token and its drafts, then keep what the model agrees with."""
@@ -334,43 +337,64 @@ class InProcessBackend:
         self.stats.decode_steps += 1
         self.stats.rows_decoded += len(self._rows)
         rows = list(self._rows)
-        drafts = [self._draft(row) for row in rows]
-        logits = self.decoder.forward([(row.cache, row.tokens[-1:] + draft) for row, draft in zip(rows, drafts)],
-                                      prefill=False)
-        self._verify(logits, rows, drafts)
+        lengths = self._draft_lengths(rows)
+        guesses = [self._guesses(row, length) for row, length in zip(rows, lengths)]
+        fed = [min(length, len(guess)) for length, guess in zip(lengths, guesses)]
+        logits = self.decoder.forward(
+            [(row.cache, row.tokens[-1:] + guess[:count]) for row, guess, count in zip(rows, guesses, fed)],
+            prefill=False)
+        self._verify(logits, rows, guesses, fed)
         self.stats.decode_seconds += time.perf_counter() - started
 
-    def _draft(self, row: _Row) -> list[int]:
-        """Up to `speculative_tokens` tokens the row's own text predicts, never past its max_tokens."""
-        room = min(self.config.speculative_tokens, row.request.sampling.max_tokens - len(row.tokens) - 1)
-        return row.drafter.propose(room) if room > 0 else []
+    def _draft_lengths(self, rows: list[_Row]) -> list[int]:
+        """How many drafts each row verifies this step, never past its max_tokens: `speculative_tokens`,
+        and for rows on a streak (all drafts kept last step) a share of the last decode tile's spare rows,
+        which cost no more matmul time. The length changes no text (see `infra.sampler`), only the speed."""
+        base = self.config.speculative_tokens
+        if base == 0:
+            return [0] * len(rows)
+        streaks = sum(row.streak for row in rows)
+        extra = (-len(rows) * (1 + base) % self.decoder.tiles.decode) // streaks if streaks else 0
+        return [min(base + (extra if row.streak else 0), row.request.sampling.max_tokens - len(row.tokens) - 1)
+                for row in rows]
 
-    def _verify(self, logits, rows: list[_Row], drafts: list[list[int]]) -> None:
-        """Walk each row's positions in order: keep drafts while the sampler accepts them, then take the
-        sampler's own token; the penalty, the schema mask and the stop checks see every position exactly
-        as one-token-at-a-time decoding would. Retire the rows that finished."""
+    def _guesses(self, row: _Row, length: int) -> list[int]:
+        """The drafter's guesses for the row's next `length` + 1 positions (fewer where it has none): the
+        first `length` are verified as drafts, the last only orders the sampler's draw at the position after
+        them, as it would if it had been drafted. None with speculative decoding off."""
+        if self.config.speculative_tokens == 0:
+            return []
+        return row.drafter.propose(max(length, 0) + 1)
+
+    def _verify(self, logits, rows: list[_Row], guesses: list[list[int]], fed: list[int]) -> None:
+        """Walk each row's positions in order: keep the `fed` drafts (the first of its `guesses`) while the
+        sampler accepts them, then take the sampler's own token; the penalty, the schema mask and the stop
+        checks see every position exactly as one-token-at-a-time decoding would. Retire the rows that finished."""
         finished = []
         start = 0
-        for row, draft in zip(rows, drafts):
-            positions, start = logits[start:start + len(draft) + 1], start + len(draft) + 1
+        for row, guess, count in zip(rows, guesses, fed):
+            positions, start = logits[start:start + count + 1], start + count + 1
             before = len(row.tokens)
             kept = 0
-            for position, proposed in enumerate([*draft, None]):
+            for position in range(count + 1):
                 if row.matcher is not None:
                     self._guide.mask(positions, [position], [row.matcher])
+                proposed = guess[position] if position < len(guess) else None
                 choice, accepted = self._sampler.verify(positions[position], row.request.sampling, row.seen,
                                                         row.generator, proposed)
                 self._record(row, choice)
+                accepted = accepted and position < count  # the guess after the drafts was not fed
                 kept += accepted
                 if self._row_finished(row):
                     finished.append(row)
                     break
                 if not accepted:
                     break
-            row.cache.length -= len(draft) - kept  # the rejected drafts' keys are written over next step
+            row.cache.length -= count - kept  # the rejected drafts' keys are written over next step
             row.drafter.extend(row.tokens[before:])
-            row.drafted, row.accepted = row.drafted + len(draft), row.accepted + kept
-            self.stats.drafted, self.stats.accepted = self.stats.drafted + len(draft), self.stats.accepted + kept
+            row.streak = count > 0 and kept == count
+            row.drafted, row.accepted = row.drafted + count, row.accepted + kept
+            self.stats.drafted, self.stats.accepted = self.stats.drafted + count, self.stats.accepted + kept
         if finished:
             self._retire(finished)
 

@@ -78,5 +78,6 @@ def test_a_greedy_row_keeps_the_draft_exactly_when_it_is_the_argmax():
 def test_draw_never_picks_a_token_without_weight():
     generator = torch.Generator().manual_seed(0)
     weights = torch.tensor([0.0, 0.5, 0.0, 0.5, 0.0])
-    picks = {draw(weights, generator) for _ in range(2000)}
-    assert picks == {1, 3}
+    assert {draw(weights, generator) for _ in range(2000)} == {1, 3}
+    assert {draw(weights, generator, first=0) for _ in range(2000)} == {1, 3}  # a draft without weight
+    assert {draw(weights, generator, first=3) for _ in range(2000)} == {1, 3}

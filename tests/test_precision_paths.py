@@ -179,6 +179,23 @@ def test_speculative_decoding_gives_greedy_answers_token_for_token_under_each_pr
     assert stats.accepted > 0 and stats.decode_steps < one_at_a_time.decode_steps  # rows took several tokens a step
 
 
+def test_a_seeded_answer_is_the_same_text_at_any_draft_length_under_each_precision(forced_precision, tiny_model_dir):
+    """A position's draft guess orders its draw whether it was verified or not, so how many tokens a step
+    drafts (the config's, or more for a row on a streak while the tile has room) changes no seeded text."""
+    prompts = [f"Say {word} {word} {word} and again {word} {word}" for word in ["one", "sea", "red", "tea"]]
+    sampled = [SamplingConfig(temperature=0.7, top_k=2, max_tokens=40, seed=seed) for seed in range(len(prompts))]
+
+    def answers(speculative_tokens: int):
+        config = InProcessConfig(tiny_model_dir, torch_threads=1, speculative_tokens=speculative_tokens)
+        with InProcessBackend(config) as engine:
+            replies = gather(*[engine.chat([{"role": "user", "content": p}], s) for p, s in zip(prompts, sampled)])
+            return [r.text for r in replies], engine.stats
+
+    (one, stats), (four, _), (twelve, _) = answers(1), answers(4), answers(12)
+    assert one == four == twelve and len(set(one)) > 1
+    assert stats.drafted > stats.rows_decoded  # rows on a streak drafted past the one token asked for
+
+
 def test_speculative_sampling_draws_each_next_token_from_the_same_distribution_under_each_precision(
         forced_precision, tiny_model_dir):
     """Two-sample chi-square per position over 400 seeds: the engine with drafts against the one without.
