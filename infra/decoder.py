@@ -188,7 +188,8 @@ class InvariantDecoder:
                                for cache, tokens in rows])
         hidden = self.embed(ids)
         cos, sin = (part[0] for part in self.rotary(hidden, positions.unsqueeze(0)))
-        pieces = None if prefill else [_token_pieces(cache.length, len(tokens), device) for cache, tokens in rows]
+        pieces = None if prefill else [_token_pieces(cache.length, len(tokens), self.heads // self.kv_heads, device)
+                                       for cache, tokens in rows]
         for index, layer in enumerate(self.layers):
             attended = self._attend(index, layer, layer.input_norm(hidden), rows, cos, sin, tile, pieces)
             hidden = hidden + layer.o(attended, tile)
@@ -230,17 +231,25 @@ class InvariantDecoder:
         return out.view(tokens, self.heads * self.head_dim)
 
 
-def _token_pieces(past: int, new: int, device) -> list[tuple[int, int, int, torch.Tensor]]:
-    """A row's generated tokens cut where their padded key length changes: (first, last, padded, mask).
+QUERY_ROWS = (8, 32)
+"""Fewest and most query rows in one generated-token attention call (`_token_attention`). Measured: a
+call of 1 or 2 rows takes another kernel path than one of 3 or more (other last bits), and torch's CPU
+flash attention cuts a short query into blocks of 32 rows, so a call of 33 rows gives its last row a
+block of its own. Every call within these bounds gives a row the same numbers."""
+
+
+def _token_pieces(past: int, new: int, group: int, device) -> list[tuple[int, int, int, torch.Tensor]]:
+    """A row's generated tokens cut into attention calls: (first, last, padded, mask) per call.
 
     Every token of a piece attends over `padded` keys (its own count rounded up to `KEY_BLOCK`), the
     keys after its own masked, so a token meets the same call shape whether it is decoded alone or
-    verified with drafts after it. The mask's rows are one per (token, query head of a key head).
+    verified with drafts after it; a piece ends where that padded length changes, and holds at most
+    as many tokens as `QUERY_ROWS` allows rows (`group` query heads per key head, one row each).
     """
-    pieces, first = [], 0
+    pieces, first, most = [], 0, max(1, QUERY_ROWS[1] // group)
     while first < new:
         padded = -(-(past + first + 1) // KEY_BLOCK) * KEY_BLOCK
-        last = min(new, padded - past)
+        last = min(new, padded - past, first + most)
         seen = torch.arange(past + first + 1, past + last + 1, device=device)
         pieces.append((first, last, padded, torch.arange(padded, device=device) < seen.unsqueeze(-1)))
         first = last
@@ -251,20 +260,24 @@ def _token_attention(q, keys, values, mask, scaling: float) -> torch.Tensor:
     """Generated tokens' attention in one call: `q` [tokens, heads, dim] over `keys`/`values`
     [kv_heads, padded, dim], `mask` [tokens, padded].
 
-    Why it is exact: each query head becomes a query row of its key head (no repeated keys), the mask
-    hides every key past a token's own, and masked keys add exact zeros, so a row's result does not
-    depend on how many rows share the call (measured bitwise in fp32 and bf16, tests/test_infra_decoder.py).
-    One call per piece replaced one per token: a row verifying 4 drafts made 5 calls of ~0.1 ms per layer
-    at 1,000 keys.
+    Why it is exact: each query head becomes a query row of its key head (no repeated keys), the rows
+    are padded up to `QUERY_ROWS[0]` (a padding row sees the first key only), the mask hides every key
+    past a token's own, and masked keys add exact zeros, so a row's result does not depend on how many
+    rows share the call (measured bitwise in fp32 and bf16, tests/test_infra_decoder.py). One call per
+    piece replaced one per token: a row verifying 4 drafts made 5 calls of ~0.1 ms per layer at 1,000 keys.
     """
     tokens, heads, dim = q.shape
     kv_heads = keys.shape[0]
     group = heads // kv_heads
     rows = q.view(tokens, kv_heads, group, dim).transpose(0, 1).reshape(kv_heads, tokens * group, dim)
     row_mask = mask.repeat_interleave(group, dim=0)
+    spare = max(0, QUERY_ROWS[0] - tokens * group)
+    if spare:
+        rows = torch.cat([rows, rows.new_zeros(kv_heads, spare, dim)], dim=1)
+        row_mask = torch.cat([row_mask, (torch.arange(row_mask.shape[1], device=mask.device) < 1).expand(spare, -1)])
     out = F.scaled_dot_product_attention(rows.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
-                                         attn_mask=row_mask, scale=scaling)[0]
-    return out.view(kv_heads, tokens, group, dim).transpose(0, 1).reshape(tokens, heads, dim)
+                                         attn_mask=row_mask, scale=scaling)[0][:, :tokens * group]
+    return out.reshape(kv_heads, tokens, group, dim).transpose(0, 1).reshape(tokens, heads, dim)
 
 
 def _row_attention(q, keys, values, past: int, scaling: float) -> torch.Tensor:

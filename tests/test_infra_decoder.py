@@ -12,6 +12,8 @@ from infra.decoder import (
     TiledLinear,
     Tiles,
     UnsupportedModel,
+    _token_attention,
+    _token_pieces,
 )
 
 DTYPES = [torch.float32, torch.bfloat16]
@@ -77,6 +79,28 @@ def test_tokens_fed_together_get_bitwise_the_logits_they_get_one_at_a_time(model
     one_at_a_time = logits_in_pieces([1] * len(fed))
     for sizes in ([len(fed)], [5, 5, 2], [2, 7, 3]):
         assert torch.equal(logits_in_pieces(sizes), one_at_a_time), sizes
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "bf16"])
+@pytest.mark.parametrize("group", [1, 2, 3, 8])
+def test_a_generated_tokens_attention_is_the_same_in_any_piece_of_any_length(dtype, group):
+    """The attention call itself at a real model's head size (the tiny model's heads are too small to
+    show it): 1 to 40 tokens at once against one at a time. Measured before `QUERY_ROWS`: with 1 or 2
+    query heads per key head a lone token took another kernel path, and a call of 33 rows (11 tokens of
+    SmolLM2's 3) gave the last token other last bits."""
+    generator = torch.Generator().manual_seed(group)
+    kv_heads, dim, length = 2, 64, 700
+    keys, values = (torch.randn(kv_heads, length, dim, generator=generator).to(dtype) for _ in range(2))
+    queries = torch.randn(length, kv_heads * group, dim, generator=generator).to(dtype)
+
+    def attend(past: int, new: int) -> torch.Tensor:
+        return torch.cat([_token_attention(queries[past + first:past + last], keys[:, :padded], values[:, :padded],
+                                           mask, 0.125)
+                          for first, last, padded, mask in _token_pieces(past, new, group, "cpu")])
+
+    for past, new in [(0, 40), (100, 11), (120, 22), (KEY_BLOCK * 3 - 5, 33), (590, 7), (600, 1)]:
+        one_at_a_time = torch.cat([attend(past + offset, 1) for offset in range(new)])
+        assert torch.equal(attend(past, new), one_at_a_time), (past, new)
 
 
 def test_the_decoder_computes_what_the_models_own_forward_computes(model):
