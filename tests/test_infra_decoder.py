@@ -96,7 +96,7 @@ def test_a_generated_tokens_attention_is_the_same_in_any_piece_of_any_length(dty
     def attend(past: int, new: int) -> torch.Tensor:
         return torch.cat([_token_attention(queries[past + first:past + last], keys[:, :padded], values[:, :padded],
                                            mask, 0.125)
-                          for first, last, padded, mask in _token_pieces(past, new, group, "cpu")])
+                          for first, last, padded, mask in _token_pieces(past, new, group, dtype, "cpu")])
 
     for past, new in [(0, 40), (100, 11), (120, 22), (KEY_BLOCK * 3 - 5, 33), (590, 7), (600, 1)]:
         one_at_a_time = torch.cat([attend(past + offset, 1) for offset in range(new)])
