@@ -123,6 +123,8 @@ def main() -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(args.model))
     work = args.out or Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    if any((work / name).exists() for name in ("old", "new")):  # lm-eval would answer from that run's cache
+        raise SystemExit(f"error: {work} already holds an eval's folders (old/, new/); give an empty --out")
     work.mkdir(parents=True, exist_ok=True)
     config = work / "eval.yaml"
     config.write_text(eval_config(args.model, args.limit))
