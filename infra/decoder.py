@@ -96,6 +96,11 @@ KEY_BLOCK = 64
 `_token_attention`); a row's cache capacity is a multiple of it, and the room past its keys holds zeros."""
 
 
+def _whole_blocks(length: int) -> int:
+    """`length` rounded up to a multiple of `KEY_BLOCK`."""
+    return -(-length // KEY_BLOCK) * KEY_BLOCK
+
+
 class RowCache:
     """One request's keys and values for every layer, each [kv_heads, capacity, head_dim], grown in place.
 
@@ -115,7 +120,7 @@ class RowCache:
         end = self.length + keys.shape[1]
         held = self.keys[layer]
         if held is None or held.shape[1] < end:
-            capacity = -(-(end + self.growth) // KEY_BLOCK) * KEY_BLOCK
+            capacity = _whole_blocks(end + self.growth)
             grown_k = keys.new_zeros(keys.shape[0], capacity, keys.shape[2])  # masked keys must be finite
             grown_v = values.new_zeros(values.shape[0], capacity, values.shape[2])
             if held is not None:
@@ -252,7 +257,7 @@ def _token_pieces(past: int, new: int, group: int, dtype, device) -> list[tuple[
     """
     pieces, first, most = [], 0, max(1, QUERY_ROWS[1] // group)
     while first < new:
-        padded = -(-(past + first + 1) // KEY_BLOCK) * KEY_BLOCK
+        padded = _whole_blocks(past + first + 1)
         last = min(new, padded - past, first + most)
         seen = torch.arange(past + first + 1, past + last + 1, device=device).repeat_interleave(group)
         seen = torch.cat([seen, seen.new_ones(max(0, QUERY_ROWS[0] - len(seen)))])  # a padding row sees key 0

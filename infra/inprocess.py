@@ -361,7 +361,7 @@ class InProcessBackend:
     def _guesses(self, row: _Row, length: int) -> list[int]:
         """The drafter's guesses for the row's next `length` + 1 positions (fewer where it has none): the
         first `length` are verified as drafts, the last only orders the sampler's draw at the position after
-        them, as it would if it had been drafted. None with speculative decoding off."""
+        them, as it would if it had been drafted. None at all with speculative decoding off."""
         if self.config.speculative_tokens == 0:
             return []
         return row.drafter.propose(max(length, 0) + 1)
