@@ -220,7 +220,11 @@ class InvariantDecoder:
             q, k = layer.q_norm(q), layer.k_norm(k)
         q, k = self.apply_rotary(q, k, cos, sin, unsqueeze_dim=1)
         v = v.view(tokens, self.kv_heads, self.head_dim)
-        out = torch.empty_like(q)
+        if pieces is None:
+            out = torch.empty_like(q)
+        else:
+            group = self.heads // self.kv_heads
+            grouped, out = _grouped_queries(q, self.kv_heads), q.new_empty(self.kv_heads, tokens * group, self.head_dim)
         start = 0
         for row, (cache, new) in enumerate(rows):
             end = start + len(new)
@@ -230,11 +234,14 @@ class InvariantDecoder:
                                                 layer.scaling).transpose(0, 1)
             else:
                 for first, last, padded, mask in pieces[row]:
-                    out[start + first:start + last] = _token_attention(
-                        q[start + first:start + last], cache.keys[index][:, :padded],
-                        cache.values[index][:, :padded], mask, layer.scaling)
+                    rows_from = (start + first) * group
+                    out[:, rows_from:(start + last) * group] = _token_attention(
+                        grouped[:, rows_from:rows_from + mask.shape[0]], cache.keys[index][:, :padded],
+                        cache.values[index][:, :padded], mask, layer.scaling)[:, :(last - first) * group]
             start = end
-        return out.view(tokens, self.heads * self.head_dim)
+        if pieces is not None:
+            out = out.view(self.kv_heads, tokens, group, self.head_dim).transpose(0, 1)
+        return out.reshape(tokens, self.heads * self.head_dim)
 
 
 QUERY_ROWS = (8, 32)
@@ -268,26 +275,29 @@ def _token_pieces(past: int, new: int, group: int, dtype, device) -> list[tuple[
     return pieces
 
 
-def _token_attention(q, keys, values, mask, scaling: float) -> torch.Tensor:
-    """Generated tokens' attention in one call: `q` [tokens, heads, dim] over `keys`/`values`
-    [kv_heads, padded, dim], with a `_token_pieces` mask.
+def _grouped_queries(q, kv_heads: int) -> torch.Tensor:
+    """`q` [tokens, heads, dim] as [kv_heads, tokens * group + QUERY_ROWS[0], dim]: each query head a row of
+    its key head, a token's `group` rows together, then rows of zeros, so that a piece's query rows, padded up
+    to `QUERY_ROWS[0]`, are one view (`_token_attention`) and the layer moves its queries once, not per row."""
+    tokens, heads, dim = q.shape
+    grouped = q.new_zeros(kv_heads, tokens * (heads // kv_heads) + QUERY_ROWS[0], dim)
+    grouped[:, :tokens * (heads // kv_heads)] = q.view(tokens, kv_heads, heads // kv_heads, dim).transpose(0, 1).flatten(1, 2)
+    return grouped
 
-    Why it is exact: each query head becomes a query row of its key head (no repeated keys), the rows
-    are padded up to `QUERY_ROWS[0]`, the mask hides every key past a token's own, and masked keys add
-    exact zeros, so a row's result does not depend on how many rows share the call (measured bitwise in
-    fp32 and bf16, tests/test_infra_decoder.py). One call per piece replaced one per token: a row
+
+def _token_attention(rows, keys, values, mask, scaling: float) -> torch.Tensor:
+    """Generated tokens' attention in one call: query `rows` [kv_heads, mask rows, dim] (a piece's rows of
+    `_grouped_queries`, the padding rows any finite values) over `keys`/`values` [kv_heads, padded, dim],
+    with a `_token_pieces` mask; returns [kv_heads, mask rows, dim].
+
+    Why it is exact: each query head is a query row of its key head (no repeated keys), a call has at least
+    `QUERY_ROWS[0]` rows, the mask hides every key past a token's own, and masked keys add exact zeros, so a
+    row's result depends neither on how many rows share the call nor on what the others hold (measured
+    bitwise in fp32 and bf16, tests/test_infra_decoder.py). One call per piece replaced one per token: a row
     verifying 4 drafts made 5 calls of ~0.1 ms per layer at 1,000 keys.
     """
-    tokens, heads, dim = q.shape
-    kv_heads = keys.shape[0]
-    group = heads // kv_heads
-    rows = q.view(tokens, kv_heads, group, dim).transpose(0, 1).reshape(kv_heads, tokens * group, dim)
-    spare = mask.shape[0] - tokens * group
-    if spare:
-        rows = torch.cat([rows, rows.new_zeros(kv_heads, spare, dim)], dim=1)
-    out = F.scaled_dot_product_attention(rows.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
-                                         attn_mask=mask, scale=scaling)[0][:, :tokens * group]
-    return out.reshape(kv_heads, tokens, group, dim).transpose(0, 1).reshape(tokens, heads, dim)
+    return F.scaled_dot_product_attention(rows.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+                                          attn_mask=mask, scale=scaling)[0]
 
 
 def _row_attention(q, keys, values, past: int, scaling: float) -> torch.Tensor:

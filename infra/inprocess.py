@@ -7,11 +7,17 @@ call, requests with different sampling cannot share one, and a batch's tail deco
 at a time; measured in `benchmarks/bench_synthesis.py`, that left the pipeline at about a third of
 the batched ceiling.
 
-So one worker thread owns a decode loop (the scheduler, this module). Every step it drops the rows
+So a worker thread owns a decode loop (the scheduler, this module). Every step it drops the rows
 whose callers stopped waiting, admits waiting requests into free rows (one packed prefill, each row
 with its own key/value cache), runs one forward pass for all rows (`infra.decoder`), and picks each
 row's next token with that row's own sampling (`infra.sampler`). A row leaves as soon as it hits
 EOS, a stop string, max_tokens or the end of its JSON schema; its caller's future resolves at once.
+
+On a CPU several such loops ("lanes", one per core) run side by side, each on its own rows with one
+torch thread: a step is mostly small per-row calls (attention over each row's own keys, Python per
+row) that a second thread hardly speeds up (one attention call over 1,024 keys: 101 us on one thread,
+103 us on two), so on 2 cores two single-threaded lanes wrote the same 32 texts 1.12x faster than one
+lane with two threads. Waiting requests go to whichever lane has a free row first.
 
 A seeded request gets the same text whatever else is in flight, in fp32 and in bf16: the forward
 pass and the sampler compute each row as if it were alone (`infra.decoder` says how).
@@ -63,6 +69,7 @@ class InProcessConfig:
         max_batch_size: most requests decoded together.
         batch_wait_s: how long an idle worker waits for companions of a first request.
         torch_threads: CPU threads for torch.
+        lanes: decode loops side by side, each with its share of max_batch_size and its own thread.
         precision: weights' dtype.
     """
 
@@ -75,6 +82,10 @@ class InProcessConfig:
     torch_threads: int | None = field(
         default=None, metadata={"help": "CPU threads for torch; None takes the cores other processes leave idle."}
     )
+    lanes: int | None = field(
+        default=None, metadata={"help": "Decode loops run side by side, each on its own share of max_batch_size with "
+                                        "torch_threads / lanes threads; None: one per torch thread on a CPU, one on "
+                                        "a GPU. The lane a request decodes in changes none of its text."})
     precision: str = field(
         default="auto", metadata={"help": "'fp32', 'bf16', or 'auto': bf16 where the GPU or CPU computes it natively (AVX512-BF16 or AMX), else fp32."}
     )
@@ -90,6 +101,9 @@ class InProcessConfig:
         self.model = Path(self.model)
         if self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
+        if self.lanes is not None and (isinstance(self.lanes, bool) or not isinstance(self.lanes, int)
+                                       or self.lanes < 1):
+            raise ValueError(f"lanes must be a whole number of at least 1, got {self.lanes!r}")
         if self.speculative_tokens < 0:
             raise ValueError(f"speculative_tokens must be 0 or more, got {self.speculative_tokens}")
         if not 1 <= self.ngram_shortest <= self.ngram_longest:
@@ -128,6 +142,14 @@ class _Row:
         return self.request.matcher
 
 
+@dataclass
+class _Lane:
+    """One decode loop's rows: at most `capacity` of them, decoded together by one worker thread."""
+
+    capacity: int
+    rows: list[_Row] = field(default_factory=list)
+
+
 _SHUTDOWN = object()
 
 
@@ -150,6 +172,14 @@ class DecodeStats:
     """Draft tokens verified (n-gram speculative decoding)."""
     accepted: int = 0
     """Draft tokens kept: accepted / drafted is the acceptance rate."""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **amounts) -> None:
+        """Add to the named counters (a list field: its items appended); lanes on other threads add too,
+        and `+=` from two threads can lose an update."""
+        with self._lock:
+            for name, amount in amounts.items():
+                setattr(self, name, getattr(self, name) + amount)
 
 
 class InProcessBackend:
@@ -166,8 +196,10 @@ class InProcessBackend:
         if config.adapter is not None and not (Path(config.adapter) / "adapter_config.json").is_file():
             raise FileNotFoundError(f"adapter {config.adapter} holds no adapter_config.json")
         self.config = config
-        torch.set_num_threads(torch_threads(config.torch_threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        threads = torch_threads(config.torch_threads)
+        lanes = min(1 if device == "cuda" else config.lanes or threads, config.max_batch_size)
+        torch.set_num_threads(max(1, threads // lanes))
         bf16 = use_bf16(config.precision)
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16 if bf16 else torch.float32)
@@ -189,9 +221,12 @@ class InProcessBackend:
         self.stats = DecodeStats()
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
-        self._clear_batch()
-        self._worker = threading.Thread(target=self._serve, name="inprocess-decode", daemon=True)
-        self._worker.start()
+        self._lanes = [_Lane(config.max_batch_size // lanes + (index < config.max_batch_size % lanes))
+                       for index in range(lanes)]
+        self._workers = [threading.Thread(target=self._serve, args=(lane,), name=f"inprocess-decode-{index}",
+                                          daemon=True) for index, lane in enumerate(self._lanes)]
+        for worker in self._workers:
+            worker.start()
 
     # -- TextBackend --------------------------------------------------------------------------
 
@@ -222,23 +257,26 @@ class InProcessBackend:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def is_serving(self) -> bool:
-        """True while the decode worker runs and the backend takes requests."""
-        return not self._closed and self._worker.is_alive()
+        """True while the decode workers run and the backend takes requests."""
+        return not self._closed and all(worker.is_alive() for worker in self._workers)
 
     def close(self) -> None:
-        """Stop the worker after its current step; fail the requests it did not finish."""
+        """Stop the workers after their current steps; fail the requests they did not finish."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_SHUTDOWN)
-        self._worker.join()
-        leftovers = [row.request for row in self._rows]
+        for _ in self._workers:
+            self._queue.put(_SHUTDOWN)  # one each: a worker stops at the first it takes
+        for worker in self._workers:
+            worker.join()
+        leftovers = [row.request for lane in self._lanes for row in lane.rows]
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not _SHUTDOWN:
                 leftovers.append(item)
         self._fail(leftovers, _closed_error())
-        self._clear_batch()
+        for lane in self._lanes:
+            lane.rows = []
 
     def __enter__(self) -> InProcessBackend:
         return self
@@ -252,36 +290,32 @@ class InProcessBackend:
         bos = self.tokenizer.bos_token_id
         return bos is not None and self.tokenizer("a")["input_ids"][:1] == [bos]
 
-    def _clear_batch(self) -> None:
-        """No rows: every request in flight is gone, and so are their caches."""
-        self._rows: list[_Row] = []
-
-    def _serve(self) -> None:
-        while True:
-            arrivals, shutting_down = self._take_arrivals()
+    def _serve(self, lane: _Lane) -> None:
+        while not self._closed:  # a full lane never looks at the queue, so it would not see the sentinel
+            arrivals, shutting_down = self._take_arrivals(lane)
             if shutting_down:
                 self._fail(arrivals, _closed_error())
                 return
             try:
                 with torch.inference_mode():
                     if arrivals:
-                        self._admit(arrivals)
-                    self._drop_abandoned()
-                    if self._rows:
-                        self._decode_step()
+                        self._admit(lane, arrivals)
+                    self._drop_abandoned(lane)
+                    if lane.rows:
+                        self._decode_step(lane)
             except Exception as error:  # the callers get the failure; the worker keeps serving
-                self._fail([row.request for row in self._rows] + arrivals, error)
-                self._clear_batch()
+                self._fail([row.request for row in lane.rows] + arrivals, error)
+                lane.rows = []  # their caches go with them
 
-    def _take_arrivals(self) -> tuple[list[_Request], bool]:
-        """Requests for the free rows: block while idle, then gather companions for batch_wait_s.
+    def _take_arrivals(self, lane: _Lane) -> tuple[list[_Request], bool]:
+        """Requests for the lane's free rows: block while idle, then gather companions for batch_wait_s.
         A request whose caller stopped waiting is dropped here, before any prefill."""
-        free = self.config.max_batch_size - len(self._rows)
+        free = lane.capacity - len(lane.rows)
         arrivals: list[_Request] = []
         deadline = None
         while len(arrivals) < free:
             try:
-                if self._rows:
+                if lane.rows:
                     item = self._queue.get_nowait()
                 elif not arrivals:
                     item = self._queue.get()
@@ -293,26 +327,24 @@ class InProcessBackend:
             if item is _SHUTDOWN:
                 return arrivals, True
             if item.future.done():  # cancelled while queued
-                self.stats.cancelled += 1
+                self.stats.add(cancelled=1)
                 continue
             arrivals.append(item)
         return arrivals, False
 
-    def _drop_abandoned(self) -> None:
+    def _drop_abandoned(self, lane: _Lane) -> None:
         """Take out the rows whose callers cancelled their await; nobody reads what they would write."""
-        keep = [row for row in self._rows if not row.request.future.done()]
-        self.stats.cancelled += len(self._rows) - len(keep)
-        self._rows = keep
+        keep = [row for row in lane.rows if not row.request.future.done()]
+        self.stats.add(cancelled=len(lane.rows) - len(keep))
+        lane.rows = keep
 
-    def _admit(self, arrivals: list[_Request]) -> None:
+    def _admit(self, lane: _Lane, arrivals: list[_Request]) -> None:
         """Prefill the arrivals' prompts, each into its own cache, and pick their first tokens."""
         started = time.perf_counter()
-        self.stats.prefill_sizes.append(len(arrivals))
         # Arrivals with the same prompt (the n samples of one instruction) share one prefill.
         distinct: dict[tuple[int, ...], int] = {}
         row_of = [distinct.setdefault(tuple(r.prompt_ids), len(distinct)) for r in arrivals]
         prompts = [list(prompt) for prompt in distinct]
-        self.stats.prefill_tokens += sum(len(p) for p in prompts)
         caches = [self.decoder.new_cache() for _ in prompts]
         logits = torch.cat([self.decoder.forward([(caches[i], prompts[i]) for i in group], prefill=True)
                             for group in _token_bounded_groups([len(p) for p in prompts], PREFILL_TOKENS)])
@@ -327,24 +359,24 @@ class InProcessBackend:
                              drafter=NgramDrafter(request.prompt_ids, self.config.ngram_longest,
                                                   self.config.ngram_shortest),
                              logprobs=None if request.sampling.top_logprobs is None else []))
-        self._rows = self._rows + rows
-        self.stats.prefill_seconds += time.perf_counter() - started
-        self._verify(logits[row_of], rows, [self._guesses(row, 0) for row in rows], [0] * len(rows))
+        lane.rows = lane.rows + rows
+        self.stats.add(prefill_sizes=[len(arrivals)], prefill_tokens=sum(len(p) for p in prompts),
+                       prefill_seconds=time.perf_counter() - started)
+        self._verify(lane, logits[row_of], rows, [self._guesses(row, 0) for row in rows], [0] * len(rows))
 
-    def _decode_step(self) -> None:
+    def _decode_step(self, lane: _Lane) -> None:
         """Feed every row its last token and its drafts, then keep what the model agrees with."""
         started = time.perf_counter()
-        self.stats.decode_steps += 1
-        self.stats.rows_decoded += len(self._rows)
-        rows = list(self._rows)
+        rows = list(lane.rows)
+        self.stats.add(decode_steps=1, rows_decoded=len(rows))
         lengths = self._draft_lengths(rows)
         guesses = [self._guesses(row, length) for row, length in zip(rows, lengths)]
         fed = [min(length, len(guess)) for length, guess in zip(lengths, guesses)]
         logits = self.decoder.forward(
             [(row.cache, row.tokens[-1:] + guess[:count]) for row, guess, count in zip(rows, guesses, fed)],
             prefill=False)
-        self._verify(logits, rows, guesses, fed)
-        self.stats.decode_seconds += time.perf_counter() - started
+        self._verify(lane, logits, rows, guesses, fed)
+        self.stats.add(decode_seconds=time.perf_counter() - started)
 
     def _draft_lengths(self, rows: list[_Row]) -> list[int]:
         """How many drafts each row verifies this step, never past its max_tokens: `speculative_tokens`,
@@ -366,12 +398,13 @@ class InProcessBackend:
             return []
         return row.drafter.propose(max(length, 0) + 1)
 
-    def _verify(self, logits, rows: list[_Row], guesses: list[list[int]], fed: list[int]) -> None:
+    def _verify(self, lane: _Lane, logits, rows: list[_Row], guesses: list[list[int]], fed: list[int]) -> None:
         """Walk each row's positions in order: keep the `fed` drafts (the first of its `guesses`) while the
         sampler accepts them, then take the sampler's own token; the penalty, the schema mask and the stop
         checks see every position exactly as one-token-at-a-time decoding would. Retire the rows that finished."""
         finished = []
         start = 0
+        kept_in_step = 0
         for row, guess, count in zip(rows, guesses, fed):
             positions, start = logits[start:start + count + 1], start + count + 1
             before = len(row.tokens)
@@ -394,9 +427,10 @@ class InProcessBackend:
             row.drafter.extend(row.tokens[before:])
             row.streak = count > 0 and kept == count
             row.drafted, row.accepted = row.drafted + count, row.accepted + kept
-            self.stats.drafted, self.stats.accepted = self.stats.drafted + count, self.stats.accepted + kept
+            kept_in_step += kept
+        self.stats.add(drafted=sum(fed), accepted=kept_in_step)
         if finished:
-            self._retire(finished)
+            self._retire(lane, finished)
 
     def _record(self, row: _Row, choice) -> None:
         """Append the chosen token to the row: output, penalty set, log-probabilities, schema state."""
@@ -419,7 +453,7 @@ class InProcessBackend:
         window = 4 * max(len(s) for s in sampling.stop) + 4
         return truncate_at_stop(self.tokenizer.decode(row.tokens[-window:], skip_special_tokens=True), sampling.stop)[1]
 
-    def _retire(self, finished: list[_Row]) -> None:
+    def _retire(self, lane: _Lane, finished: list[_Row]) -> None:
         """Resolve the finished rows' futures and drop them with their caches."""
         done = {id(row) for row in finished}
         for row in finished:
@@ -427,7 +461,7 @@ class InProcessBackend:
                                                 self.tokenizer, self._eos_ids, row.logprobs, row.schema_done)
             completion.draft_tokens, completion.accepted_draft_tokens = row.drafted, row.accepted
             _settle_in_loop(row.request, _resolve, completion)
-        self._rows = [row for row in self._rows if id(row) not in done]
+        lane.rows = [row for row in lane.rows if id(row) not in done]
 
     @staticmethod
     def _fail(requests: list[_Request], error: BaseException) -> None:

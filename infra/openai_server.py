@@ -145,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", type=Path, help="LoRA adapter folder merged into the model at load")
     parser.add_argument("--max-batch", type=int, default=16, help="most requests decoded together")
     parser.add_argument("--torch-threads", type=int, help="CPU threads for torch (default: the idle cores)")
+    parser.add_argument("--lanes", type=int, help="decode loops side by side (default: one per torch thread on a CPU)")
     parser.add_argument("--precision", default="auto", help="fp32, bf16 or auto")
     parser.add_argument("--speculative-tokens", type=int, default=InProcessConfig.speculative_tokens,
                         help="tokens drafted per row and step by n-gram lookup (0: no speculative decoding)")
     args = parser.parse_args(argv)
     try:
         config = InProcessConfig(args.model, adapter=args.adapter, max_batch_size=args.max_batch,
-                                 torch_threads=args.torch_threads, precision=args.precision,
+                                 torch_threads=args.torch_threads, lanes=args.lanes, precision=args.precision,
                                  speculative_tokens=args.speculative_tokens)
         with bind_loopback(args.host, args.port) as sock:
             run_server(config, sock, args.served_model_name or str(args.model))

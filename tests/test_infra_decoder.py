@@ -12,6 +12,7 @@ from infra.decoder import (
     TiledLinear,
     Tiles,
     UnsupportedModel,
+    _grouped_queries,
     _token_attention,
     _token_pieces,
 )
@@ -87,20 +88,23 @@ def test_a_generated_tokens_attention_is_the_same_in_any_piece_of_any_length(dty
     """The attention call itself at a real model's head size (the tiny model's heads are too small to
     show it): 1 to 40 tokens at once against one at a time. Measured before `QUERY_ROWS`: with 1 or 2
     query heads per key head a lone token took another kernel path, and a call of 33 rows (11 tokens of
-    SmolLM2's 3) gave the last token other last bits."""
+    SmolLM2's 3) gave the last token other last bits. The rows that pad a call hold zeros alone and the next
+    tokens' queries in a piece: what they hold changes nothing."""
     generator = torch.Generator().manual_seed(group)
     kv_heads, dim, length = 2, 64, 700
     keys, values = (torch.randn(kv_heads, length, dim, generator=generator).to(dtype) for _ in range(2))
     queries = torch.randn(length, kv_heads * group, dim, generator=generator).to(dtype)
 
-    def attend(past: int, new: int) -> torch.Tensor:
-        return torch.cat([_token_attention(queries[past + first:past + last], keys[:, :padded], values[:, :padded],
-                                           mask, 0.125)
-                          for first, last, padded, mask in _token_pieces(past, new, group, dtype, "cpu")])
+    def attend(past: int, new: int, neighbours: int) -> torch.Tensor:
+        """Tokens past..past+new attended with the next `neighbours` tokens' queries where a call pads its rows."""
+        grouped = _grouped_queries(queries[past:past + new + neighbours], kv_heads)
+        return torch.cat([_token_attention(grouped[:, first * group:first * group + mask.shape[0]], keys[:, :padded],
+                                           values[:, :padded], mask, 0.125)[:, :(last - first) * group]
+                          for first, last, padded, mask in _token_pieces(past, new, group, dtype, "cpu")], dim=1)
 
     for past, new in [(0, 40), (100, 11), (120, 22), (KEY_BLOCK * 3 - 5, 33), (590, 7), (600, 1)]:
-        one_at_a_time = torch.cat([attend(past + offset, 1) for offset in range(new)])
-        assert torch.equal(attend(past, new), one_at_a_time), (past, new)
+        one_at_a_time = torch.cat([attend(past + offset, 1, 0) for offset in range(new)], dim=1)
+        assert torch.equal(attend(past, new, 3), one_at_a_time), (past, new)
 
 
 def test_the_decoder_computes_what_the_models_own_forward_computes(model):

@@ -281,26 +281,52 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
         InProcessBackend(InProcessConfig(tmp_path / "missing"))
 
 
-def test_closed_backend_stops_its_worker_and_refuses_requests(tiny_model_dir):
-    with InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1)) as closing:
+def test_lanes_split_the_batch_and_each_seeded_answer_is_the_text_one_lane_writes(tiny_model_dir):
+    """Two lanes hold two rows each of a batch of four: no prefill admits more than two of six arrivals,
+    and every seeded answer (with a neighbour greedy, one cut by a stop string) is the one-lane text."""
+    requests = [(prompt, SamplingConfig(temperature=1.0, max_tokens=16, seed=seed))
+                for seed, prompt in enumerate(PROMPTS * 2)]
+    requests[1] = (PROMPTS[1], GREEDY)
+    requests[4] = (PROMPTS[1], SamplingConfig(temperature=1.0, max_tokens=16, seed=4, stop=["e"]))
+
+    def answers(engine) -> list[str]:
+        return [reply.text for reply in gather(*(engine.complete(p, s) for p, s in requests))]
+
+    with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=4, torch_threads=1)) as one_lane:
+        expected = answers(one_lane)
+    with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=4, torch_threads=1, lanes=2)) as two_lanes:
+        assert answers(two_lanes) == expected
+        assert len(two_lanes._workers) == 2 and max(two_lanes.stats.prefill_sizes) <= 2
+        assert sum(two_lanes.stats.prefill_sizes) == len(requests)
+    assert len(set(expected)) > 2
+
+
+def test_lanes_must_be_a_whole_number_of_at_least_one(tiny_model_dir):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="lanes must be a whole number of at least 1"):
+            InProcessConfig(tiny_model_dir, lanes=bad)
+
+
+def test_closed_backend_stops_its_workers_and_refuses_requests(tiny_model_dir):
+    with InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1, lanes=2)) as closing:
         pass
-    assert not closing._worker.is_alive()
+    assert len(closing._workers) == 2 and not any(worker.is_alive() for worker in closing._workers)
     with pytest.raises(RuntimeError, match="closed"):
         gather(closing.complete(PROMPTS[0], GREEDY))
 
 
-def test_closing_mid_decode_fails_the_request_in_flight_without_finishing_it(tiny_model_dir):
+def test_closing_mid_decode_fails_the_requests_in_flight_without_finishing_them(tiny_model_dir):
     endless = SamplingConfig(max_tokens=100_000, repetition_penalty=2.0)  # greedy: never meets EOS on this prompt
-    backend = InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1))
+    backend = InProcessBackend(InProcessConfig(tiny_model_dir, torch_threads=1, max_batch_size=2, lanes=2))
 
     async def run():
-        request = asyncio.create_task(backend.complete(PROMPTS[0], endless))
-        await until(lambda: backend.stats.decode_steps >= 3)
+        requests = [asyncio.create_task(backend.complete(PROMPTS[0], endless)) for _ in range(2)]
+        await until(lambda: backend.stats.decode_steps >= 6)
         await asyncio.to_thread(backend.close)
-        return await asyncio.gather(request, return_exceptions=True)
+        return await asyncio.gather(*requests, return_exceptions=True)
 
-    (outcome,) = asyncio.run(run())
-    assert isinstance(outcome, RuntimeError) and "closed" in str(outcome)
+    outcomes = asyncio.run(run())  # one request in each lane: both lanes full, neither looks at the queue
+    assert all(isinstance(outcome, RuntimeError) and "closed" in str(outcome) for outcome in outcomes), outcomes
     assert backend.stats.decode_steps < 1000
 
 

@@ -8,6 +8,7 @@ runs the fp32 paths: whichever CPU CI gets, both are covered.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import math
 import subprocess
@@ -119,7 +120,8 @@ def test_the_engine_loads_decodes_and_constrains_under_each_precision(forced_pre
 def test_a_seeded_answer_is_the_same_at_any_concurrency_batch_and_run_under_each_precision(
         forced_precision, tiny_model_dir):
     """Batch invariance: eight seeded requests alone, four at a time beside unseeded companions, all
-    together in a crowd of 32, and again in a second engine give the same eight texts, token for token."""
+    together in a crowd of 32, and again in a second engine with two lanes give the same eight texts, token for
+    token."""
     seeded = [(f"Write about {topic}.", SamplingConfig(temperature=1.0, max_tokens=24, seed=seed))
               for seed, topic in enumerate(["rivers", "a long war", "cats", "the sea", "bread", "maps", "rain", "tea"])]
     companion = SamplingConfig(temperature=0.7, top_k=20, max_tokens=40, repetition_penalty=1.3)
@@ -141,7 +143,7 @@ def test_a_seeded_answer_is_the_same_at_any_concurrency_batch_and_run_under_each
         rows, steps = engine.stats.rows_decoded, engine.stats.decode_steps
         assert answers(engine, concurrency=8, companions=24) == alone
         assert (engine.stats.rows_decoded - rows) / (engine.stats.decode_steps - steps) > 8  # the crowd shared steps
-    with InProcessBackend(config) as second_run:
+    with InProcessBackend(dataclasses.replace(config, lanes=2)) as second_run:  # and in two lanes side by side
         assert answers(second_run, concurrency=8, companions=3) == alone
 
 
