@@ -9,8 +9,8 @@ published decoding, seed 0, cap 2,304 tokens, 32 in flight, the in-process serve
 one after the other on this machine. `--limit` takes the first N prompts per task (40 is the whole
 experiment). Prints, for each: wall time, answer tokens per second (tokens of the answers counted
 with the model's tokenizer), maximum resident set of any one process (the server's), the share of
-answers that ran to the cap and the share of speculative drafts the server accepted (from its log);
-then the ratios. Nothing is cached between the two: each gets its own output folder.
+answers that ran to the cap, the share of speculative drafts the server accepted and its decode lanes
+and threads (from its log); then the ratios. Nothing is cached between the two: each gets its own output folder.
 """
 
 from __future__ import annotations
@@ -91,7 +91,14 @@ def measure(name: str, tree: Path, config: Path, work: Path, tokenizer) -> dict:
         watcher.join()
     stats = answer_stats(out, tokenizer)
     return {"engine": name, "wall_s": wall, "max_rss_gb": peak[0] / 1e6, **stats, "tok_s": stats["tokens"] / wall,
-            "acceptance": speculative_acceptance(out)}
+            "acceptance": speculative_acceptance(out), "layout": engine_layout(out)}
+
+
+def engine_layout(out: Path) -> str:
+    """The decode lanes and threads the servers' logs name at start (engines before lanes name none)."""
+    layouts = sorted({line.removeprefix("engine: ") for log in out.rglob("*.log")
+                      for line in log.read_text(errors="replace").splitlines() if line.startswith("engine: ")})
+    return "; ".join(layouts) or "not logged"
 
 
 def speculative_acceptance(out: Path) -> str:
@@ -145,6 +152,8 @@ def main() -> None:
     for row in rows:
         print(f"| {row['engine']} | {row['wall_s']:.0f} | {row['tokens']} | {row['tok_s']:.1f} | {row['max_rss_gb']:.2f} "
               f"| {row['at_cap']} of {row['answers']} | {row['acceptance']} |")
+    for row in rows:
+        print(f"{row['engine']} server: {row['layout']}")
     old, new = rows
     print(f"new vs old: {old['wall_s'] / new['wall_s']:.2f}x faster in wall time, "
           f"{new['tok_s'] / old['tok_s']:.2f}x the tokens/s, {new['max_rss_gb'] / old['max_rss_gb']:.2f}x the resident set")

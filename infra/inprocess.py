@@ -256,6 +256,13 @@ class InProcessBackend:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def describe_lanes(self) -> str:
+        """How the decode work is laid out, for a server's log: lanes, their rows, torch threads each."""
+        rows = " + ".join(str(lane.capacity) for lane in self._lanes)
+        threads = torch.get_num_threads()
+        return (f"{len(self._lanes)} decode lane{'s' if len(self._lanes) > 1 else ''} ({rows} rows), "
+                f"{threads} torch thread{'s' if threads > 1 else ''} each")
+
     def is_serving(self) -> bool:
         """True while the decode workers run and the backend takes requests."""
         return not self._closed and all(worker.is_alive() for worker in self._workers)

@@ -120,6 +120,7 @@ def run_server(config: InProcessConfig, sock: socket.socket, model_name: str | N
     ignoring it there leaves the caller to say how the process ends (`selflengthen serve`: exit 130).
     """
     with InProcessBackend(config) as backend:
+        print(f"engine: {backend.describe_lanes()}", file=sys.stderr, flush=True)
         app = build_app(backend, model_name or str(config.model))
         server = _Server(uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5))
         handled = (signal.SIGINT, signal.SIGTERM)

@@ -296,7 +296,8 @@ def test_lanes_split_the_batch_and_each_seeded_answer_is_the_text_one_lane_write
         expected = answers(one_lane)
     with InProcessBackend(InProcessConfig(tiny_model_dir, max_batch_size=4, torch_threads=1, lanes=2)) as two_lanes:
         assert answers(two_lanes) == expected
-        assert len(two_lanes._workers) == 2 and max(two_lanes.stats.prefill_sizes) <= 2
+        assert two_lanes.describe_lanes() == "2 decode lanes (2 + 2 rows), 1 torch thread each"
+        assert max(two_lanes.stats.prefill_sizes) <= 2
         assert sum(two_lanes.stats.prefill_sizes) == len(requests)
     assert len(set(expected)) > 2
 
